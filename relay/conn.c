@@ -1,0 +1,295 @@
+/*
+ * conn.c -- buffered non-blocking sockets on libev.
+ *
+ * Reads go into a buffer that is offered to the owner until it consumes
+ * nothing more; writes go out from a queue.  Closed conns sit on a
+ * reaper list that an ev_idle watcher empties outside any callback of
+ * theirs, so an owner may close its conn from inside on_input().
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "relay/conn.h"
+
+#define READ_CHUNK 65536
+
+struct conn {
+	struct ev_loop *loop;
+	int fd;
+	char *peer;
+	unsigned long id;
+	ev_io rio, wio;
+	ev_timer idle;
+	double timeout;
+	struct buf in, out;
+	size_t out_off;		/* bytes of out already sent */
+	const struct conn_ops *ops;
+	void *arg;
+	bool closing;		/* close once out is empty */
+	const char *close_reason;	/* static text for the log */
+	bool dead;		/* on the reaper list */
+	bool paused;		/* reading stopped for backpressure */
+	struct conn *next, *prev;	/* all live conns */
+	struct conn *next_dead;
+};
+
+static struct conn *conns;
+static size_t nconns;
+static struct conn *dead_conns;
+static ev_idle reaper;
+static unsigned long next_id = 1;
+
+static void conn_kill(struct conn *c, const char *reason);
+
+static void
+reap_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	while (dead_conns != NULL) {
+		struct conn *c = dead_conns;
+
+		dead_conns = c->next_dead;
+		if (c->ops->on_free)
+			c->ops->on_free(c->arg);
+		buf_free(&c->in);
+		buf_free(&c->out);
+		free(c->peer);
+		free(c);
+	}
+	ev_idle_stop(loop, w);
+}
+
+static void
+update_watchers(struct conn *c)
+{
+	size_t pending = c->out.len - c->out_off;
+
+	if (c->dead)
+		return;
+	if (pending > 0)
+		ev_io_start(c->loop, &c->wio);
+	else
+		ev_io_stop(c->loop, &c->wio);
+	if (!c->paused && pending > CONN_OUT_HIGH) {
+		c->paused = true;
+		ev_io_stop(c->loop, &c->rio);
+	} else if (c->paused && pending < CONN_OUT_LOW && !c->closing) {
+		c->paused = false;
+		ev_io_start(c->loop, &c->rio);
+	}
+}
+
+static void
+flush_out(struct conn *c)
+{
+	while (c->out_off < c->out.len) {
+		ssize_t n = send(c->fd, c->out.s + c->out_off,
+		    c->out.len - c->out_off, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			conn_kill(c, strerror(errno));
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out.len) {
+		buf_reset(&c->out);
+		c->out_off = 0;
+		if (c->closing) {
+			conn_kill(c, c->close_reason);
+			return;
+		}
+	} else if (c->out_off > CONN_OUT_LOW) {
+		buf_consume(&c->out, c->out_off);
+		c->out_off = 0;
+	}
+	update_watchers(c);
+}
+
+static void
+write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	flush_out((struct conn *)w->data);
+}
+
+static void
+offer_input(struct conn *c)
+{
+	while (!c->dead && !c->closing && c->in.len > 0) {
+		size_t used = c->ops->on_input(c, c->arg, c->in.s, c->in.len);
+
+		if (used == 0)
+			break;
+		buf_consume(&c->in, used);
+	}
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+	ssize_t n;
+
+	if (buf_reserve(&c->in, READ_CHUNK) < 0) {
+		conn_kill(c, "input buffer full");
+		return;
+	}
+	n = recv(c->fd, c->in.s + c->in.len, READ_CHUNK, 0);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			conn_kill(c, strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		conn_kill(c, "peer closed the connection");
+		return;
+	}
+	c->in.len += (size_t)n;
+	ev_timer_again(loop, &c->idle);
+	offer_input(c);
+	if (!c->dead)
+		flush_out(c);
+}
+
+static void
+idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	conn_kill((struct conn *)w->data, "idle timeout");
+}
+
+struct conn *
+conn_new(struct ev_loop *loop, int fd, const char *peer, double idle_timeout,
+    const struct conn_ops *ops, void *arg)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+
+	c->loop = loop;
+	c->fd = fd;
+	c->peer = xstrdup(peer);
+	c->id = next_id++;
+	c->ops = ops;
+	c->arg = arg;
+	buf_init(&c->in, (size_t)64 << 20);
+	buf_init(&c->out, 0);
+	ev_io_init(&c->rio, read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+	c->rio.data = c->wio.data = c;
+	ev_init(&c->idle, idle_cb);
+	c->idle.data = c;
+	conn_set_timeout(c, idle_timeout);
+	ev_io_start(loop, &c->rio);
+	if (!ev_is_active(&reaper))
+		ev_idle_init(&reaper, reap_cb);
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	nconns++;
+	return c;
+}
+
+void
+conn_set_timeout(struct conn *c, double idle_timeout)
+{
+	c->timeout = idle_timeout;
+	c->idle.repeat = idle_timeout;
+	if (idle_timeout > 0)
+		ev_timer_again(c->loop, &c->idle);
+	else
+		ev_timer_stop(c->loop, &c->idle);
+}
+
+void
+conn_write(struct conn *c, const void *p, size_t n)
+{
+	if (c->dead)
+		return;
+	if (buf_append(&c->out, p, n) < 0) {
+		conn_kill(c, "output buffer full");
+		return;
+	}
+	update_watchers(c);
+}
+
+/* Stops everything, tells the owner, and queues the conn for freeing. */
+static void
+conn_kill(struct conn *c, const char *reason)
+{
+	if (c->dead)
+		return;
+	c->dead = true;
+	ev_io_stop(c->loop, &c->rio);
+	ev_io_stop(c->loop, &c->wio);
+	ev_timer_stop(c->loop, &c->idle);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	nconns--;
+	c->ops->on_close(c, c->arg, reason ? reason : "closed");
+	c->next_dead = dead_conns;
+	dead_conns = c;
+	ev_idle_start(c->loop, &reaper);
+}
+
+void
+conn_close(struct conn *c, const char *reason, bool now)
+{
+	if (c->dead)
+		return;
+	if (now || c->out.len == c->out_off) {
+		/* Try once to send what is queued before closing. */
+		if (c->out.len > c->out_off)
+			(void)send(c->fd, c->out.s + c->out_off,
+			    c->out.len - c->out_off, MSG_NOSIGNAL |
+			    MSG_DONTWAIT);
+		conn_kill(c, reason);
+		return;
+	}
+	c->closing = true;
+	c->close_reason = reason;
+	ev_io_stop(c->loop, &c->rio);
+	update_watchers(c);
+}
+
+const char *
+conn_peer(const struct conn *c)
+{
+	return c->peer;
+}
+
+unsigned long
+conn_id(const struct conn *c)
+{
+	return c->id;
+}
+
+size_t
+conn_count(void)
+{
+	return nconns;
+}
+
+void
+conn_close_all(const char *line)
+{
+	while (conns != NULL) {
+		struct conn *c = conns;
+
+		if (line)
+			conn_write(c, line, strlen(line));
+		conn_close(c, "server shutting down", true);
+	}
+}

@@ -1,0 +1,59 @@
+/*
+ * conn.h -- one buffered, non-blocking socket on the event loop.
+ *
+ * A conn owns its fd, its read/write watchers, an idle timer and its
+ * input/output buffers.  Input is handed to the owner's on_input(), which
+ * says how much it consumed; output is queued with conn_write() and sent
+ * as the socket allows.  When more than CONN_OUT_HIGH bytes wait to be
+ * sent, reading pauses until the queue drains below CONN_OUT_LOW
+ * (backpressure).  A conn is never freed inside its own callback:
+ * conn_close() only marks it, and the loop frees it afterwards.
+ */
+#ifndef SR_CONN_H
+#define SR_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <ev.h>
+
+#define CONN_OUT_HIGH ((size_t)4 << 20)
+#define CONN_OUT_LOW ((size_t)1 << 20)
+
+struct conn;
+
+struct conn_ops {
+	/*
+	 * n bytes of input are available; returns how many were consumed
+	 * (the rest is offered again with more data appended).
+	 */
+	size_t (*on_input)(struct conn *c, void *arg, const char *data,
+	    size_t n);
+	/* The connection is going away (EOF, error, timeout or close). */
+	void (*on_close)(struct conn *c, void *arg, const char *reason);
+	/* Called once the conn is freed: the owner releases arg. */
+	void (*on_free)(void *arg);
+};
+
+/*
+ * Wraps an accepted, connected fd.  peer is a printable address used in
+ * logs.  idle_timeout is in seconds (0: none).  Returns the new conn.
+ */
+struct conn *conn_new(struct ev_loop *loop, int fd, const char *peer,
+    double idle_timeout, const struct conn_ops *ops, void *arg);
+/* Queues n bytes for sending. */
+void conn_write(struct conn *c, const void *p, size_t n);
+/* Closes after the queued output is sent (or at once if now). */
+void conn_close(struct conn *c, const char *reason, bool now);
+/* Changes the idle timeout (seconds). */
+void conn_set_timeout(struct conn *c, double idle_timeout);
+/* The printable peer address. */
+const char *conn_peer(const struct conn *c);
+/* A small number naming this connection in logs. */
+unsigned long conn_id(const struct conn *c);
+/* Number of live conns. */
+size_t conn_count(void);
+/* Closes every conn now (shutdown), after queueing line to each. */
+void conn_close_all(const char *line);
+
+#endif

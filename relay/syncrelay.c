@@ -1,0 +1,311 @@
+/*
+ * syncrelay.c -- the daemon: options, config, listener, signals.
+ *
+ *   syncrelay [-C file] [-f] [-p pidfile]   run (in the background unless -f)
+ *   syncrelay [-C file] -n                  check the config file and exit
+ *   syncrelay -D                            print every option's default
+ *
+ * SIGTERM/SIGINT stop gracefully (sessions get "BYE shutting down");
+ * SIGHUP re-reads the config file: reloadable options take effect, a
+ * broken file is logged and ignored, the running config stays.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "relay/config.h"
+#include "relay/conn.h"
+#include "relay/listener.h"
+#include "relay/session.h"
+
+#define DEFAULT_CONFIG "/etc/syncrelay.conf"
+
+static struct {
+	const char *config_path;
+	struct config *config;
+	struct session_params params;
+	size_t max_connections;
+	struct listener *listener;
+	char *pidfile;
+	char hostname[256];
+} relay;
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: syncrelay [-C config] [-f] [-p pidfile]\n"
+	    "       syncrelay [-C config] -n\n"
+	    "       syncrelay -D\n"
+	    "  -C file   configuration file (default " DEFAULT_CONFIG ")\n"
+	    "  -f        stay in the foreground, log to stderr\n"
+	    "  -p file   pid file (overrides the pidfile option)\n"
+	    "  -n        check the configuration file and exit\n"
+	    "  -D        print every option with its default and exit\n"
+	    "  -V        print the version and exit\n");
+	exit(2);
+}
+
+static enum log_level
+level_from_config(const struct config *c)
+{
+	return (enum log_level)config_num(c, OPT_log_level);
+}
+
+static struct dlist_limits
+limits_from_config(const struct config *c, bool preauth)
+{
+	struct dlist_limits l = dlist_limits_default;
+
+	l.max_line = (size_t)config_num(c, preauth ? OPT_preauth_max_line_bytes :
+	    OPT_max_line_bytes);
+	l.max_literal = (size_t)config_num(c, OPT_max_literal_bytes);
+	l.max_depth = (unsigned)config_num(c, OPT_max_nesting_depth);
+	l.max_items = (size_t)config_num(c, OPT_max_items);
+	if (preauth) {
+		/* Before login nobody needs more than a short line. */
+		if (l.max_literal > l.max_line)
+			l.max_literal = l.max_line;
+		l.max_token = l.max_line;
+		l.max_items = 1024;
+		l.max_file = 0;
+	}
+	return l;
+}
+
+/* Applies the options that may change while running. */
+static void
+apply_reloadable(const struct config *c)
+{
+	log_set_level(level_from_config(c));
+	relay.params.idle_timeout = (double)config_num(c, OPT_sync_timeout);
+	relay.params.preauth = limits_from_config(c, true);
+	relay.params.limits = limits_from_config(c, false);
+	relay.max_connections = (size_t)config_num(c, OPT_max_connections);
+}
+
+static void
+log_store_changes(const struct config *old, const struct config *new)
+{
+	size_t i;
+
+	for (i = 0; i < config_nstores(new); i++) {
+		const struct store_conf *s = config_store(new, i);
+
+		if (config_store_by_name(old, s->name) == NULL)
+			log_info("store=%s event=store_added identity=%s "
+			    "replicas=%zu", s->name, s->identity, s->nreplicas);
+	}
+	for (i = 0; i < config_nstores(old); i++) {
+		const struct store_conf *s = config_store(old, i);
+
+		if (config_store_by_name(new, s->name) == NULL)
+			log_info("store=%s event=store_removed", s->name);
+	}
+}
+
+static void
+reload(void)
+{
+	char err[512];
+	struct config *c = config_load(relay.config_path, err, sizeof(err));
+	int i;
+
+	if (c == NULL) {
+		log_error("event=reload_failed error=\"%s\" (keeping the "
+		    "running configuration)", err);
+		return;
+	}
+	for (i = 0; i < OPT__COUNT; i++)
+		if (!config_options[i].reloadable &&
+		    strcmp(config_text(c, (enum config_opt)i),
+		    config_text(relay.config, (enum config_opt)i)) != 0)
+			log_warnx("event=reload option=%s note=\"changed; takes "
+			    "effect after a restart\"", config_options[i].name);
+	log_store_changes(relay.config, c);
+	/* Non-reloadable strings stay pointed at the running config. */
+	config_free(&relay.config);
+	relay.config = c;
+	relay.params.servername = *config_str(c, OPT_servername) ?
+	    config_str(c, OPT_servername) : relay.hostname;
+	apply_reloadable(c);
+	log_info("event=reloaded config=%s stores=%zu", relay.config_path,
+	    config_nstores(c));
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	if (w->signum == SIGHUP) {
+		reload();
+		return;
+	}
+	log_info("event=stopping signal=%d connections=%zu", w->signum,
+	    conn_count());
+	listener_free(&relay.listener);
+	conn_close_all("BYE shutting down\r\n");
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* Refuses to start over a live daemon; returns 0 or -1. */
+static int
+write_pidfile(const char *path)
+{
+	char buf[32];
+	FILE *fp;
+	long pid;
+
+	if ((fp = fopen(path, "r")) != NULL) {
+		if (fscanf(fp, "%ld", &pid) == 1 && pid > 0 &&
+		    kill((pid_t)pid, 0) == 0 && pid != (long)getpid()) {
+			fclose(fp);
+			log_error("pidfile=%s event=already_running pid=%ld",
+			    path, pid);
+			return -1;
+		}
+		fclose(fp);
+	}
+	snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if ((fp = fopen(path, "w")) == NULL || fputs(buf, fp) == EOF ||
+	    fclose(fp) == EOF) {
+		log_warn("pidfile=%s event=pidfile_failed", path);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		fatal("setsid");
+	if (chdir("/") < 0)
+		fatal("chdir /");
+	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ev_loop *loop;
+	ev_signal sigterm, sigint, sighup;
+	char err[512], *host = NULL;
+	uint16_t port;
+	bool check_only = false, foreground = false;
+	int ch, facility;
+
+	relay.config_path = DEFAULT_CONFIG;
+	while ((ch = getopt(argc, argv, "C:nDfp:Vh")) != -1) {
+		switch (ch) {
+		case 'C':
+			relay.config_path = optarg;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		case 'D':
+			config_print_defaults(stdout);
+			return 0;
+		case 'f':
+			foreground = true;
+			break;
+		case 'p':
+			free(relay.pidfile);
+			relay.pidfile = xstrdup(optarg);
+			break;
+		case 'V':
+			printf("syncrelay %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	relay.config = config_load(relay.config_path, err, sizeof(err));
+	if (relay.config == NULL) {
+		fprintf(stderr, "syncrelay: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		size_t i, nrep = 0;
+
+		for (i = 0; i < config_nstores(relay.config); i++)
+			nrep += config_store(relay.config, i)->nreplicas;
+		printf("%s: OK, %zu stores, %zu replicas\n", relay.config_path,
+		    config_nstores(relay.config), nrep);
+		config_free(&relay.config);
+		return 0;
+	}
+
+	facility = log_facility_from_name(config_str(relay.config,
+	    OPT_syslog_facility));
+	log_init("syncrelay", facility, foreground);
+	if (gethostname(relay.hostname, sizeof(relay.hostname) - 1) < 0)
+		snprintf(relay.hostname, sizeof(relay.hostname), "localhost");
+	relay.params.servername = *config_str(relay.config, OPT_servername) ?
+	    config_str(relay.config, OPT_servername) : relay.hostname;
+	apply_reloadable(relay.config);
+	if (relay.pidfile == NULL)
+		relay.pidfile = xstrdup(config_str(relay.config, OPT_pidfile));
+
+	signal(SIGPIPE, SIG_IGN);
+	loop = ev_default_loop(EVFLAG_AUTO);
+	if (config_split_address(config_str(relay.config, OPT_listen), 2005,
+	    &host, &port, err, sizeof(err)) < 0)
+		fatalx("listen: %s", err);
+	relay.listener = listener_new(loop, host, port, &relay.params,
+	    &relay.max_connections, err, sizeof(err));
+	free(host);
+	if (relay.listener == NULL)
+		fatalx("event=listen_failed error=\"%s\"", err);
+	if (!foreground) {
+		daemonize();
+		ev_loop_fork(loop);
+	}
+	if (write_pidfile(relay.pidfile) < 0)
+		return 1;
+
+	ev_signal_init(&sigterm, signal_cb, SIGTERM);
+	ev_signal_init(&sigint, signal_cb, SIGINT);
+	ev_signal_init(&sighup, signal_cb, SIGHUP);
+	ev_signal_start(loop, &sigterm);
+	ev_signal_start(loop, &sigint);
+	ev_signal_start(loop, &sighup);
+	log_info("event=started version=%s listen=%s config=%s stores=%zu "
+	    "pid=%ld", PACKAGE_VERSION, listener_address(relay.listener),
+	    relay.config_path, config_nstores(relay.config), (long)getpid());
+
+	ev_run(loop, 0);
+
+	unlink(relay.pidfile);
+	log_info("event=stopped");
+	free(relay.pidfile);
+	config_free(&relay.config);
+	return 0;
+}
