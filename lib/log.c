@@ -73,6 +73,9 @@ log_facility_from_name(const char *name)
 	return -1;
 }
 
+static void log_vemit(enum log_level level, const char *errtext,
+    const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
 static void
 log_vemit(enum log_level level, const char *errtext, const char *fmt,
     va_list ap)

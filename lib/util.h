@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Marks an intended fall-through between switch labels. */
+#define FALLTHROUGH __attribute__((fallthrough))
+
 /*
  * Parses exactly the n bytes at s as an unsigned decimal (no sign, no
  * spaces, at least one digit, no overflow past UINT64_MAX).  Returns 0 and

@@ -218,6 +218,10 @@ entry_done(struct dlist_parser *p)
 }
 
 /* Records an error; resume says where skip_line() picks up. */
+static enum dlist_parse_status fail(struct dlist_parser *p,
+    enum dlist_parse_error err, enum state resume, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static enum dlist_parse_status
 fail(struct dlist_parser *p, enum dlist_parse_error err, enum state resume,
     const char *fmt, ...)
@@ -382,6 +386,15 @@ file_header(struct dlist_parser *p)
 	    memchr(hdr, '\0', p->tok.len) != NULL)
 		return fail(p, DLIST_E_FILE, resume,
 		    "file literal header is not %%{partition guid size}");
+	for (size_t i = 0; hdr + i < sp1; i++) {
+		unsigned char c = (unsigned char)hdr[i];
+
+		/* A partition is a configured name: printable, no specials,
+		 * so that it always prints back as an atom. */
+		if (c <= ' ' || c >= 0x7f || strchr("(){}\"%*\\", c) != NULL)
+			return fail(p, DLIST_E_FILE, resume,
+			    "bad partition name in file literal");
+	}
 	if (sp2 - sp1 - 1 != 40 || !is_hex(sp1 + 1, 40))
 		return fail(p, DLIST_E_FILE, resume,
 		    "file literal GUID is not 40 hex digits");
@@ -542,7 +555,7 @@ skip_byte(struct dlist_parser *p, char c)
 			p->state = ST_SKIP_NL_LF;
 			return false;
 		}
-		/* FALLTHROUGH */
+		FALLTHROUGH;
 	case ST_SKIP_NL_LF:
 		if (c == '\n') {
 			p->remaining = p->skip_num;
@@ -814,7 +827,7 @@ dlist_parser_feed(struct dlist_parser *p, const char *data, size_t n,
 								 : ST_FILE_LF;
 				break;
 			}
-			/* FALLTHROUGH */
+			FALLTHROUGH;
 		case ST_LIT_LF:
 		case ST_FILE_LF:
 			if (c != '\n') {

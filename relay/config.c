@@ -54,6 +54,9 @@ struct config {
 	size_t err_len;
 };
 
+static int cerr(struct config *c, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int
 cerr(struct config *c, int line, const char *fmt, ...)
 {

@@ -185,6 +185,23 @@ write_pidfile(const char *path)
 	return 0;
 }
 
+/* The data directory must exist (it is created) and be writable. */
+static void
+check_datadir(const char *path)
+{
+	struct stat st;
+
+	if (mkdir(path, 0750) < 0 && errno != EEXIST)
+		fatal("datadir=%s event=datadir_unusable", path);
+	if (stat(path, &st) < 0)
+		fatal("datadir=%s event=datadir_unusable", path);
+	if (!S_ISDIR(st.st_mode))
+		fatalx("datadir=%s event=datadir_unusable error=\"not a "
+		    "directory\"", path);
+	if (access(path, W_OK | X_OK) < 0)
+		fatal("datadir=%s event=datadir_unusable", path);
+}
+
 static void
 daemonize(void)
 {
@@ -274,6 +291,7 @@ main(int argc, char **argv)
 	if (relay.pidfile == NULL)
 		relay.pidfile = xstrdup(config_str(relay.config, OPT_pidfile));
 
+	check_datadir(config_str(relay.config, OPT_datadir));
 	signal(SIGPIPE, SIG_IGN);
 	loop = ev_default_loop(EVFLAG_AUTO);
 	if (config_split_address(config_str(relay.config, OPT_listen), 2005,

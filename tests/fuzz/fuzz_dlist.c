@@ -65,6 +65,8 @@ t_print(void *arg, const struct dlist *file, struct buf *out)
 
 	if (t->print_off + file->num > t->bodies.len)
 		abort();
+	if (file->num == 0)
+		return 0;
 	buf_append(out, t->bodies.s + t->print_off, (size_t)file->num);
 	t->print_off += (size_t)file->num;
 	return 0;
@@ -101,11 +103,18 @@ check_round_trip(const struct dlist *entry, struct trace *t, size_t body_off)
 		big.max_depth = fuzz_limits.max_depth;
 		p = dlist_parser_new(&big, NULL);
 		if (dlist_parser_feed(p, out.s, out.len, &used) != DLIST_DONE ||
-		    used != out.len)
+		    used != out.len) {
+			fprintf(stderr, "reprint does not parse (%s, %zu of "
+			    "%zu bytes): %.*s\n", dlist_parser_errstr(p), used,
+			    out.len, (int)out.len, out.s);
 			abort();
+		}
 		back = dlist_parser_take(p);
-		if (back == NULL || !dlist_equal(entry, back))
+		if (back == NULL || !dlist_equal(entry, back)) {
+			fprintf(stderr, "reprint parses differently: %.*s\n",
+			    (int)out.len, out.s);
 			abort();
+		}
 		dlist_free(&back);
 		dlist_parser_free(&p);
 		buf_free(&out);

@@ -221,7 +221,7 @@ sample_matches_table(void)
 	char path[4096], *line = NULL;
 	size_t cap = 0;
 	int seen[OPT__COUNT] = { 0 }, i;
-	struct buf uncommented = BUF_INIT;
+	struct buf uncommented = BUF_INIT, b_defaults = BUF_INIT;
 	FILE *fp;
 	struct config *c;
 
@@ -282,6 +282,33 @@ sample_matches_table(void)
 			    config_options[i].name, seen[i]);
 			test_assert(0);
 		}
+	/* The option block is exactly what "syncrelay -D" prints, so the
+	 * help texts cannot drift from the table either. */
+	{
+		struct buf whole = BUF_INIT;
+		char tmp[4096];
+		size_t n;
+		FILE *dp = tmpfile();
+
+		fp = fopen(path, "r");
+		while ((n = fread(tmp, 1, sizeof(tmp), fp)) > 0)
+			buf_append(&whole, tmp, n);
+		fclose(fp);
+		config_print_defaults(dp);
+		rewind(dp);
+		buf_reset(&b_defaults);
+		while ((n = fread(tmp, 1, sizeof(tmp), dp)) > 0)
+			buf_append(&b_defaults, tmp, n);
+		fclose(dp);
+		if (strstr(buf_cstring(&whole), buf_cstring(&b_defaults)) ==
+		    NULL) {
+			fprintf(stderr, "conf/syncrelay.conf.sample does not "
+			    "contain the output of \"syncrelay -D\"\n");
+			test_assert(0);
+		}
+		buf_free(&whole);
+		buf_free(&b_defaults);
+	}
 	c = load_text(uncommented.s);
 	if (c == NULL)
 		fprintf(stderr, "sample, uncommented: %s\n", err);

@@ -640,6 +640,10 @@ malformed_input(void)
 		{ "{3+}\r\na\0b v\r\n", 13, DLIST_E_SYNTAX, "NUL byte in a key" },
 		{ "K %{default abc 3}\r\nxyz\r\n", 0, DLIST_E_FILE,
 		    "GUID is not 40 hex" },
+		{ "K %{def\xff" "ault 85ad4a82f0ac38cf6696948ca6d8e98d10b5337e 3}\r\n"
+		    "abc)\r\n", 0, DLIST_E_FILE, "bad partition name" },
+		{ "K %{a\"b 85ad4a82f0ac38cf6696948ca6d8e98d10b5337e 3}\r\n"
+		    "abc)\r\n", 0, DLIST_E_FILE, "bad partition name" },
 		{ "K %{default 5}\r\n", 0, DLIST_E_FILE,
 		    "not %{partition guid size}" },
 		{ "K %{default 85ad4a82f0ac38cf6696948ca6d8e98d10b5337e x}\r\n",
