@@ -651,16 +651,36 @@ dlist_parser_feed(struct dlist_parser *p, const char *data, size_t n,
 				    data[j] != '\n')
 					j++;
 			if (j > i) {
-				if (buf_append(&p->tok, data + i, j - i) < 0) {
-					*used = i;
+				/*
+				 * Fail at exactly the byte a byte-at-a-time
+				 * feed would fail at, so that where the bad
+				 * line is skipped from never depends on how
+				 * the input was split.
+				 */
+				size_t run = j - i;
+				size_t room_tok = p->tok.max - p->tok.len;
+				size_t room_line = p->line_bytes >=
+				    p->lim.max_line ? 0 : p->lim.max_line -
+				    p->line_bytes;
+
+				if (room_tok < run && room_tok <= room_line) {
+					buf_append(&p->tok, data + i, room_tok);
+					p->line_bytes += room_tok;
+					*used = i + room_tok;
 					return fail(p, DLIST_E_TOKEN, ST_SKIP,
 					    "string longer than %zu bytes",
 					    p->lim.max_token);
 				}
-				p->line_bytes += j - i;
-				i = j;
-				if (p->line_bytes > p->lim.max_line)
+				if (room_line < run) {
+					buf_append(&p->tok, data + i,
+					    room_line + 1);
+					p->line_bytes += room_line + 1;
+					i += room_line + 1;
 					goto too_long;
+				}
+				buf_append(&p->tok, data + i, run);
+				p->line_bytes += run;
+				i = j;
 				continue;
 			}
 		}

@@ -194,8 +194,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    memcmp(buf_cstring(&a.log), buf_cstring(&b.log),
 		    a.log.len) != 0 || a.bodies.len != b.bodies.len ||
 		    memcmp(buf_cstring(&a.bodies), buf_cstring(&b.bodies),
-		    a.bodies.len) != 0)
+		    a.bodies.len) != 0) {
+			fprintf(stderr, "split into pieces of 1..%u bytes, the "
+			    "input reads differently:\nwhole:  %.*s\npieces: "
+			    "%.*s\n", step, (int)a.log.len, buf_cstring(&a.log),
+			    (int)b.log.len, buf_cstring(&b.log));
 			abort();
+		}
 		buf_free(&b.log);
 		buf_free(&b.body);
 		buf_free(&b.bodies);

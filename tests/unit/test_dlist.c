@@ -554,6 +554,8 @@ run_bad_cases(const struct dlist_limits *lim, const struct bad_case *cases,
 		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].in);
 		unsigned seed;
 
+		size_t err_off0 = 0;
+
 		buf_append(&in, cases[i].in, len);
 		buf_puts(&in, "NEXT ok\r\n");
 		for (seed = 0; seed < 4; seed++) {
@@ -574,6 +576,17 @@ run_bad_cases(const struct dlist_limits *lim, const struct bad_case *cases,
 				    &used);
 				off += used;
 				if (st == DLIST_ERROR) {
+					/* The error is at the same byte
+					 * however the input was split. */
+					if (seed == 0)
+						err_off0 = off;
+					else if (off != err_off0) {
+						fprintf(stderr, "bad case %zu "
+						    "seed %u: error at byte "
+						    "%zu, whole at %zu\n", i,
+						    seed, off, err_off0);
+						test_assert(0);
+					}
 					if (dlist_parser_error(p) !=
 					    cases[i].err ||
 					    !strstr(dlist_parser_errstr(p),
@@ -665,6 +678,8 @@ limits(void)
 		/* max_token 16 */
 		{ "K aaaaaaaaaaaaaaaaa\r\n", 0, DLIST_E_TOKEN, "longer than 16" },
 		{ "K \"aaaaaaaaaaaaaaaaa\"\r\n", 0, DLIST_E_TOKEN,
+		    "longer than 16" },
+		{ "K \"aaaaaaaaaaaaaaaa{3}\r\nxyz\r\n", 0, DLIST_E_TOKEN,
 		    "longer than 16" },
 		/* max_literal 8: the payload is stepped over, even if it
 		 * looks like commands */
