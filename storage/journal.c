@@ -1,0 +1,925 @@
+/*
+ * journal.c -- opening, recovering and appending to a store's journal.
+ *
+ * The format is described in segment.c.  One writer thread per journal
+ * owns the newest segment: it takes every queued operation, compresses
+ * and writes each one in order, then makes the whole batch durable with
+ * a single fdatasync (group commit) and hands the finished operations
+ * back through the done list.  The owner's thread only ever queues and
+ * collects, so it never waits on the disk.
+ *
+ * Invariants: LSNs are assigned by the writer in file order, one per
+ * record, without gaps; a completion with err == 0 is delivered only
+ * after the fdatasync covering its record returned; after the first
+ * failed write or sync every later operation fails (sticky error).
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <zstd.h>
+
+#include "lib/crc32c.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "lib/xmalloc.h"
+#include "storage/journal.h"
+#include "storage/segment.h"
+
+enum op_kind {
+	OP_RECORD, OP_BODY_BEGIN, OP_BODY_DATA, OP_BODY_END, OP_BODY_ABORT,
+	OP_FLUSH,
+};
+
+struct jop {
+	enum op_kind kind;
+	uint8_t type;
+	struct buf data;
+	uint8_t guid[20];
+	uint64_t size;
+	uint64_t time_us;
+	journal_done_fn *done;
+	void *arg;
+	uint64_t lsn;
+	int err;
+	struct jop *next;
+};
+
+struct journal_body {
+	struct journal *j;
+};
+
+struct journal {
+	char *dir;
+	struct journal_opts opts;
+	const struct fileops *fo;
+
+	/* Shared between the owner and the writer, under lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct jop *q_head, *q_tail;
+	struct jop *done_head, *done_tail;
+	uint64_t pending_bytes;
+	int error;
+	bool stop;
+	uint64_t durable_lsn;
+	uint64_t *segs;		/* first LSN of each segment, ascending */
+	size_t nsegs;
+	uint64_t fsyncs, records;
+	pthread_t thread;
+	bool thread_started;
+
+	/* The writer's own state. */
+	int fd;			/* newest segment, or -1 */
+	uint64_t seg_size;	/* its length = the next write offset */
+	uint64_t next_lsn;
+	bool dir_dirty;		/* a segment was created: fsync the dir */
+	ZSTD_CCtx *cctx;
+	struct buf out;
+	bool in_body;
+	int body_err;
+	uint64_t body_start, body_in, body_out, body_size;
+	uint32_t body_crc;
+	uint8_t body_guid[20];
+	EVP_MD_CTX *sha;
+};
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void
+journal_guid_hex(const uint8_t guid[20], char out[41])
+{
+	static const char hex[] = "0123456789abcdef";
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		out[2 * i] = hex[guid[i] >> 4];
+		out[2 * i + 1] = hex[guid[i] & 15];
+	}
+	out[40] = '\0';
+}
+
+int
+journal_guid_parse(const char *s, uint8_t guid[20])
+{
+	int i;
+
+	if (strlen(s) != 40 || !is_hex(s, 40))
+		return -EINVAL;
+	for (i = 0; i < 20; i++) {
+		char b[3] = { s[2 * i], s[2 * i + 1], 0 };
+
+		guid[i] = (uint8_t)strtoul(b, NULL, 16);
+	}
+	return 0;
+}
+
+/* ---- queueing (owner thread) ----------------------------------------- */
+
+static struct jop *
+op_new(enum op_kind kind)
+{
+	struct jop *op = xcalloc(1, sizeof(*op));
+
+	op->kind = kind;
+	buf_init(&op->data, 0);
+	return op;
+}
+
+static void
+op_free(struct jop *op)
+{
+	buf_free(&op->data);
+	free(op);
+}
+
+static void
+enqueue(struct journal *j, struct jop *op)
+{
+	pthread_mutex_lock(&j->lock);
+	j->pending_bytes += op->data.len;
+	if (j->q_tail)
+		j->q_tail->next = op;
+	else
+		j->q_head = op;
+	j->q_tail = op;
+	pthread_cond_signal(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+}
+
+void
+journal_append(struct journal *j, enum journal_type type, const void *raw,
+    size_t len, journal_done_fn *done, void *arg)
+{
+	struct jop *op = op_new(OP_RECORD);
+
+	op->type = (uint8_t)type;
+	if (buf_append(&op->data, raw, len) < 0)
+		op->err = -EFBIG;
+	op->time_us = now_us();
+	op->done = done;
+	op->arg = arg;
+	enqueue(j, op);
+}
+
+struct journal_body *
+journal_body_begin(struct journal *j, const char *guid, uint64_t size)
+{
+	struct journal_body *b = xcalloc(1, sizeof(*b));
+	struct jop *op = op_new(OP_BODY_BEGIN);
+
+	b->j = j;
+	if (journal_guid_parse(guid, op->guid) < 0)
+		op->err = -EINVAL;
+	op->size = size;
+	enqueue(j, op);
+	return b;
+}
+
+void
+journal_body_write(struct journal_body *b, const void *p, size_t n)
+{
+	struct jop *op = op_new(OP_BODY_DATA);
+
+	if (buf_append(&op->data, p, n) < 0)
+		op->err = -EFBIG;
+	enqueue(b->j, op);
+}
+
+void
+journal_body_end(struct journal_body *b, journal_done_fn *done, void *arg)
+{
+	struct jop *op = op_new(OP_BODY_END);
+
+	op->time_us = now_us();
+	op->done = done;
+	op->arg = arg;
+	enqueue(b->j, op);
+	free(b);
+}
+
+void
+journal_body_abort(struct journal_body *b)
+{
+	enqueue(b->j, op_new(OP_BODY_ABORT));
+	free(b);
+}
+
+void
+journal_flush(struct journal *j, journal_done_fn *done, void *arg)
+{
+	struct jop *op = op_new(OP_FLUSH);
+
+	op->done = done;
+	op->arg = arg;
+	enqueue(j, op);
+}
+
+size_t
+journal_collect(struct journal *j)
+{
+	struct jop *list, *op;
+	size_t n = 0;
+
+	pthread_mutex_lock(&j->lock);
+	list = j->done_head;
+	j->done_head = j->done_tail = NULL;
+	pthread_mutex_unlock(&j->lock);
+	while ((op = list) != NULL) {
+		list = op->next;
+		if (op->done)
+			op->done(op->arg, op->lsn, op->err);
+		op_free(op);
+		n++;
+	}
+	return n;
+}
+
+uint64_t
+journal_pending_bytes(struct journal *j)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&j->lock);
+	v = j->pending_bytes;
+	pthread_mutex_unlock(&j->lock);
+	return v;
+}
+
+int
+journal_error(struct journal *j)
+{
+	int v;
+
+	pthread_mutex_lock(&j->lock);
+	v = j->error;
+	pthread_mutex_unlock(&j->lock);
+	return v;
+}
+
+uint64_t
+journal_durable_lsn(struct journal *j)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&j->lock);
+	v = j->durable_lsn;
+	pthread_mutex_unlock(&j->lock);
+	return v;
+}
+
+const char *
+journal_dir(const struct journal *j)
+{
+	return j->dir;
+}
+
+void
+journal_get_stats(struct journal *j, struct journal_stats *st)
+{
+	size_t i;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&j->lock);
+	st->durable_lsn = j->durable_lsn;
+	st->segments = j->nsegs;
+	st->fsyncs = j->fsyncs;
+	st->records = j->records;
+	st->first_lsn = j->nsegs && j->durable_lsn >= j->segs[0] ? j->segs[0] :
+	    0;
+	for (i = 0; i < j->nsegs; i++) {
+		char path[4096];
+		struct stat sb;
+
+		seg_path(path, sizeof(path), j->dir, j->segs[i]);
+		if (stat(path, &sb) == 0)
+			st->bytes += (uint64_t)sb.st_size;
+	}
+	pthread_mutex_unlock(&j->lock);
+}
+
+int
+journal_drop_before(struct journal *j, uint64_t lsn)
+{
+	size_t drop = 0, i;
+	int r = 0;
+
+	pthread_mutex_lock(&j->lock);
+	/* Segment i holds LSNs segs[i] .. segs[i+1]-1. */
+	while (drop + 1 < j->nsegs && j->segs[drop + 1] <= lsn)
+		drop++;
+	for (i = 0; i < drop; i++) {
+		char path[4096];
+
+		seg_path(path, sizeof(path), j->dir, j->segs[i]);
+		if (j->fo->unlink(j->fo->ctx, path) < 0 && errno != ENOENT) {
+			r = -errno;
+			break;
+		}
+	}
+	memmove(j->segs, j->segs + i, (j->nsegs - i) * sizeof(*j->segs));
+	j->nsegs -= i;
+	pthread_mutex_unlock(&j->lock);
+	if (i > 0)
+		fileops_sync_dir(j->fo, j->dir);
+	return r < 0 ? r : (int)i;
+}
+
+/* ---- the writer thread ------------------------------------------------ */
+
+/* Makes sure a segment with room is open; rolls to a new one if full. */
+static int
+ensure_segment(struct journal *j)
+{
+	char path[4096];
+	uint8_t hdr[SEG_HDR_SIZE];
+	int fd, r;
+
+	if (j->fd >= 0 && (j->seg_size < j->opts.segment_bytes ||
+	    j->seg_size == SEG_HDR_SIZE))
+		return 0;
+	if (j->fd >= 0) {
+		/* The full segment's last records must be durable too. */
+		if (j->fo->fdatasync(j->fo->ctx, j->fd) < 0)
+			return -errno;
+		j->fo->close(j->fo->ctx, j->fd);
+		j->fd = -1;
+	}
+	seg_path(path, sizeof(path), j->dir, j->next_lsn);
+	fd = j->fo->open(j->fo->ctx, path, O_RDWR | O_CREAT | O_TRUNC, 0640);
+	if (fd < 0)
+		return -errno;
+	seg_header_encode(hdr, j->next_lsn, now_us());
+	if ((r = fileops_pwrite_all(j->fo, fd, hdr, sizeof(hdr), 0)) < 0) {
+		j->fo->close(j->fo->ctx, fd);
+		return r;
+	}
+	j->fd = fd;
+	j->seg_size = SEG_HDR_SIZE;
+	j->dir_dirty = true;
+	pthread_mutex_lock(&j->lock);
+	if (j->nsegs == 0 || j->segs[j->nsegs - 1] != j->next_lsn) {
+		j->segs = xreallocarray(j->segs, j->nsegs + 1, sizeof(*j->segs));
+		j->segs[j->nsegs++] = j->next_lsn;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return 0;
+}
+
+static int
+write_record(struct journal *j, struct jop *op)
+{
+	struct journal_record rec;
+	size_t bound, clen;
+	int r;
+
+	if (op->data.len > UINT32_MAX)
+		return -EFBIG;
+	if ((r = ensure_segment(j)) < 0)
+		return r;
+	bound = ZSTD_compressBound(op->data.len);
+	buf_reset(&j->out);
+	if (buf_reserve(&j->out, REC_HDR_SIZE + bound) < 0)
+		return -EFBIG;
+	clen = ZSTD_compress2(j->cctx, j->out.s + REC_HDR_SIZE, bound,
+	    op->data.s ? op->data.s : "", op->data.len);
+	if (ZSTD_isError(clen))
+		return -EIO;
+	memset(&rec, 0, sizeof(rec));
+	rec.lsn = j->next_lsn;
+	rec.time_us = op->time_us;
+	rec.type = op->type;
+	rec.payload_len = (uint32_t)clen;
+	rec.raw_len = (uint32_t)op->data.len;
+	rec_header_encode((uint8_t *)j->out.s, &rec,
+	    crc32c_update(0, j->out.s + REC_HDR_SIZE, clen));
+	r = fileops_pwrite_all(j->fo, j->fd, j->out.s, REC_HDR_SIZE + clen,
+	    (off_t)j->seg_size);
+	if (r < 0)
+		return r;
+	j->seg_size += REC_HDR_SIZE + clen;
+	op->lsn = j->next_lsn++;
+	return 0;
+}
+
+/* Compresses and writes body bytes (or, with end, the frame's end). */
+static int
+body_compress(struct journal *j, const void *p, size_t n, bool end)
+{
+	ZSTD_inBuffer in = { p, n, 0 };
+	size_t cap = ZSTD_CStreamOutSize(), rem;
+	int r;
+
+	if (buf_reserve(&j->out, cap) < 0)
+		return -ENOMEM;
+	do {
+		ZSTD_outBuffer o = { j->out.s, cap, 0 };
+
+		rem = ZSTD_compressStream2(j->cctx, &o, &in,
+		    end ? ZSTD_e_end : ZSTD_e_continue);
+		if (ZSTD_isError(rem))
+			return -EIO;
+		if (o.pos > 0) {
+			r = fileops_pwrite_all(j->fo, j->fd, o.dst, o.pos,
+			    (off_t)j->seg_size);
+			if (r < 0)
+				return r;
+			j->body_crc = crc32c_update(j->body_crc, o.dst, o.pos);
+			j->seg_size += o.pos;
+			j->body_out += o.pos;
+		}
+	} while (in.pos < in.size || (end && rem != 0));
+	return 0;
+}
+
+/* Drops a body being written: cut the segment back to where it began. */
+static int
+body_cut(struct journal *j)
+{
+	j->in_body = false;
+	if (j->fd >= 0 && j->seg_size != j->body_start) {
+		if (j->fo->ftruncate(j->fo->ctx, j->fd, (off_t)j->body_start) < 0)
+			return -errno;
+		j->seg_size = j->body_start;
+	}
+	return 0;
+}
+
+static int
+body_begin(struct journal *j, struct jop *op)
+{
+	int r;
+
+	if (j->in_body && (r = body_cut(j)) < 0)
+		return r;
+	if (op->err) {
+		/* A bad GUID: swallow the data, fail the end. */
+		j->in_body = true;
+		j->body_err = op->err;
+		j->body_start = j->seg_size;
+		return 0;
+	}
+	if ((r = ensure_segment(j)) < 0)
+		return r;
+	j->in_body = true;
+	j->body_err = 0;
+	j->body_start = j->seg_size;
+	/* The header slot stays unwritten (zero) until the body is whole. */
+	j->seg_size += REC_HDR_SIZE;
+	j->body_in = j->body_out = 0;
+	j->body_size = op->size;
+	j->body_crc = 0;
+	memcpy(j->body_guid, op->guid, 20);
+	ZSTD_CCtx_reset(j->cctx, ZSTD_reset_session_only);
+	ZSTD_CCtx_setPledgedSrcSize(j->cctx, op->size);
+	if (EVP_DigestInit_ex(j->sha, EVP_sha1(), NULL) != 1)
+		return -ENOMEM;
+	return 0;
+}
+
+static int
+body_data(struct journal *j, struct jop *op)
+{
+	if (!j->in_body || j->body_err)
+		return 0;
+	if (op->err || j->body_in + op->data.len > j->body_size) {
+		j->body_err = -EBADMSG;
+		return 0;
+	}
+	EVP_DigestUpdate(j->sha, op->data.s, op->data.len);
+	j->body_in += op->data.len;
+	return body_compress(j, op->data.s, op->data.len, false);
+}
+
+/* Returns a write error (sticky), or sets op->err for a bad body. */
+static int
+body_end(struct journal *j, struct jop *op)
+{
+	struct journal_record rec;
+	uint8_t hdr[REC_HDR_SIZE], digest[EVP_MAX_MD_SIZE];
+	unsigned dlen = 0;
+	int r;
+
+	if (!j->in_body) {
+		op->err = -EINVAL;
+		return 0;
+	}
+	if (!j->body_err && j->body_in != j->body_size)
+		j->body_err = -EBADMSG;
+	if (!j->body_err) {
+		EVP_DigestFinal_ex(j->sha, digest, &dlen);
+		if (dlen != 20 || memcmp(digest, j->body_guid, 20) != 0)
+			j->body_err = -EBADMSG;
+	}
+	if (!j->body_err && (r = body_compress(j, NULL, 0, true)) < 0)
+		return r;
+	if (!j->body_err && j->body_out > UINT32_MAX)
+		j->body_err = -EFBIG;
+	if (j->body_err) {
+		op->err = j->body_err;
+		return body_cut(j);
+	}
+	memset(&rec, 0, sizeof(rec));
+	rec.lsn = j->next_lsn;
+	rec.time_us = op->time_us;
+	rec.type = JOURNAL_BODY;
+	rec.payload_len = (uint32_t)j->body_out;
+	rec.raw_len = (uint32_t)j->body_size;
+	memcpy(rec.guid, j->body_guid, 20);
+	rec_header_encode(hdr, &rec, j->body_crc);
+	r = fileops_pwrite_all(j->fo, j->fd, hdr, sizeof(hdr),
+	    (off_t)j->body_start);
+	if (r < 0)
+		return r;
+	j->in_body = false;
+	op->lsn = j->next_lsn++;
+	return 0;
+}
+
+/* Runs one operation; returns a write error, which becomes sticky. */
+static int
+process(struct journal *j, struct jop *op, bool *wrote)
+{
+	int r = 0;
+
+	switch (op->kind) {
+	case OP_RECORD:
+		if (op->err)
+			return 0;
+		r = write_record(j, op);
+		*wrote = *wrote || r == 0;
+		break;
+	case OP_BODY_BEGIN:
+		r = body_begin(j, op);
+		break;
+	case OP_BODY_DATA:
+		r = body_data(j, op);
+		break;
+	case OP_BODY_END:
+		r = body_end(j, op);
+		*wrote = *wrote || (r == 0 && op->err == 0);
+		break;
+	case OP_BODY_ABORT:
+		if (j->in_body)
+			r = body_cut(j);
+		break;
+	case OP_FLUSH:
+		break;
+	}
+	return r;
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct journal *j = arg;
+
+	pthread_mutex_lock(&j->lock);
+	for (;;) {
+		struct jop *batch, *op, *next;
+		uint64_t bytes = 0, last_lsn = 0;
+		bool wrote = false;
+		int err;
+
+		while (j->q_head == NULL && !j->stop)
+			pthread_cond_wait(&j->cond, &j->lock);
+		if (j->q_head == NULL)
+			break;
+		batch = j->q_head;
+		j->q_head = j->q_tail = NULL;
+		err = j->error;
+		pthread_mutex_unlock(&j->lock);
+
+		for (op = batch; op != NULL; op = op->next) {
+			bytes += op->data.len;
+			if (err) {
+				if (op->kind == OP_RECORD ||
+				    op->kind == OP_BODY_END ||
+				    op->kind == OP_FLUSH)
+					op->err = err;
+				continue;
+			}
+			err = process(j, op, &wrote);
+			if (op->lsn)
+				last_lsn = op->lsn;
+			if (err)
+				log_warnx("journal=%s event=write_failed "
+				    "error=\"%s\"", j->dir, strerror(-err));
+		}
+		if (wrote && !err) {
+			if (j->fo->fdatasync(j->fo->ctx, j->fd) < 0) {
+				err = -errno;
+				log_warnx("journal=%s event=fdatasync_failed "
+				    "error=\"%s\"", j->dir, strerror(errno));
+			} else if (j->dir_dirty) {
+				err = fileops_sync_dir(j->fo, j->dir);
+				j->dir_dirty = err != 0;
+			}
+		}
+
+		pthread_mutex_lock(&j->lock);
+		if (err) {
+			/* Nothing of this batch is known durable. */
+			j->error = err;
+			for (op = batch; op != NULL; op = op->next)
+				if (op->err == 0 && (op->kind == OP_RECORD ||
+				    op->kind == OP_BODY_END ||
+				    op->kind == OP_FLUSH))
+					op->err = err;
+		} else if (last_lsn) {
+			j->durable_lsn = last_lsn;
+		}
+		if (wrote && !err)
+			j->fsyncs++;
+		for (op = batch; op != NULL; op = next) {
+			next = op->next;
+			if (op->kind == OP_RECORD || op->kind == OP_BODY_END) {
+				if (op->err == 0)
+					j->records++;
+			}
+			if (op->kind == OP_FLUSH && op->err == 0)
+				op->lsn = j->durable_lsn;
+			if (op->done == NULL) {
+				op_free(op);
+				continue;
+			}
+			op->next = NULL;
+			if (j->done_tail)
+				j->done_tail->next = op;
+			else
+				j->done_head = op;
+			j->done_tail = op;
+		}
+		j->pending_bytes -= bytes;
+		pthread_mutex_unlock(&j->lock);
+		if (j->opts.wakeup)
+			j->opts.wakeup(j->opts.wakeup_arg);
+		pthread_mutex_lock(&j->lock);
+	}
+	pthread_mutex_unlock(&j->lock);
+	return NULL;
+}
+
+/* ---- opening and recovery --------------------------------------------- */
+
+static int
+fail_open(char *err, size_t err_len, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+fail_open(char *err, size_t err_len, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, err_len, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/*
+ * Recovers the segments in j->dir: sets next_lsn and segs, leaves the
+ * newest segment open in j->fd.  Returns 0 or a negative errno.
+ */
+static int
+recover(struct journal *j, char *err, size_t err_len)
+{
+	uint64_t *firsts = NULL, expected = 0;
+	size_t n = 0, n_all, i;
+	int r, fd = -1;
+
+	if ((r = seg_list(j->dir, &firsts, &n)) < 0)
+		return fail_open(err, err_len, r, "%s: %s", j->dir,
+		    strerror(-r));
+	n_all = n;
+	for (i = 0; i < n; i++) {
+		char path[4096];
+		uint8_t sh[SEG_HDR_SIZE];
+		struct stat sb;
+		uint64_t first, off = SEG_HDR_SIZE, last = 0;
+		struct journal_record rec;
+		const char *why = NULL;
+		bool newest = i == n - 1;
+
+		seg_path(path, sizeof(path), j->dir, firsts[i]);
+		fd = j->fo->open(j->fo->ctx, path, O_RDWR, 0);
+		if (fd < 0 || fstat(fd, &sb) < 0) {
+			r = -errno;
+			goto io_error;
+		}
+		if (sb.st_size < SEG_HDR_SIZE ||
+		    fileops_pread_all(j->fo, fd, sh, sizeof(sh), 0) !=
+		    SEG_HDR_SIZE || seg_header_decode(sh, &first) < 0 ||
+		    first != firsts[i]) {
+			if (newest && sb.st_size <= SEG_HDR_SIZE) {
+				/* Created, but its header never made it. */
+				log_warnx("journal=%s event=torn_tail "
+				    "segment=%s cut=%lld reason=\"segment "
+				    "header incomplete\"", j->dir, path,
+				    (long long)sb.st_size);
+				j->fo->close(j->fo->ctx, fd);
+				fd = -1;
+				j->fo->unlink(j->fo->ctx, path);
+				n--;
+				break;
+			}
+			why = "bad segment header";
+			off = 0;
+			goto corrupt;
+		}
+		if (expected && first != expected) {
+			why = "LSN gap between segments";
+			off = SEG_HDR_SIZE;
+			goto corrupt;
+		}
+		last = first - 1;
+		for (;;) {
+			r = seg_check_record(j->fo, fd, off,
+			    (uint64_t)sb.st_size, &rec, &why);
+			if (r == SEG_RECORD_OK && rec.lsn != last + 1) {
+				r = SEG_TORN;
+				why = "record out of LSN sequence";
+			}
+			if (r == SEG_RECORD_OK) {
+				last = rec.lsn;
+				off += REC_HDR_SIZE + (uint64_t)rec.payload_len;
+				continue;
+			}
+			if (r == SEG_END)
+				break;
+			if (r != SEG_TORN)
+				goto io_error;
+			if (!newest || seg_valid_record_follows(j->fo, fd, off,
+			    (uint64_t)sb.st_size))
+				goto corrupt;
+			/* A torn tail: only never-acknowledged data. */
+			log_warnx("journal=%s event=torn_tail segment=%s "
+			    "offset=%llu cut=%llu reason=\"%s\"", j->dir, path,
+			    (unsigned long long)off,
+			    (unsigned long long)((uint64_t)sb.st_size - off),
+			    why);
+			if (j->fo->ftruncate(j->fo->ctx, fd, (off_t)off) < 0 ||
+			    j->fo->fdatasync(j->fo->ctx, fd) < 0) {
+				r = -errno;
+				goto io_error;
+			}
+			break;
+		}
+		expected = last + 1;
+		if (!newest) {
+			j->fo->close(j->fo->ctx, fd);
+			fd = -1;
+		} else {
+			j->seg_size = off;
+		}
+		continue;
+corrupt:
+		if (!j->opts.repair) {
+			r = fail_open(err, err_len, -EBADMSG, "journal %s is "
+			    "corrupt: segment %s offset %llu: %s (start with "
+			    "repair to cut the journal there, losing what "
+			    "follows)", j->dir, path, (unsigned long long)off,
+			    why);
+			goto out;
+		}
+		log_error("journal=%s event=repair segment=%s offset=%llu "
+		    "reason=\"%s\" note=\"cutting here; later segments are "
+		    "removed\"", j->dir, path, (unsigned long long)off, why);
+		if (off <= SEG_HDR_SIZE) {
+			/* Nothing of this segment is kept. */
+			j->fo->close(j->fo->ctx, fd);
+			fd = -1;
+			j->fo->unlink(j->fo->ctx, path);
+			n = i;
+			if (expected == 0)
+				expected = firsts[i];	/* LSNs never go back */
+		} else {
+			if (j->fo->ftruncate(j->fo->ctx, fd, (off_t)off) < 0 ||
+			    j->fo->fdatasync(j->fo->ctx, fd) < 0) {
+				r = -errno;
+				goto io_error;
+			}
+			expected = last + 1;
+			j->seg_size = off;
+			n = i + 1;
+		}
+		for (size_t k = i + 1; k < n_all; k++) {
+			seg_path(path, sizeof(path), j->dir, firsts[k]);
+			j->fo->unlink(j->fo->ctx, path);
+		}
+		break;
+	}
+	j->segs = firsts;
+	j->nsegs = n;
+	firsts = NULL;
+	j->next_lsn = expected ? expected : 1;
+	j->durable_lsn = j->next_lsn - 1;
+	j->fd = fd;
+	fd = -1;
+	if (j->fd < 0)
+		j->seg_size = 0;
+	r = 0;
+	goto out;
+io_error:
+	r = fail_open(err, err_len, r, "journal %s: %s", j->dir,
+	    strerror(-r));
+out:
+	if (fd >= 0)
+		j->fo->close(j->fo->ctx, fd);
+	free(firsts);
+	return r;
+}
+
+int
+journal_open(const char *dir, const struct journal_opts *opts,
+    struct journal **out, char *err, size_t err_len)
+{
+	struct journal *j = xcalloc(1, sizeof(*j));
+	int r;
+
+	j->dir = xstrdup(dir);
+	if (opts)
+		j->opts = *opts;
+	j->fo = j->opts.fops ? j->opts.fops : &fileops_posix;
+	if (j->opts.segment_bytes == 0)
+		j->opts.segment_bytes = JOURNAL_SEGMENT_BYTES_DEFAULT;
+	if (j->opts.zstd_level == 0)
+		j->opts.zstd_level = 3;
+	j->fd = -1;
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->cond, NULL);
+	buf_init(&j->out, 0);
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		r = fail_open(err, err_len, -errno, "%s: %s", dir,
+		    strerror(errno));
+		goto fail;
+	}
+	if ((r = recover(j, err, err_len)) < 0)
+		goto fail;
+	j->cctx = ZSTD_createCCtx();
+	j->sha = EVP_MD_CTX_new();
+	if (j->cctx == NULL || j->sha == NULL) {
+		r = fail_open(err, err_len, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	ZSTD_CCtx_setParameter(j->cctx, ZSTD_c_compressionLevel,
+	    j->opts.zstd_level);
+	ZSTD_CCtx_setParameter(j->cctx, ZSTD_c_checksumFlag, 0);
+	if ((r = pthread_create(&j->thread, NULL, writer_main, j)) != 0) {
+		r = fail_open(err, err_len, -r, "cannot start writer thread");
+		goto fail;
+	}
+	j->thread_started = true;
+	*out = j;
+	return 0;
+fail:
+	journal_close(&j);
+	return r;
+}
+
+void
+journal_close(struct journal **jp)
+{
+	struct journal *j = *jp;
+
+	if (j == NULL)
+		return;
+	if (j->thread_started) {
+		pthread_mutex_lock(&j->lock);
+		j->stop = true;
+		pthread_cond_signal(&j->cond);
+		pthread_mutex_unlock(&j->lock);
+		pthread_join(j->thread, NULL);
+		journal_collect(j);
+	}
+	if (j->in_body)
+		body_cut(j);
+	if (j->fd >= 0)
+		j->fo->close(j->fo->ctx, j->fd);
+	ZSTD_freeCCtx(j->cctx);
+	EVP_MD_CTX_free(j->sha);
+	buf_free(&j->out);
+	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->cond);
+	free(j->segs);
+	free(j->dir);
+	free(j);
+	*jp = NULL;
+}

@@ -1,0 +1,315 @@
+/*
+ * journal_reader.c -- reading a journal's records in LSN order.
+ *
+ * A reader works on the directory alone (it needs no open journal), so
+ * the offline tool, recovery of the shadow and the replica links share
+ * it.  It verifies every record's checksum before returning it, and
+ * never returns a record past upto: a live reader passes the journal's
+ * durable LSN, so a record still being written is never seen.  At the
+ * end of the newest segment it looks for newer segments again, so a
+ * reader can follow a growing journal.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <zstd.h>
+
+#include "lib/xmalloc.h"
+#include "storage/journal.h"
+#include "storage/segment.h"
+
+struct journal_reader {
+	char *dir;
+	const struct fileops *fo;
+	uint64_t *segs;
+	size_t nsegs;
+	size_t idx;		/* current segment */
+	int fd;
+	uint64_t off;		/* next record's offset */
+	uint64_t from, upto;
+	uint64_t last;		/* LSN of the last record seen */
+	ZSTD_DCtx *dctx;
+	struct buf payload;
+	char errstr[512];
+};
+
+static int
+rfail(struct journal_reader *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+rfail(struct journal_reader *r, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->errstr, sizeof(r->errstr), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static int
+open_segment(struct journal_reader *r)
+{
+	char path[4096];
+	uint8_t sh[SEG_HDR_SIZE];
+	uint64_t first;
+
+	seg_path(path, sizeof(path), r->dir, r->segs[r->idx]);
+	r->fd = r->fo->open(r->fo->ctx, path, O_RDONLY, 0);
+	if (r->fd < 0)
+		return rfail(r, -errno, "%s: %s", path, strerror(errno));
+	if (fileops_pread_all(r->fo, r->fd, sh, sizeof(sh), 0) !=
+	    SEG_HDR_SIZE || seg_header_decode(sh, &first) < 0 ||
+	    first != r->segs[r->idx])
+		return rfail(r, -EBADMSG, "%s: bad segment header", path);
+	r->off = SEG_HDR_SIZE;
+	return 0;
+}
+
+static void
+close_segment(struct journal_reader *r)
+{
+	if (r->fd >= 0)
+		r->fo->close(r->fo->ctx, r->fd);
+	r->fd = -1;
+}
+
+struct journal_reader *
+journal_reader_new(const char *dir, const struct fileops *fops, uint64_t from,
+    uint64_t upto, char *err, size_t err_len)
+{
+	struct journal_reader *r = xcalloc(1, sizeof(*r));
+	int e;
+
+	r->dir = xstrdup(dir);
+	r->fo = fops ? fops : &fileops_posix;
+	r->from = from;
+	r->upto = upto;
+	r->fd = -1;
+	buf_init(&r->payload, 0);
+	r->dctx = ZSTD_createDCtx();
+	if ((e = seg_list(dir, &r->segs, &r->nsegs)) < 0) {
+		snprintf(err, err_len, "%s: %s", dir, strerror(-e));
+		journal_reader_free(&r);
+		return NULL;
+	}
+	/* Start in the newest segment whose first LSN is <= from. */
+	while (r->idx + 1 < r->nsegs && r->segs[r->idx + 1] <= from)
+		r->idx++;
+	return r;
+}
+
+void
+journal_reader_free(struct journal_reader **rp)
+{
+	struct journal_reader *r = *rp;
+
+	if (r == NULL)
+		return;
+	close_segment(r);
+	ZSTD_freeDCtx(r->dctx);
+	buf_free(&r->payload);
+	free(r->segs);
+	free(r->dir);
+	free(r);
+	*rp = NULL;
+}
+
+const char *
+journal_reader_errstr(const struct journal_reader *r)
+{
+	return r->errstr;
+}
+
+/* Past the newest known segment: are there newer ones now? */
+static bool
+more_segments(struct journal_reader *r)
+{
+	uint64_t *segs, cur = r->segs[r->idx];
+	size_t n, i;
+
+	if (seg_list(r->dir, &segs, &n) < 0)
+		return false;
+	for (i = 0; i < n && segs[i] <= cur; i++)
+		;
+	if (i == n) {
+		free(segs);
+		return false;
+	}
+	free(r->segs);
+	r->segs = segs;
+	r->nsegs = n;
+	r->idx = i - 1;		/* the caller advances */
+	return true;
+}
+
+static int
+decompress(struct journal_reader *r, const struct journal_record *rec,
+    struct buf *raw)
+{
+	ssize_t n;
+	size_t got;
+
+	buf_reset(&r->payload);
+	if (buf_reserve(&r->payload, rec->payload_len) < 0)
+		return rfail(r, -EFBIG, "record %llu too large",
+		    (unsigned long long)rec->lsn);
+	n = fileops_pread_all(r->fo, r->fd, r->payload.s, rec->payload_len,
+	    (off_t)(rec->offset + REC_HDR_SIZE));
+	if (n < 0)
+		return rfail(r, (int)n, "read: %s", strerror((int)-n));
+	if ((size_t)n != rec->payload_len)
+		return rfail(r, -EBADMSG, "record %llu cut short",
+		    (unsigned long long)rec->lsn);
+	buf_reset(raw);
+	if (buf_reserve(raw, rec->raw_len) < 0)
+		return rfail(r, -EFBIG, "record %llu too large",
+		    (unsigned long long)rec->lsn);
+	got = ZSTD_decompressDCtx(r->dctx, raw->s, rec->raw_len, r->payload.s,
+	    rec->payload_len);
+	if (ZSTD_isError(got) || got != rec->raw_len)
+		return rfail(r, -EBADMSG, "record %llu does not decompress to "
+		    "its %u bytes", (unsigned long long)rec->lsn, rec->raw_len);
+	raw->len = got;
+	raw->s[got] = '\0';
+	return 0;
+}
+
+int
+journal_reader_next(struct journal_reader *r, struct journal_record *rec,
+    struct buf *raw)
+{
+	for (;;) {
+		struct stat sb;
+		const char *why = NULL;
+		int e;
+
+		if (r->nsegs == 0) {
+			/* An empty journal: wait for its first segment. */
+			free(r->segs);
+			if (seg_list(r->dir, &r->segs, &r->nsegs) < 0 ||
+			    r->nsegs == 0)
+				return 0;
+			r->idx = 0;
+		}
+		if (r->fd < 0 && (e = open_segment(r)) < 0)
+			return e;
+		if (fstat(r->fd, &sb) < 0)
+			return rfail(r, -errno, "stat: %s", strerror(errno));
+		e = seg_check_record(r->fo, r->fd, r->off, (uint64_t)sb.st_size,
+		    rec, &why);
+		if (e == SEG_RECORD_OK) {
+			if (r->upto && rec->lsn > r->upto)
+				return 0;
+			rec->segment = r->segs[r->idx];
+			r->off += REC_HDR_SIZE + (uint64_t)rec->payload_len;
+			r->last = rec->lsn;
+			if (rec->lsn < r->from)
+				continue;
+			if (rec->type != JOURNAL_BODY && raw != NULL &&
+			    (e = decompress(r, rec, raw)) < 0)
+				return e;
+			return 1;
+		}
+		if (e != SEG_END && e != SEG_TORN)
+			return rfail(r, e, "read: %s", strerror(-e));
+		if (r->idx + 1 >= r->nsegs && !more_segments(r)) {
+			/*
+			 * The end of the newest segment.  A torn record here
+			 * may be one still being written -- unless a valid
+			 * record follows it (corruption), or records up to
+			 * upto were promised durable and this is one.
+			 */
+			if (e == SEG_TORN &&
+			    (seg_valid_record_follows(r->fo, r->fd, r->off,
+			    (uint64_t)sb.st_size) || (r->upto &&
+			    r->last < r->upto)))
+				return rfail(r, -EBADMSG, "segment %016llx "
+				    "offset %llu: %s",
+				    (unsigned long long)r->segs[r->idx],
+				    (unsigned long long)r->off, why);
+			return 0;
+		}
+		if (e == SEG_TORN)
+			return rfail(r, -EBADMSG, "segment %016llx offset %llu: "
+			    "%s", (unsigned long long)r->segs[r->idx],
+			    (unsigned long long)r->off, why);
+		close_segment(r);
+		r->idx++;
+	}
+}
+
+int
+journal_reader_body(struct journal_reader *r, const struct journal_record *rec,
+    int (*sink)(void *arg, const void *p, size_t n), void *arg)
+{
+	uint8_t in[65536], digest[EVP_MAX_MD_SIZE];
+	size_t outcap = ZSTD_DStreamOutSize();
+	char *out = xmalloc(outcap);
+	uint64_t done = 0, total = 0;
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	unsigned dlen = 0;
+	size_t ret = 1;
+	int e = 0;
+
+	if (rec->type != JOURNAL_BODY || r->fd < 0 ||
+	    rec->segment != r->segs[r->idx]) {
+		e = rfail(r, -EINVAL, "not the current body record");
+		goto out;
+	}
+	ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_only);
+	EVP_DigestInit_ex(sha, EVP_sha1(), NULL);
+	while (done < rec->payload_len) {
+		size_t k = sizeof(in);
+		ssize_t n;
+		ZSTD_inBuffer ib;
+
+		if (k > rec->payload_len - done)
+			k = (size_t)(rec->payload_len - done);
+		n = fileops_pread_all(r->fo, r->fd, in, k,
+		    (off_t)(rec->offset + REC_HDR_SIZE + done));
+		if (n < 0 || (size_t)n != k) {
+			e = rfail(r, n < 0 ? (int)n : -EBADMSG,
+			    "body %llu: read failed",
+			    (unsigned long long)rec->lsn);
+			goto out;
+		}
+		done += k;
+		ib = (ZSTD_inBuffer){ in, k, 0 };
+		while (ib.pos < ib.size) {
+			ZSTD_outBuffer ob = { out, outcap, 0 };
+
+			ret = ZSTD_decompressStream(r->dctx, &ob, &ib);
+			if (ZSTD_isError(ret)) {
+				e = rfail(r, -EBADMSG, "body %llu: %s",
+				    (unsigned long long)rec->lsn,
+				    ZSTD_getErrorName(ret));
+				goto out;
+			}
+			if (ob.pos) {
+				total += ob.pos;
+				EVP_DigestUpdate(sha, out, ob.pos);
+				if ((e = sink(arg, out, ob.pos)) != 0)
+					goto out;
+			}
+		}
+	}
+	EVP_DigestFinal_ex(sha, digest, &dlen);
+	if (ret != 0 || total != rec->raw_len || dlen != 20 ||
+	    memcmp(digest, rec->guid, 20) != 0)
+		e = rfail(r, -EBADMSG, "body %llu does not match its GUID",
+		    (unsigned long long)rec->lsn);
+out:
+	EVP_MD_CTX_free(sha);
+	free(out);
+	return e;
+}

@@ -1,0 +1,111 @@
+/*
+ * journal_util.h -- helpers shared by the journal tests.
+ */
+#ifndef SR_JOURNAL_UTIL_H
+#define SR_JOURNAL_UTIL_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "lib/buf.h"
+#include "storage/journal.h"
+
+/* Completion results, indexed by the order of appends. */
+struct acks {
+	size_t n;
+	uint64_t lsn[4096];
+	int err[4096];
+};
+
+static inline void
+ack_cb(void *arg, uint64_t lsn, int err)
+{
+	struct acks *a = arg;
+
+	if (a->n < 4096) {
+		a->lsn[a->n] = lsn;
+		a->err[a->n] = err;
+	}
+	a->n++;
+}
+
+/* Collects until a->n reaches want (or 10 s pass). */
+static inline int
+wait_acks(struct journal *j, struct acks *a, size_t want)
+{
+	int i;
+
+	for (i = 0; i < 10000 && a->n < want; i++) {
+		journal_collect(j);
+		if (a->n < want)
+			usleep(1000);
+	}
+	return a->n >= want ? 0 : -ETIMEDOUT;
+}
+
+/* Deterministic payload number k, of a length that varies with k. */
+static inline void
+make_payload(struct buf *b, uint64_t k)
+{
+	size_t len = 20 + (size_t)((k * 7919) % 3000), i;
+
+	buf_reset(b);
+	buf_printf(b, "APPLY TEST %%(K %llu) ", (unsigned long long)k);
+	for (i = b->len; i < len; i++)
+		buf_putc(b, (char)('a' + (k + i) % 26));
+}
+
+/* Checks a payload read back is make_payload(k) for its own k. */
+static inline int
+payload_ok(const struct buf *raw, uint64_t *k_out)
+{
+	unsigned long long k;
+	struct buf want = BUF_INIT;
+	int ok;
+
+	if (sscanf(buf_cstring(raw), "APPLY TEST %%(K %llu)", &k) != 1)
+		return 0;
+	make_payload(&want, k);
+	ok = want.len == raw->len && memcmp(want.s, raw->s, raw->len) == 0;
+	buf_free(&want);
+	*k_out = k;
+	return ok;
+}
+
+static inline void
+sha1_hex(const void *p, size_t n, char out[41])
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned dl = 0;
+
+	EVP_Digest(p, n, d, &dl, EVP_sha1(), NULL);
+	journal_guid_hex(d, out);
+}
+
+static inline char *
+make_tmpdir(void)
+{
+	char *t = strdup("/tmp/syncrelay-test-journal-XXXXXX");
+
+	if (mkdtemp(t) == NULL)
+		abort();
+	return t;
+}
+
+static inline void
+rm_rf(const char *dir)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+#endif

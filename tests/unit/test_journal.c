@@ -1,0 +1,503 @@
+/*
+ * test_journal.c -- the journal: append, read back, bodies, segments,
+ * recovery of torn tails, refusal of corruption, and fault injection
+ * through the file-operations layer.
+ */
+#include "autoconf.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "storage/fault.h"
+#include "storage/segment.h"
+#include "tests/unit/journal_util.h"
+#include "tests/unit/test.h"
+
+static struct journal *
+open_j(const char *dir, const struct journal_opts *o)
+{
+	struct journal *j = NULL;
+	char err[512];
+
+	if (journal_open(dir, o, &j, err, sizeof(err)) < 0) {
+		fprintf(stderr, "journal_open: %s\n", err);
+		return NULL;
+	}
+	return j;
+}
+
+/* Reads every record; checks payloads; returns the count (-1 on error). */
+static long
+read_all(const char *dir, uint64_t from, uint64_t *first, uint64_t *last)
+{
+	char err[256];
+	struct journal_reader *r = journal_reader_new(dir, NULL, from, 0, err,
+	    sizeof(err));
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	long n = 0;
+	uint64_t prev = 0, k;
+	int e;
+
+	if (r == NULL)
+		return -1;
+	while ((e = journal_reader_next(r, &rec, &raw)) == 1) {
+		if (prev && rec.lsn != prev + 1) {
+			fprintf(stderr, "LSN %llu after %llu\n",
+			    (unsigned long long)rec.lsn,
+			    (unsigned long long)prev);
+			n = -1;
+			break;
+		}
+		if (n == 0 && first)
+			*first = rec.lsn;
+		prev = rec.lsn;
+		if (rec.type == JOURNAL_COMMAND && !payload_ok(&raw, &k)) {
+			fprintf(stderr, "record %llu damaged\n",
+			    (unsigned long long)rec.lsn);
+			n = -1;
+			break;
+		}
+		n++;
+	}
+	if (e < 0) {
+		fprintf(stderr, "reader: %s\n", journal_reader_errstr(r));
+		n = -1;
+	}
+	if (last)
+		*last = prev;
+	buf_free(&raw);
+	journal_reader_free(&r);
+	return n;
+}
+
+static void
+append_n(struct journal *j, struct acks *a, uint64_t k0, int n)
+{
+	struct buf b = BUF_INIT;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		make_payload(&b, k0 + (uint64_t)i);
+		journal_append(j, JOURNAL_COMMAND, b.s, b.len, ack_cb, a);
+	}
+	buf_free(&b);
+}
+
+static void
+append_read_reopen(void)
+{
+	char *dir = make_tmpdir();
+	struct journal *j = open_j(dir, NULL);
+	struct acks a = { 0 };
+	uint64_t first = 0, last = 0;
+	size_t i;
+
+	test_assert(j != NULL);
+	if (j == NULL)
+		return;
+	test_assert_int(journal_durable_lsn(j), 0);
+	append_n(j, &a, 1, 100);
+	test_assert_int(wait_acks(j, &a, 100), 0);
+	for (i = 0; i < 100; i++) {
+		test_assert_int(a.err[i], 0);
+		test_assert_int(a.lsn[i], i + 1);	/* in order, no gaps */
+	}
+	test_assert_int(journal_durable_lsn(j), 100);
+	test_assert_int(read_all(dir, 1, &first, &last), 100);
+	test_assert_int(first, 1);
+	test_assert_int(read_all(dir, 42, &first, &last), 59);
+	test_assert_int(first, 42);
+	journal_close(&j);
+	test_assert(j == NULL);
+
+	j = open_j(dir, NULL);
+	test_assert(j != NULL);
+	test_assert_int(journal_durable_lsn(j), 100);
+	memset(&a, 0, sizeof(a));
+	append_n(j, &a, 101, 5);
+	test_assert_int(wait_acks(j, &a, 5), 0);
+	test_assert_int(a.lsn[0], 101);
+	journal_close(&j);
+	test_assert_int(read_all(dir, 1, NULL, &last), 105);
+	test_assert_int(last, 105);
+	rm_rf(dir);
+	free(dir);
+}
+
+struct sink_buf {
+	struct buf b;
+};
+
+static int
+sink_cb(void *arg, const void *p, size_t n)
+{
+	return buf_append(&((struct sink_buf *)arg)->b, p, n);
+}
+
+static void
+write_body(struct journal *j, const char *guid, const char *p, size_t n,
+    size_t chunk, size_t declared, struct acks *a)
+{
+	struct journal_body *b = journal_body_begin(j, guid, declared);
+	size_t off;
+
+	for (off = 0; off < n; off += chunk)
+		journal_body_write(b, p + off, n - off < chunk ? n - off : chunk);
+	journal_body_end(b, ack_cb, a);
+}
+
+static void
+bodies(void)
+{
+	char *dir = make_tmpdir();
+	struct journal *j = open_j(dir, NULL);
+	struct acks a = { 0 };
+	size_t big = (size_t)3 << 20, i;
+	char *body = malloc(big), guid[41], other[41];
+	struct journal_reader *r;
+	struct journal_record rec;
+	struct sink_buf sb = { BUF_INIT };
+	char err[256];
+	int e, nbodies = 0;
+
+	for (i = 0; i < big; i++)
+		body[i] = (char)("From: a\r\nbody text\r\n"[i % 20]);
+	sha1_hex(body, big, guid);
+	sha1_hex("other", 5, other);
+	write_body(j, guid, body, big, 65536, big, &a);		/* good */
+	write_body(j, other, body, big, 65536, big, &a);	/* bad GUID */
+	write_body(j, guid, body, big - 1, 65536, big, &a);	/* short */
+	write_body(j, guid, body, big, 65536, big - 1, &a);	/* long */
+	{
+		struct journal_body *b = journal_body_begin(j, guid, big);
+
+		journal_body_write(b, body, 1000);
+		journal_body_abort(b);
+	}
+	write_body(j, "nothex", body, 10, 10, 10, &a);		/* bad GUID text */
+	append_n(j, &a, 7, 1);
+	write_body(j, guid, body, big, 1 << 20, big, &a);	/* good again */
+	test_assert_int(wait_acks(j, &a, 7), 0);
+	test_assert_int(a.err[0], 0);
+	test_assert_int(a.lsn[0], 1);
+	test_assert_int(a.err[1], -EBADMSG);
+	test_assert_int(a.err[2], -EBADMSG);
+	test_assert_int(a.err[3], -EBADMSG);
+	test_assert_int(a.err[4], -EINVAL);
+	test_assert_int(a.err[5], 0);
+	test_assert_int(a.lsn[5], 2);		/* refused bodies take no LSN */
+	test_assert_int(a.err[6], 0);
+	test_assert_int(a.lsn[6], 3);
+	test_assert_int(journal_error(j), 0);
+	journal_close(&j);
+
+	r = journal_reader_new(dir, NULL, 1, 0, err, sizeof(err));
+	buf_init(&sb.b, 0);
+	while ((e = journal_reader_next(r, &rec, NULL)) == 1) {
+		if (rec.type != JOURNAL_BODY)
+			continue;
+		nbodies++;
+		buf_reset(&sb.b);
+		test_assert_int(journal_reader_body(r, &rec, sink_cb, &sb), 0);
+		test_assert(sb.b.len == big && memcmp(sb.b.s, body, big) == 0);
+		test_assert_int(rec.raw_len, big);
+		test_assert(rec.payload_len < big / 10);	/* compressed */
+		{
+			char hex[41];
+
+			journal_guid_hex(rec.guid, hex);
+			test_assert_str(hex, guid);
+		}
+	}
+	test_assert_int(e, 0);
+	test_assert_int(nbodies, 2);
+	test_assert_int(read_all(dir, 1, NULL, NULL), 3);
+	journal_reader_free(&r);
+	buf_free(&sb.b);
+	free(body);
+	rm_rf(dir);
+	free(dir);
+}
+
+static void
+segments_roll_and_drop(void)
+{
+	char *dir = make_tmpdir();
+	struct journal_opts o = { .segment_bytes = 1024 };
+	struct journal *j = open_j(dir, &o);
+	struct journal_stats st;
+	struct acks a = { 0 };
+	uint64_t first = 0, last = 0;
+	int dropped;
+
+	append_n(j, &a, 1, 200);
+	test_assert_int(wait_acks(j, &a, 200), 0);
+	journal_get_stats(j, &st);
+	test_assert(st.segments > 10);
+	test_assert_int(st.durable_lsn, 200);
+	test_assert_int(st.first_lsn, 1);
+	test_assert(st.fsyncs >= 1 && st.fsyncs <= 200);
+	test_assert_int(read_all(dir, 150, &first, &last), 51);
+	test_assert_int(first, 150);
+	dropped = journal_drop_before(j, 150);
+	test_assert(dropped > 0);
+	journal_get_stats(j, &st);
+	test_assert(st.first_lsn > 1 && st.first_lsn <= 150);
+	test_assert_int(read_all(dir, 1, &first, &last), 201 - (long)first);
+	test_assert_int(last, 200);
+	/* The newest segment is never dropped. */
+	journal_drop_before(j, 1000);
+	journal_get_stats(j, &st);
+	test_assert_int(st.segments, 1);
+	journal_close(&j);
+	j = open_j(dir, &o);
+	test_assert(j != NULL);
+	memset(&a, 0, sizeof(a));
+	append_n(j, &a, 201, 1);
+	test_assert_int(wait_acks(j, &a, 1), 0);
+	test_assert_int(a.lsn[0], 201);		/* numbering carries on */
+	journal_close(&j);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* Path of the newest segment of dir. */
+static void
+newest_segment(const char *dir, char *path, size_t len)
+{
+	uint64_t *firsts;
+	size_t n;
+
+	seg_list(dir, &firsts, &n);
+	seg_path(path, len, dir, n ? firsts[n - 1] : 0);
+	free(firsts);
+}
+
+static void
+append_bytes(const char *path, const void *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+
+	if (write(fd, p, n) != (ssize_t)n)
+		abort();
+	close(fd);
+}
+
+static void
+torn_tails_are_cut(void)
+{
+	static const struct {
+		const char *what;
+		size_t n;
+	} tails[] = { { "half a header", 30 }, { "zeros", 4096 },
+		{ "header and half a payload", 0 } };
+	size_t t;
+
+	for (t = 0; t < 3; t++) {
+		char *dir = make_tmpdir(), path[4096];
+		struct journal *j = open_j(dir, NULL);
+		struct acks a = { 0 };
+		struct stat before, after;
+		char junk[4096];
+
+		append_n(j, &a, 1, 10);
+		wait_acks(j, &a, 10);
+		journal_close(&j);
+		newest_segment(dir, path, sizeof(path));
+		stat(path, &before);
+		if (tails[t].n == 0) {
+			/* A real header whose payload never arrived. */
+			char hdr[REC_HDR_SIZE];
+			int fd = open(path, O_RDONLY);
+
+			if (pread(fd, hdr, sizeof(hdr), SEG_HDR_SIZE) != REC_HDR_SIZE)
+				abort();
+			close(fd);
+			append_bytes(path, hdr, sizeof(hdr));
+			append_bytes(path, "xyz", 3);
+		} else {
+			memset(junk, t == 0 ? 'S' : 0, sizeof(junk));
+			append_bytes(path, junk, tails[t].n);
+		}
+		j = open_j(dir, NULL);
+		test_assert(j != NULL);
+		if (j == NULL)
+			continue;
+		test_assert_int(journal_durable_lsn(j), 10);
+		stat(path, &after);
+		test_assert_int(after.st_size, before.st_size);	/* cut */
+		memset(&a, 0, sizeof(a));
+		append_n(j, &a, 11, 1);
+		wait_acks(j, &a, 1);
+		test_assert_int(a.lsn[0], 11);
+		journal_close(&j);
+		test_assert_int(read_all(dir, 1, NULL, NULL), 11);
+		rm_rf(dir);
+		free(dir);
+	}
+}
+
+static void
+flip_byte(const char *path, off_t off)
+{
+	int fd = open(path, O_RDWR);
+	char c;
+
+	if (pread(fd, &c, 1, off) != 1)
+		abort();
+	c ^= 0x40;
+	if (pwrite(fd, &c, 1, off) != 1)
+		abort();
+	close(fd);
+}
+
+static void
+corruption_is_refused_unless_repair(void)
+{
+	char *dir = make_tmpdir(), path[4096], err[512];
+	struct journal_opts o = { .segment_bytes = 1 << 20 };
+	struct journal *j = open_j(dir, &o);
+	struct acks a = { 0 };
+	uint64_t last = 0;
+	int r;
+
+	append_n(j, &a, 1, 20);
+	wait_acks(j, &a, 20);
+	journal_close(&j);
+	newest_segment(dir, path, sizeof(path));
+	/* Damage the third record's payload: good records follow it. */
+	{
+		char err2[256];
+		struct journal_reader *rd = journal_reader_new(dir, NULL, 3, 0,
+		    err2, sizeof(err2));
+		struct journal_record rec;
+
+		journal_reader_next(rd, &rec, NULL);
+		flip_byte(path, (off_t)(rec.offset + REC_HDR_SIZE + 2));
+		journal_reader_free(&rd);
+	}
+	r = journal_open(dir, &o, &j, err, sizeof(err));
+	test_assert_int(r, -EBADMSG);
+	test_assert(strstr(err, "is corrupt") && strstr(err, "checksum"));
+	/* The reader refuses too. */
+	test_assert_int(read_all(dir, 1, NULL, NULL), -1);
+	o.repair = true;
+	j = open_j(dir, &o);
+	test_assert(j != NULL);
+	test_assert_int(journal_durable_lsn(j), 2);
+	memset(&a, 0, sizeof(a));
+	append_n(j, &a, 3, 1);
+	wait_acks(j, &a, 1);
+	test_assert_int(a.lsn[0], 3);
+	journal_close(&j);
+	test_assert_int(read_all(dir, 1, NULL, &last), 3);
+	rm_rf(dir);
+	free(dir);
+
+	/* Damage in an older segment is corruption even at its end. */
+	dir = make_tmpdir();
+	o.segment_bytes = 256;
+	o.repair = false;
+	j = open_j(dir, &o);
+	memset(&a, 0, sizeof(a));
+	append_n(j, &a, 1, 40);
+	wait_acks(j, &a, 40);
+	journal_close(&j);
+	{
+		uint64_t *firsts;
+		size_t n;
+		struct stat sb;
+
+		seg_list(dir, &firsts, &n);
+		test_assert(n > 2);
+		seg_path(path, sizeof(path), dir, firsts[0]);
+		stat(path, &sb);
+		flip_byte(path, sb.st_size - 1);
+		free(firsts);
+	}
+	test_assert_int(journal_open(dir, &o, &j, err, sizeof(err)), -EBADMSG);
+	rm_rf(dir);
+	free(dir);
+}
+
+/*
+ * A failure at each kind of file operation: the append that hit it
+ * fails, the journal refuses what follows (sticky), and a reopen finds
+ * every acknowledged record intact and nothing corrupt.
+ */
+static void
+fault_injection(void)
+{
+	static const struct {
+		enum fault_op op;
+		unsigned nth;
+		int err;
+		int sticky_expected;
+	} plans[] = {
+		{ FAULT_PWRITE, 5, EIO, 1 },
+		{ FAULT_PWRITE, 5, ENOSPC, 1 },
+		{ FAULT_PWRITE, 3, 0, 0 },		/* short write: retried */
+		{ FAULT_FDATASYNC, 2, EIO, 1 },
+		{ FAULT_FSYNC, 1, EIO, 1 },		/* dir sync after create */
+		{ FAULT_OPEN, 1, EMFILE, 1 },		/* creating a segment */
+	};
+	size_t p;
+
+	for (p = 0; p < sizeof(plans) / sizeof(plans[0]); p++) {
+		char *dir = make_tmpdir();
+		struct fault f;
+		struct journal_opts o = { .fops = &f.ops };
+		struct journal *j;
+		struct acks a = { 0 };
+		size_t i, acked = 0, failed = 0;
+		long n;
+
+		fault_init(&f, plans[p].op, plans[p].nth, plans[p].err);
+		j = open_j(dir, &o);
+		test_assert(j != NULL);
+		if (j == NULL)
+			continue;
+		/* One at a time, so each append is its own batch. */
+		for (i = 0; i < 10; i++) {
+			append_n(j, &a, i + 1, 1);
+			wait_acks(j, &a, i + 1);
+		}
+		for (i = 0; i < 10; i++) {
+			if (a.err[i] == 0) {
+				test_assert_int(a.lsn[i], acked + 1);
+				test_assert(failed == 0 ||
+				    !plans[p].sticky_expected);
+				acked++;
+			} else {
+				failed++;
+			}
+		}
+		test_assert(f.fired == 1);
+		if (plans[p].sticky_expected) {
+			test_assert(failed > 0);
+			test_assert(journal_error(j) != 0);
+			test_assert_int(a.err[9], journal_error(j));
+		} else {
+			test_assert_int(failed, 0);
+			test_assert_int(journal_error(j), 0);
+		}
+		journal_close(&j);
+		/* Reopen with the real operations: nothing acked is lost,
+		 * nothing damaged is returned. */
+		j = open_j(dir, NULL);
+		test_assert(j != NULL);
+		journal_close(&j);
+		n = read_all(dir, 1, NULL, NULL);
+		test_assert(n >= (long)acked);
+		if (n < (long)acked)
+			fprintf(stderr, "plan %zu: %ld records, %zu acked\n", p,
+			    n, acked);
+		rm_rf(dir);
+		free(dir);
+	}
+}
+
+TEST_MAIN(T(append_read_reopen), T(bodies), T(segments_roll_and_drop),
+    T(torn_tails_are_cut), T(corruption_is_refused_unless_repair),
+    T(fault_injection))
