@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "storage/fileops.h"
@@ -126,5 +128,22 @@ fileops_sync_dir(const struct fileops *fo, const char *dir)
 	if (fo->fsync(fo->ctx, fd) < 0)
 		r = -errno;
 	fo->close(fo->ctx, fd);
+	return r;
+}
+
+int
+fileops_sync_dir_of(const struct fileops *fo, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int r;
+
+	if (slash == NULL)
+		return fileops_sync_dir(fo, ".");
+	dir = strndup(path, (size_t)(slash - path));
+	if (dir == NULL)
+		return -ENOMEM;
+	r = fileops_sync_dir(fo, *dir ? dir : "/");
+	free(dir);
 	return r;
 }

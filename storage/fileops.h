@@ -41,7 +41,9 @@ int fileops_pwrite_all(const struct fileops *fo, int fd, const void *p,
  */
 ssize_t fileops_pread_all(const struct fileops *fo, int fd, void *p,
     size_t n, off_t off);
-/* fsyncs the directory holding path (after create/rename/unlink). */
+/* fsyncs the directory dir (after create/rename/unlink in it). */
 int fileops_sync_dir(const struct fileops *fo, const char *dir);
+/* fsyncs the directory that holds path. */
+int fileops_sync_dir_of(const struct fileops *fo, const char *path);
 
 #endif
