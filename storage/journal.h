@@ -147,6 +147,12 @@ int journal_reader_body(struct journal_reader *r,
     const struct journal_record *rec,
     int (*sink)(void *arg, const void *p, size_t n), void *arg);
 const char *journal_reader_errstr(const struct journal_reader *r);
+/*
+ * After next() returned 0: returns 1 if the newest segment ends in a
+ * torn tail (bytes that recovery would cut), with where and why.
+ */
+int journal_reader_torn_tail(const struct journal_reader *r,
+    uint64_t *segment, uint64_t *offset, uint64_t *bytes, const char **why);
 
 /* Hex form of a record's GUID into out[41]. */
 void journal_guid_hex(const uint8_t guid[20], char out[41]);

@@ -36,6 +36,8 @@ struct journal_reader {
 	uint64_t off;		/* next record's offset */
 	uint64_t from, upto;
 	uint64_t last;		/* LSN of the last record seen */
+	uint64_t torn_seg, torn_off, torn_bytes;	/* a torn tail seen */
+	const char *torn_why;
 	ZSTD_DCtx *dctx;
 	struct buf payload;
 	char errstr[512];
@@ -237,6 +239,12 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 				    "offset %llu: %s",
 				    (unsigned long long)r->segs[r->idx],
 				    (unsigned long long)r->off, why);
+			if (e == SEG_TORN) {
+				r->torn_seg = r->segs[r->idx];
+				r->torn_off = r->off;
+				r->torn_bytes = (uint64_t)sb.st_size - r->off;
+				r->torn_why = why;
+			}
 			return 0;
 		}
 		if (e == SEG_TORN)
@@ -312,4 +320,17 @@ out:
 	EVP_MD_CTX_free(sha);
 	free(out);
 	return e;
+}
+
+int
+journal_reader_torn_tail(const struct journal_reader *r, uint64_t *segment,
+    uint64_t *offset, uint64_t *bytes, const char **why)
+{
+	if (r->torn_why == NULL)
+		return 0;
+	*segment = r->torn_seg;
+	*offset = r->torn_off;
+	*bytes = r->torn_bytes;
+	*why = r->torn_why;
+	return 1;
 }
