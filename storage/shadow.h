@@ -1,0 +1,199 @@
+/*
+ * shadow.h -- a store's shadow: the state the master believes its replica
+ * has, in SQLite.
+ *
+ * It holds mailboxes (every header field, strings verbatim), their
+ * records, mailbox annotations, seen state, subscriptions, sieve scripts
+ * and quota roots, plus the index of message bodies in the journal and
+ * the LSN of the last journal record it reflects.  Each mailbox keeps its
+ * SYNC_CRC and SYNC_CRC_ANNOT up to date as records change (the XOR of
+ * its live records' contributions, kept per record).
+ *
+ * The shadow is a materialised view of the journal: changes are made in
+ * a transaction that ends with shadow_commit(lsn), and after a crash the
+ * owner replays journal records past shadow_lsn().  SQLite runs in WAL
+ * mode with synchronous=NORMAL: a crash may lose the newest transactions
+ * but never corrupts the file, and the journal brings it forward again.
+ */
+#ifndef SR_SHADOW_H
+#define SR_SHADOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct shadow;
+
+struct shadow_mailbox {
+	char *uniqueid;
+	char *name;		/* internal name */
+	char *mbtype;		/* MBOXTYPE letters; NULL for plain email */
+	uint32_t sync_crc;	/* maintained from the records */
+	uint32_t sync_crc_annot;
+	uint32_t last_uid;
+	uint64_t highestmodseq;
+	uint32_t recentuid;
+	uint64_t recenttime;
+	uint64_t last_appenddate;
+	uint64_t pop3_last_login;
+	uint64_t pop3_show_after;
+	uint64_t xconvmodseq;
+	uint64_t raclmodseq;
+	uint32_t uidvalidity;
+	char *partition;	/* NULL for intermediates */
+	char *acl;		/* verbatim */
+	char *options;		/* verbatim */
+	char *quotaroot;	/* NULL if none */
+	uint64_t createdmodseq;
+	uint64_t foldermodseq;
+};
+
+struct shadow_record {
+	uint32_t uid;
+	uint64_t modseq;
+	uint64_t last_updated;
+	uint64_t internaldate;
+	uint32_t size;
+	char guid[41];
+	char *flags;		/* "\Seen Work": as given, space-separated */
+	bool expunged;
+	char *annotations;	/* dlist text of the ANNOTATIONS list, or NULL */
+	uint32_t crc_basic;	/* this record's contributions */
+	uint32_t crc_annot;
+};
+
+/* Annotations, seen and sieve entries are views: callers own nothing. */
+struct shadow_annot {
+	const char *entry;
+	const char *userid;
+	uint64_t modseq;
+	const char *value;	/* may hold NUL bytes; NULL: remove */
+	size_t value_len;
+};
+
+/*
+ * Opens (creating) the shadow database at path.  Returns 0, or a negative
+ * errno with a reason in err.
+ */
+int shadow_open(const char *path, struct shadow **out, char *err,
+    size_t err_len);
+void shadow_close(struct shadow **sp);
+/* The LSN of the last journal record reflected (0: none). */
+uint64_t shadow_lsn(struct shadow *s);
+/* The last SQLite error message, for logs. */
+const char *shadow_errmsg(struct shadow *s);
+
+/* Transactions: every change happens between begin and commit(lsn). */
+int shadow_begin(struct shadow *s);
+int shadow_commit(struct shadow *s, uint64_t lsn);
+void shadow_rollback(struct shadow *s);
+
+/* ---- mailboxes -------------------------------------------------------- */
+
+/* Fills *mb (caller frees with shadow_mailbox_free); 0 or -ENOENT. */
+int shadow_mailbox_by_name(struct shadow *s, const char *name,
+    struct shadow_mailbox *mb);
+int shadow_mailbox_by_uniqueid(struct shadow *s, const char *uniqueid,
+    struct shadow_mailbox *mb);
+/*
+ * Inserts or replaces the mailbox with mb->uniqueid.  The CRC fields of
+ * mb are ignored: they always reflect the stored records.
+ */
+int shadow_mailbox_put(struct shadow *s, const struct shadow_mailbox *mb);
+/* Deletes a mailbox with its records and annotations; 0 or -ENOENT. */
+int shadow_mailbox_delete(struct shadow *s, const char *uniqueid);
+/* Calls fn for each mailbox owned by userid, by name. */
+int shadow_mailbox_each_user(struct shadow *s, const char *userid,
+    int (*fn)(void *arg, const struct shadow_mailbox *mb), void *arg);
+void shadow_mailbox_free(struct shadow_mailbox *mb);
+
+/* ---- records ---------------------------------------------------------- */
+
+/* Fills *rec (free with shadow_record_free); 0 or -ENOENT. */
+int shadow_record_get(struct shadow *s, const char *uniqueid, uint32_t uid,
+    struct shadow_record *rec);
+/*
+ * Inserts or replaces the record uid of the mailbox, computing its CRC
+ * contributions from the other fields (rec's crc fields are ignored) and
+ * updating the mailbox's CRCs.  Returns 0, -ENOENT (no such mailbox) or
+ * -EINVAL (fields the CRCs cannot be computed from).
+ */
+int shadow_record_put(struct shadow *s, const char *uniqueid,
+    const struct shadow_record *rec);
+/* Calls fn for each record of the mailbox with uid >= from, in UID order. */
+int shadow_record_each(struct shadow *s, const char *uniqueid, uint32_t from,
+    int (*fn)(void *arg, const struct shadow_record *rec), void *arg);
+void shadow_record_free(struct shadow_record *rec);
+
+/* ---- mailbox annotations ---------------------------------------------- */
+
+/* Replaces the whole annotation set of a mailbox (n entries). */
+int shadow_annots_set(struct shadow *s, const char *uniqueid,
+    const struct shadow_annot *a, size_t n);
+/* Sets (value != NULL) or removes one annotation. */
+int shadow_annot_put(struct shadow *s, const char *uniqueid,
+    const struct shadow_annot *a);
+/* Calls fn per annotation of the mailbox, ordered by (entry, userid). */
+int shadow_annot_each(struct shadow *s, const char *uniqueid,
+    int (*fn)(void *arg, const struct shadow_annot *a), void *arg);
+
+/* ---- per-user state --------------------------------------------------- */
+
+struct shadow_seen {
+	const char *userid, *uniqueid;
+	uint64_t lastread;
+	uint32_t lastuid;
+	uint64_t lastchange;
+	const char *seenuids;
+};
+
+struct shadow_sieve {
+	const char *userid, *filename;
+	uint64_t last_update;
+	char guid[41];
+	bool active;
+	const char *content;
+	size_t content_len;
+};
+
+int shadow_seen_put(struct shadow *s, const struct shadow_seen *seen);
+int shadow_seen_each(struct shadow *s, const char *userid,
+    int (*fn)(void *arg, const struct shadow_seen *seen), void *arg);
+/* Subscriptions: add (on = true) or remove one. */
+int shadow_sub_set(struct shadow *s, const char *userid, const char *mboxname,
+    bool on);
+int shadow_sub_each(struct shadow *s, const char *userid,
+    int (*fn)(void *arg, const char *mboxname), void *arg);
+int shadow_sieve_put(struct shadow *s, const struct shadow_sieve *sv);
+int shadow_sieve_delete(struct shadow *s, const char *userid,
+    const char *filename);
+/* Marks filename active (NULL: none) for userid. */
+int shadow_sieve_activate(struct shadow *s, const char *userid,
+    const char *filename);
+int shadow_sieve_each(struct shadow *s, const char *userid,
+    int (*fn)(void *arg, const struct shadow_sieve *sv), void *arg);
+/* Quota roots, kept as the dlist text of their fields. */
+int shadow_quota_put(struct shadow *s, const char *root, const char *fields);
+int shadow_quota_delete(struct shadow *s, const char *root);
+/* Fills *fields (caller frees); 0 or -ENOENT. */
+int shadow_quota_get(struct shadow *s, const char *root, char **fields);
+/* Removes all of a user's seen, subscriptions, sieve scripts. */
+int shadow_user_forget(struct shadow *s, const char *userid);
+
+/* ---- the body index --------------------------------------------------- */
+
+struct shadow_body {
+	char guid[41];
+	uint64_t lsn;		/* the body record */
+	uint64_t segment;	/* first LSN of its segment */
+	uint64_t offset;	/* of its record in the segment */
+	uint32_t size;
+};
+
+int shadow_body_put(struct shadow *s, const struct shadow_body *b);
+/* 0 and *b, or -ENOENT: is this GUID's body in the journal? */
+int shadow_body_get(struct shadow *s, const char *guid, struct shadow_body *b);
+/* Forgets bodies whose records are below lsn (their segments are gone). */
+int shadow_body_drop_before(struct shadow *s, uint64_t lsn);
+
+#endif
