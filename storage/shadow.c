@@ -18,7 +18,7 @@
  *   sub(userid, mboxname, PK)
  *   sieve(userid, filename, last_update, guid, active, content, PK)
  *   quota(root PK, fields)
- *   body(guid PK, lsn, segment, offset, size)  index on lsn
+ *   body(guid PK, lsn, size)             index on lsn
  *
  * mailbox.owner is the user owning the name (mboxname.c), indexed for
  * GET USER.  A mailbox's sync_crc / sync_crc_annot are the XOR of its
@@ -82,8 +82,7 @@ static const char schema[] =
     " PRIMARY KEY (userid, filename)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS quota (root TEXT PRIMARY KEY, fields TEXT);"
     "CREATE TABLE IF NOT EXISTS body ("
-    " guid TEXT PRIMARY KEY, lsn INTEGER, segment INTEGER, offset INTEGER,"
-    " size INTEGER);"
+    " guid TEXT PRIMARY KEY, lsn INTEGER, size INTEGER);"
     "CREATE INDEX IF NOT EXISTS body_lsn ON body(lsn);"
     "INSERT OR IGNORE INTO meta VALUES ('version', 1);"
     "INSERT OR IGNORE INTO meta VALUES ('lsn', 0);";
@@ -908,23 +907,20 @@ int
 shadow_body_put(struct shadow *s, const struct shadow_body *b)
 {
 	sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO body (guid, lsn, "
-	    "segment, offset, size) VALUES (?1, ?2, ?3, ?4, ?5)");
+	    "size) VALUES (?1, ?2, ?3)");
 
 	if (st == NULL)
 		return sqerr(s);
 	bind_text(st, 1, b->guid);
 	bind_u64(st, 2, b->lsn);
-	bind_u64(st, 3, b->segment);
-	bind_u64(st, 4, b->offset);
-	bind_u64(st, 5, b->size);
+	bind_u64(st, 3, b->size);
 	return step_done(s, st);
 }
 
 int
 shadow_body_get(struct shadow *s, const char *guid, struct shadow_body *b)
 {
-	sqlite3_stmt *st = prep(s, "SELECT lsn, segment, offset, size FROM body "
-	    "WHERE guid = ?1");
+	sqlite3_stmt *st = prep(s, "SELECT lsn, size FROM body WHERE guid = ?1");
 	int r;
 
 	if (st == NULL)
@@ -934,9 +930,7 @@ shadow_body_get(struct shadow *s, const char *guid, struct shadow_body *b)
 	if (r == SQLITE_ROW) {
 		snprintf(b->guid, sizeof(b->guid), "%s", guid);
 		b->lsn = col_u64(st, 0);
-		b->segment = col_u64(st, 1);
-		b->offset = col_u64(st, 2);
-		b->size = (uint32_t)col_u64(st, 3);
+		b->size = (uint32_t)col_u64(st, 1);
 		r = 0;
 	} else {
 		r = r == SQLITE_DONE ? -ENOENT : sqerr(s);

@@ -182,11 +182,10 @@ int shadow_user_forget(struct shadow *s, const char *userid);
 
 /* ---- the body index --------------------------------------------------- */
 
+/* A body is found in the journal by the LSN of its record. */
 struct shadow_body {
 	char guid[41];
 	uint64_t lsn;		/* the body record */
-	uint64_t segment;	/* first LSN of its segment */
-	uint64_t offset;	/* of its record in the segment */
 	uint32_t size;
 };
 

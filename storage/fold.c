@@ -1,0 +1,106 @@
+/*
+ * fold.c -- replaying journal records into the shadow.
+ *
+ * Records are applied in LSN order, a few hundred per SQLite
+ * transaction, each transaction ending with shadow_commit(last LSN), so
+ * an interrupted fold simply resumes.  Commands are replayed with the
+ * replay context: they were accepted when journaled, so only the
+ * changes are redone (force mode and SIEVE-MAILBOX cannot turn a
+ * journaled command into a refusal).
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "protocol/csync.h"
+#include "storage/apply.h"
+#include "storage/fold.h"
+#include "storage/journal.h"
+
+#define FOLD_BATCH 256
+
+int
+fold_command_text(struct shadow *s, const char *text, size_t len,
+    struct apply_outcome *out)
+{
+	static const struct apply_ctx replay = { true, true, true };
+	struct csync_reader *r = csync_reader_new(CSYNC_SERVER, NULL, NULL);
+	struct buf line = BUF_INIT;
+	struct dlist *e = NULL;
+	size_t used;
+	int ret = -EINVAL;
+
+	buf_append(&line, text, len);
+	buf_puts(&line, "\r\n");
+	if (csync_reader_feed(r, line.s, line.len, &used) == CSYNC_LINE &&
+	    strcmp(csync_reader_verb(r), "APPLY") == 0 &&
+	    (e = csync_reader_take_entry(r)) != NULL) {
+		apply_command(s, e, &replay, out);
+		ret = 0;
+	}
+	dlist_free(&e);
+	csync_reader_free(&r);
+	buf_free(&line);
+	return ret;
+}
+
+long
+fold_journal(struct shadow *s, const char *dir, uint64_t upto, char *err,
+    size_t err_len)
+{
+	struct journal_reader *r;
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	uint64_t from = shadow_lsn(s) + 1, last = 0;
+	long n = 0;
+	int e, pending = 0;
+
+	r = journal_reader_new(dir, NULL, from, upto, err, err_len);
+	if (r == NULL)
+		return -EIO;
+	while ((e = journal_reader_next(r, &rec, &raw)) == 1) {
+		if (pending == 0 && (e = shadow_begin(s)) < 0)
+			break;
+		if (rec.type == JOURNAL_BODY) {
+			struct shadow_body b;
+
+			journal_guid_hex(rec.guid, b.guid);
+			b.lsn = rec.lsn;
+			b.size = rec.raw_len;
+			if ((e = shadow_body_put(s, &b)) < 0)
+				break;
+		} else {
+			struct apply_outcome out;
+
+			if (fold_command_text(s, raw.s, raw.len, &out) < 0 ||
+			    (!out.changed && out.code != RESULT_OK))
+				log_warnx("shadow=fold lsn=%llu event=replay_"
+				    "refused code=%s reason=\"%s\"",
+				    (unsigned long long)rec.lsn,
+				    result_name(out.code), out.why);
+		}
+		last = rec.lsn;
+		n++;
+		if (++pending == FOLD_BATCH) {
+			if ((e = shadow_commit(s, last)) < 0)
+				break;
+			pending = 0;
+		}
+	}
+	if (e < 0) {
+		snprintf(err, err_len, "%s", e == -EBADMSG || e == -EIO ?
+		    journal_reader_errstr(r) : shadow_errmsg(s));
+		shadow_rollback(s);
+		n = e;
+	} else if (pending && (e = shadow_commit(s, last)) < 0) {
+		snprintf(err, err_len, "%s", shadow_errmsg(s));
+		n = e;
+	}
+	journal_reader_free(&r);
+	buf_free(&raw);
+	return n;
+}
