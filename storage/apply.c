@@ -427,8 +427,11 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 		} else if (rec.uid <= cur.last_uid) {
 			shadow_record_free(&rec);	/* expunged: ignored */
 			continue;
-		} else if (shadow_body_get(s, rec.guid, &body) == 0) {
-			rec.size = body.size;		/* the real file size */
+		} else {
+			if (shadow_body_get(s, rec.guid, &body) == 0)
+				rec.size = body.size;	/* the real size */
+			/* Replaying this append will need the body. */
+			shadow_body_need(s, rec.guid);
 		}
 		r = shadow_record_put(s, cur.uniqueid, &rec);
 		shadow_record_free(&rec);

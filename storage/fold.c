@@ -74,10 +74,13 @@ fold_journal(struct shadow *s, const char *dir, uint64_t upto, char *err,
 			if ((e = shadow_body_put(s, &b)) < 0)
 				break;
 		} else {
-			struct apply_outcome out;
+			struct apply_outcome out = { RESULT_PROTOCOL_ERROR,
+				false, "not an APPLY command" };
 
-			if (fold_command_text(s, raw.s, raw.len, &out) < 0 ||
-			    (!out.changed && out.code != RESULT_OK))
+			if (fold_command_text(s, raw.s, raw.len, &out) == 0 &&
+			    (e = shadow_body_needed_by(s, rec.lsn)) < 0)
+				break;
+			if (!out.changed && out.code != RESULT_OK)
 				log_warnx("shadow=fold lsn=%llu event=replay_"
 				    "refused code=%s reason=\"%s\"",
 				    (unsigned long long)rec.lsn,

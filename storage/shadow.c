@@ -18,7 +18,7 @@
  *   sub(userid, mboxname, PK)
  *   sieve(userid, filename, last_update, guid, active, content, PK)
  *   quota(root PK, fields)
- *   body(guid PK, lsn, size)             index on lsn
+ *   body(guid PK, lsn, size, needed_lsn) index on lsn
  *
  * mailbox.owner is the user owning the name (mboxname.c), indexed for
  * GET USER.  A mailbox's sync_crc / sync_crc_annot are the XOR of its
@@ -45,6 +45,8 @@ struct shadow {
 	sqlite3 *db;
 	uint64_t lsn;
 	bool in_tx;
+	char (*needed)[41];	/* bodies the open transaction needs */
+	size_t nneeded;
 };
 
 static const char schema[] =
@@ -82,7 +84,8 @@ static const char schema[] =
     " PRIMARY KEY (userid, filename)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS quota (root TEXT PRIMARY KEY, fields TEXT);"
     "CREATE TABLE IF NOT EXISTS body ("
-    " guid TEXT PRIMARY KEY, lsn INTEGER, size INTEGER);"
+    " guid TEXT PRIMARY KEY, lsn INTEGER, size INTEGER,"
+    " needed_lsn INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS body_lsn ON body(lsn);"
     "INSERT OR IGNORE INTO meta VALUES ('version', 1);"
     "INSERT OR IGNORE INTO meta VALUES ('lsn', 0);";
@@ -198,6 +201,7 @@ shadow_close(struct shadow **sp)
 	if (s->in_tx)
 		shadow_rollback(s);
 	sqlite3_close_v2(s->db);
+	free(s->needed);
 	free(s);
 	*sp = NULL;
 }
@@ -234,6 +238,10 @@ shadow_commit(struct shadow *s, uint64_t lsn)
 
 	if (!s->in_tx)
 		return -EINVAL;
+	if ((r = shadow_body_needed_by(s, lsn)) < 0) {
+		shadow_rollback(s);
+		return r;
+	}
 	st = prep(s, "UPDATE meta SET value = ?1 WHERE key = 'lsn'");
 	bind_u64(st, 1, lsn);
 	if ((r = step_done(s, st)) < 0 ||
@@ -253,6 +261,36 @@ shadow_rollback(struct shadow *s)
 	if (s->in_tx)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	s->in_tx = false;
+	s->nneeded = 0;
+}
+
+int
+shadow_body_needed_by(struct shadow *s, uint64_t lsn)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < s->nneeded; i++) {
+		sqlite3_stmt *st = prep(s, "UPDATE body SET needed_lsn = ?2 "
+		    "WHERE guid = ?1 AND needed_lsn < ?2");
+
+		if (st == NULL)
+			return sqerr(s);
+		bind_text(st, 1, s->needed[i]);
+		bind_u64(st, 2, lsn);
+		if ((r = step_done(s, st)) < 0)
+			return r;
+	}
+	s->nneeded = 0;
+	return 0;
+}
+
+void
+shadow_body_need(struct shadow *s, const char *guid)
+{
+	s->needed = xreallocarray(s->needed, s->nneeded + 1,
+	    sizeof(*s->needed));
+	snprintf(s->needed[s->nneeded++], 41, "%s", guid);
 }
 
 /* ---- mailboxes -------------------------------------------------------- */
@@ -906,8 +944,8 @@ shadow_user_forget(struct shadow *s, const char *userid)
 int
 shadow_body_put(struct shadow *s, const struct shadow_body *b)
 {
-	sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO body (guid, lsn, "
-	    "size) VALUES (?1, ?2, ?3)");
+	sqlite3_stmt *st = prep(s, "INSERT INTO body (guid, lsn, size) VALUES "
+	    "(?1, ?2, ?3) ON CONFLICT(guid) DO UPDATE SET lsn = ?2, size = ?3");
 
 	if (st == NULL)
 		return sqerr(s);
@@ -920,7 +958,8 @@ shadow_body_put(struct shadow *s, const struct shadow_body *b)
 int
 shadow_body_get(struct shadow *s, const char *guid, struct shadow_body *b)
 {
-	sqlite3_stmt *st = prep(s, "SELECT lsn, size FROM body WHERE guid = ?1");
+	sqlite3_stmt *st = prep(s, "SELECT lsn, size, needed_lsn FROM body "
+	    "WHERE guid = ?1");
 	int r;
 
 	if (st == NULL)
@@ -931,6 +970,7 @@ shadow_body_get(struct shadow *s, const char *guid, struct shadow_body *b)
 		snprintf(b->guid, sizeof(b->guid), "%s", guid);
 		b->lsn = col_u64(st, 0);
 		b->size = (uint32_t)col_u64(st, 1);
+		b->needed_lsn = col_u64(st, 2);
 		r = 0;
 	} else {
 		r = r == SQLITE_DONE ? -ENOENT : sqerr(s);
@@ -948,4 +988,30 @@ shadow_body_drop_before(struct shadow *s, uint64_t lsn)
 		return sqerr(s);
 	bind_u64(st, 1, lsn);
 	return step_done(s, st);
+}
+
+int
+shadow_body_each_needed(struct shadow *s, uint64_t lsn, uint64_t min_needed,
+    int (*fn)(void *arg, const struct shadow_body *b), void *arg)
+{
+	sqlite3_stmt *st = prep(s, "SELECT guid, lsn, size, needed_lsn FROM "
+	    "body WHERE lsn < ?1 AND needed_lsn > ?2 ORDER BY lsn");
+	int r = 0;
+
+	if (st == NULL)
+		return sqerr(s);
+	bind_u64(st, 1, lsn);
+	bind_u64(st, 2, min_needed);
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		struct shadow_body b;
+		const unsigned char *g = sqlite3_column_text(st, 0);
+
+		snprintf(b.guid, sizeof(b.guid), "%s", g ? (const char *)g : "");
+		b.lsn = col_u64(st, 1);
+		b.size = (uint32_t)col_u64(st, 2);
+		b.needed_lsn = col_u64(st, 3);
+		r = fn(arg, &b);
+	}
+	sqlite3_finalize(st);
+	return r;
 }

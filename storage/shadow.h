@@ -182,14 +182,38 @@ int shadow_user_forget(struct shadow *s, const char *userid);
 
 /* ---- the body index --------------------------------------------------- */
 
-/* A body is found in the journal by the LSN of its record. */
+/*
+ * A body is found in the journal by the LSN of its record.  needed_lsn
+ * is the newest command that appended a record with this GUID: until
+ * every replica is past it, the body must stay readable.
+ */
 struct shadow_body {
 	char guid[41];
 	uint64_t lsn;		/* the body record */
 	uint32_t size;
+	uint64_t needed_lsn;
 };
 
+/* Adds or moves a body (needed_lsn is kept when it exists). */
 int shadow_body_put(struct shadow *s, const struct shadow_body *b);
+/*
+ * Notes that the command being applied needs guid; shadow_commit(lsn)
+ * then sets the body's needed_lsn to lsn.
+ */
+void shadow_body_need(struct shadow *s, const char *guid);
+/*
+ * Records the bodies noted since the last call as needed by the command
+ * at lsn, without committing (a fold applies many commands per
+ * transaction).  0 or a negative errno.
+ */
+int shadow_body_needed_by(struct shadow *s, uint64_t lsn);
+/*
+ * Calls fn for each body whose record is below lsn and that is still
+ * needed after min_needed (needed_lsn > min_needed).
+ */
+int shadow_body_each_needed(struct shadow *s, uint64_t lsn,
+    uint64_t min_needed, int (*fn)(void *arg, const struct shadow_body *b),
+    void *arg);
 /* 0 and *b, or -ENOENT: is this GUID's body in the journal? */
 int shadow_body_get(struct shadow *s, const char *guid, struct shadow_body *b);
 /* Forgets bodies whose records are below lsn (their segments are gone). */

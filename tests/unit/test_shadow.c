@@ -377,14 +377,31 @@ static void
 body_index(void)
 {
 	struct shadow *s = open_s();
-	struct shadow_body b1 = { G1, 10, 137 }, b2 = { G2, 20, 138 }, got;
+	struct shadow_body b1 = { G1, 10, 137, 0 }, b2 = { G2, 20, 138, 0 }, got;
 
 	shadow_begin(s);
 	test_assert_int(shadow_body_put(s, &b1), 0);
 	test_assert_int(shadow_body_put(s, &b2), 0);
 	shadow_commit(s, 70);
 	test_assert_int(shadow_body_get(s, G2, &got), 0);
-	test_assert(got.lsn == 20 && got.size == 138);
+	test_assert(got.lsn == 20 && got.size == 138 && got.needed_lsn == 0);
+	/* A command at LSN 80 appends G2: it is needed until 80. */
+	shadow_begin(s);
+	shadow_body_need(s, G2);
+	shadow_commit(s, 80);
+	test_assert_int(shadow_body_get(s, G2, &got), 0);
+	test_assert_int(got.needed_lsn, 80);
+	/* Moving the body (carried forward) keeps what needs it. */
+	shadow_begin(s);
+	b2.lsn = 90;
+	shadow_body_put(s, &b2);
+	shadow_commit(s, 90);
+	test_assert_int(shadow_body_get(s, G2, &got), 0);
+	test_assert(got.lsn == 90 && got.needed_lsn == 80);
+	b2.lsn = 20;
+	shadow_begin(s);
+	shadow_body_put(s, &b2);
+	shadow_commit(s, 91);
 	shadow_begin(s);
 	test_assert_int(shadow_body_drop_before(s, 15), 0);
 	shadow_commit(s, 71);
