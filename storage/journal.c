@@ -316,6 +316,34 @@ journal_get_stats(struct journal *j, struct journal_stats *st)
 }
 
 int
+journal_segments(struct journal *j, struct journal_segment **out, size_t *n)
+{
+	struct journal_segment *v;
+	size_t i;
+
+	pthread_mutex_lock(&j->lock);
+	v = xcalloc(j->nsegs + 1, sizeof(*v));
+	for (i = 0; i < j->nsegs; i++) {
+		char path[4096];
+		struct stat sb;
+
+		seg_path(path, sizeof(path), j->dir, j->segs[i]);
+		v[i].first = j->segs[i];
+		v[i].last = i + 1 < j->nsegs ? j->segs[i + 1] - 1 :
+		    j->durable_lsn;
+		if (stat(path, &sb) == 0) {
+			v[i].bytes = (uint64_t)sb.st_size;
+			v[i].mtime_us = (uint64_t)sb.st_mtim.tv_sec * 1000000 +
+			    (uint64_t)sb.st_mtim.tv_nsec / 1000;
+		}
+	}
+	*n = j->nsegs;
+	pthread_mutex_unlock(&j->lock);
+	*out = v;
+	return 0;
+}
+
+int
 journal_drop_before(struct journal *j, uint64_t lsn)
 {
 	size_t drop = 0, i;

@@ -110,6 +110,17 @@ void journal_get_stats(struct journal *j, struct journal_stats *st);
 /* The journal's directory. */
 const char *journal_dir(const struct journal *j);
 
+struct journal_segment {
+	uint64_t first;		/* first LSN */
+	uint64_t last;		/* last LSN (first - 1 when empty) */
+	uint64_t bytes;
+	uint64_t mtime_us;	/* last written */
+};
+
+/* Lists the segments, oldest first, into a new array (caller frees). */
+int journal_segments(struct journal *j, struct journal_segment **out,
+    size_t *n);
+
 /*
  * Deletes whole segments all of whose records are below lsn (never the
  * newest segment).  Returns the number deleted or a negative errno.

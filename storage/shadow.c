@@ -1015,3 +1015,19 @@ shadow_body_each_needed(struct shadow *s, uint64_t lsn, uint64_t min_needed,
 	sqlite3_finalize(st);
 	return r;
 }
+
+uint64_t
+shadow_body_min_needed(struct shadow *s, uint64_t min_needed)
+{
+	sqlite3_stmt *st = prep(s, "SELECT MIN(lsn) FROM body WHERE "
+	    "needed_lsn > ?1");
+	uint64_t v = 0;
+
+	if (st == NULL)
+		return 0;
+	bind_u64(st, 1, min_needed);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = col_u64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}

@@ -216,6 +216,11 @@ int shadow_body_each_needed(struct shadow *s, uint64_t lsn,
     void *arg);
 /* 0 and *b, or -ENOENT: is this GUID's body in the journal? */
 int shadow_body_get(struct shadow *s, const char *guid, struct shadow_body *b);
+/*
+ * The lowest LSN of a body still needed by a command after min_needed
+ * (needed_lsn > min_needed), or 0 if there is none.
+ */
+uint64_t shadow_body_min_needed(struct shadow *s, uint64_t min_needed);
 /* Forgets bodies whose records are below lsn (their segments are gone). */
 int shadow_body_drop_before(struct shadow *s, uint64_t lsn);
 
