@@ -53,6 +53,18 @@ storage_error(struct apply_outcome *out, struct shadow *s, int r)
 	    shadow_errmsg(s));
 }
 
+/* Ends a handler whose one change returned r. */
+static void
+changed(struct apply_outcome *out, struct shadow *s, int r)
+{
+	if (r < 0) {
+		storage_error(out, s, r);
+		return;
+	}
+	out->changed = true;
+	out->code = RESULT_OK;
+}
+
 bool
 apply_changes_state(const char *sub)
 {
@@ -649,12 +661,7 @@ apply_quota(struct shadow *s, const struct dlist *e, bool set,
 		r = shadow_quota_delete(s, root);
 	}
 	buf_free(&b);
-	if (r < 0) {
-		storage_error(out, s, r);
-		return;
-	}
-	out->changed = true;
-	out->code = RESULT_OK;
+	changed(out, s, r);
 }
 
 static void
@@ -687,12 +694,7 @@ apply_annotation(struct shadow *s, const struct dlist *e, bool set,
 	a.value_len = vl;
 	r = shadow_annot_put(s, *name ? mb.uniqueid : "", &a);
 	shadow_mailbox_free(&mb);
-	if (r < 0) {
-		storage_error(out, s, r);
-		return;
-	}
-	out->changed = true;
-	out->code = RESULT_OK;
+	changed(out, s, r);
 }
 
 static void
@@ -700,7 +702,6 @@ apply_seen(struct shadow *s, const struct dlist *e, struct apply_outcome *out)
 {
 	struct shadow_seen v;
 	uint64_t lastuid;
-	int r;
 
 	memset(&v, 0, sizeof(v));
 	if ((v.userid = req_str(e, "USERID")) == NULL ||
@@ -714,12 +715,7 @@ apply_seen(struct shadow *s, const struct dlist *e, struct apply_outcome *out)
 		return;
 	}
 	v.lastuid = (uint32_t)lastuid;
-	if ((r = shadow_seen_put(s, &v)) < 0) {
-		storage_error(out, s, r);
-		return;
-	}
-	out->changed = true;
-	out->code = RESULT_OK;
+	changed(out, s, shadow_seen_put(s, &v));
 }
 
 static void
@@ -727,19 +723,13 @@ apply_sub(struct shadow *s, const struct dlist *e, bool on,
     struct apply_outcome *out)
 {
 	const char *user = req_str(e, "USERID"), *name = req_str(e, "MBOXNAME");
-	int r;
 
 	if (user == NULL || name == NULL) {
 		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "SUB needs USERID "
 		    "and MBOXNAME");
 		return;
 	}
-	if ((r = shadow_sub_set(s, user, name, on)) < 0) {
-		storage_error(out, s, r);
-		return;
-	}
-	out->changed = true;
-	out->code = RESULT_OK;
+	changed(out, s, shadow_sub_set(s, user, name, on));
 }
 
 static bool
@@ -848,12 +838,7 @@ apply_sieve(struct shadow *s, const char *sub, const struct dlist *e,
 	} else {
 		r = shadow_sieve_activate(s, user, NULL);
 	}
-	if (r < 0) {
-		storage_error(out, s, r);
-		return;
-	}
-	out->changed = true;
-	out->code = RESULT_OK;
+	changed(out, s, r);
 }
 
 struct user_boxes {

@@ -147,6 +147,21 @@ col_u64(sqlite3_stmt *st, int i)
 	return (uint64_t)sqlite3_column_int64(st, i);
 }
 
+/*
+ * Steps a statement expected to return at most one row: 1 with the row
+ * ready to read, -ENOENT without one, or another negative errno.  The
+ * caller reads the row and finalizes.
+ */
+static int
+step_row(struct shadow *s, sqlite3_stmt *st)
+{
+	int r = sqlite3_step(st);
+
+	if (r == SQLITE_ROW)
+		return 1;
+	return r == SQLITE_DONE ? -ENOENT : sqerr(s);
+}
+
 /* Runs a statement that returns no rows; 0 or a negative errno. */
 static int
 step_done(struct shadow *s, sqlite3_stmt *st)
@@ -340,12 +355,9 @@ mailbox_by(struct shadow *s, const char *col, const char *key,
 	if ((st = prep(s, sql)) == NULL)
 		return sqerr(s);
 	bind_text(st, 1, key);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
+	if ((r = step_row(s, st)) == 1) {
 		mailbox_from_row(st, mb);
 		r = 0;
-	} else {
-		r = r == SQLITE_DONE ? -ENOENT : sqerr(s);
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -502,12 +514,9 @@ shadow_record_get(struct shadow *s, const char *uniqueid, uint32_t uid,
 		return sqerr(s);
 	bind_text(st, 1, uniqueid);
 	bind_u64(st, 2, uid);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
+	if ((r = step_row(s, st)) == 1) {
 		record_from_row(st, rec);
 		r = 0;
-	} else {
-		r = r == SQLITE_DONE ? -ENOENT : sqerr(s);
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -905,12 +914,9 @@ shadow_quota_get(struct shadow *s, const char *root, char **fields)
 	if (st == NULL)
 		return sqerr(s);
 	bind_text(st, 1, root);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
+	if ((r = step_row(s, st)) == 1) {
 		*fields = col_text(st, 0);
 		r = 0;
-	} else {
-		r = r == SQLITE_DONE ? -ENOENT : sqerr(s);
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -965,15 +971,12 @@ shadow_body_get(struct shadow *s, const char *guid, struct shadow_body *b)
 	if (st == NULL)
 		return sqerr(s);
 	bind_text(st, 1, guid);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
+	if ((r = step_row(s, st)) == 1) {
 		snprintf(b->guid, sizeof(b->guid), "%s", guid);
 		b->lsn = col_u64(st, 0);
 		b->size = (uint32_t)col_u64(st, 1);
 		b->needed_lsn = col_u64(st, 2);
 		r = 0;
-	} else {
-		r = r == SQLITE_DONE ? -ENOENT : sqerr(s);
 	}
 	sqlite3_finalize(st);
 	return r;
