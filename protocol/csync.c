@@ -37,6 +37,7 @@ struct csync_reader {
 	struct dlist_parser *parser;
 	enum rstate state;
 	bool line_done;		/* a line was returned; reset on next feed */
+	bool raw_next;		/* the next line is text without a verb */
 	struct buf verb;
 	struct buf text;
 	bool has_text;
@@ -87,6 +88,12 @@ csync_reader_set_limits(struct csync_reader *r,
 	dlist_parser_set_limits(r->parser, &r->lim);
 	r->verb.max = r->lim.max_token;
 	r->text.max = r->lim.max_token;
+}
+
+void
+csync_reader_raw_line(struct csync_reader *r)
+{
+	r->raw_next = true;
 }
 
 void
@@ -185,6 +192,12 @@ csync_reader_feed(struct csync_reader *r, const char *data, size_t n,
 	if (r->line_done) {
 		start_line(r);
 		r->line_done = false;
+	}
+	if (r->raw_next && r->state == R_VERB && r->verb.len == 0 &&
+	    !r->has_text) {
+		r->raw_next = false;
+		r->has_text = true;
+		r->state = R_TEXT;
 	}
 	st = csync_feed_bytes(r, data, n, used);
 	r->line_done = st != CSYNC_NEED_MORE;

@@ -58,6 +58,12 @@ void csync_reader_free(struct csync_reader **rp);
 /* Replaces the limits (e.g. looser after authentication). */
 void csync_reader_set_limits(struct csync_reader *r,
     const struct dlist_limits *limits);
+/*
+ * Server: read the next line whole as text, with no verb (the answer to
+ * a SASL challenge, which is case-sensitive base64).  It comes back as a
+ * CSYNC_LINE with verb "" and the line as text.
+ */
+void csync_reader_raw_line(struct csync_reader *r);
 /* Client: read "* ..." lines as text (the banner) rather than dlists. */
 void csync_reader_set_banner(struct csync_reader *r, bool on);
 

@@ -616,6 +616,16 @@ config_num(const struct config *c, enum config_opt opt)
 	return c->values[opt].num;
 }
 
+const char *
+config_text_by_name(const struct config *c, const char *name)
+{
+	enum config_opt id;
+
+	if (option_by_name(name, &id) == NULL)
+		return NULL;
+	return config_text(c, id);
+}
+
 bool
 config_is_set(const struct config *c, enum config_opt opt)
 {

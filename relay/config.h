@@ -88,6 +88,8 @@ bool config_bool(const struct config *c, enum config_opt opt);
 uint64_t config_num(const struct config *c, enum config_opt opt);
 /* The raw text of a value, as written (or the default). */
 const char *config_text(const struct config *c, enum config_opt opt);
+/* The text of the option called name (default if unset), or NULL. */
+const char *config_text_by_name(const struct config *c, const char *name);
 /* Was the option set in the file? */
 bool config_is_set(const struct config *c, enum config_opt opt);
 

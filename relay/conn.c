@@ -37,6 +37,7 @@ struct conn {
 	const char *close_reason;	/* static text for the log */
 	bool dead;		/* on the reaper list */
 	bool paused;		/* reading stopped for backpressure */
+	bool owner_paused;	/* reading stopped by the owner */
 	struct conn *next, *prev;	/* all live conns */
 	struct conn *next_dead;
 };
@@ -77,13 +78,14 @@ update_watchers(struct conn *c)
 		ev_io_start(c->loop, &c->wio);
 	else
 		ev_io_stop(c->loop, &c->wio);
-	if (!c->paused && pending > CONN_OUT_HIGH) {
+	if (!c->paused && pending > CONN_OUT_HIGH)
 		c->paused = true;
-		ev_io_stop(c->loop, &c->rio);
-	} else if (c->paused && pending < CONN_OUT_LOW && !c->closing) {
+	else if (c->paused && pending < CONN_OUT_LOW)
 		c->paused = false;
+	if (c->paused || c->owner_paused || c->closing)
+		ev_io_stop(c->loop, &c->rio);
+	else
 		ev_io_start(c->loop, &c->rio);
-	}
 }
 
 static void
@@ -195,6 +197,23 @@ conn_new(struct ev_loop *loop, int fd, const char *peer, double idle_timeout,
 	conns = c;
 	nconns++;
 	return c;
+}
+
+void
+conn_pause(struct conn *c, bool paused)
+{
+	c->owner_paused = paused;
+	update_watchers(c);
+}
+
+void
+conn_kick(struct conn *c)
+{
+	if (c->dead)
+		return;
+	offer_input(c);
+	if (!c->dead)
+		flush_out(c);
 }
 
 void

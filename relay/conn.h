@@ -45,6 +45,13 @@ struct conn *conn_new(struct ev_loop *loop, int fd, const char *peer,
 void conn_write(struct conn *c, const void *p, size_t n);
 /* Closes after the queued output is sent (or at once if now). */
 void conn_close(struct conn *c, const char *reason, bool now);
+/*
+ * Stops (paused = true) or resumes reading from the socket.  Input
+ * already read stays buffered; conn_kick() offers it again.
+ */
+void conn_pause(struct conn *c, bool paused);
+/* Offers buffered input to the owner again (after it was busy). */
+void conn_kick(struct conn *c);
 /* Changes the idle timeout (seconds). */
 void conn_set_timeout(struct conn *c, double idle_timeout);
 /* The printable peer address. */

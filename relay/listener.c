@@ -12,6 +12,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,13 @@ struct listener {
 	char address[NI_MAXHOST + NI_MAXSERV + 4];
 };
 
+/*
+ * Formats an address for logs ("ip:port", "[v6]:port") or, with sasl,
+ * as SASL wants it ("ip;port").
+ */
 static void
 format_addr(const struct sockaddr *sa, socklen_t len, char *out,
-    size_t outlen)
+    size_t outlen, bool sasl)
 {
 	char host[NI_MAXHOST], serv[NI_MAXSERV];
 
@@ -43,7 +48,9 @@ format_addr(const struct sockaddr *sa, socklen_t len, char *out,
 		snprintf(out, outlen, "?");
 		return;
 	}
-	if (sa->sa_family == AF_INET6)
+	if (sasl)
+		snprintf(out, outlen, "%s;%s", host, serv);
+	else if (sa->sa_family == AF_INET6)
 		snprintf(out, outlen, "[%s]:%s", host, serv);
 	else
 		snprintf(out, outlen, "%s:%s", host, serv);
@@ -53,9 +60,11 @@ static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct listener *l = w->data;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
+	struct sockaddr_storage ss, ls;
+	socklen_t len = sizeof(ss), llen = sizeof(ls);
 	char peer[NI_MAXHOST + NI_MAXSERV + 4];
+	char slocal[NI_MAXHOST + NI_MAXSERV + 4];
+	char sremote[NI_MAXHOST + NI_MAXSERV + 4];
 	int fd, one = 1;
 
 	fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
@@ -66,7 +75,14 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			log_warn("listen=%s event=accept_failed", l->address);
 		return;
 	}
-	format_addr((struct sockaddr *)&ss, len, peer, sizeof(peer));
+	format_addr((struct sockaddr *)&ss, len, peer, sizeof(peer), false);
+	format_addr((struct sockaddr *)&ss, len, sremote, sizeof(sremote),
+	    true);
+	if (getsockname(fd, (struct sockaddr *)&ls, &llen) == 0)
+		format_addr((struct sockaddr *)&ls, llen, slocal,
+		    sizeof(slocal), true);
+	else
+		snprintf(slocal, sizeof(slocal), "127.0.0.1;0");
 	if (conn_count() >= *l->max_connections) {
 		log_warnx("listen=%s peer=%s event=refused reason=\"too many "
 		    "connections (max_connections=%zu)\"", l->address, peer,
@@ -75,7 +91,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	session_start(loop, fd, peer, l->params);
+	session_start(loop, fd, peer, slocal, sremote, l->params);
 }
 
 struct listener *
@@ -122,7 +138,7 @@ listener_new(struct ev_loop *loop, const char *host, unsigned port,
 	l->params = params;
 	l->max_connections = max_connections;
 	format_addr((struct sockaddr *)&ss, sslen, l->address,
-	    sizeof(l->address));
+	    sizeof(l->address), false);
 	ev_io_init(&l->watcher, accept_cb, fd, EV_READ);
 	l->watcher.data = l;
 	ev_io_start(loop, &l->watcher);

@@ -1,41 +1,505 @@
 /*
- * session.c -- csync server session: banner, command dispatch, replies.
+ * session.c -- csync server session: banner, authentication, commands.
  *
- * Input flows conn -> csync_reader -> one command at a time -> a reply
- * queued on the conn.  Commands are strictly one in flight, as in csync.
- * Every refusal is a protocol reply plus a log line with the session's
- * conn= and peer= fields.
+ * Input flows conn -> csync_reader -> one command at a time -> a reply.
+ * While a command waits for the journal (an APPLY that changed the
+ * shadow, or the bodies of an APPLY MESSAGE), the session stops reading
+ * and offers the rest of its input again once the reply is out, so
+ * commands never overlap.  Message bodies stream from the parser into
+ * the journal as they arrive; when the journal falls behind, reading
+ * pauses until it drains (backpressure).
+ *
+ * Completions can outlive the connection: a session whose connection
+ * is gone stays allocated until its last journal completion has run,
+ * and a completion for a gone session still commits or rolls back the
+ * shadow (the journal is the truth), it just has nobody to answer.
  */
 #include "autoconf.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "protocol/csync.h"
+#include "protocol/saslsrv.h"
 #include "relay/conn.h"
+#include "relay/getcmd.h"
 #include "relay/session.h"
+#include "relay/store.h"
+#include "storage/apply.h"
+
+#define JOURNAL_HIGH ((uint64_t)32 << 20)
+#define JOURNAL_LOW ((uint64_t)8 << 20)
 
 struct session {
 	struct conn *conn;
+	const struct session_params *params;
 	struct csync_reader *reader;
 	struct buf reply;
+	struct saslsrv *sasl;
+	bool sasl_used;			/* an exchange was started on it */
+	char *sasl_local, *sasl_remote;
+	bool sasl_stepping;		/* waiting for a response line */
+	char *user;
+	struct store *store;		/* set once authenticated */
+	struct apply_ctx ctx;
+	bool sieve_mailbox;
+	bool busy;			/* a command waits for the journal */
+	bool throttled;			/* reading paused for the journal */
+	bool gone;			/* the connection is closed */
+	int pending;			/* journal operations in flight */
+	/* APPLY MESSAGE in progress */
+	struct journal_body *body;
+	char body_guid[41];
+	uint64_t body_size;
+	int bodies_pending;
+	int bodies_failed;
+	bool message_done;		/* its line has been read */
 	unsigned long commands;
 };
 
+static void session_maybe_free(struct session *s);
+
 static void
-reply(struct session *s, const char *word, const char *text)
+send_line(struct session *s, const char *word, const char *text)
 {
+	if (s->gone)
+		return;
 	buf_reset(&s->reply);
 	csync_print_final(&s->reply, word, text);
 	conn_write(s->conn, s->reply.s, s->reply.len);
 }
 
-/* NOOP, RESTART and EXIT take no arguments. */
+static void
+send_result(struct session *s, enum result_code code)
+{
+	if (s->gone)
+		return;
+	buf_reset(&s->reply);
+	csync_print_result(&s->reply, code);
+	conn_write(s->conn, s->reply.s, s->reply.len);
+}
+
+static const char *
+store_name(const struct session *s)
+{
+	return s->store ? s->store->name : "-";
+}
+
+/* A command finished: read on. */
+static void
+unbusy(struct session *s)
+{
+	s->busy = false;
+	if (s->gone)
+		return;
+	conn_pause(s->conn, s->throttled);
+	conn_kick(s->conn);
+}
+
+/* ---- journal completions ------------------------------------------------ */
+
+struct body_op {
+	struct session *s;
+	struct store *st;
+	char guid[41];
+	uint64_t size;
+};
+
+static void
+message_finished(struct session *s)
+{
+	if (s->bodies_failed)
+		send_line(s, "NO", "IMAP_PROTOCOL_ERROR a message body did not "
+		    "match its GUID or could not be stored");
+	else
+		send_result(s, RESULT_OK);
+	s->bodies_failed = 0;
+	s->message_done = false;
+	unbusy(s);
+}
+
+static void
+body_done(void *arg, uint64_t lsn, int err)
+{
+	struct body_op *op = arg;
+	struct session *s = op->s;
+	struct shadow_body b;
+
+	if (err == 0) {
+		snprintf(b.guid, sizeof(b.guid), "%s", op->guid);
+		b.lsn = lsn;
+		b.size = (uint32_t)op->size;
+		b.needed_lsn = 0;
+		if (shadow_begin(op->st->shadow) < 0 ||
+		    shadow_body_put(op->st->shadow, &b) < 0 ||
+		    shadow_commit(op->st->shadow, lsn) < 0) {
+			shadow_rollback(op->st->shadow);
+			log_error("store=%s event=shadow_failed lsn=%llu "
+			    "error=\"%s\"", op->st->name,
+			    (unsigned long long)lsn,
+			    shadow_errmsg(op->st->shadow));
+		}
+	} else {
+		log_warnx("store=%s event=body_refused guid=%s size=%llu "
+		    "error=\"%s\"", op->st->name, op->guid,
+		    (unsigned long long)op->size, err == -EBADMSG ?
+		    "content does not match the GUID" : strerror(-err));
+		s->bodies_failed++;
+	}
+	s->pending--;
+	s->bodies_pending--;
+	if (s->message_done && s->bodies_pending == 0)
+		message_finished(s);
+	free(op);
+	session_maybe_free(s);
+}
+
+struct cmd_op {
+	struct session *s;
+	struct store *st;
+	struct apply_outcome out;
+	char sub[32];
+};
+
+static void
+cmd_done(void *arg, uint64_t lsn, int err)
+{
+	struct cmd_op *op = arg;
+	struct session *s = op->s;
+
+	if (err == 0 && shadow_commit(op->st->shadow, lsn) == 0) {
+		if (op->out.code != RESULT_OK)
+			log_info("store=%s event=applied_with_error cmd=APPLY "
+			    "sub=%s lsn=%llu code=%s reason=\"%s\"",
+			    op->st->name, op->sub, (unsigned long long)lsn,
+			    result_name(op->out.code), op->out.why);
+		send_result(s, op->out.code);
+	} else {
+		shadow_rollback(op->st->shadow);
+		log_error("store=%s event=apply_not_durable sub=%s error=\"%s\"",
+		    op->st->name, op->sub, err ? strerror(-err) :
+		    shadow_errmsg(op->st->shadow));
+		send_line(s, "NO", "Unknown error (the relay could not store "
+		    "the change)");
+	}
+	s->pending--;
+	unbusy(s);
+	free(op);
+	session_maybe_free(s);
+}
+
+/* The store's journal made progress: lift backpressure if it drained. */
+static void
+store_progress(struct store *st, void *arg)
+{
+	struct session *s = st->master;
+
+	if (s == NULL || !s->throttled)
+		return;
+	if (journal_pending_bytes(st->journal) > JOURNAL_LOW)
+		return;
+	s->throttled = false;
+	if (!s->busy && !s->gone) {
+		conn_pause(s->conn, false);
+		conn_kick(s->conn);
+	}
+}
+
+/* ---- file literals (message bodies) ------------------------------------- */
+
+static int
+file_begin(void *arg, const char *partition, const char *guid, uint64_t size)
+{
+	struct session *s = arg;
+
+	if (s->store == NULL)
+		return -1;	/* never before authentication */
+	snprintf(s->body_guid, sizeof(s->body_guid), "%s", guid);
+	s->body_size = size;
+	s->body = journal_body_begin(s->store->journal, guid, size);
+	return 0;
+}
+
+static int
+file_data(void *arg, const void *p, size_t n)
+{
+	struct session *s = arg;
+
+	journal_body_write(s->body, p, n);
+	return 0;
+}
+
+static int
+file_end(void *arg)
+{
+	struct session *s = arg;
+	struct body_op *op = xcalloc(1, sizeof(*op));
+
+	op->s = s;
+	op->st = s->store;
+	snprintf(op->guid, sizeof(op->guid), "%s", s->body_guid);
+	op->size = s->body_size;
+	s->pending++;
+	s->bodies_pending++;
+	journal_body_end(s->body, body_done, op);
+	s->body = NULL;
+	return 0;
+}
+
+static const struct dlist_file_sink file_sink_proto = { file_begin,
+	file_data, file_end, NULL };
+
+/* ---- authentication ----------------------------------------------------- */
+
+static void
+auth_finish(struct session *s)
+{
+	const char *user = saslsrv_username(s->sasl);
+	struct store *st = user ? store_by_identity(user) : NULL;
+
+	s->sasl_stepping = false;
+	if (st == NULL) {
+		log_warnx("conn=%lu peer=%s event=auth_refused user=%s "
+		    "reason=\"no store has this identity\"", conn_id(s->conn),
+		    conn_peer(s->conn), user ? user : "?");
+		send_line(s, "NO", "authentication failure (no store is "
+		    "configured for this identity)");
+		return;
+	}
+	if (st->master != NULL) {
+		log_warnx("conn=%lu peer=%s event=auth_refused user=%s store=%s "
+		    "reason=\"the store already has a master session\"",
+		    conn_id(s->conn), conn_peer(s->conn), user, st->name);
+		send_line(s, "NO", "store is busy with another master session");
+		return;
+	}
+	s->user = xstrdup(user);
+	s->store = st;
+	st->master = s;
+	st->on_progress = store_progress;
+	csync_reader_set_limits(s->reader, &s->params->limits);
+	log_info("conn=%lu peer=%s event=login user=%s store=%s",
+	    conn_id(s->conn), conn_peer(s->conn), user, st->name);
+	send_line(s, "OK", "Success (no protection)");
+}
+
+static void
+auth_result(struct session *s, enum saslsrv_status st, struct buf *challenge,
+    const char *why)
+{
+	if (st == SASLSRV_OK) {
+		auth_finish(s);
+	} else if (st == SASLSRV_CONTINUE) {
+		s->sasl_stepping = true;
+		csync_reader_raw_line(s->reader);
+		send_line(s, "+", challenge->s);
+	} else {
+		s->sasl_stepping = false;
+		log_warnx("conn=%lu peer=%s event=auth_failed reason=\"%s\"",
+		    conn_id(s->conn), conn_peer(s->conn), why);
+		send_line(s, "NO", why);
+	}
+}
+
+static void
+cmd_authenticate(struct session *s, const char *text)
+{
+	struct buf challenge = BUF_INIT;
+	char mech[64], initial[8192], extra[8];
+	const char *why = "";
+	enum saslsrv_status st;
+	int n;
+
+	if (s->store != NULL) {
+		send_line(s, "BAD", "Already authenticated");
+		return;
+	}
+	if (s->sasl_used) {
+		/* A SASL connection serves one exchange: start afresh. */
+		char err[256];
+
+		saslsrv_free(&s->sasl);
+		s->sasl = saslsrv_new("csync", s->params->servername,
+		    s->sasl_local, s->sasl_remote, s->params->allowplaintext,
+		    err, sizeof(err));
+		s->sasl_used = false;
+	}
+	if (s->sasl == NULL) {
+		send_line(s, "NO", "no mechanism available");
+		return;
+	}
+	if (text == NULL || *text == '\0') {
+		send_line(s, "BAD", "Missing required argument to Authenticate");
+		return;
+	}
+	n = sscanf(text, "%63s %8191s %7s", mech, initial, extra);
+	if (n == 3) {
+		send_line(s, "BAD", "Unexpected extra arguments to Authenticate");
+		return;
+	}
+	for (const char *c = mech; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_') {
+			send_line(s, "BAD", "Invalid mechanism");
+			return;
+		}
+	s->sasl_used = true;
+	st = saslsrv_start(s->sasl, mech, n == 2 ? initial : NULL, &challenge,
+	    &why);
+	auth_result(s, st, &challenge, why);
+	buf_free(&challenge);
+}
+
+static void
+auth_step(struct session *s, const char *text)
+{
+	struct buf challenge = BUF_INIT;
+	const char *why = "";
+	enum saslsrv_status st;
+
+	if (text == NULL || strcmp(text, "*") == 0) {
+		s->sasl_stepping = false;
+		send_line(s, "BAD", "Client canceled authentication");
+		return;
+	}
+	st = saslsrv_step(s->sasl, text, &challenge, &why);
+	auth_result(s, st, &challenge, why);
+	buf_free(&challenge);
+}
+
+/* ---- APPLY -------------------------------------------------------------- */
+
+static void
+apply_capabilities(struct session *s, const struct dlist *e)
+{
+	struct dlist *en = dlist_new_list("ENABLED");
+	const struct dlist *c;
+
+	if (e->type == DL_LIST)
+		for (c = e->head; c != NULL; c = c->next)
+			if (c->type == DL_ATOM &&
+			    strcasecmp(c->s, "SIEVE-MAILBOX") == 0) {
+				s->sieve_mailbox = true;
+				s->ctx.sieve_mailbox = true;
+				dlist_add_atom(en, NULL, c->s);
+			}
+	buf_reset(&s->reply);
+	csync_print_untagged(&s->reply, en);
+	csync_print_result(&s->reply, RESULT_OK);
+	conn_write(s->conn, s->reply.s, s->reply.len);
+	dlist_free(&en);
+}
+
+static void
+apply_reserve(struct session *s, const struct dlist *e)
+{
+	const struct dlist *guids = dlist_get(e, "GUID"), *g;
+	struct dlist *missing;
+	const char *part;
+
+	if (e->type != DL_KVLIST || dlist_get_str(e, "PARTITION", &part) < 0 ||
+	    guids == NULL || guids->type != DL_LIST ||
+	    dlist_get(e, "MBOXNAME") == NULL) {
+		send_result(s, RESULT_PROTOCOL_BAD_PARAMETERS);
+		return;
+	}
+	missing = dlist_new_list("MISSING");
+	for (g = guids->head; g != NULL; g = g->next) {
+		struct shadow_body b;
+		char hex[41];
+
+		if (dlist_guid(g, hex) < 0)
+			continue;
+		if (shadow_body_get(s->store->shadow, hex, &b) < 0)
+			dlist_add_guid(missing, NULL, hex);
+	}
+	buf_reset(&s->reply);
+	if (missing->nchildren)
+		csync_print_untagged(&s->reply, missing);
+	csync_print_result(&s->reply, RESULT_OK);
+	conn_write(s->conn, s->reply.s, s->reply.len);
+	dlist_free(&missing);
+}
+
+static void
+apply_change(struct session *s, const struct dlist *e)
+{
+	struct dlist_printer pr = { DLIST_PRINT_CLIENT, NULL, NULL };
+	struct store *st = s->store;
+	struct cmd_op *op;
+	struct buf text = BUF_INIT;
+	int r;
+
+	if ((r = journal_error(st->journal)) != 0) {
+		log_error("store=%s event=refused sub=%s reason=\"journal "
+		    "failed: %s\"", st->name, e->key, strerror(-r));
+		send_line(s, "NO", "Unknown error (the relay's journal cannot "
+		    "be written)");
+		return;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->s = s;
+	op->st = st;
+	snprintf(op->sub, sizeof(op->sub), "%s", e->key);
+	if (shadow_begin(st->shadow) < 0) {
+		log_error("store=%s event=shadow_failed error=\"%s\"", st->name,
+		    shadow_errmsg(st->shadow));
+		send_result(s, RESULT_UNKNOWN);
+		free(op);
+		return;
+	}
+	apply_command(st->shadow, e, &s->ctx, &op->out);
+	if (!op->out.changed) {
+		shadow_rollback(st->shadow);
+		if (op->out.code != RESULT_OK)
+			log_info("store=%s event=refused cmd=APPLY sub=%s "
+			    "code=%s reason=\"%s\"", st->name, e->key,
+			    result_name(op->out.code), op->out.why);
+		send_result(s, op->out.code);
+		free(op);
+		return;
+	}
+	/* Journal it; the reply waits until it is durable. */
+	csync_print_command(&text, "APPLY", e, &pr);
+	text.len -= 2;
+	s->busy = true;
+	s->pending++;
+	journal_append(st->journal, JOURNAL_COMMAND, text.s, text.len,
+	    cmd_done, op);
+	buf_free(&text);
+}
+
+static void
+cmd_apply(struct session *s, const struct dlist *e)
+{
+	if (strcmp(e->key, "CAPABILITIES") == 0) {
+		apply_capabilities(s, e);
+	} else if (strcmp(e->key, "FORCE") == 0) {
+		s->ctx.force = true;
+		send_result(s, RESULT_OK);
+	} else if (strcmp(e->key, "RESERVE") == 0) {
+		apply_reserve(s, e);
+	} else if (strcmp(e->key, "MESSAGE") == 0) {
+		/* The bodies were journaled while the line was read. */
+		if (s->bodies_pending == 0) {
+			message_finished(s);
+		} else {
+			s->message_done = true;
+			s->busy = true;
+		}
+	} else {
+		apply_change(s, e);
+	}
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
 static bool
 no_args(struct session *s, const char *text, const char *cmdname)
 {
@@ -45,7 +509,7 @@ no_args(struct session *s, const char *text, const char *cmdname)
 		return true;
 	snprintf(msg, sizeof(msg), "Unexpected extra arguments to %s",
 	    cmdname);
-	reply(s, "BAD", msg);
+	send_line(s, "BAD", msg);
 	return false;
 }
 
@@ -57,46 +521,65 @@ handle_line(struct session *s)
 	struct dlist *entry = csync_reader_take_entry(s->reader);
 
 	s->commands++;
-	log_debug("conn=%lu peer=%s cmd=%s", conn_id(s->conn),
-	    conn_peer(s->conn), verb);
+	if (s->sasl_stepping) {
+		auth_step(s, text);
+		dlist_free(&entry);
+		return;
+	}
+	log_debug("conn=%lu store=%s cmd=%s%s%s", conn_id(s->conn),
+	    store_name(s), verb, entry ? " " : "", entry ? entry->key : "");
 	if (*verb == '\0') {
-		reply(s, "BAD", "Null command");
+		send_line(s, "BAD", "Null command");
 	} else if (strcmp(verb, "NOOP") == 0) {
 		if (no_args(s, text, "Noop"))
-			reply(s, "OK", "Noop completed");
+			send_line(s, "OK", "Noop completed");
 	} else if (strcmp(verb, "RESTART") == 0) {
 		if (no_args(s, text, "Restart"))
-			reply(s, "OK", "Restarting");
+			send_line(s, "OK", "Restarting");
 	} else if (strcmp(verb, "EXIT") == 0) {
 		if (no_args(s, text, "Exit")) {
-			reply(s, "OK", "Finished");
+			send_line(s, "OK", "Finished");
 			conn_close(s->conn, "client sent EXIT", false);
 		}
 	} else if (strcmp(verb, "AUTHENTICATE") == 0) {
-		/* No mechanism is offered yet: refuse like sync_server. */
-		log_warnx("conn=%lu peer=%s event=auth_refused reason=\"no SASL "
-		    "mechanism is available\"", conn_id(s->conn),
-		    conn_peer(s->conn));
-		if (text == NULL)
-			reply(s, "BAD", "Missing required argument to "
-			    "Authenticate");
-		else
-			reply(s, "NO", "no mechanism available");
+		cmd_authenticate(s, text);
 	} else if (strcmp(verb, "COMPRESS") == 0) {
 		if (text == NULL)
-			reply(s, "BAD", "Missing required argument to Compress");
+			send_line(s, "BAD", "Missing required argument to "
+			    "Compress");
 		else
-			reply(s, "NO", "Compression is not enabled");
-	} else if (verb[0] == 'A' || verb[0] == 'G' || verb[0] == 'R') {
+			send_line(s, "NO", "Compression is not enabled");
+	} else if (s->store == NULL && (verb[0] == 'A' || verb[0] == 'G' ||
+	    verb[0] == 'R')) {
 		log_info("conn=%lu peer=%s event=refused cmd=%s "
 		    "reason=unauthenticated", conn_id(s->conn),
 		    conn_peer(s->conn), verb);
-		reply(s, "NO", "Please authenticate first");
+		send_line(s, "NO", "Please authenticate first");
+	} else if (s->store != NULL && strcmp(verb, "GET") == 0 && entry) {
+		struct getcmd_ctx gc = { s->sieve_mailbox };
+		char why[256];
+		enum result_code code;
+
+		buf_reset(&s->reply);
+		code = getcmd_answer(s->store->shadow, entry, &gc, &s->reply,
+		    why, sizeof(why));
+		if (code != RESULT_OK)
+			log_info("store=%s event=refused cmd=GET sub=%s code=%s "
+			    "reason=\"%s\"", store_name(s), entry->key,
+			    result_name(code), why);
+		csync_print_result(&s->reply, code);
+		conn_write(s->conn, s->reply.s, s->reply.len);
+	} else if (s->store != NULL && strcmp(verb, "APPLY") == 0 && entry) {
+		cmd_apply(s, entry);
+	} else if (s->store != NULL && strcmp(verb, "RESTORE") == 0) {
+		log_info("store=%s event=refused cmd=RESTORE reason=\"not "
+		    "supported by the relay\"", store_name(s));
+		send_result(s, RESULT_PROTOCOL_ERROR);
 	} else {
 		log_info("conn=%lu peer=%s event=refused cmd=%.64s "
 		    "reason=unknown_command", conn_id(s->conn),
 		    conn_peer(s->conn), verb);
-		reply(s, "BAD", "IMAP_PROTOCOL_ERROR Unrecognized command");
+		send_line(s, "BAD", "IMAP_PROTOCOL_ERROR Unrecognized command");
 	}
 	dlist_free(&entry);
 }
@@ -105,16 +588,31 @@ static void
 handle_bad_line(struct session *s)
 {
 	const char *verb = csync_reader_verb(s->reader);
+	char msg[128];
 
-	log_info("conn=%lu peer=%s event=bad_command cmd=%.64s error=\"%s\"",
-	    conn_id(s->conn), conn_peer(s->conn), verb,
-	    csync_reader_errstr(s->reader));
-	if (csync_reader_bad(s->reader) == CSYNC_BAD_WORD)
-		reply(s, "BAD", "IMAP_PROTOCOL_ERROR Command word too long");
-	else if (verb[0] == 'A' || verb[0] == 'G' || verb[0] == 'R')
-		reply(s, "NO", "Please authenticate first");
-	else
-		reply(s, "BAD", "IMAP_PROTOCOL_ERROR Unrecognized command");
+	log_info("conn=%lu peer=%s store=%s event=bad_command cmd=%.64s "
+	    "error=\"%s\"", conn_id(s->conn), conn_peer(s->conn), store_name(s),
+	    verb, csync_reader_errstr(s->reader));
+	if (s->sasl_stepping) {
+		s->sasl_stepping = false;
+		send_line(s, "NO", "Error reading client response: line too "
+		    "long");
+	} else if (csync_reader_bad(s->reader) == CSYNC_BAD_WORD) {
+		send_line(s, "BAD", "IMAP_PROTOCOL_ERROR Command word too long");
+	} else if (s->store == NULL && (verb[0] == 'A' || verb[0] == 'G' ||
+	    verb[0] == 'R')) {
+		send_line(s, "NO", "Please authenticate first");
+	} else if (strcmp(verb, "GET") == 0 || strcmp(verb, "APPLY") == 0 ||
+	    strcmp(verb, "RESTORE") == 0) {
+		snprintf(msg, sizeof(msg), "IMAP_PROTOCOL_ERROR Failed to parse "
+		    "%s line", verb);
+		send_line(s, "BAD", msg);
+	} else {
+		send_line(s, "BAD", "IMAP_PROTOCOL_ERROR Unrecognized command");
+	}
+	/* Bodies that arrived whole before the line failed are stored
+	 * (harmlessly: nothing refers to them); their replies are not. */
+	s->message_done = false;
 }
 
 static size_t
@@ -123,7 +621,7 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 	struct session *s = arg;
 	size_t off = 0, used;
 
-	while (off < n) {
+	while (off < n && !s->busy && !s->throttled) {
 		enum csync_status st = csync_reader_feed(s->reader, data + off,
 		    n - off, &used);
 
@@ -132,9 +630,14 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 			handle_line(s);
 		else if (st == CSYNC_BAD_LINE)
 			handle_bad_line(s);
-		else
+		if (s->store && journal_pending_bytes(s->store->journal) >
+		    JOURNAL_HIGH)
+			s->throttled = true;
+		if (st == CSYNC_NEED_MORE)
 			break;
 	}
+	if (s->busy || s->throttled)
+		conn_pause(c, true);
 	return off;
 }
 
@@ -143,8 +646,30 @@ on_close(struct conn *c, void *arg, const char *reason)
 {
 	struct session *s = arg;
 
-	log_info("conn=%lu peer=%s event=disconnect commands=%lu reason=\"%s\"",
-	    conn_id(c), conn_peer(c), s->commands, reason);
+	log_info("conn=%lu peer=%s event=disconnect store=%s commands=%lu "
+	    "reason=\"%s\"", conn_id(c), conn_peer(c), store_name(s),
+	    s->commands, reason);
+	s->gone = true;
+	if (s->body) {
+		journal_body_abort(s->body);
+		s->body = NULL;
+	}
+	if (s->store && s->store->master == s)
+		s->store->master = NULL;
+}
+
+static void
+session_maybe_free(struct session *s)
+{
+	if (!s->gone || s->pending > 0 || s->conn != NULL)
+		return;
+	csync_reader_free(&s->reader);
+	saslsrv_free(&s->sasl);
+	buf_free(&s->reply);
+	free(s->user);
+	free(s->sasl_local);
+	free(s->sasl_remote);
+	free(s);
 }
 
 static void
@@ -152,25 +677,39 @@ on_free(void *arg)
 {
 	struct session *s = arg;
 
-	csync_reader_free(&s->reader);
-	buf_free(&s->reply);
-	free(s);
+	s->conn = NULL;
+	session_maybe_free(s);
 }
 
 static const struct conn_ops session_ops = { on_input, on_close, on_free };
 
 void
 session_start(struct ev_loop *loop, int fd, const char *peer,
+    const char *sasl_local, const char *sasl_remote,
     const struct session_params *params)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
+	struct dlist_file_sink sink = file_sink_proto;
 	struct buf banner = BUF_INIT;
+	char err[256];
 
-	s->reader = csync_reader_new(CSYNC_SERVER, &params->preauth, NULL);
+	s->params = params;
+	s->sasl_local = xstrdup(sasl_local);
+	s->sasl_remote = xstrdup(sasl_remote);
+	sink.arg = s;
+	s->reader = csync_reader_new(CSYNC_SERVER, &params->preauth, &sink);
 	buf_init(&s->reply, 0);
 	s->conn = conn_new(loop, fd, peer, params->idle_timeout, &session_ops,
 	    s);
+	s->sasl = saslsrv_new("csync", params->servername, sasl_local,
+	    sasl_remote, params->allowplaintext, err, sizeof(err));
+	if (s->sasl == NULL)
+		log_warnx("conn=%lu peer=%s event=sasl_unavailable error=\"%s\"",
+		    conn_id(s->conn), peer, err);
 	log_info("conn=%lu peer=%s event=connect", conn_id(s->conn), peer);
+	if (s->sasl && *saslsrv_mechs(s->sasl))
+		buf_printf(&banner, "* SASL %s\r\n", saslsrv_mechs(s->sasl));
+	buf_puts(&banner, "* SIEVE-MAILBOX\r\n");
 	buf_printf(&banner, "* OK %s syncrelay sync server %s\r\n",
 	    params->servername, PACKAGE_VERSION);
 	conn_write(s->conn, banner.s, banner.len);

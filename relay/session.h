@@ -1,14 +1,16 @@
 /*
  * session.h -- the master-facing csync server session.
  *
- * A session reads csync commands from one connection and answers them
- * with Cyrus's exact strings (sync-protocol.md section 2).  This build
- * answers the connection-level commands (NOOP, RESTART, EXIT) and refuses
- * everything that needs authentication, the way a sync_server with no
- * usable SASL mechanism does.
+ * A session speaks csync to one master connection with Cyrus's exact
+ * strings (sync-protocol.md section 2): banner, SASL authentication
+ * whose identity selects the store, then GETs answered from the store's
+ * shadow and APPLYs checked against it, journaled and applied.  A reply
+ * that reports a change is only sent once the change is durable.
  */
 #ifndef SR_SESSION_H
 #define SR_SESSION_H
+
+#include <stdbool.h>
 
 #include <ev.h>
 
@@ -17,12 +19,17 @@
 struct session_params {
 	const char *servername;
 	double idle_timeout;		/* seconds */
+	bool allowplaintext;		/* offer PLAIN/LOGIN without TLS */
 	struct dlist_limits preauth;	/* limits before authentication */
 	struct dlist_limits limits;	/* limits after authentication */
 };
 
-/* Takes over an accepted fd: sends the banner and serves commands. */
+/*
+ * Takes over an accepted fd: sends the banner and serves commands.
+ * local and peer are "ip;port" strings for SASL and "ip:port" for logs.
+ */
 void session_start(struct ev_loop *loop, int fd, const char *peer,
+    const char *sasl_local, const char *sasl_remote,
     const struct session_params *params);
 
 #endif

@@ -29,6 +29,8 @@
 #include "relay/conn.h"
 #include "relay/listener.h"
 #include "relay/session.h"
+#include "relay/store.h"
+#include "protocol/saslsrv.h"
 
 #define DEFAULT_CONFIG "/etc/syncrelay.conf"
 
@@ -90,6 +92,7 @@ apply_reloadable(const struct config *c)
 {
 	log_set_level(level_from_config(c));
 	relay.params.idle_timeout = (double)config_num(c, OPT_sync_timeout);
+	relay.params.allowplaintext = config_bool(c, OPT_allowplaintext);
 	relay.params.preauth = limits_from_config(c, true);
 	relay.params.limits = limits_from_config(c, false);
 	relay.max_connections = (size_t)config_num(c, OPT_max_connections);
@@ -134,6 +137,7 @@ reload(void)
 			log_warnx("event=reload option=%s note=\"changed; takes "
 			    "effect after a restart\"", config_options[i].name);
 	log_store_changes(relay.config, c);
+	store_reload(c, config_str(relay.config, OPT_datadir));
 	/* Non-reloadable strings stay pointed at the running config. */
 	config_free(&relay.config);
 	relay.config = c;
@@ -183,6 +187,16 @@ write_pidfile(const char *path)
 		return -1;
 	}
 	return 0;
+}
+
+/* SASL asks for "mech_list" etc.: our sasl_* options. */
+static const char *
+sasl_option(void *arg, const char *option)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "sasl_%s", option);
+	return relay.config ? config_text_by_name(relay.config, name) : NULL;
 }
 
 /* The data directory must exist (it is created) and be writable. */
@@ -294,6 +308,7 @@ main(int argc, char **argv)
 	check_datadir(config_str(relay.config, OPT_datadir));
 	signal(SIGPIPE, SIG_IGN);
 	loop = ev_default_loop(EVFLAG_AUTO);
+
 	if (config_split_address(config_str(relay.config, OPT_listen), 2005,
 	    &host, &port, err, sizeof(err)) < 0)
 		fatalx("listen: %s", err);
@@ -308,6 +323,16 @@ main(int argc, char **argv)
 	}
 	if (write_pidfile(relay.pidfile) < 0)
 		return 1;
+	/* After daemonizing: the journals' writer threads must not fork. */
+	{
+		static const struct saslsrv_options so = { sasl_option, NULL };
+
+		if (saslsrv_init("syncrelay", &so, err, sizeof(err)) < 0)
+			fatalx("event=sasl_init_failed error=\"%s\"", err);
+	}
+	if (store_open_all(loop, relay.config, config_str(relay.config,
+	    OPT_datadir), err, sizeof(err)) < 0)
+		fatalx("event=store_open_failed error=\"%s\"", err);
 
 	ev_signal_init(&sigterm, signal_cb, SIGTERM);
 	ev_signal_init(&sigint, signal_cb, SIGINT);
@@ -321,6 +346,7 @@ main(int argc, char **argv)
 
 	ev_run(loop, 0);
 
+	store_close_all();
 	unlink(relay.pidfile);
 	log_info("event=stopped");
 	free(relay.pidfile);

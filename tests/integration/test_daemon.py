@@ -48,9 +48,15 @@ def banner_and_connection_commands():
     try:
         c = Client(relay.port)
         banner = c.banner()
-        eq(len(banner), 1)
+        eq(len(banner), 3)
+        check(re.fullmatch(r"\* SASL [A-Z0-9 -]+", banner[0]), banner)
+        # Without TLS, password mechanisms need allowplaintext: yes;
+        # ANONYMOUS is never offered.
+        check(" PLAIN" not in banner[0] and "ANONYMOUS" not in banner[0],
+              banner)
+        eq(banner[1], "* SIEVE-MAILBOX")
         check(re.fullmatch(r"\* OK relay-test syncrelay sync server \S+",
-                           banner[0]), banner)
+                           banner[2]), banner)
         eq(c.cmd("NOOP\r\n"), "OK Noop completed")
         eq(c.cmd("noop\r\n"), "OK Noop completed")
         eq(c.cmd("NOOP now\r\n"), "BAD Unexpected extra arguments to Noop")
@@ -79,8 +85,13 @@ def unauthenticated_commands_are_refused():
         eq(c.cmd("\r\n"), "BAD Null command")
         eq(c.cmd("AUTHENTICATE\r\n"),
            "BAD Missing required argument to Authenticate")
+        # PLAIN without TLS and without allowplaintext: SASL's refusal.
         eq(c.cmd("AUTHENTICATE PLAIN AHJlcGwAcmVwbHB3\r\n"),
-           "NO no mechanism available")
+           "NO encryption needed to use mechanism")
+        eq(c.cmd("AUTHENTICATE FOO\r\n"), "NO no mechanism available")
+        eq(c.cmd("AUTHENTICATE PL(AIN\r\n"), "BAD Invalid mechanism")
+        eq(c.cmd("AUTHENTICATE PLAIN = x\r\n"),
+           "BAD Unexpected extra arguments to Authenticate")
         eq(c.cmd("COMPRESS DEFLATE\r\n"), "NO Compression is not enabled")
         # A literal inside an unknown command is data, never commands.
         eq(c.cmd("FROB {6+}\r\nNOOP\r\n\r\n"),
@@ -97,7 +108,8 @@ def unauthenticated_commands_are_refused():
               log)
         check(re.search(r"event=refused cmd=FROB reason=unknown_command", log),
               log)
-        check(re.search(r"event=auth_refused", log), log)
+        check(re.search(r"event=auth_failed reason=\"no mechanism", log),
+              log)
     finally:
         relay.stop()
 

@@ -1,0 +1,31 @@
+/*
+ * getcmd.h -- answering a master's GET commands from the shadow.
+ *
+ * The replies are what a 3.6 sync_server in the shadow's state would
+ * send (sync-protocol.md section 5): the same lines, fields, order and
+ * printing, so the master's "unchanged" tests pass when nothing changed.
+ */
+#ifndef SR_GETCMD_H
+#define SR_GETCMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/buf.h"
+#include "protocol/dlist.h"
+#include "protocol/result.h"
+#include "storage/shadow.h"
+
+struct getcmd_ctx {
+	bool sieve_mailbox;	/* SIEVE-MAILBOX enabled on the connection */
+};
+
+/*
+ * Appends the untagged replies to GET <entry> to out and returns the
+ * final result; why explains a refusal for the log.
+ */
+enum result_code getcmd_answer(struct shadow *s, const struct dlist *entry,
+    const struct getcmd_ctx *ctx, struct buf *out, char *why,
+    size_t why_len);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * store.h -- a store at run time: its journal, shadow and cursors.
+ *
+ * Every configured store is opened when the daemon starts: the journal
+ * is recovered, the shadow is brought forward to the journal's end, and
+ * each replica's cursor is read.  Journal completions reach the event
+ * loop through an ev_async, and run there.  A store serves at most one
+ * master session at a time.
+ */
+#ifndef SR_STORE_H
+#define SR_STORE_H
+
+#include <stddef.h>
+
+#include <ev.h>
+
+#include "relay/config.h"
+#include "storage/cursor.h"
+#include "storage/journal.h"
+#include "storage/shadow.h"
+
+struct session;
+
+struct store {
+	char *name;
+	char *identity;
+	char *dir;
+	struct journal *journal;
+	struct shadow *shadow;
+	struct cursor **cursors;
+	size_t ncursors;
+	struct ev_loop *loop;
+	ev_async wake;
+	struct session *master;		/* the master session, or NULL */
+	/* Called on the loop after journal completions ran. */
+	void (*on_progress)(struct store *st, void *arg);
+	void *on_progress_arg;
+};
+
+/*
+ * Opens every store of config under datadir.  Returns 0, or -1 with
+ * err set (a store that cannot be opened stops the daemon: its data
+ * needs attention).
+ */
+int store_open_all(struct ev_loop *loop, const struct config *config,
+    const char *datadir, char *err, size_t err_len);
+/* Opens the stores a reloaded config adds; logs the ones it drops. */
+void store_reload(const struct config *config, const char *datadir);
+void store_close_all(void);
+/* The store whose master logs in as identity, or NULL. */
+struct store *store_by_identity(const char *identity);
+size_t store_count(void);
+
+#endif
