@@ -228,7 +228,7 @@ def background_mode_and_bad_datadir():
     with open(relay.pidfile) as f:
         pid = int(f.read())
     os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
+    for _ in range(300):            # sanitizer builds exit slowly
         if not os.path.exists(relay.pidfile):
             break
         time.sleep(0.05)

@@ -129,7 +129,7 @@ sigkill_while_storing(void)
 		char buf[4096];
 		ssize_t n;
 		size_t have = 0;
-		unsigned long long last = 0, v;
+		unsigned long long last = final, v;
 		struct cursor *c;
 		char *p;
 
