@@ -216,16 +216,33 @@ check_datadir(const char *path)
 		fatal("datadir=%s event=datadir_unusable", path);
 }
 
-static void
+/*
+ * Forks into the background.  The parent waits until the child says it
+ * is serving (ready_fd), so "syncrelay -C file" returns once the daemon
+ * is up, or exits 1 if the child died starting.  Returns the write end
+ * of that pipe in the child.
+ */
+static int
 daemonize(void)
 {
-	pid_t pid = fork();
-	int fd;
+	int fds[2], fd;
+	pid_t pid;
+	char c;
 
+	if (pipe(fds) < 0)
+		fatal("pipe");
+	pid = fork();
 	if (pid < 0)
 		fatal("fork");
-	if (pid > 0)
-		_exit(0);
+	if (pid > 0) {
+		close(fds[1]);
+		if (read(fds[0], &c, 1) == 1)
+			_exit(0);
+		fprintf(stderr, "syncrelay: the daemon did not start; its "
+		    "reason is in the syslog\n");
+		_exit(1);
+	}
+	close(fds[0]);
 	if (setsid() < 0)
 		fatal("setsid");
 	if (chdir("/") < 0)
@@ -237,6 +254,7 @@ daemonize(void)
 		if (fd > 2)
 			close(fd);
 	}
+	return fds[1];
 }
 
 int
@@ -247,7 +265,7 @@ main(int argc, char **argv)
 	char err[512], *host = NULL;
 	uint16_t port;
 	bool check_only = false, foreground = false;
-	int ch, facility;
+	int ch, facility, ready_fd = -1;
 
 	relay.config_path = DEFAULT_CONFIG;
 	while ((ch = getopt(argc, argv, "C:nDfp:Vh")) != -1) {
@@ -318,7 +336,7 @@ main(int argc, char **argv)
 	if (relay.listener == NULL)
 		fatalx("event=listen_failed error=\"%s\"", err);
 	if (!foreground) {
-		daemonize();
+		ready_fd = daemonize();
 		ev_loop_fork(loop);
 	}
 	if (write_pidfile(relay.pidfile) < 0)
@@ -340,6 +358,12 @@ main(int argc, char **argv)
 	ev_signal_start(loop, &sigterm);
 	ev_signal_start(loop, &sigint);
 	ev_signal_start(loop, &sighup);
+	if (ready_fd >= 0) {
+		/* Tell the waiting parent that we are serving. */
+		if (write(ready_fd, "1", 1) != 1)
+			log_warn("event=ready_signal_failed");
+		close(ready_fd);
+	}
 	log_info("event=started version=%s listen=%s config=%s stores=%zu "
 	    "pid=%ld", PACKAGE_VERSION, listener_address(relay.listener),
 	    relay.config_path, config_nstores(relay.config), (long)getpid());

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""test_cyrus_ingest.py -- a real Debian Cyrus 3.6.1 master replicates into
+syncrelay: one-shot sync of a full user, the same sync again applying
+nothing, and rolling replication, with no SYNCERROR or IOERROR on the
+master and the relay's shadow matching what IMAP shows on the master.
+"""
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import cyrus
+from harness import BUILDDIR, Client, Relay, check, eq, run, test
+
+env = {}
+imaplib_commands = __import__("imaplib").Commands
+imaplib_commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
+
+
+def sasldb(path, user, password, realm):
+    r = subprocess.run(["saslpasswd2", "-p", "-c", "-f", path, "-u", realm,
+                        user], input=password + "\n", text=True,
+                       capture_output=True, timeout=30)
+    eq(r.returncode, 0)
+
+
+def setup():
+    root = env["root"] = tempfile.mkdtemp(prefix="syncrelay-cyrus-")
+    log = env["syslog"] = cyrus.Syslog(os.path.join(root, "syslog")).start()
+    relay = env["relay"] = Relay()
+    db = os.path.join(relay.dir, "sasldb2")
+    sasldb(db, "repl", cyrus.REPL_PASSWORD, "relay-test")
+    relay.write_conf("allowplaintext: yes\n"
+                     "sasl_sasldb_path: %s\n"
+                     "sasl_mech_list: PLAIN\n"
+                     "store.s1.identity: repl\n"
+                     "store.s1.replica.r1: 127.0.0.1:1\n" % db)
+    relay.start()
+    master = env["master"] = cyrus.CyrusInstance(
+        root, "master", syslog=log, extra=cyrus.replication_conf(relay.port))
+    master.start()
+    return log, relay, master
+
+
+def teardown():
+    if env.get("master"):
+        env["master"].stop()
+    if env.get("relay"):
+        env["relay"].stop()
+    if env.get("syslog"):
+        env["syslog"].stop()
+    if env.get("root"):
+        shutil.rmtree(env["root"], ignore_errors=True)
+
+
+def relay_lsn(relay):
+    """The newest LSN in the store's journal, read offline."""
+    r = subprocess.run([os.path.join(BUILDDIR, "syncrelay-journal"),
+                        "summary", os.path.join(relay.dir, "data/s1/journal")],
+                       capture_output=True, text=True, timeout=30)
+    m = re.search(r"LSN \d+\.\.(\d+)", r.stdout)
+    return int(m.group(1)) if m else 0
+
+
+def relay_get(relay, line):
+    """A GET as the master would send it, on a session of our own."""
+    c = Client(relay.port)
+    c.banner()
+    auth = base64.b64encode(b"\0repl\0" + cyrus.REPL_PASSWORD.encode())
+    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % auth.decode()),
+       "OK Success (no protection)")
+    c.send(line + "\r\n")
+    lines = []
+    while True:
+        l = c.line()
+        lines.append(l)
+        if not l.startswith("* "):
+            break
+    c.cmd("EXIT\r\n")
+    c.close()
+    return lines
+
+
+def populate(master, user, n, big):
+    master.create_user(user)
+    m = master.imap(user)
+    try:
+        for folder in ("Sent", "Work", "Work/2026"):
+            cyrus.imap_ok(*m.create(folder))
+        cyrus.imap_ok(*m.subscribe("Work"))
+        cyrus.imap_ok(*m._simple_command("SETMETADATA", "Work",
+                                         '(/shared/comment "project files")'))
+    finally:
+        m.logout()
+    for i in range(n):
+        size = 1500 + (i * 397) % 8000
+        if i in big:
+            size = 1_200_000 + i
+        master.deliver(user, cyrus.make_message(i, size))
+    for i in range(10):
+        master.append(user, "Work", cyrus.make_message(1000 + i, 3000),
+                      flags=r"(\Seen)")
+    m = master.imap(user)
+    try:
+        m.select("INBOX")
+        cyrus.imap_ok(*m.uid("STORE", "1:10", "+FLAGS", r"(\Flagged)"))
+        cyrus.imap_ok(*m.uid("STORE", "5:20", "+FLAGS", r"(\Seen $Label1)"))
+        cyrus.imap_ok(*m.uid("STORE", "3", "+FLAGS", r"(\Deleted)"))
+        cyrus.imap_ok(*m.expunge())
+    finally:
+        m.logout()
+    a = master.imap()
+    try:
+        cyrus.imap_ok(*a.setquota(master.mailbox_name(user),
+                                  "(STORAGE 500000)"))
+    finally:
+        a.logout()
+
+
+def shadow_state(relay, user):
+    """The relay's shadow, read from its database (WAL allows readers):
+    {internal name: (uidvalidity, last_uid, {uid: (flags, modseq, size)})}
+    for the live records."""
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" %
+                         os.path.join(relay.dir, "data/s1/shadow.db"),
+                         uri=True, timeout=10)
+    try:
+        out = {}
+        for uid_, name, uv, last in db.execute(
+                "SELECT uniqueid, name, uidvalidity, last_uid FROM mailbox "
+                "WHERE owner = ? AND mbtype IS NULL", (user,)):
+            recs = {}
+            for uid, flags, modseq, size in db.execute(
+                    "SELECT uid, flags, modseq, size FROM record WHERE "
+                    "uniqueid = ? AND expunged = 0", (uid_,)):
+                recs[uid] = (sorted(f for f in flags.split() if f),
+                             modseq, size)
+            out[name] = (uv, last, recs)
+        return out
+    finally:
+        db.close()
+
+
+def check_shadow(relay, master, user):
+    """Per mailbox and live UID, what the shadow holds is what IMAP shows
+    on the master: UIDVALIDITY, UIDNEXT, flags, modseq and size."""
+    st = master.state(user)
+    sh = shadow_state(relay, user)
+    want = {}
+    for name, mb in st["mailboxes"].items():
+        internal = "user." + user + ("" if name == "INBOX" else
+                                     "." + name.replace("/", "."))
+        msgs = {uid: (sorted(m["flags"]), m["modseq"], m["size"])
+                for uid, m in mb["messages"].items()}
+        want[internal] = (mb["uidvalidity"], mb["uidnext"] - 1, msgs)
+    if sh != want:
+        diff = [k for k in set(sh) | set(want) if sh.get(k) != want.get(k)]
+        raise AssertionError("shadow differs from the master in %s:\n"
+                             "  shadow: %r\n  master: %r" %
+                             (diff, {k: sh.get(k) for k in diff},
+                              {k: want.get(k) for k in diff}))
+
+
+@test
+def one_shot_user_sync_then_nothing_to_do():
+    log, relay, master = setup()
+    populate(master, "alice", 120, big={7, 60})
+    mark = log.mark()
+    t0 = time.time()
+    rc, out, err = master.sync_client(["-v", "-u", "alice"], timeout=120)
+    took = time.time() - t0
+    check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
+    log.flush()
+    errors = log.errors(mark) + log.severe(mark)
+    check(not errors, "\n".join(errors))
+    lsn = relay_lsn(relay)
+    check(lsn > 130, "journal LSN %d" % lsn)
+    print("# one-shot sync of 130 messages (two over 1 MB) in %.2f s, "
+          "journal at LSN %d" % (took, lsn))
+    check_shadow(relay, master, "alice")
+    # The same sync again finds an up-to-date replica: nothing applied.
+    mark = log.mark()
+    rc, out, err = master.sync_client(["-v", "-u", "alice"], timeout=120)
+    check(rc == 0, "second sync rc=%r\n%s%s" % (rc, out, err))
+    eq(relay_lsn(relay), lsn)
+    log.flush()
+    check(not log.errors(mark), log.errors(mark))
+
+
+@test
+def rolling_replication():
+    log, relay, master = env["syslog"], env["relay"], env["master"]
+    mark = log.mark()
+    lsn0 = relay_lsn(relay)
+    master.start_rolling()
+    try:
+        for i in range(5):
+            master.deliver("alice", cyrus.make_message(2000 + i, 2500))
+        m = master.imap("alice")
+        try:
+            m.select("INBOX")
+            cyrus.imap_ok(*m.uid("STORE", "4", "+FLAGS", r"(\Answered)"))
+            cyrus.imap_ok(*m.rename("Sent", "Archive"))
+            cyrus.imap_ok(*m.create("Projects"))
+        finally:
+            m.logout()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                check_shadow(relay, master, "alice")
+                break
+            except AssertionError:
+                time.sleep(0.5)
+        check_shadow(relay, master, "alice")
+        check(relay_lsn(relay) > lsn0)
+    finally:
+        rc = master.stop_rolling()
+    log.flush()
+    errors = log.errors(mark) + log.severe(mark)
+    check(not errors, "\n".join(errors))
+
+
+if __name__ == "__main__":
+    try:
+        run("test_cyrus_ingest")
+    finally:
+        teardown()
