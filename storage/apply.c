@@ -315,6 +315,32 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 		exists = false;
 		out->changed = true;
 	}
+	if (!exists && !ctx->replay) {
+		/*
+		 * A real replica would die on a live record whose message it
+		 * never received; the relay refuses it, and before creating
+		 * anything, so nothing of the refused command is kept.
+		 */
+		for (rl = records->head; rl != NULL; rl = rl->next) {
+			struct shadow_record rec;
+			struct shadow_body body;
+			bool missing;
+
+			if (record_from_dlist(rl, &rec) < 0) {
+				shadow_record_free(&rec);
+				continue;	/* refused below, as Cyrus does */
+			}
+			missing = !rec.expunged &&
+			    shadow_body_get(s, rec.guid, &body) != 0;
+			if (missing)
+				outcome(out, RESULT_PROTOCOL_ERROR, "%s: UID %u "
+				    "needs message %s, which was never uploaded",
+				    name, rec.uid, rec.guid);
+			shadow_record_free(&rec);
+			if (missing)
+				return;
+		}
+	}
 	if (!exists) {
 		if (shadow_mailbox_by_uniqueid(s, uniqueid, &byid) == 0) {
 			outcome(out, RESULT_MAILBOX_MOVED, "uniqueid %s is %s, "

@@ -171,7 +171,7 @@ def check_shadow(relay, master, user):
 @test
 def one_shot_user_sync_then_nothing_to_do():
     log, relay, master = setup()
-    populate(master, "alice", 120, big={7, 60})
+    populate(master, "alice", 490, big={7, 60, 250, 480})
     mark = log.mark()
     t0 = time.time()
     rc, out, err = master.sync_client(["-v", "-u", "alice"], timeout=120)
@@ -181,8 +181,8 @@ def one_shot_user_sync_then_nothing_to_do():
     errors = log.errors(mark) + log.severe(mark)
     check(not errors, "\n".join(errors))
     lsn = relay_lsn(relay)
-    check(lsn > 130, "journal LSN %d" % lsn)
-    print("# one-shot sync of 130 messages (two over 1 MB) in %.2f s, "
+    check(lsn > 500, "journal LSN %d" % lsn)
+    print("# one-shot sync of 500 messages (four over 1 MB) in %.2f s, "
           "journal at LSN %d" % (took, lsn))
     check_shadow(relay, master, "alice")
     # The same sync again finds an up-to-date replica: nothing applied.

@@ -193,5 +193,87 @@ def durable_across_restart():
         relay.stop()
 
 
+def authed_client(relay):
+    c = Client(relay.port)
+    c.banner()
+    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("repl", "replpw")),
+       "OK Success (no protection)")
+    return c
+
+
+def journal_lsn(relay):
+    import re as _re
+    r = subprocess.run([os.path.join(os.environ.get("BUILDDIR", "."),
+                                     "syncrelay-journal"), "summary",
+                        os.path.join(relay.dir, "data/lab/journal")],
+                       capture_output=True, text=True, timeout=30)
+    m = _re.search(r"LSN \d+\.\.(\d+)", r.stdout)
+    return int(m.group(1)) if m else 0
+
+
+MAILBOX = ("APPLY MAILBOX %%(UNIQUEID bad1 MBOXNAME user.eve SYNC_CRC 0 "
+           "LAST_UID 1 HIGHESTMODSEQ 3 RECENTUID 0 RECENTTIME 0 "
+           "LAST_APPENDDATE 0 POP3_LAST_LOGIN 0 UIDVALIDITY 77 PARTITION "
+           "default ACL \"eve\tlrswipkxtecdan\t\" OPTIONS P RECORD (%%(UID 1 "
+           "MODSEQ 3 LAST_UPDATED 1 FLAGS () INTERNALDATE 1 SIZE %d GUID "
+           "%s)))\r\n")
+
+
+@test
+def bad_input_is_refused_and_nothing_is_kept():
+    import hashlib
+    relay = relay_with_users()
+    try:
+        c = authed_client(relay)
+        body = b"From: eve@example.org\r\nSubject: x\r\n\r\nhello\r\n"
+        guid = hashlib.sha1(body).hexdigest()
+        wrong = hashlib.sha1(b"something else").hexdigest()
+        lsn = journal_lsn(relay)
+        # A body whose bytes do not match its GUID.
+        c.send(b"APPLY MESSAGE (%%{default %s %d}\r\n" % (wrong.encode(),
+                                                         len(body)) +
+               body + b")\r\n")
+        eq(c.line(), "NO IMAP_PROTOCOL_ERROR a message body did not match "
+           "its GUID or could not be stored")
+        # A record whose body was never uploaded: NO, never a crash.
+        c.send(MAILBOX % (len(body), guid))
+        eq(c.line(), "NO IMAP_PROTOCOL_ERROR Protocol error")
+        c.send("GET MAILBOXES (user.eve)\r\n")
+        eq(c.line(), "OK success")          # nothing was created
+        eq(journal_lsn(relay), lsn)         # nothing was journaled
+        # An oversize literal, nesting too deep, junk: BAD, and the
+        # session goes on.
+        c.send(b"APPLY SIEVE %(USERID eve FILENAME x.script CONTENT {200000+}"
+               b"\r\n" + b"x" * 200000 + b")\r\n")
+        eq(c.line(), "BAD IMAP_PROTOCOL_ERROR Failed to parse APPLY line")
+        c.send("GET MAILBOXES " + "(" * 40 + ")" * 40 + "\r\n")
+        eq(c.line(), "BAD IMAP_PROTOCOL_ERROR Failed to parse GET line")
+        c.send("APPLY FROB %(X 1)\r\n")
+        eq(c.line(), "NO IMAP_PROTOCOL_ERROR Protocol error")
+        c.send("APPLY MAILBOX (1 2)\r\n")
+        eq(c.line(), "NO IMAP_PROTOCOL_BAD_PARAMETERS")
+        eq(journal_lsn(relay), lsn)
+        # Now upload it properly: the same APPLY MAILBOX is accepted,
+        # from any partition name the master uses.
+        c.send(b"APPLY MESSAGE (%%{p2 %s %d}\r\n" % (guid.encode(),
+                                                    len(body)) + body +
+               b")\r\n")
+        eq(c.line(), "OK success")
+        c.send(MAILBOX % (len(body), guid))
+        eq(c.line(), "OK success")
+        check(journal_lsn(relay) == lsn + 2, journal_lsn(relay))
+        c.send(b"APPLY RESERVE %%(PARTITION default MBOXNAME (user.eve) GUID "
+               b"(%s %s))\r\n" % (guid.encode(), wrong.encode()))
+        eq(c.line(), "* MISSING (%s)" % wrong)
+        eq(c.line(), "OK success")
+        eq(c.cmd("NOOP\r\n"), "OK Noop completed")
+        log = relay.logtext()
+        check("event=body_refused" in log and "does not match" in log, log)
+        check("never uploaded" in log, log)
+        check("Literal" in log or "literal of 200000 bytes" in log, log)
+    finally:
+        relay.stop()
+
+
 if __name__ == "__main__":
     run("test_ingest")
