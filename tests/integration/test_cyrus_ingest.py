@@ -227,6 +227,72 @@ def rolling_replication():
     check(not errors, "\n".join(errors))
 
 
+@test
+def other_sync_modes():
+    log, relay, master = env["syslog"], env["relay"], env["master"]
+    master.create_user("bob")
+    for i in range(3):
+        master.deliver("bob", cyrus.make_message(3000 + i, 2000))
+    mark = log.mark()
+    rc, out, err = master.sync_client(["-A"], timeout=120)
+    check(rc == 0, "sync_client -A rc=%r\n%s%s" % (rc, out, err))
+    check_shadow(relay, master, "bob")
+    check_shadow(relay, master, "alice")
+    master.deliver("bob", cyrus.make_message(3010, 2000))
+    rc, out, err = master.sync_client(["-m", master.mailbox_name("bob")],
+                                      timeout=120)
+    check(rc == 0, "sync_client -m rc=%r\n%s%s" % (rc, out, err))
+    check_shadow(relay, master, "bob")
+    rc, out, err = master.sync_client(["-s", "bob"], timeout=120)
+    check(rc == 0, "sync_client -s rc=%r\n%s%s" % (rc, out, err))
+    log.flush()
+    errors = log.errors(mark) + log.severe(mark)
+    check(not errors, "\n".join(errors))
+
+
+def wait_converged(relay, master, user, seconds):
+    deadline = time.time() + seconds
+    while True:
+        try:
+            check_shadow(relay, master, user)
+            return
+        except AssertionError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@test
+def crash_in_the_middle():
+    """SIGKILL the relay during rolling replication; start it again and
+    restart the master's rolling sync_client, as cyrus.conf's DAEMON
+    section would; nothing the master was told OK for may be missing."""
+    log, relay, master = env["syslog"], env["relay"], env["master"]
+    master.start_rolling()
+    try:
+        for i in range(60):
+            master.deliver("alice", cyrus.make_message(4000 + i, 3000))
+            if i == 30:
+                relay.signal(__import__("signal").SIGKILL)
+                relay.proc.wait(10)
+                relay.start()
+            if master.rolling.poll() is not None:
+                master.stop_rolling()
+                master.start_rolling()
+            time.sleep(0.02)
+        if master.rolling.poll() is not None:
+            master.stop_rolling()
+            master.start_rolling()
+        wait_converged(relay, master, "alice", 60)
+    finally:
+        master.stop_rolling()
+    # Nothing left to do afterwards.
+    lsn = relay_lsn(relay)
+    rc, out, err = master.sync_client(["-u", "alice"], timeout=120)
+    check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
+    eq(relay_lsn(relay), lsn)
+
+
 if __name__ == "__main__":
     try:
         run("test_cyrus_ingest")
