@@ -9,10 +9,13 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <zlib.h>
 
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -38,6 +41,9 @@ struct conn {
 	bool dead;		/* on the reaper list */
 	bool paused;		/* reading stopped for backpressure */
 	bool owner_paused;	/* reading stopped by the owner */
+	bool deflating;		/* COMPRESS DEFLATE is on */
+	bool inflate_leftover;	/* unconsumed input is compressed */
+	z_stream zin, zout;
 	struct conn *next, *prev;	/* all live conns */
 	struct conn *next_dead;
 };
@@ -59,6 +65,10 @@ reap_cb(struct ev_loop *loop, ev_idle *w, int revents)
 		dead_conns = c->next_dead;
 		if (c->ops->on_free)
 			c->ops->on_free(c->arg);
+		if (c->deflating) {
+			inflateEnd(&c->zin);
+			deflateEnd(&c->zout);
+		}
 		buf_free(&c->in);
 		buf_free(&c->out);
 		free(c->peer);
@@ -123,15 +133,56 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	flush_out((struct conn *)w->data);
 }
 
+/* Adds bytes from the socket to the input, inflating if compressed. */
+static int
+deliver_input(struct conn *c, const char *p, size_t n)
+{
+	if (!c->deflating)
+		return buf_append(&c->in, p, n) < 0 ? -1 : 0;
+	c->zin.next_in = (Bytef *)(uintptr_t)p;
+	c->zin.avail_in = (uInt)n;
+	while (c->zin.avail_in > 0) {
+		int r;
+
+		if (buf_reserve(&c->in, READ_CHUNK) < 0)
+			return -1;
+		c->zin.next_out = (Bytef *)(c->in.s + c->in.len);
+		c->zin.avail_out = READ_CHUNK;
+		r = inflate(&c->zin, Z_SYNC_FLUSH);
+		c->in.len += READ_CHUNK - c->zin.avail_out;
+		c->in.s[c->in.len] = '\0';
+		if (r != Z_OK && r != Z_BUF_ERROR)
+			return -1;
+		if (r == Z_BUF_ERROR && c->zin.avail_out != 0)
+			break;
+	}
+	return 0;
+}
+
 static void
 offer_input(struct conn *c)
 {
 	while (!c->dead && !c->closing && c->in.len > 0) {
 		size_t used = c->ops->on_input(c, c->arg, c->in.s, c->in.len);
 
+		if (used > 0)
+			buf_consume(&c->in, used);
+		if (c->inflate_leftover) {
+			/* What followed COMPRESS is compressed: inflate it. */
+			struct buf raw = c->in;
+
+			c->inflate_leftover = false;
+			buf_init(&c->in, (size_t)64 << 20);
+			if (raw.len && deliver_input(c, raw.s, raw.len) < 0) {
+				buf_free(&raw);
+				conn_kill(c, "bad compressed data");
+				return;
+			}
+			buf_free(&raw);
+			continue;
+		}
 		if (used == 0)
 			break;
-		buf_consume(&c->in, used);
 	}
 }
 
@@ -141,11 +192,9 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct conn *c = w->data;
 	ssize_t n;
 
-	if (buf_reserve(&c->in, READ_CHUNK) < 0) {
-		conn_kill(c, "input buffer full");
-		return;
-	}
-	n = recv(c->fd, c->in.s + c->in.len, READ_CHUNK, 0);
+	char raw[READ_CHUNK];
+
+	n = recv(c->fd, raw, sizeof(raw), 0);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			conn_kill(c, strerror(errno));
@@ -155,7 +204,11 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		conn_kill(c, "peer closed the connection");
 		return;
 	}
-	c->in.len += (size_t)n;
+	if (deliver_input(c, raw, (size_t)n) < 0) {
+		conn_kill(c, c->deflating ? "bad compressed data" :
+		    "input buffer full");
+		return;
+	}
 	ev_timer_again(loop, &c->idle);
 	offer_input(c);
 	if (!c->dead)
@@ -232,11 +285,47 @@ conn_write(struct conn *c, const void *p, size_t n)
 {
 	if (c->dead)
 		return;
+	if (c->deflating) {
+		/* Each write is flushed: a reply must not wait in zlib. */
+		c->zout.next_in = (Bytef *)(uintptr_t)p;
+		c->zout.avail_in = (uInt)n;
+		do {
+			size_t room = deflateBound(&c->zout, (uLong)n) + 64;
+
+			if (buf_reserve(&c->out, room) < 0) {
+				conn_kill(c, "output buffer full");
+				return;
+			}
+			c->zout.next_out = (Bytef *)(c->out.s + c->out.len);
+			c->zout.avail_out = (uInt)room;
+			deflate(&c->zout, Z_SYNC_FLUSH);
+			c->out.len += room - c->zout.avail_out;
+		} while (c->zout.avail_out == 0 || c->zout.avail_in > 0);
+		update_watchers(c);
+		return;
+	}
 	if (buf_append(&c->out, p, n) < 0) {
 		conn_kill(c, "output buffer full");
 		return;
 	}
 	update_watchers(c);
+}
+
+int
+conn_start_deflate(struct conn *c)
+{
+	memset(&c->zin, 0, sizeof(c->zin));
+	memset(&c->zout, 0, sizeof(c->zout));
+	if (inflateInit2(&c->zin, -15) != Z_OK)
+		return -1;
+	if (deflateInit2(&c->zout, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
+	    Z_DEFAULT_STRATEGY) != Z_OK) {
+		inflateEnd(&c->zin);
+		return -1;
+	}
+	c->deflating = true;
+	c->inflate_leftover = true;
+	return 0;
 }
 
 /* Stops everything, tells the owner, and queues the conn for freeing. */

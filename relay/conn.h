@@ -52,6 +52,13 @@ void conn_close(struct conn *c, const char *reason, bool now);
 void conn_pause(struct conn *c, bool paused);
 /* Offers buffered input to the owner again (after it was busy). */
 void conn_kick(struct conn *c);
+/*
+ * Switches the connection to RFC 4978 COMPRESS DEFLATE (raw deflate both
+ * ways).  Output written before the call stays uncompressed (the "OK"
+ * that announces it); input not yet consumed is taken as compressed.
+ * Returns 0, or -1 if zlib could not be set up.
+ */
+int conn_start_deflate(struct conn *c);
 /* Changes the idle timeout (seconds). */
 void conn_set_timeout(struct conn *c, double idle_timeout);
 /* The printable peer address. */

@@ -52,6 +52,8 @@ struct session {
 	bool sieve_mailbox;
 	bool busy;			/* a command waits for the journal */
 	bool throttled;			/* reading paused for the journal */
+	bool compressing;		/* COMPRESS DEFLATE is active */
+	bool switched;			/* the transport just changed */
 	bool gone;			/* the connection is closed */
 	int pending;			/* journal operations in flight */
 	/* APPLY MESSAGE in progress */
@@ -498,6 +500,49 @@ cmd_apply(struct session *s, const struct dlist *e)
 	}
 }
 
+/* ---- COMPRESS (RFC 4978) ------------------------------------------------- */
+
+static void
+cmd_compress(struct session *s, const char *text)
+{
+	char msg[160];
+
+	if (text == NULL || *text == '\0') {
+		send_line(s, "BAD", "Missing required argument to Compress");
+		return;
+	}
+	if (strchr(text, ' ') != NULL) {
+		send_line(s, "BAD", "Unexpected extra arguments to Compress");
+		return;
+	}
+	if (s->compressing) {
+		snprintf(msg, sizeof(msg), "Compression already active: %.64s",
+		    text);
+		send_line(s, "NO", msg);
+		return;
+	}
+	if (!s->params->compress) {
+		send_line(s, "NO", "Compression is not enabled");
+		return;
+	}
+	if (strcasecmp(text, "DEFLATE") != 0) {
+		snprintf(msg, sizeof(msg), "Unknown compression algorithm: "
+		    "%.64s", text);
+		send_line(s, "NO", msg);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%.64s active", text);
+	send_line(s, "OK", msg);
+	if (conn_start_deflate(s->conn) < 0) {
+		conn_close(s->conn, "zlib failed", true);
+		return;
+	}
+	s->compressing = true;
+	s->switched = true;
+	log_info("conn=%lu store=%s event=compress_on", conn_id(s->conn),
+	    store_name(s));
+}
+
 /* ---- dispatch ----------------------------------------------------------- */
 
 static bool
@@ -544,11 +589,7 @@ handle_line(struct session *s)
 	} else if (strcmp(verb, "AUTHENTICATE") == 0) {
 		cmd_authenticate(s, text);
 	} else if (strcmp(verb, "COMPRESS") == 0) {
-		if (text == NULL)
-			send_line(s, "BAD", "Missing required argument to "
-			    "Compress");
-		else
-			send_line(s, "NO", "Compression is not enabled");
+		cmd_compress(s, text);
 	} else if (s->store == NULL && (verb[0] == 'A' || verb[0] == 'G' ||
 	    verb[0] == 'R')) {
 		log_info("conn=%lu peer=%s event=refused cmd=%s "
@@ -630,6 +671,11 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 			handle_line(s);
 		else if (st == CSYNC_BAD_LINE)
 			handle_bad_line(s);
+		if (s->switched) {
+			/* What follows is in the new transport's framing. */
+			s->switched = false;
+			return off;
+		}
 		if (s->store && journal_pending_bytes(s->store->journal) >
 		    JOURNAL_HIGH)
 			s->throttled = true;
@@ -709,6 +755,8 @@ session_start(struct ev_loop *loop, int fd, const char *peer,
 	log_info("conn=%lu peer=%s event=connect", conn_id(s->conn), peer);
 	if (s->sasl && *saslsrv_mechs(s->sasl))
 		buf_printf(&banner, "* SASL %s\r\n", saslsrv_mechs(s->sasl));
+	if (params->compress)
+		buf_puts(&banner, "* COMPRESS DEFLATE\r\n");
 	buf_puts(&banner, "* SIEVE-MAILBOX\r\n");
 	buf_printf(&banner, "* OK %s syncrelay sync server %s\r\n",
 	    params->servername, PACKAGE_VERSION);

@@ -20,6 +20,7 @@ struct session_params {
 	const char *servername;
 	double idle_timeout;		/* seconds */
 	bool allowplaintext;		/* offer PLAIN/LOGIN without TLS */
+	bool compress;			/* offer COMPRESS DEFLATE */
 	struct dlist_limits preauth;	/* limits before authentication */
 	struct dlist_limits limits;	/* limits after authentication */
 };

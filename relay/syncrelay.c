@@ -93,6 +93,7 @@ apply_reloadable(const struct config *c)
 	log_set_level(level_from_config(c));
 	relay.params.idle_timeout = (double)config_num(c, OPT_sync_timeout);
 	relay.params.allowplaintext = config_bool(c, OPT_allowplaintext);
+	relay.params.compress = config_bool(c, OPT_compress);
 	relay.params.preauth = limits_from_config(c, true);
 	relay.params.limits = limits_from_config(c, false);
 	relay.max_connections = (size_t)config_num(c, OPT_max_connections);

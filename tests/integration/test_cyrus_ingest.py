@@ -293,6 +293,27 @@ def crash_in_the_middle():
     eq(relay_lsn(relay), lsn)
 
 
+@test
+def one_shot_sync_with_compression():
+    """With compress: yes the relay offers COMPRESS DEFLATE, which a 3.6
+    sync_client always takes; replication works the same."""
+    log, relay, master = env["syslog"], env["relay"], env["master"]
+    relay.stop()
+    with open(relay.conf, "a") as f:
+        f.write("compress: yes\n")
+    relay.start()
+    master.create_user("carol")
+    for i in range(40):
+        master.deliver("carol", cyrus.make_message(5000 + i, 5000 + 997 * i))
+    mark = log.mark()
+    rc, out, err = master.sync_client(["-u", "carol"], timeout=120)
+    check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
+    check("event=compress_on" in relay.logtext())
+    check_shadow(relay, master, "carol")
+    log.flush()
+    check(not log.errors(mark), log.errors(mark))
+
+
 if __name__ == "__main__":
     try:
         run("test_cyrus_ingest")

@@ -275,5 +275,45 @@ def bad_input_is_refused_and_nothing_is_kept():
         relay.stop()
 
 
+@test
+def compress_deflate():
+    import zlib
+    relay = relay_with_users()
+    try:
+        c = authed_client(relay)
+        eq(c.cmd("COMPRESS DEFLATE\r\n"), "NO Compression is not enabled")
+        relay.stop()
+        with open(relay.conf, "a") as f:
+            f.write("compress: yes\n")
+        relay.start()
+        c = Client(relay.port)
+        banner = c.banner()
+        check("* COMPRESS DEFLATE" in banner, banner)
+        eq(c.cmd("COMPRESS\r\n"), "BAD Missing required argument to Compress")
+        eq(c.cmd("COMPRESS LZMA\r\n"),
+           "NO Unknown compression algorithm: LZMA")
+        eq(c.cmd("COMPRESS DEFLATE\r\n"), "OK DEFLATE active")
+        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        decomp = zlib.decompressobj(-15)
+
+        def zcmd(text):
+            c.sock.sendall(comp.compress(text.encode()) +
+                           comp.flush(zlib.Z_SYNC_FLUSH))
+            out = b""
+            while not out.endswith(b"\r\n"):
+                out += decomp.decompress(c.sock.recv(65536))
+            return out.decode()
+
+        eq(zcmd("NOOP\r\n"), "OK Noop completed\r\n")
+        eq(zcmd("AUTHENTICATE PLAIN %s\r\n" % plain("repl", "replpw")),
+           "OK Success (no protection)\r\n")
+        eq(zcmd("COMPRESS DEFLATE\r\n"),
+           "NO Compression already active: DEFLATE\r\n")
+        eq(zcmd("GET MAILBOXES (user.nobody)\r\n"), "OK success\r\n")
+        check("event=compress_on" in relay.logtext())
+    finally:
+        relay.stop()
+
+
 if __name__ == "__main__":
     run("test_ingest")
