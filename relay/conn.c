@@ -41,6 +41,8 @@ struct conn {
 	bool dead;		/* on the reaper list */
 	bool paused;		/* reading stopped for backpressure */
 	bool owner_paused;	/* reading stopped by the owner */
+	bool want_drain;	/* call on_drain once output runs low */
+	bool offering;		/* inside offer_input() */
 	bool deflating;		/* COMPRESS DEFLATE is on */
 	bool inflate_leftover;	/* unconsumed input is compressed */
 	z_stream zin, zout;
@@ -125,6 +127,11 @@ flush_out(struct conn *c)
 		c->out_off = 0;
 	}
 	update_watchers(c);
+	if (c->want_drain && !c->dead && c->ops->on_drain &&
+	    c->out.len - c->out_off < CONN_OUT_LOW) {
+		c->want_drain = false;
+		c->ops->on_drain(c, c->arg);
+	}
 }
 
 static void
@@ -162,6 +169,15 @@ deliver_input(struct conn *c, const char *p, size_t n)
 static void
 offer_input(struct conn *c)
 {
+	/*
+	 * Never re-entered: an owner that finishes a command inside
+	 * on_input() and kicks its conn would otherwise be offered the
+	 * same, not yet consumed, bytes again.  The loop below goes on by
+	 * itself once on_input() returns.
+	 */
+	if (c->offering)
+		return;
+	c->offering = true;
 	while (!c->dead && !c->closing && c->in.len > 0) {
 		size_t used = c->ops->on_input(c, c->arg, c->in.s, c->in.len);
 
@@ -175,6 +191,7 @@ offer_input(struct conn *c)
 			buf_init(&c->in, (size_t)64 << 20);
 			if (raw.len && deliver_input(c, raw.s, raw.len) < 0) {
 				buf_free(&raw);
+				c->offering = false;
 				conn_kill(c, "bad compressed data");
 				return;
 			}
@@ -184,6 +201,7 @@ offer_input(struct conn *c)
 		if (used == 0)
 			break;
 	}
+	c->offering = false;
 }
 
 static void
@@ -250,6 +268,19 @@ conn_new(struct ev_loop *loop, int fd, const char *peer, double idle_timeout,
 	conns = c;
 	nconns++;
 	return c;
+}
+
+size_t
+conn_out_pending(const struct conn *c)
+{
+	return c->out.len - c->out_off;
+}
+
+void
+conn_want_drain(struct conn *c)
+{
+	c->want_drain = true;
+	update_watchers(c);
 }
 
 void

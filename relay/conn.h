@@ -33,6 +33,8 @@ struct conn_ops {
 	void (*on_close)(struct conn *c, void *arg, const char *reason);
 	/* Called once the conn is freed: the owner releases arg. */
 	void (*on_free)(void *arg);
+	/* Optional: output fell below CONN_OUT_LOW after conn_want_drain(). */
+	void (*on_drain)(struct conn *c, void *arg);
 };
 
 /*
@@ -59,6 +61,10 @@ void conn_kick(struct conn *c);
  * Returns 0, or -1 if zlib could not be set up.
  */
 int conn_start_deflate(struct conn *c);
+/* Bytes queued and not yet sent. */
+size_t conn_out_pending(const struct conn *c);
+/* Asks for one on_drain() call once the output queue runs low. */
+void conn_want_drain(struct conn *c);
 /* Changes the idle timeout (seconds). */
 void conn_set_timeout(struct conn *c, double idle_timeout);
 /* The printable peer address. */

@@ -56,6 +56,7 @@ struct session {
 	bool switched;			/* the transport just changed */
 	bool gone;			/* the connection is closed */
 	int pending;			/* journal operations in flight */
+	struct journal_body_stream *fetch;	/* GET FETCH being sent */
 	/* APPLY MESSAGE in progress */
 	struct journal_body *body;
 	char body_guid[41];
@@ -543,6 +544,103 @@ cmd_compress(struct session *s, const char *text)
 	    store_name(s));
 }
 
+/* ---- GET FETCH: a body sent back, piece by piece -------------------------- */
+
+static void
+fetch_pump(struct session *s)
+{
+	struct buf chunk = BUF_INIT;
+
+	while (s->fetch && !s->gone && conn_out_pending(s->conn) < CONN_OUT_HIGH) {
+		ssize_t n;
+
+		buf_reset(&chunk);
+		n = journal_body_stream_read(s->fetch, &chunk, 256 * 1024);
+		if (n > 0) {
+			conn_write(s->conn, chunk.s, chunk.len);
+			continue;
+		}
+		journal_body_stream_free(&s->fetch);
+		if (n < 0) {
+			/* Half a literal is out: the stream cannot recover. */
+			log_error("store=%s event=fetch_failed error=\"%s\"",
+			    store_name(s), strerror((int)-n));
+			conn_close(s->conn, "stored message is damaged", true);
+			break;
+		}
+		conn_write(s->conn, "\r\n", 2);
+		send_result(s, RESULT_OK);
+		unbusy(s);
+		break;
+	}
+	if (s->fetch && !s->gone)
+		conn_want_drain(s->conn);
+	buf_free(&chunk);
+}
+
+static void
+on_drain(struct conn *c, void *arg)
+{
+	fetch_pump(arg);
+}
+
+static void
+cmd_get_fetch(struct session *s, const struct dlist *e)
+{
+	const char *name, *part, *uniqueid;
+	struct shadow_mailbox mb;
+	struct shadow_record rec;
+	struct shadow_body body;
+	struct journal_record jr;
+	char guid[41], path[4096], err[256];
+	uint64_t uid;
+	struct buf hdr = BUF_INIT;
+
+	if (e->type != DL_KVLIST || dlist_get_str(e, "MBOXNAME", &name) < 0 ||
+	    dlist_get_str(e, "PARTITION", &part) < 0 || part == NULL ||
+	    dlist_get_str(e, "UNIQUEID", &uniqueid) < 0 || uniqueid == NULL ||
+	    dlist_guid(dlist_get(e, "GUID"), guid) < 0 ||
+	    dlist_get_num(e, "UID", &uid) < 0) {
+		send_result(s, RESULT_PROTOCOL_BAD_PARAMETERS);
+		return;
+	}
+	memset(&rec, 0, sizeof(rec));
+	if ((shadow_mailbox_by_uniqueid(s->store->shadow, uniqueid, &mb) < 0 &&
+	    (name == NULL || shadow_mailbox_by_name(s->store->shadow, name,
+	    &mb) < 0))) {
+		send_result(s, RESULT_MAILBOX_NONEXISTENT);
+		return;
+	}
+	if (shadow_record_get(s->store->shadow, mb.uniqueid, (uint32_t)uid,
+	    &rec) < 0 || strcmp(rec.guid, guid) != 0 ||
+	    shadow_body_get(s->store->shadow, guid, &body) < 0) {
+		log_info("store=%s event=refused cmd=GET sub=FETCH guid=%s "
+		    "reason=\"no such message here\"", store_name(s), guid);
+		shadow_mailbox_free(&mb);
+		shadow_record_free(&rec);
+		send_result(s, RESULT_MAILBOX_NONEXISTENT);
+		return;
+	}
+	shadow_mailbox_free(&mb);
+	shadow_record_free(&rec);
+	snprintf(path, sizeof(path), "%s/journal", s->store->dir);
+	s->fetch = journal_body_stream_open(path, NULL, body.lsn, &jr, err,
+	    sizeof(err));
+	if (s->fetch == NULL) {
+		log_error("store=%s event=fetch_failed error=\"%s\"",
+		    store_name(s), err);
+		send_result(s, RESULT_MAILBOX_NONEXISTENT);
+		return;
+	}
+	buf_puts(&hdr, "* MESSAGE %{");
+	dlist_print_astring(&hdr, part, strlen(part), DLIST_PRINT_SERVER);
+	buf_printf(&hdr, " %s %u}\r\n", guid, jr.raw_len);
+	conn_write(s->conn, hdr.s, hdr.len);
+	buf_free(&hdr);
+	s->busy = true;
+	fetch_pump(s);
+}
+
 /* ---- dispatch ----------------------------------------------------------- */
 
 static bool
@@ -596,6 +694,9 @@ handle_line(struct session *s)
 		    "reason=unauthenticated", conn_id(s->conn),
 		    conn_peer(s->conn), verb);
 		send_line(s, "NO", "Please authenticate first");
+	} else if (s->store != NULL && strcmp(verb, "GET") == 0 && entry &&
+	    strcmp(entry->key, "FETCH") == 0) {
+		cmd_get_fetch(s, entry);
 	} else if (s->store != NULL && strcmp(verb, "GET") == 0 && entry) {
 		struct getcmd_ctx gc = { s->sieve_mailbox };
 		char why[256];
@@ -696,6 +797,7 @@ on_close(struct conn *c, void *arg, const char *reason)
 	    "reason=\"%s\"", conn_id(c), conn_peer(c), store_name(s),
 	    s->commands, reason);
 	s->gone = true;
+	journal_body_stream_free(&s->fetch);
 	if (s->body) {
 		journal_body_abort(s->body);
 		s->body = NULL;
@@ -727,7 +829,8 @@ on_free(void *arg)
 	session_maybe_free(s);
 }
 
-static const struct conn_ops session_ops = { on_input, on_close, on_free };
+static const struct conn_ops session_ops = { on_input, on_close, on_free,
+	on_drain };
 
 void
 session_start(struct ev_loop *loop, int fd, const char *peer,

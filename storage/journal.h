@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "lib/buf.h"
 #include "storage/fileops.h"
@@ -158,6 +159,21 @@ int journal_reader_body(struct journal_reader *r,
     const struct journal_record *rec,
     int (*sink)(void *arg, const void *p, size_t n), void *arg);
 const char *journal_reader_errstr(const struct journal_reader *r);
+
+/*
+ * A body record read in pieces, for sending it without holding it whole.
+ * open() finds the body record at lsn in the journal in dir; read()
+ * appends up to max decompressed bytes to out and returns how many (0
+ * at the end, after checking size and SHA-1), or a negative errno
+ * (-EBADMSG on damage or a mismatch).
+ */
+struct journal_body_stream;
+struct journal_body_stream *journal_body_stream_open(const char *dir,
+    const struct fileops *fops, uint64_t lsn, struct journal_record *rec,
+    char *err, size_t err_len);
+ssize_t journal_body_stream_read(struct journal_body_stream *bs,
+    struct buf *out, size_t max);
+void journal_body_stream_free(struct journal_body_stream **bsp);
 /*
  * After next() returned 0: returns 1 if the newest segment ends in a
  * torn tail (bytes that recovery would cut), with where and why.

@@ -334,3 +334,115 @@ journal_reader_torn_tail(const struct journal_reader *r, uint64_t *segment,
 	*why = r->torn_why;
 	return 1;
 }
+
+/* ---- a body, piece by piece ------------------------------------------- */
+
+struct journal_body_stream {
+	struct journal_reader *r;
+	struct journal_record rec;
+	uint64_t done_in;	/* payload bytes read */
+	uint64_t total_out;	/* decompressed bytes produced */
+	uint8_t in[65536];
+	size_t in_len, in_pos;
+	EVP_MD_CTX *sha;
+	bool frame_done;	/* zstd said the frame is complete */
+	bool finished;
+};
+
+struct journal_body_stream *
+journal_body_stream_open(const char *dir, const struct fileops *fops,
+    uint64_t lsn, struct journal_record *rec, char *err, size_t err_len)
+{
+	struct journal_body_stream *bs = xcalloc(1, sizeof(*bs));
+
+	bs->r = journal_reader_new(dir, fops, lsn, lsn, err, err_len);
+	if (bs->r == NULL) {
+		free(bs);
+		return NULL;
+	}
+	if (journal_reader_next(bs->r, &bs->rec, NULL) != 1 ||
+	    bs->rec.lsn != lsn || bs->rec.type != JOURNAL_BODY) {
+		snprintf(err, err_len, "no body record at LSN %llu",
+		    (unsigned long long)lsn);
+		journal_body_stream_free(&bs);
+		return NULL;
+	}
+	ZSTD_DCtx_reset(bs->r->dctx, ZSTD_reset_session_only);
+	bs->sha = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(bs->sha, EVP_sha1(), NULL);
+	*rec = bs->rec;
+	return bs;
+}
+
+ssize_t
+journal_body_stream_read(struct journal_body_stream *bs, struct buf *out,
+    size_t max)
+{
+	size_t produced = 0;
+
+	while (produced < max && !bs->finished) {
+		ZSTD_inBuffer ib;
+		ZSTD_outBuffer ob;
+		size_t room = max - produced, ret;
+
+		if (bs->in_pos == bs->in_len &&
+		    bs->done_in < bs->rec.payload_len) {
+			size_t k = sizeof(bs->in);
+			ssize_t n;
+
+			if (k > bs->rec.payload_len - bs->done_in)
+				k = (size_t)(bs->rec.payload_len - bs->done_in);
+			n = fileops_pread_all(bs->r->fo, bs->r->fd, bs->in, k,
+			    (off_t)(bs->rec.offset + REC_HDR_SIZE +
+			    bs->done_in));
+			if (n < 0)
+				return n;
+			if ((size_t)n != k)
+				return -EBADMSG;
+			bs->done_in += k;
+			bs->in_len = k;
+			bs->in_pos = 0;
+		}
+		if (buf_reserve(out, room) < 0)
+			return -ENOMEM;
+		ib = (ZSTD_inBuffer){ bs->in, bs->in_len, bs->in_pos };
+		ob = (ZSTD_outBuffer){ out->s + out->len, room, 0 };
+		ret = ZSTD_decompressStream(bs->r->dctx, &ob, &ib);
+		if (ZSTD_isError(ret))
+			return -EBADMSG;
+		bs->in_pos = ib.pos;
+		if (ret == 0)
+			bs->frame_done = true;
+		EVP_DigestUpdate(bs->sha, out->s + out->len, ob.pos);
+		out->len += ob.pos;
+		out->s[out->len] = '\0';
+		produced += ob.pos;
+		bs->total_out += ob.pos;
+		if (ob.pos == 0 && bs->in_pos == bs->in_len &&
+		    bs->done_in == bs->rec.payload_len) {
+			/* All input used and nothing more comes out. */
+			uint8_t d[EVP_MAX_MD_SIZE];
+			unsigned dl = 0;
+
+			EVP_DigestFinal_ex(bs->sha, d, &dl);
+			bs->finished = true;
+			if (!bs->frame_done || bs->total_out != bs->rec.raw_len ||
+			    dl != 20 || memcmp(d, bs->rec.guid, 20) != 0)
+				return -EBADMSG;
+		}
+	}
+	return (ssize_t)produced;
+}
+
+void
+journal_body_stream_free(struct journal_body_stream **bsp)
+{
+	struct journal_body_stream *bs = *bsp;
+
+	if (bs == NULL)
+		return;
+	journal_reader_free(&bs->r);
+	EVP_MD_CTX_free(bs->sha);
+	free(bs);
+	*bsp = NULL;
+}

@@ -267,6 +267,11 @@ def bad_input_is_refused_and_nothing_is_kept():
         eq(c.line(), "* MISSING (%s)" % wrong)
         eq(c.line(), "OK success")
         eq(c.cmd("NOOP\r\n"), "OK Noop completed")
+        # Commands that finish at once, pipelined: one reply each.
+        c.send("APPLY MESSAGE ()\r\nNOOP\r\nAPPLY MESSAGE ()\r\nNOOP\r\n")
+        eq([c.line() for _ in range(4)], ["OK success", "OK Noop completed",
+                                          "OK success", "OK Noop completed"])
+        eq(c.cmd("NOOP\r\n"), "OK Noop completed")
         log = relay.logtext()
         check("event=body_refused" in log and "does not match" in log, log)
         check("never uploaded" in log, log)
@@ -311,6 +316,54 @@ def compress_deflate():
            "NO Compression already active: DEFLATE\r\n")
         eq(zcmd("GET MAILBOXES (user.nobody)\r\n"), "OK success\r\n")
         check("event=compress_on" in relay.logtext())
+    finally:
+        relay.stop()
+
+
+@test
+def get_fetch_streams_the_body_back():
+    import hashlib
+    import random
+    relay = relay_with_users()
+    try:
+        c = authed_client(relay)
+        rnd = random.Random(7)
+        body = (b"From: f@example.org\r\nSubject: big\r\n\r\n" +
+                bytes(rnd.getrandbits(8) for _ in range(3 * 1024 * 1024)))
+        guid = hashlib.sha1(body).hexdigest()
+        c.send(b"APPLY MESSAGE (%%{default %s %d}\r\n" % (guid.encode(),
+                                                          len(body)) +
+               body + b")\r\n")
+        eq(c.line(), "OK success")
+        c.send(MAILBOX.replace("bad1", "fbox").replace("user.eve", "user.fay")
+               % (len(body), guid))
+        eq(c.line(), "OK success")
+        c.send("GET FETCH %%(MBOXNAME user.fay PARTITION default UNIQUEID fbox "
+               "GUID %s UID 1)\r\n" % guid)
+        eq(c.line(), "* MESSAGE %%{default %s %d}" % (guid, len(body)))
+        while len(c.buf) < len(body) + 2:
+            chunk = c.sock.recv(1 << 20)
+            check(chunk, "connection closed during the body")
+            c.buf += chunk
+        got, c.buf = c.buf[:len(body)], c.buf[len(body):]
+        check(got == body, "the body came back different")
+        eq(c.line(), "")                 # the CRLF after the literal
+        eq(c.line(), "OK success")
+        # By uniqueid even when the name is wrong, as Cyrus does.
+        c.send("GET FETCH %%(MBOXNAME user.wrong PARTITION default UNIQUEID "
+               "fbox GUID %s UID 1)\r\n" % guid)
+        check(c.line().startswith("* MESSAGE"))
+        while len(c.buf) < len(body) + 2:
+            c.buf += c.sock.recv(1 << 20)
+        c.buf = c.buf[len(body):]
+        eq(c.line(), "")
+        eq(c.line(), "OK success")
+        c.send("GET FETCH %%(MBOXNAME user.fay PARTITION default UNIQUEID fbox "
+               "GUID %s UID 2)\r\n" % guid)
+        eq(c.line(), "NO IMAP_MAILBOX_NONEXISTENT No Such Mailbox")
+        c.send("GET FETCH %(MBOXNAME user.fay)\r\n")
+        eq(c.line(), "NO IMAP_PROTOCOL_BAD_PARAMETERS")
+        eq(c.cmd("NOOP\r\n"), "OK Noop completed")
     finally:
         relay.stop()
 
