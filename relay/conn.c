@@ -10,11 +10,14 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <zlib.h>
 
 #include "lib/buf.h"
@@ -43,6 +46,11 @@ struct conn {
 	bool owner_paused;	/* reading stopped by the owner */
 	bool want_drain;	/* call on_drain once output runs low */
 	bool offering;		/* inside offer_input() */
+	enum { TLS_OFF, TLS_AFTER_FLUSH, TLS_HANDSHAKE, TLS_ON } tls;
+	SSL *ssl;
+	SSL_CTX *tls_ctx;
+	int tls_want;		/* SSL_ERROR_WANT_READ/WRITE in handshake */
+	void (*tls_done)(struct conn *c, void *arg, const char *err);
 	bool deflating;		/* COMPRESS DEFLATE is on */
 	bool inflate_leftover;	/* unconsumed input is compressed */
 	z_stream zin, zout;
@@ -71,6 +79,8 @@ reap_cb(struct ev_loop *loop, ev_idle *w, int revents)
 			inflateEnd(&c->zin);
 			deflateEnd(&c->zout);
 		}
+		if (c->ssl)
+			SSL_free(c->ssl);
 		buf_free(&c->in);
 		buf_free(&c->out);
 		free(c->peer);
@@ -86,6 +96,17 @@ update_watchers(struct conn *c)
 
 	if (c->dead)
 		return;
+	if (c->tls == TLS_HANDSHAKE) {
+		/* The handshake says which way it waits. */
+		if (c->tls_want == SSL_ERROR_WANT_WRITE) {
+			ev_io_stop(c->loop, &c->rio);
+			ev_io_start(c->loop, &c->wio);
+		} else {
+			ev_io_stop(c->loop, &c->wio);
+			ev_io_start(c->loop, &c->rio);
+		}
+		return;
+	}
 	if (pending > 0)
 		ev_io_start(c->loop, &c->wio);
 	else
@@ -100,20 +121,73 @@ update_watchers(struct conn *c)
 		ev_io_start(c->loop, &c->rio);
 }
 
+static void tls_handshake(struct conn *c);
+
+/* Sends n bytes in the clear or through TLS: bytes sent, 0 if it would
+ * block, -1 on failure (reason in *why). */
+static ssize_t
+raw_send(struct conn *c, const char *p, size_t n, const char **why)
+{
+	if (c->tls == TLS_ON) {
+		int r = SSL_write(c->ssl, p, (int)(n > INT32_MAX ? INT32_MAX : n));
+
+		if (r > 0)
+			return r;
+		switch (SSL_get_error(c->ssl, r)) {
+		case SSL_ERROR_WANT_WRITE:
+		case SSL_ERROR_WANT_READ:
+			return 0;
+		default:
+			*why = "TLS write failed";
+			return -1;
+		}
+	} else {
+		ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
+
+		if (r >= 0)
+			return r;
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		*why = strerror(errno);
+		return -1;
+	}
+}
+
 static void
 flush_out(struct conn *c)
 {
+	const char *why = NULL;
+
+	if (c->tls == TLS_HANDSHAKE) {
+		tls_handshake(c);
+		return;
+	}
 	while (c->out_off < c->out.len) {
-		ssize_t n = send(c->fd, c->out.s + c->out_off,
-		    c->out.len - c->out_off, MSG_NOSIGNAL);
+		ssize_t n = raw_send(c, c->out.s + c->out_off,
+		    c->out.len - c->out_off, &why);
 
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				break;
-			conn_kill(c, strerror(errno));
+			conn_kill(c, why);
 			return;
 		}
+		if (n == 0)
+			break;
 		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out.len && c->tls == TLS_AFTER_FLUSH) {
+		/* The clear-text OK is out: now the handshake. */
+		buf_reset(&c->out);
+		c->out_off = 0;
+		c->tls = TLS_HANDSHAKE;
+		c->ssl = SSL_new(c->tls_ctx);
+		if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+			c->tls_done(c, c->arg, "cannot set up TLS");
+			conn_kill(c, "cannot set up TLS");
+			return;
+		}
+		SSL_set_accept_state(c->ssl);
+		tls_handshake(c);
+		return;
 	}
 	if (c->out_off == c->out.len) {
 		buf_reset(&c->out);
@@ -212,21 +286,49 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	char raw[READ_CHUNK];
 
-	n = recv(c->fd, raw, sizeof(raw), 0);
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			conn_kill(c, strerror(errno));
+	if (c->tls == TLS_HANDSHAKE) {
+		tls_handshake(c);
 		return;
 	}
-	if (n == 0) {
-		conn_kill(c, "peer closed the connection");
+	if (c->tls == TLS_AFTER_FLUSH) {
+		/* Nothing is read between STARTTLS and the handshake. */
+		ev_io_stop(loop, &c->rio);
 		return;
 	}
-	if (deliver_input(c, raw, (size_t)n) < 0) {
-		conn_kill(c, c->deflating ? "bad compressed data" :
-		    "input buffer full");
-		return;
-	}
+	do {
+		if (c->tls == TLS_ON) {
+			int r = SSL_read(c->ssl, raw, sizeof(raw));
+
+			if (r <= 0) {
+				int e = SSL_get_error(c->ssl, r);
+
+				if (e == SSL_ERROR_WANT_READ ||
+				    e == SSL_ERROR_WANT_WRITE)
+					break;
+				conn_kill(c, e == SSL_ERROR_ZERO_RETURN ?
+				    "peer closed the connection" :
+				    "TLS read failed");
+				return;
+			}
+			n = r;
+		} else {
+			n = recv(c->fd, raw, sizeof(raw), 0);
+			if (n < 0) {
+				if (errno != EAGAIN && errno != EINTR)
+					conn_kill(c, strerror(errno));
+				return;
+			}
+			if (n == 0) {
+				conn_kill(c, "peer closed the connection");
+				return;
+			}
+		}
+		if (deliver_input(c, raw, (size_t)n) < 0) {
+			conn_kill(c, c->deflating ? "bad compressed data" :
+			    "input buffer full");
+			return;
+		}
+	} while (c->tls == TLS_ON && SSL_pending(c->ssl) > 0);
 	ev_timer_again(loop, &c->idle);
 	offer_input(c);
 	if (!c->dead)
@@ -340,6 +442,55 @@ conn_write(struct conn *c, const void *p, size_t n)
 		return;
 	}
 	update_watchers(c);
+}
+
+static void
+tls_handshake(struct conn *c)
+{
+	int r = SSL_accept(c->ssl);
+
+	if (r == 1) {
+		c->tls = TLS_ON;
+		update_watchers(c);
+		c->tls_done(c, c->arg, NULL);
+		if (!c->dead)
+			flush_out(c);
+		return;
+	}
+	c->tls_want = SSL_get_error(c->ssl, r);
+	if (c->tls_want == SSL_ERROR_WANT_READ ||
+	    c->tls_want == SSL_ERROR_WANT_WRITE) {
+		update_watchers(c);
+		return;
+	}
+	{
+		char msg[256];
+		unsigned long e = ERR_get_error();
+
+		snprintf(msg, sizeof(msg), "TLS handshake failed: %s",
+		    e ? ERR_reason_error_string(e) : "connection closed");
+		ERR_clear_error();
+		c->tls_done(c, c->arg, msg);
+		conn_kill(c, "TLS handshake failed");
+	}
+}
+
+void
+conn_start_tls(struct conn *c, void *ctx,
+    void (*done)(struct conn *c, void *arg, const char *err))
+{
+	c->tls_ctx = ctx;
+	c->tls_done = done;
+	c->tls = TLS_AFTER_FLUSH;
+	buf_reset(&c->in);	/* pipelined input is discarded */
+	ev_io_stop(c->loop, &c->rio);
+	ev_io_start(c->loop, &c->wio);
+}
+
+bool
+conn_tls_active(const struct conn *c)
+{
+	return c->tls == TLS_ON;
 }
 
 int

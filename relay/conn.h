@@ -61,6 +61,17 @@ void conn_kick(struct conn *c);
  * Returns 0, or -1 if zlib could not be set up.
  */
 int conn_start_deflate(struct conn *c);
+/*
+ * Starts a TLS server handshake (STARTTLS) once the queued output, the
+ * "OK" that announces it, has been sent in the clear.  Input buffered
+ * so far is dropped, as a client must not pipeline past STARTTLS.
+ * done() is called with NULL when TLS is up, or with the reason it
+ * failed (the conn is then closed).  ctx is an OpenSSL SSL_CTX.
+ */
+void conn_start_tls(struct conn *c, void *ctx,
+    void (*done)(struct conn *c, void *arg, const char *err));
+/* Is TLS active on the connection? */
+bool conn_tls_active(const struct conn *c);
 /* Bytes queued and not yet sent. */
 size_t conn_out_pending(const struct conn *c);
 /* Asks for one on_drain() call once the output queue runs low. */

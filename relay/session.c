@@ -53,6 +53,7 @@ struct session {
 	bool busy;			/* a command waits for the journal */
 	bool throttled;			/* reading paused for the journal */
 	bool compressing;		/* COMPRESS DEFLATE is active */
+	bool tls;			/* STARTTLS done */
 	bool switched;			/* the transport just changed */
 	bool gone;			/* the connection is closed */
 	int pending;			/* journal operations in flight */
@@ -68,6 +69,7 @@ struct session {
 };
 
 static void session_maybe_free(struct session *s);
+static void new_sasl(struct session *s);
 
 static void
 send_line(struct session *s, const char *word, const char *text)
@@ -324,16 +326,15 @@ cmd_authenticate(struct session *s, const char *text)
 		send_line(s, "BAD", "Already authenticated");
 		return;
 	}
-	if (s->sasl_used) {
-		/* A SASL connection serves one exchange: start afresh. */
-		char err[256];
-
-		saslsrv_free(&s->sasl);
-		s->sasl = saslsrv_new("csync", s->params->servername,
-		    s->sasl_local, s->sasl_remote, s->params->allowplaintext,
-		    err, sizeof(err));
-		s->sasl_used = false;
+	if (s->params->tls_required && !s->tls) {
+		log_info("conn=%lu peer=%s event=auth_refused reason=\"TLS is "
+		    "required first\"", conn_id(s->conn), conn_peer(s->conn));
+		send_line(s, "NO", "TLS is required before authentication "
+		    "(use STARTTLS)");
+		return;
 	}
+	if (s->sasl_used)
+		new_sasl(s);	/* a SASL connection serves one exchange */
 	if (s->sasl == NULL) {
 		send_line(s, "NO", "no mechanism available");
 		return;
@@ -499,6 +500,80 @@ cmd_apply(struct session *s, const struct dlist *e)
 	} else {
 		apply_change(s, e);
 	}
+}
+
+/* ---- banner and STARTTLS ------------------------------------------------- */
+
+/* The capability lines and "* OK", as a 3.6 sync_server orders them. */
+static void
+send_banner(struct session *s)
+{
+	struct buf banner = BUF_INIT;
+
+	if (s->sasl && *saslsrv_mechs(s->sasl) &&
+	    (!s->params->tls_required || s->tls))
+		buf_printf(&banner, "* SASL %s\r\n", saslsrv_mechs(s->sasl));
+	if (s->params->tls_ctx && !s->tls)
+		buf_puts(&banner, "* STARTTLS\r\n");
+	if (s->params->compress && !s->tls)
+		buf_puts(&banner, "* COMPRESS DEFLATE\r\n");
+	buf_puts(&banner, "* SIEVE-MAILBOX\r\n");
+	buf_printf(&banner, "* OK %s syncrelay sync server %s\r\n",
+	    s->params->servername, PACKAGE_VERSION);
+	conn_write(s->conn, banner.s, banner.len);
+	buf_free(&banner);
+}
+
+static void
+new_sasl(struct session *s)
+{
+	char err[256];
+
+	saslsrv_free(&s->sasl);
+	/* Under TLS, password mechanisms are fine whatever allowplaintext. */
+	s->sasl = saslsrv_new("csync", s->params->servername, s->sasl_local,
+	    s->sasl_remote, s->params->allowplaintext || s->tls, err,
+	    sizeof(err));
+	s->sasl_used = false;
+	if (s->sasl == NULL)
+		log_warnx("conn=%lu event=sasl_unavailable error=\"%s\"",
+		    conn_id(s->conn), err);
+}
+
+static void
+tls_done(struct conn *c, void *arg, const char *err)
+{
+	struct session *s = arg;
+
+	if (err != NULL) {
+		log_warnx("conn=%lu peer=%s event=starttls_failed reason=\"%s\"",
+		    conn_id(c), conn_peer(c), err);
+		return;
+	}
+	s->tls = true;
+	log_info("conn=%lu peer=%s event=starttls", conn_id(c), conn_peer(c));
+	new_sasl(s);
+	send_banner(s);
+}
+
+static void
+cmd_starttls(struct session *s, const char *text)
+{
+	if (text != NULL) {
+		send_line(s, "BAD", "Unexpected extra arguments to Starttls");
+		return;
+	}
+	if (s->store != NULL) {
+		send_line(s, "BAD", "Can't Starttls after authentication");
+		return;
+	}
+	if (s->tls) {
+		send_line(s, "BAD", "Already did a successful Starttls");
+		return;
+	}
+	send_line(s, "OK", "Begin TLS negotiation now");
+	conn_start_tls(s->conn, s->params->tls_ctx, tls_done);
+	s->switched = true;
 }
 
 /* ---- COMPRESS (RFC 4978) ------------------------------------------------- */
@@ -688,6 +763,8 @@ handle_line(struct session *s)
 		cmd_authenticate(s, text);
 	} else if (strcmp(verb, "COMPRESS") == 0) {
 		cmd_compress(s, text);
+	} else if (strcmp(verb, "STARTTLS") == 0 && s->params->tls_ctx) {
+		cmd_starttls(s, text);
 	} else if (s->store == NULL && (verb[0] == 'A' || verb[0] == 'G' ||
 	    verb[0] == 'R')) {
 		log_info("conn=%lu peer=%s event=refused cmd=%s "
@@ -839,8 +916,6 @@ session_start(struct ev_loop *loop, int fd, const char *peer,
 {
 	struct session *s = xcalloc(1, sizeof(*s));
 	struct dlist_file_sink sink = file_sink_proto;
-	struct buf banner = BUF_INIT;
-	char err[256];
 
 	s->params = params;
 	s->sasl_local = xstrdup(sasl_local);
@@ -850,19 +925,7 @@ session_start(struct ev_loop *loop, int fd, const char *peer,
 	buf_init(&s->reply, 0);
 	s->conn = conn_new(loop, fd, peer, params->idle_timeout, &session_ops,
 	    s);
-	s->sasl = saslsrv_new("csync", params->servername, sasl_local,
-	    sasl_remote, params->allowplaintext, err, sizeof(err));
-	if (s->sasl == NULL)
-		log_warnx("conn=%lu peer=%s event=sasl_unavailable error=\"%s\"",
-		    conn_id(s->conn), peer, err);
+	new_sasl(s);
 	log_info("conn=%lu peer=%s event=connect", conn_id(s->conn), peer);
-	if (s->sasl && *saslsrv_mechs(s->sasl))
-		buf_printf(&banner, "* SASL %s\r\n", saslsrv_mechs(s->sasl));
-	if (params->compress)
-		buf_puts(&banner, "* COMPRESS DEFLATE\r\n");
-	buf_puts(&banner, "* SIEVE-MAILBOX\r\n");
-	buf_printf(&banner, "* OK %s syncrelay sync server %s\r\n",
-	    params->servername, PACKAGE_VERSION);
-	conn_write(s->conn, banner.s, banner.len);
-	buf_free(&banner);
+	send_banner(s);
 }

@@ -21,6 +21,8 @@ struct session_params {
 	double idle_timeout;		/* seconds */
 	bool allowplaintext;		/* offer PLAIN/LOGIN without TLS */
 	bool compress;			/* offer COMPRESS DEFLATE */
+	void *tls_ctx;			/* SSL_CTX for STARTTLS, or NULL */
+	bool tls_required;		/* no authentication before TLS */
 	struct dlist_limits preauth;	/* limits before authentication */
 	struct dlist_limits limits;	/* limits after authentication */
 };

@@ -31,6 +31,7 @@
 #include "relay/session.h"
 #include "relay/store.h"
 #include "protocol/saslsrv.h"
+#include "protocol/tlsctx.h"
 
 #define DEFAULT_CONFIG "/etc/syncrelay.conf"
 
@@ -94,6 +95,7 @@ apply_reloadable(const struct config *c)
 	relay.params.idle_timeout = (double)config_num(c, OPT_sync_timeout);
 	relay.params.allowplaintext = config_bool(c, OPT_allowplaintext);
 	relay.params.compress = config_bool(c, OPT_compress);
+	relay.params.tls_required = config_bool(c, OPT_tls_required);
 	relay.params.preauth = limits_from_config(c, true);
 	relay.params.limits = limits_from_config(c, false);
 	relay.max_connections = (size_t)config_num(c, OPT_max_connections);
@@ -325,6 +327,19 @@ main(int argc, char **argv)
 		relay.pidfile = xstrdup(config_str(relay.config, OPT_pidfile));
 
 	check_datadir(config_str(relay.config, OPT_datadir));
+	if (*config_str(relay.config, OPT_tls_server_cert) ||
+	    *config_str(relay.config, OPT_tls_server_key)) {
+		relay.params.tls_ctx = tlsctx_server_new(
+		    config_str(relay.config, OPT_tls_server_cert),
+		    config_str(relay.config, OPT_tls_server_key),
+		    config_str(relay.config, OPT_tls_client_ca_file), err,
+		    sizeof(err));
+		if (relay.params.tls_ctx == NULL)
+			fatalx("event=tls_failed error=\"%s\"", err);
+	} else if (relay.params.tls_required) {
+		fatalx("event=tls_failed error=\"tls_required needs "
+		    "tls_server_cert and tls_server_key\"");
+	}
 	signal(SIGPIPE, SIG_IGN);
 	loop = ev_default_loop(EVFLAG_AUTO);
 
@@ -372,6 +387,7 @@ main(int argc, char **argv)
 	ev_run(loop, 0);
 
 	store_close_all();
+	tlsctx_free(&relay.params.tls_ctx);
 	unlink(relay.pidfile);
 	log_info("event=stopped");
 	free(relay.pidfile);

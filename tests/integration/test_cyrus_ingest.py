@@ -314,6 +314,72 @@ def one_shot_sync_with_compression():
     check(not log.errors(mark), log.errors(mark))
 
 
+def make_cert(directory):
+    """A self-signed certificate for 127.0.0.1 (the CA is itself)."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True,
+                   capture_output=True, timeout=60)
+    os.chmod(key, 0o644)
+    os.chmod(cert, 0o644)
+    return cert, key
+
+
+@test
+def tls_required():
+    """With tls_required no authentication is offered before STARTTLS;
+    a real sync_client then uses STARTTLS and replicates."""
+    import ssl
+    log, relay, master = env["syslog"], env["relay"], env["master"]
+    cert, key = make_cert(env["root"])
+    relay.stop()
+    with open(relay.conf) as f:
+        conf = f.read().replace("allowplaintext: yes\n",
+                                "allowplaintext: no\n")
+    with open(relay.conf, "w") as f:
+        f.write(conf + "tls_server_cert: %s\ntls_server_key: %s\n"
+                "tls_required: yes\n" % (cert, key))
+    relay.start()
+    c = Client(relay.port)
+    banner = c.banner()
+    check(not any(l.startswith("* SASL") for l in banner), banner)
+    check("* STARTTLS" in banner, banner)
+    auth = base64.b64encode(b"\0repl\0" + cyrus.REPL_PASSWORD.encode())
+    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % auth.decode()),
+       "NO TLS is required before authentication (use STARTTLS)")
+    eq(c.cmd("STARTTLS x\r\n"), "BAD Unexpected extra arguments to Starttls")
+    eq(c.cmd("STARTTLS\r\n"), "OK Begin TLS negotiation now")
+    ctx = ssl.create_default_context(cafile=cert)
+    c.sock = ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
+    banner = c.banner()
+    eq(banner[0], "* SASL PLAIN")
+    check("* STARTTLS" not in banner and "* COMPRESS DEFLATE" not in banner,
+          banner)
+    eq(c.cmd("STARTTLS\r\n"), "BAD Already did a successful Starttls")
+    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % auth.decode()),
+       "OK Success (no protection)")
+    eq(c.cmd("NOOP\r\n"), "OK Noop completed")
+    c.cmd("EXIT\r\n")
+    c.close()
+    relay.wait_log("event=disconnect store=s1")
+    # The real thing: the master trusts our certificate's CA.
+    master.settings["tls_client_ca_file"] = cert
+    master.write_conf()
+    master.create_user("dave")
+    for i in range(5):
+        master.deliver("dave", cyrus.make_message(6000 + i, 3000))
+    mark = log.mark()
+    rc, out, err = master.sync_client(["-u", "dave"], timeout=120)
+    check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
+    check_shadow(relay, master, "dave")
+    check("event=starttls" in relay.logtext())
+    log.flush()
+    check(not log.errors(mark), log.errors(mark))
+
+
 if __name__ == "__main__":
     try:
         run("test_cyrus_ingest")
