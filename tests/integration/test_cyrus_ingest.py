@@ -137,27 +137,94 @@ def shadow_state(relay, user):
                 "SELECT uniqueid, name, uidvalidity, last_uid FROM mailbox "
                 "WHERE owner = ? AND mbtype IS NULL", (user,)):
             recs = {}
-            for uid, flags, modseq, size in db.execute(
-                    "SELECT uid, flags, modseq, size FROM record WHERE "
-                    "uniqueid = ? AND expunged = 0", (uid_,)):
+            for uid, flags, modseq, size, guid in db.execute(
+                    "SELECT uid, flags, modseq, size, guid FROM record "
+                    "WHERE uniqueid = ? AND expunged = 0", (uid_,)):
                 recs[uid] = (sorted(f for f in flags.split() if f),
-                             modseq, size)
+                             modseq, size, guid)
+            if name.split("!")[-1].startswith("DELETED."):
+                continue        # delayed deletes are not visible in IMAP
             out[name] = (uv, last, recs)
         return out
     finally:
         db.close()
 
 
+def put_sieve(master, user, name, script):
+    """ManageSieve (RFC 5804) as admin for user: PUTSCRIPT, SETACTIVE."""
+    import socket
+    sk = socket.create_connection(("127.0.0.1", master.sieve_port), 10)
+    f = sk.makefile("rb")
+
+    def response():
+        while True:
+            line = f.readline()
+            if not line:
+                raise AssertionError("sieve connection closed")
+            if line[:2] in (b"OK", b"NO", b"BY"):
+                check(line.startswith(b"OK"), line)
+                return line
+
+    response()
+    auth = base64.b64encode(user.encode() + b"\0admin\0" +
+                            cyrus.ADMIN_PASSWORD.encode())
+    sk.sendall(b'AUTHENTICATE "PLAIN" "%s"\r\n' % auth)
+    response()
+    sk.sendall(b'PUTSCRIPT "%s" {%d+}\r\n' % (name.encode(), len(script)) +
+               script + b"\r\n")
+    response()
+    sk.sendall(b'SETACTIVE "%s"\r\n' % name.encode())
+    response()
+    sk.sendall(b"LOGOUT\r\n")
+    sk.close()
+
+
+def shadow_extras(relay, user):
+    """Subscriptions, quota, a mailbox annotation, the #sieve mailbox."""
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" %
+                         os.path.join(relay.dir, "data/s1/shadow.db"),
+                         uri=True, timeout=10)
+    try:
+        subs = sorted(r[0] for r in db.execute(
+            "SELECT mboxname FROM sub WHERE userid = ?", (user,)))
+        quota = db.execute("SELECT COUNT(*) FROM quota WHERE root = ?",
+                           ("user." + user,)).fetchone()[0] > 0
+        row = db.execute(
+            "SELECT value FROM mbannot JOIN mailbox USING (uniqueid) WHERE "
+            "name = ? AND entry = '/comment'",
+            ("user.%s.Projects" % user,)).fetchone()
+        sieve = db.execute(
+            "SELECT COUNT(*) FROM mailbox WHERE name = ? AND mbtype LIKE "
+            "'%f%'", ("user.%s.#sieve" % user,)).fetchone()[0] > 0
+        scratch = db.execute("SELECT COUNT(*) FROM mailbox WHERE name = ?",
+                             ("user.%s.Scratch" % user,)).fetchone()[0] > 0
+        return {"subs": subs, "quota": quota,
+                "comment": row[0].decode() if row else None,
+                "sieve": sieve, "scratch": scratch}
+    finally:
+        db.close()
+
+
+def wait_for(cond, seconds, show):
+    deadline = time.time() + seconds
+    while not cond():
+        if time.time() > deadline:
+            raise AssertionError("timed out; now %r" % (show(),))
+        time.sleep(0.5)
+
+
 def check_shadow(relay, master, user):
     """Per mailbox and live UID, what the shadow holds is what IMAP shows
-    on the master: UIDVALIDITY, UIDNEXT, flags, modseq and size."""
+    on the master: UIDVALIDITY, UIDNEXT, flags, modseq, size and GUID."""
     st = master.state(user)
     sh = shadow_state(relay, user)
     want = {}
     for name, mb in st["mailboxes"].items():
         internal = "user." + user + ("" if name == "INBOX" else
                                      "." + name.replace("/", "."))
-        msgs = {uid: (sorted(m["flags"]), m["modseq"], m["size"])
+        # A message's GUID is the SHA-1 of its bytes.
+        msgs = {uid: (sorted(m["flags"]), m["modseq"], m["size"], m["sha1"])
                 for uid, m in mb["messages"].items()}
         want[internal] = (mb["uidvalidity"], mb["uidnext"] - 1, msgs)
     if sh != want:
@@ -207,10 +274,28 @@ def rolling_replication():
         try:
             m.select("INBOX")
             cyrus.imap_ok(*m.uid("STORE", "4", "+FLAGS", r"(\Answered)"))
+            cyrus.imap_ok(*m.uid("STORE", "5:6", "+FLAGS", r"(\Seen)"))
+            cyrus.imap_ok(*m.uid("STORE", "8", "+FLAGS", r"(\Deleted)"))
+            cyrus.imap_ok(*m.expunge())
             cyrus.imap_ok(*m.rename("Sent", "Archive"))
             cyrus.imap_ok(*m.create("Projects"))
+            cyrus.imap_ok(*m.create("Scratch"))
+            cyrus.imap_ok(*m.delete("Scratch"))
+            cyrus.imap_ok(*m.subscribe("Projects"))
+            cyrus.imap_ok(*m._simple_command(
+                "SETMETADATA", "Projects",
+                '(/shared/comment "current work")'))
         finally:
             m.logout()
+        a = master.imap()
+        try:
+            cyrus.imap_ok(*a.setquota(master.mailbox_name("alice"),
+                                      "(STORAGE 900000)"))
+        finally:
+            a.logout()
+        put_sieve(master, "alice", "vacation", b'require "fileinto";\r\n'
+                  b'if header :contains "subject" "x" { fileinto "Work"; }'
+                  b'\r\n')
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
@@ -220,6 +305,10 @@ def rolling_replication():
                 time.sleep(0.5)
         check_shadow(relay, master, "alice")
         check(relay_lsn(relay) > lsn0)
+        wait_for(lambda: shadow_extras(relay, "alice") == {
+            "subs": ["user.alice.Projects", "user.alice.Work"],
+            "quota": True, "comment": "current work", "sieve": True,
+            "scratch": False}, 30, lambda: shadow_extras(relay, "alice"))
     finally:
         rc = master.stop_rolling()
     log.flush()

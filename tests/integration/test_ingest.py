@@ -368,5 +368,31 @@ def get_fetch_streams_the_body_back():
         relay.stop()
 
 
+@test
+def sighup_adds_stores_and_identities():
+    relay = relay_with_users()
+    try:
+        db = os.path.join(relay.dir, "sasldb2")
+        sasldb(db, "late", "latepw")
+        c = Client(relay.port)
+        c.banner()
+        eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("late", "latepw")),
+           "NO authentication failure (no store is configured for this "
+           "identity)")
+        with open(relay.conf, "a") as f:
+            f.write("store.late.identity: late\n"
+                    "store.late.replica.r1: 127.0.0.1:3\n")
+        relay.signal(signal.SIGHUP)
+        relay.wait_log("store=late event=opened identity=late")
+        c = Client(relay.port)
+        c.banner()
+        eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("late", "latepw")),
+           "OK Success (no protection)")
+        eq(c.cmd("APPLY SUB %(USERID x MBOXNAME user.x)\r\n"), "OK success")
+        check(os.path.isdir(os.path.join(relay.dir, "data/late/journal")))
+    finally:
+        relay.stop()
+
+
 if __name__ == "__main__":
     run("test_ingest")
