@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""quickstart-demo.py -- syncrelay doing its job on loopback.
+
+Starts syncrelay (in the background, data in /tmp/syncrelay-quickstart)
+and a real Debian Cyrus master whose sync_client points at it; creates a
+user with a few folders and messages; replicates them one-shot, then
+rolling while more mail arrives; shows what the relay journaled and what
+its shadow answers.  Run by scripts/quickstart after the build.
+"""
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(TOP, "build")
+sys.path.insert(0, os.path.join(TOP, "tests/integration"))
+os.environ.setdefault("BUILDDIR", BUILD)
+os.environ.setdefault("SRCDIR", TOP)
+
+import cyrus  # noqa: E402
+from harness import Client, free_port, wait_port  # noqa: E402
+
+RUN = "/tmp/syncrelay-quickstart"
+
+
+def say(text):
+    print("==> " + text, flush=True)
+
+
+def start_relay():
+    pidfile = os.path.join(RUN, "syncrelay.pid")
+    if os.path.exists(pidfile):
+        try:
+            os.kill(int(open(pidfile).read()), 15)
+            time.sleep(1)
+        except (ProcessLookupError, ValueError):
+            pass
+    shutil.rmtree(RUN, ignore_errors=True)
+    os.makedirs(RUN)
+    port = free_port()
+    db = os.path.join(RUN, "sasldb2")
+    subprocess.run(["saslpasswd2", "-p", "-c", "-f", db, "-u", "quickstart",
+                    "repl"], input=cyrus.REPL_PASSWORD + "\n", text=True,
+                   check=True)
+    conf = os.path.join(RUN, "syncrelay.conf")
+    with open(conf, "w") as f:
+        f.write("servername: quickstart\n"
+                "listen: 127.0.0.1:%d\n"
+                "datadir: %s/data\n"
+                "pidfile: %s\n"
+                "allowplaintext: yes\n"
+                "sasl_sasldb_path: %s\n"
+                "sasl_mech_list: PLAIN\n"
+                "# the store: a master slot and its replica slot\n"
+                "store.s1.identity: repl\n"
+                "store.s1.replica.r1: 127.0.0.1:2005\n" %
+                (port, RUN, pidfile, db))
+    subprocess.run([os.path.join(BUILD, "syncrelay"), "-C", conf, "-n"],
+                   check=True)
+    # In the foreground, detached, logging to a file we can show.
+    with open(os.path.join(RUN, "syncrelay.log"), "ab") as logf:
+        subprocess.Popen([os.path.join(BUILD, "syncrelay"), "-C", conf, "-f"],
+                         stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    wait_port(port)
+    for _ in range(50):
+        if os.path.exists(pidfile):
+            break
+        time.sleep(0.1)
+    return port, conf, pidfile
+
+
+def relay_get(port, line):
+    c = Client(port)
+    c.banner()
+    auth = base64.b64encode(b"\0repl\0" + cyrus.REPL_PASSWORD.encode())
+    c.cmd("AUTHENTICATE PLAIN %s\r\n" % auth.decode())
+    c.send(line + "\r\n")
+    out = []
+    while True:
+        l = c.line()
+        out.append(l)
+        if not l.startswith("* "):
+            break
+    c.cmd("EXIT\r\n")
+    return out
+
+
+def main():
+    say("starting syncrelay")
+    port, conf, pidfile = start_relay()
+    print("    syncrelay pid %s listening on 127.0.0.1:%d, config %s" %
+          (open(pidfile).read().strip(), port, conf))
+    root = os.path.join(RUN, "cyrus")
+    log = cyrus.Syslog(os.path.join(root, "syslog")).start()
+    master = None
+    try:
+        say("starting a Cyrus 3.6.1 master that replicates to syncrelay")
+        master = cyrus.CyrusInstance(root, "master", syslog=log,
+                                     extra=cyrus.replication_conf(port))
+        master.start()
+        master.create_user("alice")
+        m = master.imap("alice")
+        for folder in ("Sent", "Work"):
+            m.create(folder)
+        m.logout()
+        for i in range(20):
+            master.deliver("alice", cyrus.make_message(i, 2000 + 300 * i))
+        say("one-shot sync: sync_client -u alice")
+        rc, out, err = master.sync_client(["-u", "alice"], timeout=120)
+        print("    sync_client exit status %r" % rc)
+        if rc != 0:
+            print(err)
+            return 1
+        say("rolling replication: sync_client -R, while 5 more arrive")
+        master.start_rolling()
+        for i in range(5):
+            master.deliver("alice", cyrus.make_message(100 + i, 3000))
+        time.sleep(3)
+        master.stop_rolling()
+        say("what the relay journaled (syncrelay-journal summary)")
+        subprocess.run([os.path.join(BUILD, "syncrelay-journal"), "summary",
+                        os.path.join(RUN, "data/s1/journal")])
+        say("what the relay answers the master (GET USER alice)")
+        for line in relay_get(port, "GET USER alice"):
+            print("    " + re.sub(r" (SYNC_CRC|RECENT|POP3|CREATED)\S* \d+",
+                                  "", line)[:150])
+        errors = log.errors() + log.severe()
+        say("master syslog: %d SYNCERROR/IOERROR lines" % len(errors))
+        for e in errors:
+            print("    " + e)
+        say("syncrelay's log (%s/syncrelay.log), the last lines" % RUN)
+        with open(os.path.join(RUN, "syncrelay.log")) as f:
+            for line in f.readlines()[-6:]:
+                print("    " + line.rstrip()[:150])
+        say("syncrelay keeps running.  Stop it with: kill $(cat %s)" %
+            pidfile)
+        say("replaying to replicas and syncrelayctl arrive with the fan-out "
+            "and operations work (issues 5 and 6)")
+        return 0 if not errors else 1
+    finally:
+        if master:
+            master.stop()
+        log.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
