@@ -85,50 +85,10 @@ quotaroot_of(struct shadow *s, const char *name, struct buf *tmp)
 static int
 add_record_cb(void *arg, const struct shadow_record *rec)
 {
-	struct dlist *list = arg, *kv = dlist_add_kvlist(list, NULL), *fl;
-	const char *f = rec->flags ? rec->flags : "";
-	bool seen = false;
+	struct dlist *kv = shadow_record_dlist(rec);
 
-	dlist_add_num(kv, "UID", rec->uid);
-	dlist_add_num(kv, "MODSEQ", rec->modseq);
-	dlist_add_num(kv, "LAST_UPDATED", rec->last_updated);
-	fl = dlist_add_list(kv, "FLAGS");
-	/* \Deleted \Answered \Flagged \Draft \Expunged \Seen, then user. */
-	while (*f) {
-		size_t n = strcspn(f, " ");
-		char *flag = xmemdup0(f, n);
-
-		if (strcmp(flag, "\\Seen") == 0)
-			seen = true;
-		else if (flag[0] == '\\')
-			dlist_add_flag(fl, NULL, flag);
-		free(flag);
-		f += n + (f[n] == ' ');
-	}
-	if (rec->expunged)
-		dlist_add_flag(fl, NULL, "\\Expunged");
-	if (seen)
-		dlist_add_flag(fl, NULL, "\\Seen");
-	for (f = rec->flags ? rec->flags : ""; *f;) {
-		size_t n = strcspn(f, " ");
-
-		if (f[0] != '\\') {
-			char *flag = xmemdup0(f, n);
-
-			dlist_add_flag(fl, NULL, flag);
-			free(flag);
-		}
-		f += n + (f[n] == ' ');
-	}
-	dlist_add_num(kv, "INTERNALDATE", rec->internaldate);
-	dlist_add_num(kv, "SIZE", rec->size);
-	dlist_add_guid(kv, "GUID", rec->guid);
-	if (rec->annotations) {
-		struct dlist *a = parse_value("ANNOTATIONS", rec->annotations);
-
-		if (a)
-			dlist_append(kv, a);
-	}
+	if (kv != NULL)
+		dlist_append(arg, kv);
 	return 0;
 }
 

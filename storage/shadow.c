@@ -522,48 +522,78 @@ shadow_record_get(struct shadow *s, const char *uniqueid, uint32_t uid,
 	return r;
 }
 
-/* The record's CRC contributions, via the same code the wire uses. */
-static int
-record_crcs(const struct shadow_record *rec, uint32_t *basic, uint32_t *annot)
+/* Adds the n-byte flag at f to the FLAGS list. */
+static void
+add_flag_n(struct dlist *fl, const char *f, size_t n)
+{
+	char *flag = xmemdup0(f, n);
+
+	dlist_add_flag(fl, NULL, flag);
+	free(flag);
+}
+
+struct dlist *
+shadow_record_dlist(const struct shadow_record *rec)
 {
 	struct dlist *kv = dlist_new_kvlist(NULL), *fl;
-	struct dlist_parser *p = NULL;
-	const char *f = rec->flags ? rec->flags : "";
-	int r;
+	const char *f;
+	bool seen = false;
 
 	dlist_add_num(kv, "UID", rec->uid);
 	dlist_add_num(kv, "MODSEQ", rec->modseq);
 	dlist_add_num(kv, "LAST_UPDATED", rec->last_updated);
 	fl = dlist_add_list(kv, "FLAGS");
-	while (*f) {
+	/* \Deleted \Answered \Flagged \Draft \Expunged \Seen, then user
+	 * flags: the stored string has the system flags in order. */
+	for (f = rec->flags ? rec->flags : ""; *f;) {
 		size_t n = strcspn(f, " ");
 
-		if (n)
-			dlist_add_atom_n(fl, NULL, f, n);
+		if (n == 5 && strncmp(f, "\\Seen", 5) == 0)
+			seen = true;
+		else if (n && f[0] == '\\')
+			add_flag_n(fl, f, n);
 		f += n + (f[n] == ' ');
 	}
 	if (rec->expunged)
 		dlist_add_flag(fl, NULL, "\\Expunged");
+	if (seen)
+		dlist_add_flag(fl, NULL, "\\Seen");
+	for (f = rec->flags ? rec->flags : ""; *f;) {
+		size_t n = strcspn(f, " ");
+
+		if (n && f[0] != '\\')
+			add_flag_n(fl, f, n);
+		f += n + (f[n] == ' ');
+	}
 	dlist_add_num(kv, "INTERNALDATE", rec->internaldate);
-	dlist_add_atom(kv, "GUID", rec->guid);
+	dlist_add_num(kv, "SIZE", rec->size);
+	dlist_add_guid(kv, "GUID", rec->guid);
 	if (rec->annotations != NULL) {
+		struct dlist_parser *p = dlist_parser_new(NULL, NULL);
 		struct buf b = BUF_INIT;
-		struct dlist *a;
 		size_t used;
 
 		buf_printf(&b, "ANNOTATIONS %s\r\n", rec->annotations);
-		p = dlist_parser_new(NULL, NULL);
 		if (dlist_parser_feed(p, b.s, b.len, &used) != DLIST_DONE) {
-			buf_free(&b);
-			dlist_parser_free(&p);
-			dlist_free(&kv);
-			return -EINVAL;
+			dlist_free(&kv);	/* stored text that does not parse */
+		} else {
+			dlist_append(kv, dlist_parser_take(p));
 		}
-		a = dlist_parser_take(p);
-		dlist_append(kv, a);
 		buf_free(&b);
 		dlist_parser_free(&p);
 	}
+	return kv;
+}
+
+/* The record's CRC contributions, from exactly what GETs print. */
+static int
+record_crcs(const struct shadow_record *rec, uint32_t *basic, uint32_t *annot)
+{
+	struct dlist *kv = shadow_record_dlist(rec);
+	int r;
+
+	if (kv == NULL)
+		return -EINVAL;
 	r = synccrc_record(kv, basic, annot);
 	dlist_free(&kv);
 	return r < 0 ? r : 0;

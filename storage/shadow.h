@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/dlist.h"
+
 struct shadow;
 
 struct shadow_mailbox {
@@ -120,6 +122,12 @@ int shadow_record_get(struct shadow *s, const char *uniqueid, uint32_t uid,
  */
 int shadow_record_put(struct shadow *s, const char *uniqueid,
     const struct shadow_record *rec);
+/*
+ * The RECORD kvlist of rec as a replica prints it (flags in Cyrus's
+ * order, annotations parsed back), or NULL if its stored annotations do
+ * not parse.  Caller frees.
+ */
+struct dlist *shadow_record_dlist(const struct shadow_record *rec);
 /* Calls fn for each record of the mailbox with uid >= from, in UID order. */
 int shadow_record_each(struct shadow *s, const char *uniqueid, uint32_t from,
     int (*fn)(void *arg, const struct shadow_record *rec), void *arg);
