@@ -64,6 +64,7 @@ struct session {
 	uint64_t body_size;
 	int bodies_pending;
 	int bodies_failed;
+	int body_error;			/* the first failure's errno */
 	bool message_done;		/* its line has been read */
 	unsigned long commands;
 };
@@ -120,12 +121,20 @@ struct body_op {
 static void
 message_finished(struct session *s)
 {
-	if (s->bodies_failed)
+	char msg[200];
+
+	if (s->bodies_failed && s->body_error == -EBADMSG) {
 		send_line(s, "NO", "IMAP_PROTOCOL_ERROR a message body did not "
-		    "match its GUID or could not be stored");
-	else
+		    "match its GUID");
+	} else if (s->bodies_failed) {
+		snprintf(msg, sizeof(msg), "Unknown error (the relay could not "
+		    "store a message: %s)", strerror(-s->body_error));
+		send_line(s, "NO", msg);
+	} else {
 		send_result(s, RESULT_OK);
+	}
 	s->bodies_failed = 0;
+	s->body_error = 0;
 	s->message_done = false;
 	unbusy(s);
 }
@@ -156,7 +165,8 @@ body_done(void *arg, uint64_t lsn, int err)
 		    "error=\"%s\"", op->st->name, op->guid,
 		    (unsigned long long)op->size, err == -EBADMSG ?
 		    "content does not match the GUID" : strerror(-err));
-		s->bodies_failed++;
+		if (s->bodies_failed++ == 0)
+			s->body_error = err;
 	}
 	s->pending--;
 	s->bodies_pending--;

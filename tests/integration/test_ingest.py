@@ -234,7 +234,7 @@ def bad_input_is_refused_and_nothing_is_kept():
                                                          len(body)) +
                body + b")\r\n")
         eq(c.line(), "NO IMAP_PROTOCOL_ERROR a message body did not match "
-           "its GUID or could not be stored")
+           "its GUID")
         # A record whose body was never uploaded: NO, never a crash.
         c.send(MAILBOX % (len(body), guid))
         eq(c.line(), "NO IMAP_PROTOCOL_ERROR Protocol error")
@@ -392,6 +392,70 @@ def sighup_adds_stores_and_identities():
         check(os.path.isdir(os.path.join(relay.dir, "data/late/journal")))
     finally:
         relay.stop()
+
+
+@test
+def full_disk_refuses_and_other_stores_go_on():
+    """One store's data on a 2 MB tmpfs that fills up: its master gets a
+    clear NO, everything it was told OK for is kept, and another store
+    is served as before."""
+    import hashlib
+    relay = relay_with_users()
+    mnt = os.path.join(relay.dir, "data/lab")
+    mounted = False
+    try:
+        relay.stop()
+        shutil_rm(mnt)
+        os.makedirs(mnt)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
+                            mnt], capture_output=True, text=True)
+        check(r.returncode == 0, "cannot mount a tmpfs: %s" % r.stderr)
+        mounted = True
+        relay.start()
+        c = authed_client(relay)
+        acked = []
+        refusal = None
+        for i in range(40):
+            body = (b"Subject: %d\r\n\r\n" % i) + os.urandom(100 * 1024)
+            guid = hashlib.sha1(body).hexdigest()
+            c.send(b"APPLY MESSAGE (%%{default %s %d}\r\n" % (
+                guid.encode(), len(body)) + body + b")\r\n")
+            line = c.line()
+            if line != "OK success":
+                refusal = line
+                break
+            acked.append(guid)
+        check(refusal is not None, "the disk never filled up")
+        eq(refusal, "NO Unknown error (the relay could not store a message: "
+           "No space left on device)")
+        # Further changes are refused too, clearly.
+        eq(c.cmd("APPLY SUB %(USERID x MBOXNAME user.x)\r\n"),
+           "NO Unknown error (the relay's journal cannot be written)")
+        # The other store is unaffected.
+        e = Client(relay.port)
+        e.banner()
+        eq(e.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("other", "otherpw")),
+           "OK Success (no protection)")
+        eq(e.cmd("APPLY SUB %(USERID y MBOXNAME user.y)\r\n"), "OK success")
+        log = relay.logtext()
+        check("No space left on device" in log, log[-2000:])
+        relay.stop()
+        # Everything acknowledged is in the journal, intact.
+        r = subprocess.run([os.path.join(os.environ.get("BUILDDIR", "."),
+                                         "syncrelay-journal"), "dump",
+                            os.path.join(mnt, "journal")],
+                           capture_output=True, text=True, timeout=60)
+        for g in acked:
+            check(g in r.stdout, "acknowledged body %s is missing" % g)
+    finally:
+        relay.stop()
+        if mounted:
+            subprocess.run(["umount", mnt])
+
+
+def shutil_rm(path):
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":
