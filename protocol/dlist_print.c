@@ -122,7 +122,8 @@ dlist_print_value(const struct dlist *dl, struct buf *out,
 	int depth = 0, r;
 
 	for (;;) {
-		if (dl != root && dl->key != NULL &&
+		/* Below the root, depth >= 1: the parent is on the stack. */
+		if (dl != root && depth > 0 && dl->key != NULL &&
 		    stack[depth - 1]->type == DL_KVLIST) {
 			if ((r = dlist_print_astring(out, dl->key,
 			    strlen(dl->key), pr->mode)) < 0 ||

@@ -53,11 +53,6 @@ add_options(struct dlist *kv, const char *opts)
 	dlist_add_atom(kv, "OPTIONS", out);
 }
 
-struct quota_roots {
-	char **roots;
-	size_t n;
-};
-
 /* The longest stored quota root covering name, or NULL. */
 static const char *
 quotaroot_of(struct shadow *s, const char *name, struct buf *tmp)
