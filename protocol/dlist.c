@@ -190,6 +190,27 @@ dlist_add_kvlist(struct dlist *parent, const char *key)
 	return dlist_add(parent, key, DL_KVLIST);
 }
 
+void
+dlist_remove(struct dlist *kv, const char *key)
+{
+	struct dlist **pp = &kv->head, *prev = NULL;
+
+	while (*pp != NULL) {
+		struct dlist *dl = *pp;
+
+		if (dl->key != NULL && strcmp(dl->key, key) == 0) {
+			*pp = dl->next;
+			dl->next = NULL;
+			dlist_free(&dl);
+			kv->nchildren--;
+			continue;
+		}
+		prev = dl;
+		pp = &dl->next;
+	}
+	kv->tail = prev;
+}
+
 const struct dlist *
 dlist_get(const struct dlist *kv, const char *key)
 {

@@ -76,6 +76,8 @@ struct dlist *dlist_add_file(struct dlist *parent, const char *key,
 struct dlist *dlist_add_list(struct dlist *parent, const char *key);
 struct dlist *dlist_add_kvlist(struct dlist *parent, const char *key);
 
+/* Removes (and frees) every child of kv whose key is key. */
+void dlist_remove(struct dlist *kv, const char *key);
 /* Returns the first child of kv whose key is exactly key, or NULL. */
 const struct dlist *dlist_get(const struct dlist *kv, const char *key);
 

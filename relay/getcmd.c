@@ -100,8 +100,8 @@ add_annot_cb(void *arg, const struct shadow_annot *a)
 }
 
 /* The MAILBOX kvlist a replica would print for mb. */
-static struct dlist *
-mailbox_dlist(struct shadow *s, const struct shadow_mailbox *mb,
+struct dlist *
+getcmd_mailbox_dlist(struct shadow *s, const struct shadow_mailbox *mb,
     bool records)
 {
 	struct dlist *kv = dlist_new_kvlist("MAILBOX");
@@ -288,7 +288,7 @@ user_mailbox_cb(void *arg, const struct shadow_mailbox *mb)
 		return 0;
 	if (!is_intermediate(mb))
 		w->real++;
-	kv = mailbox_dlist(w->s, mb, false);
+	kv = getcmd_mailbox_dlist(w->s, mb, false);
 	emit(strncmp(bang ? bang + 1 : mb->name, "DELETED.", 8) == 0 ?
 	    &w->deleted : &w->lines, &kv);
 	if ((qr = quotaroot_of(w->s, mb->name, &tmp)) != NULL) {
@@ -407,7 +407,7 @@ getcmd_answer(struct shadow *s, const struct dlist *e,
 			if (r < 0)
 				continue;
 			if (!is_tombstone(&mb)) {
-				kv = mailbox_dlist(s, &mb, false);
+				kv = getcmd_mailbox_dlist(s, &mb, false);
 				emit(out, &kv);
 			}
 			shadow_mailbox_free(&mb);
@@ -422,7 +422,7 @@ getcmd_answer(struct shadow *s, const struct dlist *e,
 			snprintf(why, why_len, "no mailbox %s", e->s);
 			return RESULT_MAILBOX_NONEXISTENT;
 		}
-		kv = mailbox_dlist(s, &mb, true);
+		kv = getcmd_mailbox_dlist(s, &mb, true);
 		emit(out, &kv);
 		shadow_mailbox_free(&mb);
 		return RESULT_OK;

@@ -28,4 +28,12 @@ enum result_code getcmd_answer(struct shadow *s, const struct dlist *entry,
     const struct getcmd_ctx *ctx, struct buf *out, char *why,
     size_t why_len);
 
+/*
+ * The MAILBOX kvlist a replica in the shadow's state would print for mb,
+ * with its records if records is true (as GET FULLMAILBOX).  The links
+ * repair a replica's mailbox by sending it as an APPLY MAILBOX.
+ */
+struct dlist *getcmd_mailbox_dlist(struct shadow *s,
+    const struct shadow_mailbox *mb, bool records);
+
 #endif

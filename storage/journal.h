@@ -141,6 +141,8 @@ struct journal_reader *journal_reader_new(const char *dir,
     const struct fileops *fops, uint64_t from, uint64_t upto, char *err,
     size_t err_len);
 void journal_reader_free(struct journal_reader **rp);
+/* Moves the reader's upper bound (a live reader follows the durable LSN). */
+void journal_reader_set_upto(struct journal_reader *r, uint64_t upto);
 /*
  * Reads the next record into rec.  For records other than bodies the
  * decompressed bytes replace raw's contents.  Returns 1, 0 at the end,

@@ -126,6 +126,12 @@ journal_reader_free(struct journal_reader **rp)
 	*rp = NULL;
 }
 
+void
+journal_reader_set_upto(struct journal_reader *r, uint64_t upto)
+{
+	r->upto = upto;
+}
+
 const char *
 journal_reader_errstr(const struct journal_reader *r)
 {
