@@ -575,11 +575,20 @@ conn_count(void)
 void
 conn_close_all(const char *line)
 {
-	while (conns != NULL) {
-		struct conn *c = conns;
+	struct conn *c = conns, *next;
 
+	for (; c != NULL; c = next) {
+		next = c->next;
+		if (c->ops->outbound)
+			continue;
 		if (line)
 			conn_write(c, line, strlen(line));
 		conn_close(c, "server shutting down", true);
 	}
+}
+
+void
+conn_reap(struct ev_loop *loop)
+{
+	reap_cb(loop, &reaper, 0);
 }

@@ -35,6 +35,8 @@ struct conn_ops {
 	void (*on_free)(void *arg);
 	/* Optional: output fell below CONN_OUT_LOW after conn_want_drain(). */
 	void (*on_drain)(struct conn *c, void *arg);
+	/* A connection we opened (to a replica): conn_close_all skips it. */
+	bool outbound;
 };
 
 /*
@@ -86,5 +88,7 @@ unsigned long conn_id(const struct conn *c);
 size_t conn_count(void);
 /* Closes every conn now (shutdown), after queueing line to each. */
 void conn_close_all(const char *line);
+/* Frees the closed connections now (at exit, when the loop is gone). */
+void conn_reap(struct ev_loop *loop);
 
 #endif

@@ -917,7 +917,7 @@ on_free(void *arg)
 }
 
 static const struct conn_ops session_ops = { on_input, on_close, on_free,
-	on_drain };
+	on_drain, false };
 
 void
 session_start(struct ev_loop *loop, int fd, const char *peer,

@@ -11,6 +11,7 @@
 
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "relay/link.h"
 #include "relay/store.h"
 #include "storage/fold.h"
 
@@ -23,7 +24,11 @@ wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
 	struct store *st = w->data;
 
+	size_t i;
+
 	journal_collect(st->journal);
+	for (i = 0; i < st->nlinks; i++)
+		link_wake(st->links[i]);
 	if (st->on_progress)
 		st->on_progress(st, st->on_progress_arg);
 }
@@ -44,6 +49,9 @@ store_free(struct store *st)
 
 	if (st == NULL)
 		return;
+	for (i = 0; i < st->nlinks; i++)
+		link_free(&st->links[i]);
+	free(st->links);
 	if (st->loop)
 		ev_async_stop(st->loop, &st->wake);
 	journal_close(&st->journal);
@@ -119,6 +127,10 @@ store_open(struct ev_loop *loop, const struct store_conf *sc,
 		}
 		st->ncursors++;
 	}
+	st->links = xcalloc(sc->nreplicas + 1, sizeof(*st->links));
+	for (i = 0; i < sc->nreplicas; i++)
+		st->links[st->nlinks++] = link_new(loop, st, &sc->replicas[i],
+		    st->cursors[i]);
 	log_info("store=%s event=opened identity=%s lsn=%llu replicas=%zu",
 	    sc->name, sc->identity,
 	    (unsigned long long)journal_durable_lsn(st->journal),

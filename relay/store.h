@@ -21,6 +21,8 @@
 
 struct session;
 
+struct link;
+
 struct store {
 	char *name;
 	char *identity;
@@ -29,6 +31,8 @@ struct store {
 	struct shadow *shadow;
 	struct cursor **cursors;
 	size_t ncursors;
+	struct link **links;		/* one per replica, like cursors */
+	size_t nlinks;
 	struct ev_loop *loop;
 	ev_async wake;
 	struct session *master;		/* the master session, or NULL */

@@ -30,6 +30,7 @@
 #include "relay/listener.h"
 #include "relay/session.h"
 #include "relay/store.h"
+#include "protocol/saslcli.h"
 #include "protocol/saslsrv.h"
 #include "protocol/tlsctx.h"
 
@@ -363,6 +364,8 @@ main(int argc, char **argv)
 
 		if (saslsrv_init("syncrelay", &so, err, sizeof(err)) < 0)
 			fatalx("event=sasl_init_failed error=\"%s\"", err);
+		if (saslcli_init(err, sizeof(err)) < 0)
+			fatalx("event=sasl_init_failed error=\"%s\"", err);
 	}
 	if (store_open_all(loop, relay.config, config_str(relay.config,
 	    OPT_datadir), err, sizeof(err)) < 0)
@@ -387,6 +390,7 @@ main(int argc, char **argv)
 	ev_run(loop, 0);
 
 	store_close_all();
+	conn_reap(loop);
 	tlsctx_free(&relay.params.tls_ctx);
 	unlink(relay.pidfile);
 	log_info("event=stopped");

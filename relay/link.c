@@ -1,0 +1,949 @@
+/*
+ * link.c -- replaying a store's journal to one replica (see link.h).
+ *
+ * One command is in flight at a time; each reply is handed to the
+ * continuation in l->on_reply together with the untagged lines that came
+ * before it.  Message bodies are sent from the journal piece by piece as
+ * the socket drains, never held whole.
+ *
+ * Known limits of this first version: TLS toward replicas is not done
+ * yet (a replica configured with tls is reported failed); the cursor is
+ * written to disk from the event loop every 200 ms; a replica's own
+ * refusals of a repair (records newer there than in the shadow) leave
+ * the link failed for an operator, as design.md asks.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "protocol/csync.h"
+#include "protocol/saslcli.h"
+#include "relay/conn.h"
+#include "relay/getcmd.h"
+#include "relay/link.h"
+#include "relay/store.h"
+#include "storage/cursor.h"
+
+#define BACKOFF_MIN 1.0
+#define BACKOFF_MAX 60.0
+#define FILES_PER_MESSAGE 256
+
+struct link {
+	struct ev_loop *loop;
+	struct store *st;
+	struct replica_conf rc;
+	char *password;
+	struct cursor *cursor;
+	enum link_state state;
+	char why[300];
+
+	int fd;
+	ev_io connect_w;
+	ev_timer retry;
+	double backoff;
+	ev_timer cursor_timer;
+	struct conn *conn;
+	struct csync_reader *reader;
+	bool in_banner;
+	struct buf mechs;
+	bool offers_compress, offers_sieve, deflating;
+	struct saslcli *sasl;
+	void (*on_reply)(struct link *l, const char *verb, const char *text);
+	struct dlist *untagged;
+
+	struct journal_reader *jr;
+	uint64_t acked, stored;
+	uint64_t lsn;			/* the record being replayed */
+	struct dlist *cmd;		/* its APPLY entry */
+	bool repairing;
+	bool caught_up;		/* reached the journal's end this session */
+	uint32_t r_last_uid;
+	char r_partition[256];
+	struct dlist *missing;		/* GUIDs the replica lacks */
+	const struct dlist *next_file;
+	size_t files_in_batch;
+	struct journal_body_stream *bs;
+	uint64_t replayed;
+};
+
+static const char *const state_names[] = { "down", "connecting", "login",
+	"catching up", "streaming", "repairing", "failed" };
+
+const char *
+link_state_name(enum link_state st)
+{
+	return state_names[st];
+}
+
+static void replay_next(struct link *l);
+static void link_connect(struct link *l);
+
+static void
+set_state(struct link *l, enum link_state st)
+{
+	if (l->state == st)
+		return;
+	log_info("store=%s replica=%s event=link_state from=\"%s\" to=\"%s\" "
+	    "acked=%llu", l->st->name, l->rc.name, state_names[l->state],
+	    state_names[st], (unsigned long long)l->acked);
+	l->state = st;
+}
+
+static void
+send_text(struct link *l, const char *text, size_t n)
+{
+	conn_write(l->conn, text, n);
+}
+
+static void
+send_cmd(struct link *l, const char *verb, const struct dlist *entry,
+    void (*k)(struct link *, const char *, const char *))
+{
+	struct dlist_printer pr = { DLIST_PRINT_CLIENT, NULL, NULL };
+	struct buf b = BUF_INIT;
+
+	csync_print_command(&b, verb, entry, &pr);
+	l->on_reply = k;
+	send_text(l, b.s, b.len);
+	buf_free(&b);
+}
+
+/* Gives up on the connection; retries later unless the link failed. */
+static void
+drop(struct link *l, const char *why)
+{
+	if (l->conn)
+		conn_close(l->conn, why, true);
+}
+
+static void
+fail(struct link *l, const char *fmt, ...) __attribute__((format(printf, 2,
+    3)));
+
+static void
+fail(struct link *l, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(l->why, sizeof(l->why), fmt, ap);
+	va_end(ap);
+	log_error("store=%s replica=%s event=link_failed lsn=%llu reason=\"%s\"",
+	    l->st->name, l->rc.name, (unsigned long long)l->lsn, l->why);
+	set_state(l, LINK_FAILED);
+	drop(l, "link failed");
+}
+
+/* ---- the connection ------------------------------------------------------ */
+
+static void
+reset_session(struct link *l)
+{
+	csync_reader_free(&l->reader);
+	saslcli_free(&l->sasl);
+	dlist_free(&l->untagged);
+	dlist_free(&l->cmd);
+	dlist_free(&l->missing);
+	journal_body_stream_free(&l->bs);
+	journal_reader_free(&l->jr);	/* restart from acked + 1 */
+	buf_reset(&l->mechs);
+	l->on_reply = NULL;
+	l->repairing = l->caught_up = false;
+}
+
+static void
+retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	link_connect(w->data);
+}
+
+static void
+schedule_retry(struct link *l)
+{
+	ev_timer_stop(l->loop, &l->retry);
+	ev_timer_set(&l->retry, l->backoff, 0);
+	ev_timer_start(l->loop, &l->retry);
+	l->backoff = l->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : l->backoff * 2;
+}
+
+static void
+on_close(struct conn *c, void *arg, const char *reason)
+{
+	struct link *l = arg;
+
+	l->conn = NULL;
+	reset_session(l);
+	if (l->state == LINK_FAILED)
+		return;
+	log_warnx("store=%s replica=%s event=link_down reason=\"%s\" "
+	    "retry_in=%.0fs", l->st->name, l->rc.name, reason, l->backoff);
+	set_state(l, LINK_DOWN);
+	schedule_retry(l);
+}
+
+static void
+on_free(void *arg)
+{
+}
+
+static void
+pump_files(struct link *l);
+
+static void
+on_drain(struct conn *c, void *arg)
+{
+	pump_files(arg);
+}
+
+static void start_login(struct link *l);
+
+static size_t
+on_input(struct conn *c, void *arg, const char *data, size_t n)
+{
+	struct link *l = arg;
+	size_t off = 0, used;
+
+	while (off < n && l->conn != NULL) {
+		enum csync_status st = csync_reader_feed(l->reader, data + off,
+		    n - off, &used);
+		const char *verb, *text;
+
+		off += used;
+		if (st == CSYNC_NEED_MORE)
+			break;
+		if (st == CSYNC_BAD_LINE) {
+			fail(l, "unreadable reply from the replica: %s",
+			    csync_reader_errstr(l->reader));
+			break;
+		}
+		verb = csync_reader_verb(l->reader);
+		text = csync_reader_text(l->reader);
+		if (l->in_banner) {
+			if (text && strncmp(text, "SASL ", 5) == 0)
+				buf_puts(&l->mechs, text + 5);
+			else if (text && strcmp(text, "COMPRESS DEFLATE") == 0)
+				l->offers_compress = true;
+			else if (text && strcmp(text, "SIEVE-MAILBOX") == 0)
+				l->offers_sieve = true;
+			else if (text && strncmp(text, "OK", 2) == 0) {
+				l->in_banner = false;
+				csync_reader_set_banner(l->reader, false);
+				start_login(l);
+			}
+			continue;
+		}
+		if (strcmp(verb, "*") == 0) {
+			struct dlist *e = csync_reader_take_entry(l->reader);
+
+			if (e) {
+				if (l->untagged == NULL)
+					l->untagged = dlist_new_list(NULL);
+				dlist_append(l->untagged, e);
+			}
+			continue;
+		}
+		if (l->on_reply) {
+			void (*k)(struct link *, const char *, const char *) =
+			    l->on_reply;
+
+			l->on_reply = NULL;
+			k(l, verb, text ? text : "");
+		}
+		dlist_free(&l->untagged);
+	}
+	return off;
+}
+
+static const struct conn_ops link_ops = { on_input, on_close, on_free,
+	on_drain, true };
+
+static void
+connected_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct link *l = w->data;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	char peer[300];
+
+	ev_io_stop(loop, w);
+	if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ||
+	    err != 0) {
+		log_warnx("store=%s replica=%s event=connect_failed addr=%s:%u "
+		    "error=\"%s\" retry_in=%.0fs", l->st->name, l->rc.name,
+		    l->rc.host, l->rc.port, strerror(err ? err : errno),
+		    l->backoff);
+		close(l->fd);
+		l->fd = -1;
+		set_state(l, LINK_DOWN);
+		schedule_retry(l);
+		return;
+	}
+	snprintf(peer, sizeof(peer), "%s:%u", l->rc.host, l->rc.port);
+	l->reader = csync_reader_new(CSYNC_CLIENT, NULL, NULL);
+	csync_reader_set_banner(l->reader, true);
+	l->in_banner = true;
+	l->offers_compress = l->offers_sieve = l->deflating = false;
+	l->conn = conn_new(loop, l->fd, peer, 0, &link_ops, l);
+	l->fd = -1;
+	set_state(l, LINK_LOGIN);
+}
+
+static void
+link_connect(struct link *l)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[16];
+	int r;
+
+	if (l->state == LINK_FAILED || l->conn != NULL || l->fd >= 0)
+		return;
+	if (l->rc.tls != REPLICA_TLS_NO) {
+		fail(l, "TLS toward replicas is not supported yet");
+		return;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%u", l->rc.port);
+	r = getaddrinfo(l->rc.host, port, &hints, &res);
+	if (r != 0) {
+		log_warnx("store=%s replica=%s event=connect_failed host=%s "
+		    "error=\"%s\"", l->st->name, l->rc.name, l->rc.host,
+		    gai_strerror(r));
+		schedule_retry(l);
+		return;
+	}
+	set_state(l, LINK_CONNECTING);
+	l->fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (l->fd < 0 || (connect(l->fd, res->ai_addr, res->ai_addrlen) < 0 &&
+	    errno != EINPROGRESS)) {
+		log_warn("store=%s replica=%s event=connect_failed", l->st->name,
+		    l->rc.name);
+		if (l->fd >= 0)
+			close(l->fd);
+		l->fd = -1;
+		freeaddrinfo(res);
+		set_state(l, LINK_DOWN);
+		schedule_retry(l);
+		return;
+	}
+	freeaddrinfo(res);
+	ev_io_init(&l->connect_w, connected_cb, l->fd, EV_WRITE);
+	l->connect_w.data = l;
+	ev_io_start(l->loop, &l->connect_w);
+}
+
+/* ---- login ---------------------------------------------------------------- */
+
+static void
+after_login(struct link *l);
+
+static void
+caps_reply(struct link *l, const char *verb, const char *text)
+{
+	if (strcmp(verb, "OK") != 0) {
+		fail(l, "APPLY CAPABILITIES: %s %s", verb, text);
+		return;
+	}
+	l->backoff = BACKOFF_MIN;
+	log_info("store=%s replica=%s event=link_up acked=%llu", l->st->name,
+	    l->rc.name, (unsigned long long)l->acked);
+	set_state(l, LINK_CATCHING_UP);
+	replay_next(l);
+}
+
+static void
+compress_reply(struct link *l, const char *verb, const char *text)
+{
+	l->deflating = true;	/* asked once per session, either way */
+	if (strcmp(verb, "OK") == 0 && conn_start_deflate(l->conn) < 0) {
+		drop(l, "zlib failed");
+		return;
+	}
+	after_login(l);
+}
+
+static void
+after_login(struct link *l)
+{
+	struct dlist *caps;
+
+	if (l->rc.compress && l->offers_compress && l->on_reply == NULL &&
+	    !l->deflating) {
+		l->on_reply = compress_reply;
+		send_text(l, "COMPRESS DEFLATE\r\n", 18);
+		return;
+	}
+	if (!l->offers_sieve) {
+		caps_reply(l, "OK", "");
+		return;
+	}
+	caps = dlist_new_list("CAPABILITIES");
+	dlist_add_atom(caps, NULL, "SIEVE-MAILBOX");
+	send_cmd(l, "APPLY", caps, caps_reply);
+	dlist_free(&caps);
+}
+
+static void
+auth_reply(struct link *l, const char *verb, const char *text)
+{
+	struct buf resp = BUF_INIT;
+	const char *why = "";
+
+	if (strcmp(verb, "+") == 0) {
+		if (saslcli_step(l->sasl, text, &resp, &why) == SASLSRV_FAIL) {
+			send_text(l, "*\r\n", 3);
+			l->on_reply = auth_reply;
+			buf_free(&resp);
+			return;
+		}
+		buf_puts(&resp, "\r\n");
+		l->on_reply = auth_reply;
+		send_text(l, resp.s, resp.len);
+		buf_free(&resp);
+		return;
+	}
+	if (strcmp(verb, "OK") != 0) {
+		fail(l, "the replica refused the login as %s: %s %s",
+		    l->rc.authname, verb, text);
+		return;
+	}
+	after_login(l);
+}
+
+static void
+start_login(struct link *l)
+{
+	struct buf initial = BUF_INIT, line = BUF_INIT;
+	const char *mech = NULL, *why = "";
+	char err[256];
+
+	l->sasl = saslcli_new(l->rc.host, l->rc.authname, l->password,
+	    l->rc.realm, "127.0.0.1;0", "127.0.0.1;0", err, sizeof(err));
+	if (l->sasl == NULL) {
+		fail(l, "%s", err);
+		return;
+	}
+	if (saslcli_start(l->sasl, buf_cstring(&l->mechs), &mech, &initial,
+	    &why) == SASLSRV_FAIL) {
+		fail(l, "no usable SASL mechanism among \"%s\": %s",
+		    buf_cstring(&l->mechs), why);
+		return;
+	}
+	buf_printf(&line, "AUTHENTICATE %s%s%s\r\n", mech, initial.len ? " " :
+	    "", buf_cstring(&initial));
+	l->on_reply = auth_reply;
+	send_text(l, line.s, line.len);
+	buf_free(&initial);
+	buf_free(&line);
+}
+
+/* ---- replay ------------------------------------------------------------- */
+
+static void
+advance(struct link *l)
+{
+	l->acked = l->lsn;
+	l->replayed++;
+	l->repairing = false;
+	dlist_free(&l->cmd);
+	dlist_free(&l->missing);
+	replay_next(l);
+}
+
+static void mailbox_state_reply(struct link *l, const char *verb,
+    const char *text);
+
+static void
+ask_mailbox_state(struct link *l)
+{
+	struct dlist *names = dlist_new_list("MAILBOXES");
+	const char *name = NULL;
+
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
+	dlist_add_atom(names, NULL, name ? name : "");
+	send_cmd(l, "GET", names, mailbox_state_reply);
+	dlist_free(&names);
+}
+
+/* Repairs the current command's mailbox from the shadow's state. */
+static void
+repair(struct link *l, const char *why)
+{
+	struct shadow_mailbox mb;
+	const char *uniqueid = NULL, *name = NULL;
+	struct dlist *full;
+
+	dlist_get_str(l->cmd, "UNIQUEID", &uniqueid);
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
+	if (l->repairing) {
+		fail(l, "repairing %s failed: %s", name ? name : "?", why);
+		return;
+	}
+	log_warnx("store=%s replica=%s event=repair mailbox=%s lsn=%llu "
+	    "reason=\"%s\"", l->st->name, l->rc.name, name ? name : "?",
+	    (unsigned long long)l->lsn, why);
+	if (uniqueid == NULL ||
+	    shadow_mailbox_by_uniqueid(l->st->shadow, uniqueid, &mb) < 0) {
+		/* Gone from the shadow: later records take it from here. */
+		advance(l);
+		return;
+	}
+	full = getcmd_mailbox_dlist(l->st->shadow, &mb, true);
+	shadow_mailbox_free(&mb);
+	dlist_free(&l->cmd);
+	l->cmd = full;
+	l->repairing = true;
+	set_state(l, LINK_REPAIRING);
+	ask_mailbox_state(l);
+}
+
+static void
+mailbox_reply(struct link *l, const char *verb, const char *text)
+{
+	enum result_code code;
+
+	if (strcmp(verb, "OK") == 0) {
+		if (l->state == LINK_REPAIRING)
+			set_state(l, l->caught_up ? LINK_STREAMING :
+			    LINK_CATCHING_UP);
+		advance(l);
+		return;
+	}
+	code = strcmp(verb, "NO") == 0 ? result_from_no_text(text) :
+	    RESULT_PROTOCOL_ERROR;
+	if (code == RESULT_SYNC_CHANGED || code == RESULT_SYNC_CHECKSUM ||
+	    code == RESULT_MAILBOX_MOVED) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s %s", verb, text);
+		repair(l, why);
+		return;
+	}
+	fail(l, "APPLY MAILBOX: %s %s", verb, text);
+}
+
+static void
+send_mailbox(struct link *l)
+{
+	send_cmd(l, "APPLY", l->cmd, mailbox_reply);
+}
+
+static void
+message_reply(struct link *l, const char *verb, const char *text)
+{
+	if (strcmp(verb, "OK") != 0) {
+		fail(l, "APPLY MESSAGE: %s %s", verb, text);
+		return;
+	}
+	if (l->next_file != NULL) {
+		pump_files(l);		/* the next batch */
+		return;
+	}
+	send_mailbox(l);
+}
+
+/* Sends the missing bodies as APPLY MESSAGE file literals. */
+static void
+pump_files(struct link *l)
+{
+	struct buf chunk = BUF_INIT;
+
+	while (l->conn && l->on_reply == NULL &&
+	    conn_out_pending(l->conn) < CONN_OUT_HIGH) {
+		if (l->bs != NULL) {
+			ssize_t n;
+
+			buf_reset(&chunk);
+			n = journal_body_stream_read(l->bs, &chunk, 256 * 1024);
+			if (n > 0) {
+				send_text(l, chunk.s, chunk.len);
+				continue;
+			}
+			journal_body_stream_free(&l->bs);
+			if (n < 0) {
+				buf_free(&chunk);
+				fail(l, "a stored message is damaged: %s",
+				    strerror((int)-n));
+				return;
+			}
+			l->next_file = l->next_file->next;
+			l->files_in_batch++;
+			if (l->next_file == NULL ||
+			    l->files_in_batch == FILES_PER_MESSAGE) {
+				send_text(l, ")\r\n", 3);
+				l->on_reply = message_reply;
+				break;
+			}
+			send_text(l, " ", 1);
+		}
+		{
+			struct shadow_body b;
+			struct journal_record rec;
+			char path[4096], err[256];
+			struct buf hdr = BUF_INIT;
+
+			if (l->files_in_batch == FILES_PER_MESSAGE ||
+			    (l->next_file == l->missing->head &&
+			    l->files_in_batch == 0)) {
+				send_text(l, "APPLY MESSAGE (", 15);
+				l->files_in_batch = 0;
+			}
+			if (shadow_body_get(l->st->shadow, l->next_file->s,
+			    &b) < 0) {
+				buf_free(&chunk);
+				fail(l, "message %s is not in the relay's journal "
+				    "any more", l->next_file->s);
+				return;
+			}
+			snprintf(path, sizeof(path), "%s/journal", l->st->dir);
+			l->bs = journal_body_stream_open(path, NULL, b.lsn,
+			    &rec, err, sizeof(err));
+			if (l->bs == NULL) {
+				buf_free(&chunk);
+				fail(l, "%s", err);
+				return;
+			}
+			buf_puts(&hdr, "%{");
+			dlist_print_astring(&hdr, l->r_partition,
+			    strlen(l->r_partition), DLIST_PRINT_CLIENT);
+			buf_printf(&hdr, " %s %u}\r\n", l->next_file->s,
+			    rec.raw_len);
+			send_text(l, hdr.s, hdr.len);
+			buf_free(&hdr);
+		}
+	}
+	if (l->conn && l->on_reply == NULL)
+		conn_want_drain(l->conn);
+	buf_free(&chunk);
+}
+
+static void
+reserve_reply(struct link *l, const char *verb, const char *text)
+{
+	const struct dlist *m;
+
+	if (strcmp(verb, "OK") != 0) {
+		fail(l, "APPLY RESERVE: %s %s", verb, text);
+		return;
+	}
+	dlist_free(&l->missing);
+	l->missing = dlist_new_list(NULL);
+	for (m = l->untagged ? l->untagged->head : NULL; m; m = m->next)
+		if (m->key && strcmp(m->key, "MISSING") == 0 &&
+		    m->type == DL_LIST) {
+			const struct dlist *g;
+
+			for (g = m->head; g; g = g->next)
+				if (g->type == DL_ATOM)
+					dlist_add_atom(l->missing, NULL, g->s);
+		}
+	if (l->missing->nchildren == 0) {
+		send_mailbox(l);
+		return;
+	}
+	l->next_file = l->missing->head;
+	l->files_in_batch = 0;
+	pump_files(l);
+}
+
+static void
+mailbox_state_reply(struct link *l, const char *verb, const char *text)
+{
+	const struct dlist *rmb = NULL, *records, *r;
+	struct dlist *reserve, *guids;
+	const char *part = NULL, *name = NULL;
+	uint64_t v;
+
+	if (strcmp(verb, "OK") != 0) {
+		fail(l, "GET MAILBOXES: %s %s", verb, text);
+		return;
+	}
+	if (l->untagged && l->untagged->head &&
+	    strcmp(l->untagged->head->key, "MAILBOX") == 0)
+		rmb = l->untagged->head;
+	l->r_last_uid = 0;
+	dlist_get_str(l->cmd, "PARTITION", &part);
+	if (rmb) {
+		const char *rp = NULL;
+
+		if (dlist_get_num(rmb, "LAST_UID", &v) == 0)
+			l->r_last_uid = (uint32_t)v;
+		if (dlist_get_str(rmb, "PARTITION", &rp) == 0 && rp)
+			part = rp;
+	}
+	snprintf(l->r_partition, sizeof(l->r_partition), "%s",
+	    part ? part : "default");
+	/* The guards must describe the replica as it really is. */
+	if (dlist_get(l->cmd, "SINCE_MODSEQ") != NULL) {
+		dlist_remove(l->cmd, "SINCE_MODSEQ");
+		dlist_remove(l->cmd, "SINCE_CRC");
+		dlist_remove(l->cmd, "SINCE_CRC_ANNOT");
+		if (rmb) {
+			uint64_t h = 0, c1 = 0, c2 = 0;
+
+			dlist_get_num(rmb, "HIGHESTMODSEQ", &h);
+			dlist_get_num(rmb, "SYNC_CRC", &c1);
+			dlist_get_num(rmb, "SYNC_CRC_ANNOT", &c2);
+			dlist_add_num(l->cmd, "SINCE_MODSEQ", h);
+			dlist_add_num(l->cmd, "SINCE_CRC", c1);
+			dlist_add_num(l->cmd, "SINCE_CRC_ANNOT", c2);
+		}
+	}
+	/*
+	 * Stage the body of every record above the replica's LAST_UID: the
+	 * replica parses new records' files even when they arrive already
+	 * expunged.  An expunged record whose body the master never sent
+	 * (it was unlinked there) goes without.
+	 */
+	guids = dlist_new_list("GUID");
+	records = dlist_get(l->cmd, "RECORD");
+	for (r = records ? records->head : NULL; r; r = r->next) {
+		const struct dlist *fl = dlist_get(r, "FLAGS"), *f;
+		struct shadow_body b;
+		bool expunged = false;
+		char g[41];
+
+		if (dlist_get_num(r, "UID", &v) < 0 || v <= l->r_last_uid ||
+		    dlist_guid(dlist_get(r, "GUID"), g) < 0)
+			continue;
+		for (f = fl ? fl->head : NULL; f; f = f->next)
+			if (f->s && strcasecmp(f->s, "\\Expunged") == 0)
+				expunged = true;
+		if (!expunged || shadow_body_get(l->st->shadow, g, &b) == 0)
+			dlist_add_atom(guids, NULL, g);
+	}
+	if (guids->nchildren == 0) {
+		dlist_free(&guids);
+		send_mailbox(l);
+		return;
+	}
+	reserve = dlist_new_kvlist("RESERVE");
+	dlist_add_atom(reserve, "PARTITION", l->r_partition);
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
+	dlist_add_atom(dlist_add_list(reserve, "MBOXNAME"), NULL,
+	    name ? name : "");
+	dlist_append(reserve, guids);
+	send_cmd(l, "APPLY", reserve, reserve_reply);
+	dlist_free(&reserve);
+}
+
+static void
+other_reply(struct link *l, const char *verb, const char *text)
+{
+	if (strcmp(verb, "OK") == 0 ||
+	    (strcmp(verb, "NO") == 0 && l->cmd && strcmp(l->cmd->key,
+	    "UNMAILBOX") == 0 &&
+	    result_from_no_text(text) == RESULT_MAILBOX_NONEXISTENT)) {
+		advance(l);
+		return;
+	}
+	fail(l, "APPLY %s: %s %s", l->cmd ? l->cmd->key : "?", verb, text);
+}
+
+static struct dlist *
+parse_command(const char *text, size_t len)
+{
+	struct csync_reader *r = csync_reader_new(CSYNC_SERVER, NULL, NULL);
+	struct buf b = BUF_INIT;
+	struct dlist *e = NULL;
+	size_t used;
+
+	buf_append(&b, text, len);
+	buf_puts(&b, "\r\n");
+	if (csync_reader_feed(r, b.s, b.len, &used) == CSYNC_LINE &&
+	    strcmp(csync_reader_verb(r), "APPLY") == 0)
+		e = csync_reader_take_entry(r);
+	csync_reader_free(&r);
+	buf_free(&b);
+	return e;
+}
+
+static void
+replay_next(struct link *l)
+{
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	char err[256], path[4096];
+	int e;
+
+	if (l->conn == NULL || l->on_reply != NULL || l->cmd != NULL ||
+	    l->state == LINK_FAILED || l->state == LINK_LOGIN)
+		return;
+	if (l->jr == NULL) {
+		snprintf(path, sizeof(path), "%s/journal", l->st->dir);
+		l->jr = journal_reader_new(path, NULL, l->acked + 1,
+		    journal_durable_lsn(l->st->journal), err, sizeof(err));
+		if (l->jr == NULL) {
+			fail(l, "%s", err);
+			return;
+		}
+	}
+	journal_reader_set_upto(l->jr, journal_durable_lsn(l->st->journal));
+	for (;;) {
+		e = journal_reader_next(l->jr, &rec, &raw);
+		if (e <= 0)
+			break;
+		l->lsn = rec.lsn;
+		if (rec.type == JOURNAL_BODY) {
+			l->acked = rec.lsn;	/* bodies go with their mailbox */
+			continue;
+		}
+		l->cmd = parse_command(raw.s, raw.len);
+		if (l->cmd == NULL) {
+			buf_free(&raw);
+			fail(l, "journal record %llu is not an APPLY command",
+			    (unsigned long long)rec.lsn);
+			return;
+		}
+		buf_free(&raw);
+		if (strcmp(l->cmd->key, "MAILBOX") == 0 &&
+		    l->cmd->type == DL_KVLIST && dlist_get(l->cmd, "RECORD"))
+			ask_mailbox_state(l);
+		else
+			send_cmd(l, "APPLY", l->cmd, other_reply);
+		return;
+	}
+	buf_free(&raw);
+	if (e < 0) {
+		fail(l, "reading the journal: %s", journal_reader_errstr(l->jr));
+		return;
+	}
+	l->caught_up = true;
+	set_state(l, LINK_STREAMING);
+}
+
+/* ---- the cursor ------------------------------------------------------------- */
+
+static void
+cursor_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct link *l = w->data;
+
+	if (l->acked > l->stored && cursor_store(l->cursor, l->acked) == 0)
+		l->stored = l->acked;
+}
+
+/* ---- life cycle ------------------------------------------------------------- */
+
+static char *
+read_password(const struct replica_conf *rc)
+{
+	FILE *fp;
+	char line[1024];
+
+	if (rc->password && *rc->password)
+		return xstrdup(rc->password);
+	if (rc->password_file == NULL || *rc->password_file == '\0')
+		return xstrdup("");
+	if ((fp = fopen(rc->password_file, "r")) == NULL ||
+	    fgets(line, sizeof(line), fp) == NULL) {
+		if (fp)
+			fclose(fp);
+		return NULL;
+	}
+	fclose(fp);
+	line[strcspn(line, "\r\n")] = '\0';
+	return xstrdup(line);
+}
+
+struct link *
+link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
+    struct cursor *cursor)
+{
+	struct link *l = xcalloc(1, sizeof(*l));
+
+	l->loop = loop;
+	l->st = st;
+	l->rc = *rc;
+	l->rc.name = xstrdup(rc->name);
+	l->rc.host = xstrdup(rc->host);
+	l->rc.authname = xstrdup(rc->authname);
+	l->rc.realm = xstrdup(rc->realm ? rc->realm : "");
+	l->rc.password = l->rc.password_file = l->rc.tls_ca_file = NULL;
+	l->cursor = cursor;
+	l->acked = l->stored = cursor_lsn(cursor);
+	l->fd = -1;
+	l->backoff = BACKOFF_MIN;
+	buf_init(&l->mechs, 0);
+	ev_init(&l->retry, retry_cb);
+	l->retry.data = l;
+	ev_timer_init(&l->cursor_timer, cursor_cb, 0.2, 0.2);
+	l->cursor_timer.data = l;
+	ev_timer_start(loop, &l->cursor_timer);
+	l->password = read_password(rc);
+	if (l->password == NULL) {
+		l->password = xstrdup("");
+		fail(l, "cannot read the password file %s", rc->password_file);
+		return l;
+	}
+	link_connect(l);
+	return l;
+}
+
+void
+link_free(struct link **lp)
+{
+	struct link *l = *lp;
+
+	if (l == NULL)
+		return;
+	l->state = LINK_FAILED;		/* no retry from on_close */
+	if (l->conn) {
+		/* Between commands, say goodbye as sync_client does. */
+		if (l->on_reply == NULL && l->bs == NULL && !l->in_banner)
+			conn_write(l->conn, "EXIT\r\n", 6);
+		conn_close(l->conn, "shutting down", true);
+	}
+	if (l->fd >= 0) {
+		ev_io_stop(l->loop, &l->connect_w);
+		close(l->fd);
+	}
+	ev_timer_stop(l->loop, &l->retry);
+	ev_timer_stop(l->loop, &l->cursor_timer);
+	if (l->acked > l->stored)
+		cursor_store(l->cursor, l->acked);
+	reset_session(l);
+	buf_free(&l->mechs);
+	free(l->rc.name);
+	free(l->rc.host);
+	free(l->rc.authname);
+	free(l->rc.realm);
+	if (l->password) {
+		memset(l->password, 0, strlen(l->password));
+		free(l->password);
+	}
+	free(l);
+	*lp = NULL;
+}
+
+void
+link_wake(struct link *l)
+{
+	if (l->state == LINK_STREAMING || l->state == LINK_CATCHING_UP)
+		replay_next(l);
+}
+
+enum link_state
+link_state(const struct link *l)
+{
+	return l->state;
+}
+
+uint64_t
+link_acked(const struct link *l)
+{
+	return l->acked;
+}

@@ -1,0 +1,48 @@
+/*
+ * link.h -- one store's replay to one replica sync_server.
+ *
+ * A link is a csync client: it logs in to the replica (Cyrus SASL, with
+ * DEFLATE if configured and offered), enables SIEVE-MAILBOX when the
+ * replica offers it, and replays the store's journal from the replica's
+ * cursor, in order.  Before each APPLY MAILBOX it asks the replica for
+ * the mailbox's state (GET MAILBOXES), brings the SINCE_* guards to what
+ * the replica really has, and stages the message bodies the replica
+ * lacks (APPLY RESERVE, then APPLY MESSAGE from the relay's journal).
+ * When the replica refuses a mailbox as changed, moved or with a
+ * checksum mismatch, the link repairs that mailbox from the shadow (a
+ * full APPLY MAILBOX of the shadow's state) and goes on.  The cursor
+ * moves only past records the replica answered OK.  A lost connection
+ * is retried with capped backoff; what cannot be repaired stops the link
+ * in the failed state, with the reason, and touches nothing else.
+ */
+#ifndef SR_LINK_H
+#define SR_LINK_H
+
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "relay/config.h"
+
+struct cursor;
+struct store;
+struct link;
+
+enum link_state {
+	LINK_DOWN, LINK_CONNECTING, LINK_LOGIN, LINK_CATCHING_UP,
+	LINK_STREAMING, LINK_REPAIRING, LINK_FAILED,
+};
+
+/* Returns a name for a state, for logs and status. */
+const char *link_state_name(enum link_state st);
+/* Creates and starts the link of store st to replica rc (copied). */
+struct link *link_new(struct ev_loop *loop, struct store *st,
+    const struct replica_conf *rc, struct cursor *cursor);
+void link_free(struct link **lp);
+/* The store's journal grew: replay more if idle. */
+void link_wake(struct link *l);
+enum link_state link_state(const struct link *l);
+/* The last LSN the replica acknowledged. */
+uint64_t link_acked(const struct link *l);
+
+#endif

@@ -1,0 +1,63 @@
+"""relaytest.py -- helpers shared by the integration tests that run real
+Cyrus against syncrelay (a module of its own so that importing it does not
+register anyone's tests)."""
+import os
+import re
+import subprocess
+
+import cyrus
+from harness import BUILDDIR, eq
+
+__import__("imaplib").Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
+
+
+def sasldb(path, user, password, realm):
+    r = subprocess.run(["saslpasswd2", "-p", "-c", "-f", path, "-u", realm,
+                        user], input=password + "\n", text=True,
+                       capture_output=True, timeout=30)
+    eq(r.returncode, 0)
+
+
+def relay_lsn(relay):
+    """The newest LSN in the store's journal, read offline."""
+    r = subprocess.run([os.path.join(BUILDDIR, "syncrelay-journal"),
+                        "summary", os.path.join(relay.dir, "data/s1/journal")],
+                       capture_output=True, text=True, timeout=30)
+    m = re.search(r"LSN \d+\.\.(\d+)", r.stdout)
+    return int(m.group(1)) if m else 0
+
+
+def populate(master, user, n, big):
+    master.create_user(user)
+    m = master.imap(user)
+    try:
+        for folder in ("Sent", "Work", "Work/2026"):
+            cyrus.imap_ok(*m.create(folder))
+        cyrus.imap_ok(*m.subscribe("Work"))
+        cyrus.imap_ok(*m._simple_command("SETMETADATA", "Work",
+                                         '(/shared/comment "project files")'))
+    finally:
+        m.logout()
+    for i in range(n):
+        size = 1500 + (i * 397) % 8000
+        if i in big:
+            size = 1_200_000 + i
+        master.deliver(user, cyrus.make_message(i, size))
+    for i in range(10):
+        master.append(user, "Work", cyrus.make_message(1000 + i, 3000),
+                      flags=r"(\Seen)")
+    m = master.imap(user)
+    try:
+        m.select("INBOX")
+        cyrus.imap_ok(*m.uid("STORE", "1:10", "+FLAGS", r"(\Flagged)"))
+        cyrus.imap_ok(*m.uid("STORE", "5:20", "+FLAGS", r"(\Seen $Label1)"))
+        cyrus.imap_ok(*m.uid("STORE", "3", "+FLAGS", r"(\Deleted)"))
+        cyrus.imap_ok(*m.expunge())
+    finally:
+        m.logout()
+    a = master.imap()
+    try:
+        cyrus.imap_ok(*a.setquota(master.mailbox_name(user),
+                                  "(STORAGE 500000)"))
+    finally:
+        a.logout()
