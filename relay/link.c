@@ -70,6 +70,7 @@ struct link {
 	bool repairing;
 	bool caught_up;		/* reached the journal's end this session */
 	uint32_t r_last_uid;
+	uint64_t r_highestmodseq;	/* from the last GET MAILBOXES */
 	char r_partition[256];
 	struct dlist *missing;		/* GUIDs the replica lacks */
 	const struct dlist *next_file;
@@ -224,8 +225,17 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 		if (st == CSYNC_NEED_MORE)
 			break;
 		if (st == CSYNC_BAD_LINE) {
-			fail(l, "unreadable reply from the replica: %s",
-			    csync_reader_errstr(l->reader));
+			char shown[81];
+			size_t i, k = 0;
+
+			/* Show the start of what came, printable. */
+			for (i = off - used; i < n && k < sizeof(shown) - 1 &&
+			    data[i] != '\r' && data[i] != '\n'; i++)
+				shown[k++] = data[i] >= 0x20 && data[i] < 0x7f ?
+				    data[i] : '?';
+			shown[k] = '\0';
+			fail(l, "unreadable reply from the replica: %s (\"%s\")",
+			    csync_reader_errstr(l->reader), shown);
 			break;
 		}
 		verb = csync_reader_verb(l->reader);
@@ -489,7 +499,25 @@ repair(struct link *l, const char *why)
 	dlist_get_str(l->cmd, "UNIQUEID", &uniqueid);
 	dlist_get_str(l->cmd, "MBOXNAME", &name);
 	if (l->repairing) {
-		fail(l, "repairing %s failed: %s", name ? name : "?", why);
+		uint64_t h = 0;
+
+		/*
+		 * A replica whose modseqs ran ahead of the master's was changed
+		 * directly.  Cyrus cannot lower a record's modseq (even APPLY
+		 * FORCE asserts in 3.6), and only the master could take those
+		 * changes back: an operator decides.
+		 */
+		dlist_get_num(l->cmd, "HIGHESTMODSEQ", &h);
+		if (l->r_highestmodseq > h)
+			fail(l, "repairing %s failed: %s; the replica's "
+			    "HIGHESTMODSEQ %llu is above the master's %llu, so "
+			    "it was changed directly: resync it from the master",
+			    name ? name : "?", why,
+			    (unsigned long long)l->r_highestmodseq,
+			    (unsigned long long)h);
+		else
+			fail(l, "repairing %s failed: %s", name ? name : "?",
+			    why);
 		return;
 	}
 	log_warnx("store=%s replica=%s event=repair mailbox=%s lsn=%llu "
@@ -503,8 +531,10 @@ repair(struct link *l, const char *why)
 	}
 	full = getcmd_mailbox_dlist(l->st->shadow, &mb, true);
 	shadow_mailbox_free(&mb);
-	dlist_free(&l->cmd);
+	dlist_free(&l->cmd);		/* name and uniqueid pointed here */
 	l->cmd = full;
+	name = NULL;
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
 	l->repairing = true;
 	set_state(l, LINK_REPAIRING);
 	ask_mailbox_state(l);
@@ -675,12 +705,15 @@ mailbox_state_reply(struct link *l, const char *verb, const char *text)
 	    strcmp(l->untagged->head->key, "MAILBOX") == 0)
 		rmb = l->untagged->head;
 	l->r_last_uid = 0;
+	l->r_highestmodseq = 0;
 	dlist_get_str(l->cmd, "PARTITION", &part);
 	if (rmb) {
 		const char *rp = NULL;
 
 		if (dlist_get_num(rmb, "LAST_UID", &v) == 0)
 			l->r_last_uid = (uint32_t)v;
+		if (dlist_get_num(rmb, "HIGHESTMODSEQ", &v) == 0)
+			l->r_highestmodseq = v;
 		if (dlist_get_str(rmb, "PARTITION", &rp) == 0 && rp)
 			part = rp;
 	}
@@ -797,10 +830,13 @@ replay_next(struct link *l)
 		if (e <= 0)
 			break;
 		l->lsn = rec.lsn;
-		if (rec.type == JOURNAL_BODY) {
-			l->acked = rec.lsn;	/* bodies go with their mailbox */
+		/*
+		 * Bodies go out with the APPLY MAILBOX that needs them (from
+		 * the body index); the cursor passes them only when that
+		 * command is acknowledged, so retention keeps them till then.
+		 */
+		if (rec.type == JOURNAL_BODY)
 			continue;
-		}
 		l->cmd = parse_command(raw.s, raw.len);
 		if (l->cmd == NULL) {
 			buf_free(&raw);

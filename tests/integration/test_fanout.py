@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """test_fanout.py -- the whole path with real Cyrus at both ends: a Debian
 Cyrus master replicates into syncrelay, and syncrelay replays the store's
-journal into a real Cyrus replica's sync_server.  The replica must end up
+journal into two real Cyrus replicas' sync_servers.  The replica must end up
 showing, over IMAP, exactly what the master shows (UIDs, flags, modseqs,
 bodies, folders, subscriptions), with no error logged by either Cyrus;
 a replica taken down for maintenance catches up when it returns, and a
-relay restarted mid-way resumes from the cursor it stored.
+relay restarted mid-way resumes from the cursor it stored; while one
+replica is down the other stays current; a replica changed behind the
+relay's back is repaired to the master's state; killing the replica or the
+relay during catch-up loses and duplicates nothing.
 """
 import os
+import re
 import shutil
+import struct
 import sys
 import tempfile
 import time
@@ -29,6 +34,9 @@ def setup():
     replica = env["replica"] = cyrus.CyrusInstance(root, "replica",
                                                    syslog=log, users=USERS)
     replica.start()
+    replica2 = env["replica2"] = cyrus.CyrusInstance(root, "replica2",
+                                                     syslog=log, users=USERS)
+    replica2.start()
     relay = env["relay"] = Relay()
     db = os.path.join(relay.dir, "sasldb2")
     sasldb(db, "repl", cyrus.REPL_PASSWORD, "relay-test")
@@ -39,7 +47,9 @@ def setup():
                      "replica_password: %s\n"
                      "store.s1.identity: repl\n"
                      "store.s1.replica.r1: 127.0.0.1:%d\n"
-                     % (db, cyrus.REPL_PASSWORD, replica.sync_port))
+                     "store.s1.replica.r2: 127.0.0.1:%d\n"
+                     % (db, cyrus.REPL_PASSWORD, replica.sync_port,
+                        replica2.sync_port))
     relay.start()
     master = env["master"] = cyrus.CyrusInstance(
         root, "master", syslog=log, extra=cyrus.replication_conf(relay.port))
@@ -48,7 +58,7 @@ def setup():
 
 
 def teardown():
-    for k in ("master", "replica"):
+    for k in ("master", "replica", "replica2"):
         if env.get(k):
             env[k].stop_rolling()
             env[k].stop()
@@ -60,16 +70,37 @@ def teardown():
         shutil.rmtree(env["root"], ignore_errors=True)
 
 
+def cursor_lsn(relay, name):
+    """A replica's cursor as the relay last stored it: of the file's two
+    32-byte slots ("SRCU", pad, seq, lsn, flags, crc) the newer one."""
+    path = os.path.join(relay.dir, "data/s1/cursors/%s.cursor" % name)
+    with open(path, "rb") as f:
+        data = f.read()
+    best = (-1, 0)
+    for off in (0, 32):
+        slot = data[off:off + 32]
+        if len(slot) == 32 and slot[:4] == b"SRCU":
+            seq, lsn = struct.unpack_from("<QQ", slot, 8)
+            best = max(best, (seq, lsn))
+    return best[1]
+
+
 def converge(master, replica, users, timeout=90.0):
     """Waits until the replica shows what the master shows for users."""
     deadline = time.time() + timeout
     want = {u: master.state(u) for u in users}
     got = None
     while time.time() < deadline:
-        got = {u: replica.state(u) for u in users}
+        try:
+            got = {u: replica.state(u) for u in users}
+        except AssertionError:
+            # A folder renamed or deleted between LIST and STATUS.
+            time.sleep(0.5)
+            continue
         if got == want:
             return want
         time.sleep(0.5)
+    check(got is not None, "the replica's state could not be read")
     for u in users:
         if got[u] != want[u]:
             raise AssertionError("replica never matched the master for %s:\n"
@@ -84,63 +115,77 @@ def no_errors(log, mark, relay):
     check("event=link_failed" not in relay.logtext(), relay.logtext())
 
 
+def replicas():
+    return env["replica"], env["replica2"]
+
+
 @test
-def test_one_shot_user_reaches_the_replica():
+def test_one_shot_user_reaches_the_replicas():
     log, relay, master, replica = setup()
     mark = log.mark()
     populate(master, "alice", 60, big={7})
     rc, out, err = master.sync_client(["-u", "alice"], timeout=180)
     check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
     relay.wait_log("event=link_up", timeout=30)
-    st = converge(master, replica, ["alice"])["alice"]
-    check(len(st["mailboxes"]) == 4, st["mailboxes"].keys())
-    check(sum(len(b.get("messages", {})) for b in
-              st["mailboxes"].values()) >= 60, "messages missing")
+    for r in replicas():
+        st = converge(master, r, ["alice"])["alice"]
+        check(len(st["mailboxes"]) == 4, st["mailboxes"].keys())
+        check(sum(len(b.get("messages", {})) for b in
+                  st["mailboxes"].values()) >= 60, "messages missing")
+    eq(cursor_lsn(relay, "r1"), relay_lsn(relay))
     no_errors(log, mark, relay)
 
 
 @test
-def test_rolling_replication_and_maintenance_catch_up():
-    log, relay, master, replica = (env["syslog"], env["relay"],
-                                   env["master"], env["replica"])
+def test_maintenance_catch_up_while_the_other_replica_stays_current():
+    log, relay, master = env["syslog"], env["relay"], env["master"]
+    r1, r2 = replicas()
     mark = log.mark()
     master.create_user("bob")
     master.start_rolling()
     for i in range(5):
         master.deliver("bob", cyrus.make_message(2000 + i, 2500))
-    converge(master, replica, ["alice", "bob"])
-    # The replica goes down for maintenance; mail keeps arriving.
-    replica.stop()
-    lsn0 = relay_lsn(relay)
-    for i in range(20):
-        master.deliver("bob", cyrus.make_message(2100 + i, 4000 + i * 50))
-        master.deliver("alice", cyrus.make_message(2200 + i, 3000))
+    for r in (r1, r2):
+        converge(master, r, ["alice", "bob"])
+    # r1 goes down for maintenance; mail keeps arriving.
+    r1.stop()
+    relay.wait_log("replica=r1 event=link_down", timeout=30)
+    at_stop = cursor_lsn(relay, "r1")
+    for i in range(1000):
+        user = ("alice", "bob")[i % 2]
+        master.deliver(user, cyrus.make_message(10000 + i, 1500 + i % 3000))
     m = master.imap("alice")
     try:
         cyrus.imap_ok(*m.create("Archive"))
+        cyrus.imap_ok(*m.subscribe("Archive"))
         m.select("INBOX")
-        cyrus.imap_ok(*m.uid("STORE", "1:5", "+FLAGS", r"(\Answered)"))
+        cyrus.imap_ok(*m.uid("STORE", "1:40", "+FLAGS", r"(\Answered)"))
+        cyrus.imap_ok(*m.uid("STORE", "20:30", "-FLAGS", r"(\Seen)"))
         cyrus.imap_ok(*m.uid("STORE", "6", "+FLAGS", r"(\Deleted)"))
         cyrus.imap_ok(*m.expunge())
         cyrus.imap_ok(*m.rename("Sent", "Outbox"))
+        cyrus.imap_ok(*m.delete("Work/2026"))
     finally:
         m.logout()
-    deadline = time.time() + 60
-    while relay_lsn(relay) < lsn0 + 20 and time.time() < deadline:
-        time.sleep(0.5)
-    check(relay_lsn(relay) >= lsn0 + 20, "the relay took no new records")
-    relay.wait_log("event=link_down", timeout=30)
-    # Back from maintenance: it catches up from its cursor.
-    replica.start()
-    converge(master, replica, ["alice", "bob"], timeout=120)
+    # The other replica stays current the whole time.
+    converge(master, r2, ["alice", "bob"], timeout=180)
+    eq(cursor_lsn(relay, "r1"), at_stop)
+    check(relay_lsn(relay) > at_stop + 1000, "the relay took too little")
+    # Back from maintenance: r1 catches up from its cursor.
+    r1.start()
+    converge(master, r1, ["alice", "bob"], timeout=180)
+    deadline = time.time() + 30
+    while cursor_lsn(relay, "r1") < relay_lsn(relay) and \
+            time.time() < deadline:
+        time.sleep(0.2)
+    eq(cursor_lsn(relay, "r1"), relay_lsn(relay))
     eq(master.stop_rolling(), 0)
     no_errors(log, mark, relay)
 
 
 @test
 def test_relay_restart_resumes_from_the_cursor():
-    log, relay, master, replica = (env["syslog"], env["relay"],
-                                   env["master"], env["replica"])
+    log, relay, master = env["syslog"], env["relay"], env["master"]
     mark = log.mark()
     relay.stop()
     since = len(relay.logtext())
@@ -158,8 +203,100 @@ def test_relay_restart_resumes_from_the_cursor():
         master.deliver("bob", cyrus.make_message(3000 + i, 2000))
     rc, out, err = master.sync_client(["-u", "bob"], timeout=120)
     check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
-    converge(master, replica, ["alice", "bob"])
+    for r in replicas():
+        converge(master, r, ["alice", "bob"])
     no_errors(log, mark, relay)
+
+
+def wait_link_up(relay, name, since, timeout=60.0):
+    deadline = time.time() + timeout
+    needle = "replica=%s event=link_up" % name
+    while time.time() < deadline:
+        if needle in relay.logtext()[since:]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("%s never came up:\n%s" % (name,
+                                                      relay.logtext()[since:]))
+
+
+@test
+def test_killing_the_replica_and_the_relay_during_catch_up():
+    log, relay, master = env["syslog"], env["relay"], env["master"]
+    r1, r2 = replicas()
+    since = len(relay.logtext())
+    r1.stop()
+    for i in range(200):
+        master.deliver("alice", cyrus.make_message(20000 + i,
+                                                   60000 + i * 500))
+    rc, out, err = master.sync_client(["-u", "alice"], timeout=180)
+    check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
+    converge(master, r2, ["alice"])
+    head = relay_lsn(relay)
+    # Catch-up, interrupted: SIGKILL the replica a few times once its link
+    # is up and replaying, then the relay itself.
+    midway = []
+    for n in range(3):
+        mark = len(relay.logtext())
+        r1.start()
+        wait_link_up(relay, "r1", mark)
+        time.sleep(0.3 + 0.2 * n)
+        r1.kill()
+        midway.append(cursor_lsn(relay, "r1") < head)
+    mark = len(relay.logtext())
+    r1.start()
+    wait_link_up(relay, "r1", mark)
+    time.sleep(0.3)
+    relay.proc.kill()
+    relay.proc.wait()
+    midway.append(cursor_lsn(relay, "r1") < head)
+    check(any(midway), "no kill landed during the catch-up: %r" % midway)
+    relay.start()
+    st = converge(master, r1, ["alice", "bob"], timeout=180)
+    # No duplicates: each body appears once per mailbox, as on the master.
+    for name, box in st["alice"]["mailboxes"].items():
+        hashes = [m["sha1"] for m in box.get("messages", {}).values()]
+        eq(len(hashes), len(set(hashes)))
+    check("event=link_failed" not in relay.logtext()[since:],
+          relay.logtext()[since:])
+
+
+@test
+def test_a_replica_changed_behind_the_relays_back_fails_precisely():
+    """Flags changed on the replica itself push its modseqs above the
+    master's; Cyrus cannot lower them again (APPLY FORCE asserts in 3.6),
+    so the link stops with the reason, and the other replica goes on."""
+    log, relay, master = env["syslog"], env["relay"], env["master"]
+    r1, r2 = replicas()
+    relay.stop()
+    m = r1.imap("alice")
+    try:
+        m.select("INBOX")
+        cyrus.imap_ok(*m.uid("STORE", "1:3", "+FLAGS",
+                             r"(\Answered $OnReplica)"))
+    finally:
+        m.logout()
+    m = master.imap("alice")
+    try:
+        m.select("INBOX")
+        cyrus.imap_ok(*m.uid("STORE", "2", "+FLAGS", r"($OnMaster)"))
+    finally:
+        m.logout()
+    since = len(relay.logtext())
+    relay.start()
+    mark = log.mark()
+    rc, out, err = master.sync_client(["-u", "alice"], timeout=120)
+    check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
+    relay.wait_log("replica=r1 event=link_failed", timeout=60)
+    text = relay.logtext()[since:]
+    check("replica=r1 event=repair mailbox=user.alice" in text, text)
+    check(re.search(r"replica=r1 event=link_failed .*repairing user\.alice "
+                    r"failed: NO IMAP_SYNC_CHECKSUM.*HIGHESTMODSEQ \d+ is "
+                    r"above the master's \d+", text), text)
+    check("replica=r2 event=link_failed" not in text, text)
+    converge(master, r2, ["alice", "bob"])
+    # The failed replica was left as it was: nothing crashed there.
+    log.flush()
+    check(not log.errors(mark), log.errors(mark))
 
 
 if __name__ == "__main__":
