@@ -331,7 +331,8 @@ parse_store_key(struct config *c, const char *key, const char *value,
 			free(opt);
 			return cerr(c, line, "unknown replica setting \"%s\" "
 			    "(known: authname, password, password_file, realm, "
-			    "tls, tls_ca_file, compress)", rdot + 1);
+			    "tls, tls_ca_file, compress, restart_bytes)",
+			    rdot + 1);
 		}
 		if (config_parse_value(o, value, &num, e, sizeof(e)) < 0) {
 			free(opt);
@@ -467,6 +468,12 @@ check_stores(struct config *c)
 			config_parse_value(&config_options[OPT_replica_compress],
 			    v, &num, e, sizeof(e));
 			rc->compress = num != 0;
+			free(v);
+			v = RSTR(restart_bytes);
+			config_parse_value(
+			    &config_options[OPT_replica_restart_bytes], v, &num,
+			    e, sizeof(e));
+			rc->restart_bytes = num;
 			free(v);
 #undef RSTR
 			if (*rc->password != '\0' && *rc->password_file != '\0')

@@ -60,6 +60,7 @@ struct replica_conf {
 	enum replica_tls tls;
 	char *tls_ca_file;
 	bool compress;
+	uint64_t restart_bytes;	/* RESTART after this many body bytes */
 	int line;		/* where it was declared */
 };
 

@@ -77,6 +77,7 @@ struct link {
 	size_t files_in_batch;
 	struct journal_body_stream *bs;
 	uint64_t replayed;
+	uint64_t staged;		/* body bytes sent since RESTART */
 };
 
 static const char *const state_names[] = { "down", "connecting", "login",
@@ -162,6 +163,7 @@ reset_session(struct link *l)
 	buf_reset(&l->mechs);
 	l->on_reply = NULL;
 	l->repairing = l->caught_up = false;
+	l->staged = 0;
 }
 
 static void
@@ -463,6 +465,17 @@ start_login(struct link *l)
 /* ---- replay ------------------------------------------------------------- */
 
 static void
+restart_reply(struct link *l, const char *verb, const char *text)
+{
+	if (strcmp(verb, "OK") != 0) {
+		fail(l, "RESTART: %s %s", verb, text);
+		return;
+	}
+	l->staged = 0;
+	replay_next(l);
+}
+
+static void
 advance(struct link *l)
 {
 	l->acked = l->lsn;
@@ -470,6 +483,20 @@ advance(struct link *l)
 	l->repairing = false;
 	dlist_free(&l->cmd);
 	dlist_free(&l->missing);
+	/*
+	 * The replica keeps every body staged on this connection until
+	 * RESTART or EXIT: in a long catch-up that would be the whole
+	 * backlog on its disk.  Between commands, once enough has piled
+	 * up, let it go (bodies are staged again per mailbox anyway).
+	 */
+	if (l->staged >= l->rc.restart_bytes) {
+		log_info("store=%s replica=%s event=restart staged_bytes=%llu "
+		    "acked=%llu", l->st->name, l->rc.name,
+		    (unsigned long long)l->staged, (unsigned long long)l->acked);
+		l->on_reply = restart_reply;
+		send_text(l, "RESTART\r\n", 9);
+		return;
+	}
 	replay_next(l);
 }
 
@@ -652,6 +679,7 @@ pump_files(struct link *l)
 			buf_printf(&hdr, " %s %u}\r\n", l->next_file->s,
 			    rec.raw_len);
 			send_text(l, hdr.s, hdr.len);
+			l->staged += rec.raw_len;
 			buf_free(&hdr);
 		}
 	}
@@ -776,10 +804,27 @@ mailbox_state_reply(struct link *l, const char *verb, const char *text)
 static void
 other_reply(struct link *l, const char *verb, const char *text)
 {
-	if (strcmp(verb, "OK") == 0 ||
-	    (strcmp(verb, "NO") == 0 && l->cmd && strcmp(l->cmd->key,
-	    "UNMAILBOX") == 0 &&
-	    result_from_no_text(text) == RESULT_MAILBOX_NONEXISTENT)) {
+	bool gone = strcmp(verb, "NO") == 0 &&
+	    result_from_no_text(text) == RESULT_MAILBOX_NONEXISTENT;
+
+	if (strcmp(verb, "OK") == 0 || (gone && l->cmd &&
+	    strcmp(l->cmd->key, "UNMAILBOX") == 0)) {
+		advance(l);
+		return;
+	}
+	/*
+	 * A RENAME replayed twice (the cursor is stored every 200 ms, so a
+	 * crash can repeat the last commands) finds its source gone.  What
+	 * follows for the new name is checked by the replica as usual.
+	 */
+	if (gone && l->cmd && strcmp(l->cmd->key, "RENAME") == 0) {
+		const char *from = NULL;
+
+		dlist_get_str(l->cmd, "OLDMBOXNAME", &from);
+		log_warnx("store=%s replica=%s event=rename_skipped lsn=%llu "
+		    "mailbox=%s reason=\"not on the replica (renamed "
+		    "already?)\"", l->st->name, l->rc.name,
+		    (unsigned long long)l->lsn, from ? from : "?");
 		advance(l);
 		return;
 	}

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """quickstart-demo.py -- syncrelay doing its job on loopback.
 
-Starts syncrelay (in the background, data in /tmp/syncrelay-quickstart)
-and a real Debian Cyrus master whose sync_client points at it; creates a
-user with a few folders and messages; replicates them one-shot, then
-rolling while more mail arrives; shows what the relay journaled and what
-its shadow answers.  Run by scripts/quickstart after the build.
+Starts a real Debian Cyrus replica, syncrelay (in the background, data in
+/tmp/syncrelay-quickstart) replaying into it, and a real Cyrus master whose
+sync_client points at syncrelay; creates a user with a few folders and
+messages; replicates them one-shot, then rolling while more mail arrives;
+shows what the relay journaled, what its shadow answers, and that the
+replica ends up showing what the master shows.  Run by scripts/quickstart
+after the build.
 """
 import base64
 import os
@@ -31,7 +33,7 @@ def say(text):
     print("==> " + text, flush=True)
 
 
-def start_relay():
+def start_relay(replica_port):
     pidfile = os.path.join(RUN, "syncrelay.pid")
     if os.path.exists(pidfile):
         try:
@@ -55,10 +57,13 @@ def start_relay():
                 "allowplaintext: yes\n"
                 "sasl_sasldb_path: %s\n"
                 "sasl_mech_list: PLAIN\n"
+                "# how the relay logs in to the replicas' sync_servers\n"
+                "replica_authname: repl\n"
+                "replica_password: %s\n"
                 "# the store: a master slot and its replica slot\n"
                 "store.s1.identity: repl\n"
-                "store.s1.replica.r1: 127.0.0.1:2005\n" %
-                (port, RUN, pidfile, db))
+                "store.s1.replica.r1: 127.0.0.1:%d\n" %
+                (port, RUN, pidfile, db, cyrus.REPL_PASSWORD, replica_port))
     subprocess.run([os.path.join(BUILD, "syncrelay"), "-C", conf, "-n"],
                    check=True)
     # In the foreground, detached, logging to a file we can show.
@@ -92,13 +97,20 @@ def relay_get(port, line):
 
 def main():
     say("starting syncrelay")
-    port, conf, pidfile = start_relay()
+    replica_port = free_port()
+    port, conf, pidfile = start_relay(replica_port)
     print("    syncrelay pid %s listening on 127.0.0.1:%d, config %s" %
           (open(pidfile).read().strip(), port, conf))
     root = os.path.join(RUN, "cyrus")
     log = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    master = None
+    master = replica = None
     try:
+        say("starting a Cyrus 3.6.1 replica (sync_server on 127.0.0.1:%d)"
+            % replica_port)
+        replica = cyrus.CyrusInstance(root, "replica", syslog=log,
+                                      sync_port=replica_port,
+                                      users=("alice",))
+        replica.start()
         say("starting a Cyrus 3.6.1 master that replicates to syncrelay")
         master = cyrus.CyrusInstance(root, "master", syslog=log,
                                      extra=cyrus.replication_conf(port))
@@ -137,14 +149,28 @@ def main():
         with open(os.path.join(RUN, "syncrelay.log")) as f:
             for line in f.readlines()[-6:]:
                 print("    " + line.rstrip()[:150])
+        say("the replica, over IMAP, compared with the master")
+        want = master.state("alice")
+        got = None
+        for _ in range(60):
+            got = replica.state("alice")
+            if got == want:
+                break
+            time.sleep(0.5)
+        n = sum(len(b.get("messages", {})) for b in want["mailboxes"].values())
+        print("    master: %d folders, %d messages; replica %s" %
+              (len(want["mailboxes"]), n,
+               "identical" if got == want else "DIFFERS: %r" % got))
         say("syncrelay keeps running.  Stop it with: kill $(cat %s)" %
             pidfile)
-        say("replaying to replicas and syncrelayctl arrive with the fan-out "
-            "and operations work (issues 5 and 6)")
-        return 0 if not errors else 1
+        say("syncrelayctl (status and lag per store) arrives with the "
+            "operations work (issue 6)")
+        return 0 if not errors and got == want else 1
     finally:
         if master:
             master.stop()
+        if replica:
+            replica.stop()
         log.stop()
 
 

@@ -47,6 +47,7 @@ def setup():
                      "replica_password: %s\n"
                      "store.s1.identity: repl\n"
                      "store.s1.replica.r1: 127.0.0.1:%d\n"
+                     "store.s1.replica.r1.restart_bytes: 1M\n"
                      "store.s1.replica.r2: 127.0.0.1:%d\n"
                      % (db, cyrus.REPL_PASSWORD, replica.sync_port,
                         replica2.sync_port))
@@ -179,6 +180,11 @@ def test_maintenance_catch_up_while_the_other_replica_stays_current():
             time.time() < deadline:
         time.sleep(0.2)
     eq(cursor_lsn(relay, "r1"), relay_lsn(relay))
+    # r1 (restart_bytes 1M) let the replica free its staging on the way;
+    # r2 (the default, 64M) never had that much to send at once.
+    text = relay.logtext()
+    check("replica=r1 event=restart" in text, text)
+    check("replica=r2 event=restart" not in text, text)
     eq(master.stop_rolling(), 0)
     no_errors(log, mark, relay)
 
