@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """test_fanout.py -- the whole path with real Cyrus at both ends: a Debian
 Cyrus master replicates into syncrelay, and syncrelay replays the store's
-journal into two real Cyrus replicas' sync_servers.  The replica must end up
-showing, over IMAP, exactly what the master shows (UIDs, flags, modseqs,
-bodies, folders, subscriptions), with no error logged by either Cyrus;
-a replica taken down for maintenance catches up when it returns, and a
-relay restarted mid-way resumes from the cursor it stored; while one
-replica is down the other stays current; a replica changed behind the
-relay's back is repaired to the master's state; killing the replica or the
-relay during catch-up loses and duplicates nothing.
+journal into two real Cyrus replicas' sync_servers.  The replicas must end
+up showing, over IMAP, exactly what the master shows (UIDs, flags,
+modseqs, bodies, folders, subscriptions), and a direct sync_client from
+the master must find nothing to send them, with no error logged by any
+Cyrus.  A replica taken down for maintenance catches up when it returns
+while the other stays current; a relay restarted resumes from the stored
+cursors; killing the replica or the relay during catch-up loses and
+duplicates nothing; a replica changed behind the relay's back stops its
+link with a precise reason.
 """
 import os
 import re
@@ -110,6 +111,27 @@ def converge(master, replica, users, timeout=90.0):
     return want
 
 
+def direct_applies(master, replica, user):
+    """Runs a one-shot sync_client -u user from the master straight to the
+    replica (a channel of its own) with protocol telemetry (-v -v), and
+    returns the APPLY commands it had to send: none if the replica already
+    holds exactly what the master has."""
+    ch = "direct%d" % replica.sync_port
+    master.settings.update({
+        ch + "_sync_host": "127.0.0.1",
+        ch + "_sync_port": str(replica.sync_port),
+        ch + "_sync_authname": "repl",
+        ch + "_sync_password": cyrus.REPL_PASSWORD,
+        ch + "_sync_try_imap": "0"})
+    master.write_conf()
+    rc, out, err = master.sync_client(["-n", ch, "-v", "-v", "-u", user],
+                                      timeout=120)
+    check(rc == 0, "direct sync_client rc=%r\n%s%s" % (rc, out, err))
+    check(">GET USER %s" % user in out + err, out + err)
+    return [line for line in (out + err).splitlines()
+            if re.match(r">\d+>APPLY ", line)]
+
+
 def no_errors(log, mark, relay):
     log.flush()
     check(not log.errors(mark), log.errors(mark))
@@ -134,6 +156,9 @@ def test_one_shot_user_reaches_the_replicas():
         check(sum(len(b.get("messages", {})) for b in
                   st["mailboxes"].values()) >= 60, "messages missing")
     eq(cursor_lsn(relay, "r1"), relay_lsn(relay))
+    # The master itself finds nothing to send to either replica.
+    for r in replicas():
+        eq(direct_applies(master, r, "alice"), [])
     no_errors(log, mark, relay)
 
 
@@ -186,6 +211,9 @@ def test_maintenance_catch_up_while_the_other_replica_stays_current():
     check("replica=r1 event=restart" in text, text)
     check("replica=r2 event=restart" not in text, text)
     eq(master.stop_rolling(), 0)
+    for r in (r1, r2):
+        for u in ("alice", "bob"):
+            eq(direct_applies(master, r, u), [])
     no_errors(log, mark, relay)
 
 
