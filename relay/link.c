@@ -40,6 +40,14 @@
 #define BACKOFF_MAX 60.0
 #define FILES_PER_MESSAGE 256
 
+/* Where a body record is, so that sending it needs no segment scan. */
+struct seen_body {
+	char guid[41];
+	uint64_t lsn, segment, offset;
+};
+
+#define MAX_SEEN 65536
+
 struct link {
 	struct ev_loop *loop;
 	struct store *st;
@@ -67,6 +75,10 @@ struct link {
 	uint64_t acked, stored;
 	uint64_t lsn;			/* the record being replayed */
 	struct dlist *cmd;		/* its APPLY entry */
+	struct dlist *pending;		/* read ahead, not folded into cmd */
+	struct seen_body *seen;		/* bodies replay passed, newest last */
+	size_t nseen, seen_alloc;
+	uint64_t pending_lsn;
 	bool repairing;
 	bool caught_up;		/* reached the journal's end this session */
 	uint32_t r_last_uid;
@@ -91,6 +103,8 @@ link_state_name(enum link_state st)
 
 static void replay_next(struct link *l);
 static void link_connect(struct link *l);
+static const struct seen_body *find_body(const struct link *l,
+    const char *guid);
 
 static void
 set_state(struct link *l, enum link_state st)
@@ -157,6 +171,8 @@ reset_session(struct link *l)
 	saslcli_free(&l->sasl);
 	dlist_free(&l->untagged);
 	dlist_free(&l->cmd);
+	dlist_free(&l->pending);
+	l->nseen = 0;
 	dlist_free(&l->missing);
 	journal_body_stream_free(&l->bs);
 	journal_reader_free(&l->jr);	/* restart from acked + 1 */
@@ -647,6 +663,7 @@ pump_files(struct link *l)
 			send_text(l, " ", 1);
 		}
 		{
+			const struct seen_body *sb;
 			struct shadow_body b;
 			struct journal_record rec;
 			char path[4096], err[256];
@@ -658,16 +675,19 @@ pump_files(struct link *l)
 				send_text(l, "APPLY MESSAGE (", 15);
 				l->files_in_batch = 0;
 			}
-			if (shadow_body_get(l->st->shadow, l->next_file->s,
-			    &b) < 0) {
+			sb = find_body(l, l->next_file->s);
+			if (sb == NULL && shadow_body_get(l->st->shadow,
+			    l->next_file->s, &b) < 0) {
 				buf_free(&chunk);
 				fail(l, "message %s is not in the relay's journal "
 				    "any more", l->next_file->s);
 				return;
 			}
 			snprintf(path, sizeof(path), "%s/journal", l->st->dir);
-			l->bs = journal_body_stream_open(path, NULL, b.lsn,
-			    &rec, err, sizeof(err));
+			l->bs = sb ? journal_body_stream_open_at(path, NULL,
+			    sb->lsn, sb->segment, sb->offset, &rec, err,
+			    sizeof(err)) : journal_body_stream_open(path, NULL,
+			    b.lsn, &rec, err, sizeof(err));
 			if (l->bs == NULL) {
 				buf_free(&chunk);
 				fail(l, "%s", err);
@@ -850,12 +870,130 @@ parse_command(const char *text, size_t len)
 }
 
 static void
+remember_body(struct link *l, const struct journal_record *rec)
+{
+	struct seen_body *b;
+	int i;
+
+	if (l->nseen == MAX_SEEN)
+		l->nseen = 0;		/* the fallback is only slower */
+	if (l->nseen == l->seen_alloc) {
+		l->seen_alloc = l->seen_alloc ? l->seen_alloc * 2 : 256;
+		l->seen = xreallocarray(l->seen, l->seen_alloc,
+		    sizeof(*l->seen));
+	}
+	b = &l->seen[l->nseen++];
+	for (i = 0; i < 20; i++)
+		snprintf(b->guid + 2 * i, 3, "%02x", rec->guid[i]);
+	b->lsn = rec->lsn;
+	b->segment = rec->segment;
+	b->offset = rec->offset;
+}
+
+static const struct seen_body *
+find_body(const struct link *l, const char *guid)
+{
+	size_t i;
+
+	for (i = l->nseen; i > 0; i--)
+		if (memcmp(l->seen[i - 1].guid, guid, 40) == 0)
+			return &l->seen[i - 1];
+	return NULL;
+}
+
+static bool
+is_mailbox_update(const struct dlist *cmd)
+{
+	return strcmp(cmd->key, "MAILBOX") == 0 && cmd->type == DL_KVLIST &&
+	    dlist_get(cmd, "RECORD") != NULL;
+}
+
+static bool
+same_str(const struct dlist *a, const struct dlist *b, const char *key)
+{
+	const char *x = NULL, *y = NULL;
+
+	dlist_get_str(a, key, &x);
+	dlist_get_str(b, key, &y);
+	return x != NULL && y != NULL && strcmp(x, y) == 0;
+}
+
+/* Moves the first child of list out of it. */
+static struct dlist *
+pop_child(struct dlist *list)
+{
+	struct dlist *d = list->head;
+
+	if (d == NULL)
+		return NULL;
+	list->head = d->next;
+	if (list->head == NULL)
+		list->tail = NULL;
+	list->nchildren--;
+	d->next = NULL;
+	return d;
+}
+
+static struct dlist *
+child(struct dlist *kv, const char *key)
+{
+	struct dlist *d;
+
+	for (d = kv->head; d != NULL; d = d->next)
+		if (d->key && strcmp(d->key, key) == 0)
+			return d;
+	return NULL;
+}
+
+static uint64_t
+record_uid(const struct dlist *r)
+{
+	uint64_t v = 0;
+
+	dlist_get_num(r, "UID", &v);
+	return v;
+}
+
+/*
+ * Folds an older APPLY MAILBOX of the same mailbox into newer: newer's
+ * header (it is the later state), and the union of both RECORD lists by
+ * UID, newer winning -- what the master would have sent had it synced
+ * once after both changes.  Both lists are in ascending UID order.
+ */
+static void
+fold_mailbox(struct dlist *newer, struct dlist *older)
+{
+	struct dlist *a = child(older, "RECORD"), *b = child(newer, "RECORD");
+	struct dlist *out = dlist_new_list("RECORD");
+
+	while (a->head != NULL || b->head != NULL) {
+		if (b->head == NULL || (a->head != NULL &&
+		    record_uid(a->head) < record_uid(b->head))) {
+			dlist_append(out, pop_child(a));
+			continue;
+		}
+		if (a->head != NULL &&
+		    record_uid(a->head) == record_uid(b->head)) {
+			struct dlist *old = pop_child(a);
+
+			dlist_free(&old);
+		}
+		dlist_append(out, pop_child(b));
+	}
+	dlist_remove(newer, "RECORD");
+	dlist_append(newer, out);
+}
+
+#define MAX_FOLD 4096
+
+static void
 replay_next(struct link *l)
 {
 	struct journal_record rec;
 	struct buf raw = BUF_INIT;
 	char err[256], path[4096];
-	int e;
+	size_t folded = 0;
+	int e = 0;
 
 	if (l->conn == NULL || l->on_reply != NULL || l->cmd != NULL ||
 	    l->state == LINK_FAILED || l->state == LINK_LOGIN)
@@ -870,36 +1008,71 @@ replay_next(struct link *l)
 		}
 	}
 	journal_reader_set_upto(l->jr, journal_durable_lsn(l->st->journal));
-	for (;;) {
+	if (l->pending != NULL) {
+		l->cmd = l->pending;
+		l->lsn = l->pending_lsn;
+		l->pending = NULL;
+	}
+	/*
+	 * Catching up, consecutive updates of one mailbox are sent as one
+	 * (folded), as sync_client itself would after a pause: one round of
+	 * GET/RESERVE/MESSAGE/MAILBOX instead of one per change.  The first
+	 * command that does not fold waits in l->pending.
+	 */
+	while (l->cmd == NULL || (is_mailbox_update(l->cmd) &&
+	    folded < MAX_FOLD)) {
+		struct dlist *next;
+
 		e = journal_reader_next(l->jr, &rec, &raw);
 		if (e <= 0)
 			break;
-		l->lsn = rec.lsn;
 		/*
 		 * Bodies go out with the APPLY MAILBOX that needs them (from
 		 * the body index); the cursor passes them only when that
 		 * command is acknowledged, so retention keeps them till then.
 		 */
-		if (rec.type == JOURNAL_BODY)
+		if (rec.type == JOURNAL_BODY) {
+			remember_body(l, &rec);
 			continue;
-		l->cmd = parse_command(raw.s, raw.len);
-		if (l->cmd == NULL) {
+		}
+		next = parse_command(raw.s, raw.len);
+		if (next == NULL) {
 			buf_free(&raw);
+			dlist_free(&l->cmd);
 			fail(l, "journal record %llu is not an APPLY command",
 			    (unsigned long long)rec.lsn);
 			return;
 		}
-		buf_free(&raw);
-		if (strcmp(l->cmd->key, "MAILBOX") == 0 &&
-		    l->cmd->type == DL_KVLIST && dlist_get(l->cmd, "RECORD"))
-			ask_mailbox_state(l);
-		else
-			send_cmd(l, "APPLY", l->cmd, other_reply);
-		return;
+		if (l->cmd == NULL) {
+			l->cmd = next;
+			l->lsn = rec.lsn;
+			continue;
+		}
+		if (is_mailbox_update(next) &&
+		    same_str(next, l->cmd, "UNIQUEID") &&
+		    same_str(next, l->cmd, "MBOXNAME")) {
+			fold_mailbox(next, l->cmd);
+			dlist_free(&l->cmd);
+			l->cmd = next;
+			l->lsn = rec.lsn;
+			folded++;
+			continue;
+		}
+		l->pending = next;
+		l->pending_lsn = rec.lsn;
+		break;
 	}
 	buf_free(&raw);
 	if (e < 0) {
+		dlist_free(&l->cmd);
 		fail(l, "reading the journal: %s", journal_reader_errstr(l->jr));
+		return;
+	}
+	if (l->cmd != NULL) {
+		if (is_mailbox_update(l->cmd))
+			ask_mailbox_state(l);
+		else
+			send_cmd(l, "APPLY", l->cmd, other_reply);
 		return;
 	}
 	l->caught_up = true;
@@ -998,6 +1171,7 @@ link_free(struct link **lp)
 		cursor_store(l->cursor, l->acked);
 	reset_session(l);
 	buf_free(&l->mechs);
+	free(l->seen);
 	free(l->rc.name);
 	free(l->rc.host);
 	free(l->rc.authname);

@@ -173,6 +173,14 @@ struct journal_body_stream;
 struct journal_body_stream *journal_body_stream_open(const char *dir,
     const struct fileops *fops, uint64_t lsn, struct journal_record *rec,
     char *err, size_t err_len);
+/*
+ * The same, told the record's segment and offset (from a journal_record
+ * seen earlier) so that it need not scan the segment; a wrong hint gives
+ * "no body record" (0, 0: no hint).
+ */
+struct journal_body_stream *journal_body_stream_open_at(const char *dir,
+    const struct fileops *fops, uint64_t lsn, uint64_t segment,
+    uint64_t offset, struct journal_record *rec, char *err, size_t err_len);
 ssize_t journal_body_stream_read(struct journal_body_stream *bs,
     struct buf *out, size_t max);
 void journal_body_stream_free(struct journal_body_stream **bsp);

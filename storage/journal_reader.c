@@ -359,12 +359,33 @@ struct journal_body_stream *
 journal_body_stream_open(const char *dir, const struct fileops *fops,
     uint64_t lsn, struct journal_record *rec, char *err, size_t err_len)
 {
+	return journal_body_stream_open_at(dir, fops, lsn, 0, 0, rec, err,
+	    err_len);
+}
+
+struct journal_body_stream *
+journal_body_stream_open_at(const char *dir, const struct fileops *fops,
+    uint64_t lsn, uint64_t segment, uint64_t offset,
+    struct journal_record *rec, char *err, size_t err_len)
+{
 	struct journal_body_stream *bs = xcalloc(1, sizeof(*bs));
+	int e;
 
 	bs->r = journal_reader_new(dir, fops, lsn, lsn, err, err_len);
 	if (bs->r == NULL) {
 		free(bs);
 		return NULL;
+	}
+	/* Jump straight to the record when told where it is. */
+	if (segment != 0 && offset != 0 && bs->r->idx < bs->r->nsegs &&
+	    bs->r->segs[bs->r->idx] == segment) {
+		if ((e = open_segment(bs->r)) < 0) {
+			snprintf(err, err_len, "%s",
+			    journal_reader_errstr(bs->r));
+			journal_body_stream_free(&bs);
+			return NULL;
+		}
+		bs->r->off = offset;
 	}
 	if (journal_reader_next(bs->r, &bs->rec, NULL) != 1 ||
 	    bs->rec.lsn != lsn || bs->rec.type != JOURNAL_BODY) {
