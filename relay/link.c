@@ -873,7 +873,6 @@ static void
 remember_body(struct link *l, const struct journal_record *rec)
 {
 	struct seen_body *b;
-	int i;
 
 	if (l->nseen == MAX_SEEN)
 		l->nseen = 0;		/* the fallback is only slower */
@@ -883,8 +882,7 @@ remember_body(struct link *l, const struct journal_record *rec)
 		    sizeof(*l->seen));
 	}
 	b = &l->seen[l->nseen++];
-	for (i = 0; i < 20; i++)
-		snprintf(b->guid + 2 * i, 3, "%02x", rec->guid[i]);
+	journal_guid_hex(rec->guid, b->guid);
 	b->lsn = rec->lsn;
 	b->segment = rec->segment;
 	b->offset = rec->offset;

@@ -175,8 +175,9 @@ struct journal_body_stream *journal_body_stream_open(const char *dir,
     char *err, size_t err_len);
 /*
  * The same, told the record's segment and offset (from a journal_record
- * seen earlier) so that it need not scan the segment; a wrong hint gives
- * "no body record" (0, 0: no hint).
+ * seen earlier) so that it need not scan the segment (0, 0: no hint).  A
+ * wrong hint never yields another record's bytes: the record read must
+ * pass its checks and be the body at lsn, or the open fails.
  */
 struct journal_body_stream *journal_body_stream_open_at(const char *dir,
     const struct fileops *fops, uint64_t lsn, uint64_t segment,
