@@ -22,7 +22,6 @@ Prints both times and the ratio relay/direct (target <= 1.0, ideally
     python3 ../bench/bench_fanout.py [SMALL BIG FLAGS]   (2000 200 2000)
 """
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -34,8 +33,7 @@ os.environ.setdefault("BUILDDIR", os.path.abspath("."))
 sys.path.insert(0, os.path.join(SRCDIR, "tests/integration"))
 
 import cyrus  # noqa: E402
-from harness import Relay  # noqa: E402
-from relaytest import relay_lsn, sasldb  # noqa: E402
+from relaytest import master_facing_relay, relay_lsn  # noqa: E402
 
 USER = "bench"
 
@@ -83,15 +81,7 @@ def main():
         insts += [ra, rb]
         ra.start()
         rb.start()
-        relay = Relay()
-        db = os.path.join(relay.dir, "sasldb2")
-        sasldb(db, "repl", cyrus.REPL_PASSWORD, "relay-test")
-        relay.write_conf("allowplaintext: yes\nsasl_sasldb_path: %s\n"
-                         "sasl_mech_list: PLAIN\nreplica_authname: repl\n"
-                         "replica_password: %s\nstore.s1.identity: repl\n"
-                         "store.s1.replica.a: 127.0.0.1:%d\n"
-                         % (db, cyrus.REPL_PASSWORD, ra.sync_port))
-        relay.start()
+        relay = master_facing_relay([("a", ra.sync_port)])
         extra = {"sync_log_channels": "relay direct", "sync_try_imap": "0",
                  "sync_repeat_interval": "1s"}
         extra.update(channel("relay", relay.port))

@@ -35,6 +35,7 @@
 #include "relay/link.h"
 #include "relay/store.h"
 #include "storage/cursor.h"
+#include "storage/fold.h"
 
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 60.0
@@ -851,24 +852,6 @@ other_reply(struct link *l, const char *verb, const char *text)
 	fail(l, "APPLY %s: %s %s", l->cmd ? l->cmd->key : "?", verb, text);
 }
 
-static struct dlist *
-parse_command(const char *text, size_t len)
-{
-	struct csync_reader *r = csync_reader_new(CSYNC_SERVER, NULL, NULL);
-	struct buf b = BUF_INIT;
-	struct dlist *e = NULL;
-	size_t used;
-
-	buf_append(&b, text, len);
-	buf_puts(&b, "\r\n");
-	if (csync_reader_feed(r, b.s, b.len, &used) == CSYNC_LINE &&
-	    strcmp(csync_reader_verb(r), "APPLY") == 0)
-		e = csync_reader_take_entry(r);
-	csync_reader_free(&r);
-	buf_free(&b);
-	return e;
-}
-
 static void
 remember_body(struct link *l, const struct journal_record *rec)
 {
@@ -1033,7 +1016,7 @@ replay_next(struct link *l)
 			remember_body(l, &rec);
 			continue;
 		}
-		next = parse_command(raw.s, raw.len);
+		next = fold_parse_command(raw.s, raw.len);
 		if (next == NULL) {
 			buf_free(&raw);
 			dlist_free(&l->cmd);

@@ -23,29 +23,36 @@
 
 #define FOLD_BATCH 256
 
+struct dlist *
+fold_parse_command(const char *text, size_t len)
+{
+	struct csync_reader *r = csync_reader_new(CSYNC_SERVER, NULL, NULL);
+	struct buf line = BUF_INIT;
+	struct dlist *e = NULL;
+	size_t used;
+
+	buf_append(&line, text, len);
+	buf_puts(&line, "\r\n");
+	if (csync_reader_feed(r, line.s, line.len, &used) == CSYNC_LINE &&
+	    strcmp(csync_reader_verb(r), "APPLY") == 0)
+		e = csync_reader_take_entry(r);
+	csync_reader_free(&r);
+	buf_free(&line);
+	return e;
+}
+
 int
 fold_command_text(struct shadow *s, const char *text, size_t len,
     struct apply_outcome *out)
 {
 	static const struct apply_ctx replay = { true, true, true };
-	struct csync_reader *r = csync_reader_new(CSYNC_SERVER, NULL, NULL);
-	struct buf line = BUF_INIT;
-	struct dlist *e = NULL;
-	size_t used;
-	int ret = -EINVAL;
+	struct dlist *e = fold_parse_command(text, len);
 
-	buf_append(&line, text, len);
-	buf_puts(&line, "\r\n");
-	if (csync_reader_feed(r, line.s, line.len, &used) == CSYNC_LINE &&
-	    strcmp(csync_reader_verb(r), "APPLY") == 0 &&
-	    (e = csync_reader_take_entry(r)) != NULL) {
-		apply_command(s, e, &replay, out);
-		ret = 0;
-	}
+	if (e == NULL)
+		return -EINVAL;
+	apply_command(s, e, &replay, out);
 	dlist_free(&e);
-	csync_reader_free(&r);
-	buf_free(&line);
-	return ret;
+	return 0;
 }
 
 long

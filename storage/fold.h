@@ -17,6 +17,13 @@
  */
 long fold_journal(struct shadow *s, const char *dir, uint64_t upto,
     char *err, size_t err_len);
+struct dlist;
+/*
+ * The APPLY entry of a journaled command's text (as session.c writes it:
+ * the command line without its CRLF), or NULL if it is not one.  The
+ * caller frees it.
+ */
+struct dlist *fold_parse_command(const char *text, size_t len);
 /*
  * Applies one journal record's payload (a command's text) to s inside
  * the caller's transaction; used by fold_journal() and by ingest.

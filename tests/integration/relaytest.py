@@ -6,7 +6,7 @@ import re
 import subprocess
 
 import cyrus
-from harness import BUILDDIR, eq
+from harness import BUILDDIR, Relay, eq
 
 __import__("imaplib").Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 
@@ -61,3 +61,23 @@ def populate(master, user, n, big):
                                   "(STORAGE 500000)"))
     finally:
         a.logout()
+
+
+def master_facing_relay(replicas, extra=""):
+    """A started syncrelay with one store, s1, that a Cyrus master logs in
+    to as repl (PLAIN, from a sasldb of the relay's own), replaying to
+    replicas [(name, port), ...] on 127.0.0.1 as repl; extra is appended
+    to its config."""
+    relay = Relay()
+    db = os.path.join(relay.dir, "sasldb2")
+    sasldb(db, "repl", cyrus.REPL_PASSWORD, "relay-test")
+    relay.write_conf("allowplaintext: yes\n"
+                     "sasl_sasldb_path: %s\n"
+                     "sasl_mech_list: PLAIN\n"
+                     "replica_authname: repl\n"
+                     "replica_password: %s\n"
+                     "store.s1.identity: repl\n"
+                     % (db, cyrus.REPL_PASSWORD) +
+                     "".join("store.s1.replica.%s: 127.0.0.1:%d\n" % r
+                             for r in replicas) + extra)
+    return relay.start()

@@ -6,7 +6,6 @@ master and the relay's shadow matching what IMAP shows on the master.
 """
 import base64
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -16,8 +15,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
-from harness import BUILDDIR, Client, Relay, check, eq, run, test
-from relaytest import populate, relay_lsn, sasldb
+from harness import Client, check, eq, run, test
+from relaytest import master_facing_relay, populate, relay_lsn
 
 env = {}
 imaplib_commands = __import__("imaplib").Commands
@@ -27,15 +26,8 @@ imaplib_commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 def setup():
     root = env["root"] = tempfile.mkdtemp(prefix="syncrelay-cyrus-")
     log = env["syslog"] = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    relay = env["relay"] = Relay()
-    db = os.path.join(relay.dir, "sasldb2")
-    sasldb(db, "repl", cyrus.REPL_PASSWORD, "relay-test")
-    relay.write_conf("allowplaintext: yes\n"
-                     "sasl_sasldb_path: %s\n"
-                     "sasl_mech_list: PLAIN\n"
-                     "store.s1.identity: repl\n"
-                     "store.s1.replica.r1: 127.0.0.1:1\n" % db)
-    relay.start()
+    # Its replica's address is never answered: ingest alone.
+    relay = env["relay"] = master_facing_relay([("r1", 1)])
     master = env["master"] = cyrus.CyrusInstance(
         root, "master", syslog=log, extra=cyrus.replication_conf(relay.port))
     master.start()

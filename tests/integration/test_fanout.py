@@ -22,8 +22,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
-from harness import Relay, check, eq, run, test
-from relaytest import populate, relay_lsn, sasldb
+from harness import check, eq, run, test
+from relaytest import master_facing_relay, populate, relay_lsn
 
 env = {}
 USERS = ("alice", "bob")
@@ -38,21 +38,9 @@ def setup():
     replica2 = env["replica2"] = cyrus.CyrusInstance(root, "replica2",
                                                      syslog=log, users=USERS)
     replica2.start()
-    relay = env["relay"] = Relay()
-    db = os.path.join(relay.dir, "sasldb2")
-    sasldb(db, "repl", cyrus.REPL_PASSWORD, "relay-test")
-    relay.write_conf("allowplaintext: yes\n"
-                     "sasl_sasldb_path: %s\n"
-                     "sasl_mech_list: PLAIN\n"
-                     "replica_authname: repl\n"
-                     "replica_password: %s\n"
-                     "store.s1.identity: repl\n"
-                     "store.s1.replica.r1: 127.0.0.1:%d\n"
-                     "store.s1.replica.r1.restart_bytes: 1M\n"
-                     "store.s1.replica.r2: 127.0.0.1:%d\n"
-                     % (db, cyrus.REPL_PASSWORD, replica.sync_port,
-                        replica2.sync_port))
-    relay.start()
+    relay = env["relay"] = master_facing_relay(
+        [("r1", replica.sync_port), ("r2", replica2.sync_port)],
+        "store.s1.replica.r1.restart_bytes: 1M\n")
     master = env["master"] = cyrus.CyrusInstance(
         root, "master", syslog=log, extra=cyrus.replication_conf(relay.port))
     master.start()
