@@ -89,7 +89,6 @@ struct link {
 	const struct dlist *next_file;
 	size_t files_in_batch;
 	struct journal_body_stream *bs;
-	uint64_t replayed;
 	uint64_t staged;		/* body bytes sent since RESTART */
 };
 
@@ -496,7 +495,6 @@ static void
 advance(struct link *l)
 {
 	l->acked = l->lsn;
-	l->replayed++;
 	l->repairing = false;
 	dlist_free(&l->cmd);
 	dlist_free(&l->missing);
