@@ -33,6 +33,7 @@
 #include "relay/conn.h"
 #include "relay/getcmd.h"
 #include "relay/link.h"
+#include "relay/stats.h"
 #include "relay/store.h"
 #include "storage/cursor.h"
 #include "storage/fold.h"
@@ -1180,4 +1181,28 @@ uint64_t
 link_acked(const struct link *l)
 {
 	return l->acked;
+}
+
+void
+link_stats(struct link *l, struct stats_link *out)
+{
+	uint64_t head = journal_durable_lsn(l->st->journal);
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", l->rc.name);
+	snprintf(out->address, sizeof(out->address), "%s:%u", l->rc.host,
+	    (unsigned)l->rc.port);
+	snprintf(out->state, sizeof(out->state), "%s", state_names[l->state]);
+	if (l->state == LINK_FAILED || l->state == LINK_DOWN)
+		snprintf(out->reason, sizeof(out->reason), "%s", l->why);
+	out->cursor_lsn = l->acked;
+	out->lag_records = head > l->acked ? head - l->acked : 0;
+	out->eta_seconds = -1;
+}
+
+void
+link_set_paused(struct link *l, bool paused)
+{
+	(void)l;
+	(void)paused;
 }

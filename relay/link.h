@@ -18,6 +18,7 @@
 #ifndef SR_LINK_H
 #define SR_LINK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <ev.h>
@@ -44,5 +45,10 @@ void link_wake(struct link *l);
 enum link_state link_state(const struct link *l);
 /* The last LSN the replica acknowledged. */
 uint64_t link_acked(const struct link *l);
+struct stats_link;
+/* Fills out with the link's state, lag and counters. */
+void link_stats(struct link *l, struct stats_link *out);
+/* Pauses (true) or resumes a link; a paused link keeps its cursor. */
+void link_set_paused(struct link *l, bool paused);
 
 #endif

@@ -939,3 +939,9 @@ session_start(struct ev_loop *loop, int fd, const char *peer,
 	log_info("conn=%lu peer=%s event=connect", conn_id(s->conn), peer);
 	send_banner(s);
 }
+
+const char *
+session_peer(const struct session *s)
+{
+	return conn_peer(s->conn);
+}

@@ -35,4 +35,8 @@ void session_start(struct ev_loop *loop, int fd, const char *peer,
     const char *sasl_local, const char *sasl_remote,
     const struct session_params *params);
 
+struct session;
+/* The master's address, for status. */
+const char *session_peer(const struct session *s);
+
 #endif

@@ -223,3 +223,20 @@ store_count(void)
 {
 	return nstores;
 }
+
+struct store *
+store_at(size_t i)
+{
+	return i < nstores ? stores[i] : NULL;
+}
+
+struct store *
+store_by_name(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < nstores; i++)
+		if (strcmp(stores[i]->name, name) == 0)
+			return stores[i];
+	return NULL;
+}

@@ -15,6 +15,7 @@
 #include <ev.h>
 
 #include "relay/config.h"
+#include "relay/stats.h"
 #include "storage/cursor.h"
 #include "storage/journal.h"
 #include "storage/shadow.h"
@@ -36,6 +37,11 @@ struct store {
 	struct ev_loop *loop;
 	ev_async wake;
 	struct session *master;		/* the master session, or NULL */
+	double master_last_command;	/* ev_now() of its last command */
+	/* Ingest counters since start (filled by session.c). */
+	uint64_t ingested_records, ingested_bytes;
+	struct stats_code_count errors[STATS_MAX_CODES];
+	size_t nerrors;
 	/* Called on the loop after journal completions ran. */
 	void (*on_progress)(struct store *st, void *arg);
 	void *on_progress_arg;
@@ -54,5 +60,9 @@ void store_close_all(void);
 /* The store whose master logs in as identity, or NULL. */
 struct store *store_by_identity(const char *identity);
 size_t store_count(void);
+/* Store i (0-based, i < store_count()). */
+struct store *store_at(size_t i);
+/* The store called name, or NULL. */
+struct store *store_by_name(const char *name);
 
 #endif

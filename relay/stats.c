@@ -1,0 +1,87 @@
+/*
+ * stats.c -- snapshots of stores and links (see stats.h).
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/xmalloc.h"
+#include "relay/link.h"
+#include "relay/session.h"
+#include "relay/stats.h"
+#include "relay/store.h"
+
+const double stats_fsync_bounds[STATS_FSYNC_BUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 1.0,
+};
+
+void
+stats_count_code(struct stats_code_count *t, size_t *n, const char *code)
+{
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if (strcmp(t[i].code, code) == 0) {
+			t[i].n++;
+			return;
+		}
+	if (*n == STATS_MAX_CODES)
+		code = "other", i = STATS_MAX_CODES - 1;
+	else
+		i = (*n)++;
+	if (strcmp(t[i].code, code) != 0) {
+		snprintf(t[i].code, sizeof(t[i].code), "%s", code);
+		t[i].n = 0;
+	}
+	t[i].n++;
+}
+
+size_t
+stats_store_count(void)
+{
+	return store_count();
+}
+
+void
+stats_store(size_t i, struct stats_store *out)
+{
+	struct store *st = store_at(i);
+	struct journal_stats js;
+	size_t k;
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+		return;
+	snprintf(out->name, sizeof(out->name), "%s", st->name);
+	snprintf(out->identity, sizeof(out->identity), "%s", st->identity);
+	if (st->master != NULL) {
+		out->master_connected = true;
+		snprintf(out->master_peer, sizeof(out->master_peer), "%s",
+		    session_peer(st->master));
+	}
+	out->master_last_command = st->master_last_command;
+	journal_get_stats(st->journal, &js);
+	out->head_lsn = js.durable_lsn;
+	out->first_lsn = js.first_lsn;
+	out->journal_bytes = js.bytes;
+	out->journal_segments = js.segments;
+	out->fsyncs = js.fsyncs;
+	out->ingested_records = st->ingested_records;
+	out->ingested_bytes = st->ingested_bytes;
+	memcpy(out->errors, st->errors, sizeof(out->errors));
+	out->nerrors = st->nerrors;
+	out->links = xcalloc(st->nlinks + 1, sizeof(*out->links));
+	for (k = 0; k < st->nlinks; k++)
+		link_stats(st->links[k], &out->links[out->nlinks++]);
+}
+
+void
+stats_store_release(struct stats_store *s)
+{
+	free(s->links);
+	s->links = NULL;
+	s->nlinks = 0;
+}

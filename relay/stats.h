@@ -1,0 +1,80 @@
+/*
+ * stats.h -- what the daemon knows about its stores and links, for the
+ * control socket (syncrelayctl) and the Prometheus metrics.
+ *
+ * Everything here is read on the event loop: stats_store_count() and
+ * stats_store() take a snapshot of one store and its replicas into plain
+ * structs, so a caller can format them without holding anything.
+ * Counters are totals since the daemon started; gauges are as of the
+ * snapshot.
+ */
+#ifndef SR_STATS_H
+#define SR_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Upper bounds (seconds) of the fsync latency histogram's buckets. */
+#define STATS_FSYNC_BUCKETS 12
+extern const double stats_fsync_bounds[STATS_FSYNC_BUCKETS];
+
+/* Result codes counted per store and per link (errors by result code). */
+#define STATS_MAX_CODES 16
+struct stats_code_count {
+	char code[40];		/* e.g. "IMAP_SYNC_CHECKSUM", "NO" */
+	uint64_t n;
+};
+
+struct stats_link {
+	char name[128];
+	char address[300];	/* host:port */
+	char state[24];		/* link_state_name(), or "paused" */
+	bool paused;
+	char reason[300];	/* why failed / down (empty otherwise) */
+	char last_error[300];	/* the last error seen, even if recovered */
+	double last_error_time;	/* epoch seconds (0: none) */
+	uint64_t cursor_lsn;	/* last LSN the replica acknowledged */
+	uint64_t lag_records;	/* head_lsn - cursor_lsn */
+	uint64_t lag_bytes;	/* journal bytes after the cursor */
+	double lag_seconds;	/* age of the oldest record not replayed */
+	double replay_rate;	/* records/s acknowledged, recent average */
+	double eta_seconds;	/* lag_records / replay_rate; -1: unknown */
+	uint64_t replayed_records;	/* acknowledged since start */
+	uint64_t replayed_bytes;	/* bytes sent to the replica */
+	uint64_t connects;		/* successful logins since start */
+	struct stats_code_count errors[STATS_MAX_CODES];
+	size_t nerrors;
+};
+
+struct stats_store {
+	char name[128];
+	char identity[256];
+	bool master_connected;
+	char master_peer[300];
+	double master_last_command;	/* epoch seconds (0: never) */
+	uint64_t head_lsn;		/* newest durable record */
+	uint64_t first_lsn;		/* oldest record kept */
+	uint64_t journal_bytes;
+	uint64_t journal_segments;
+	uint64_t ingested_records;	/* since start */
+	uint64_t ingested_bytes;	/* payload bytes, since start */
+	uint64_t fsyncs;
+	uint64_t fsync_buckets[STATS_FSYNC_BUCKETS];	/* cumulative */
+	double fsync_seconds_sum;
+	struct stats_code_count errors[STATS_MAX_CODES];	/* replies */
+	size_t nerrors;
+	struct stats_link *links;
+	size_t nlinks;
+};
+
+/* Number of stores. */
+size_t stats_store_count(void);
+/* Fills out with store i (0-based); out->links is malloc'ed. */
+void stats_store(size_t i, struct stats_store *out);
+void stats_store_release(struct stats_store *s);
+/* Adds one to the count of code in a table of at most STATS_MAX_CODES. */
+void stats_count_code(struct stats_code_count *t, size_t *n,
+    const char *code);
+
+#endif
