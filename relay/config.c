@@ -331,7 +331,8 @@ parse_store_key(struct config *c, const char *key, const char *value,
 			free(opt);
 			return cerr(c, line, "unknown replica setting \"%s\" "
 			    "(known: authname, password, password_file, realm, "
-			    "tls, tls_ca_file, compress, restart_bytes)",
+			    "tls, tls_ca_file, compress, restart_bytes, "
+			    "max_bytes_per_second, max_records_per_second)",
 			    rdot + 1);
 		}
 		if (config_parse_value(o, value, &num, e, sizeof(e)) < 0) {
@@ -474,6 +475,18 @@ check_stores(struct config *c)
 			    &config_options[OPT_replica_restart_bytes], v, &num,
 			    e, sizeof(e));
 			rc->restart_bytes = num;
+			free(v);
+			v = RSTR(max_bytes_per_second);
+			config_parse_value(
+			    &config_options[OPT_replica_max_bytes_per_second], v,
+			    &num, e, sizeof(e));
+			rc->max_bytes_per_second = num;
+			free(v);
+			v = RSTR(max_records_per_second);
+			config_parse_value(
+			    &config_options[OPT_replica_max_records_per_second],
+			    v, &num, e, sizeof(e));
+			rc->max_records_per_second = num;
 			free(v);
 #undef RSTR
 			if (*rc->password != '\0' && *rc->password_file != '\0')

@@ -61,6 +61,8 @@ struct replica_conf {
 	char *tls_ca_file;
 	bool compress;
 	uint64_t restart_bytes;	/* RESTART after this many body bytes */
+	uint64_t max_bytes_per_second;		/* 0: no limit */
+	uint64_t max_records_per_second;	/* 0: no limit */
 	int line;		/* where it was declared */
 };
 

@@ -50,6 +50,18 @@ struct seen_body {
 
 #define MAX_SEEN 65536
 
+/* A record read from the journal and not yet acknowledged. */
+struct rpos {
+	uint64_t lsn, time_us, segment, offset;
+};
+
+/* A token bucket: at most rate per second, bursts of one second. */
+struct bucket {
+	double rate;		/* 0: no limit */
+	double tokens;
+	double last;		/* ev_now() of the last refill */
+};
+
 struct link {
 	struct ev_loop *loop;
 	struct store *st;
@@ -91,10 +103,29 @@ struct link {
 	size_t files_in_batch;
 	struct journal_body_stream *bs;
 	uint64_t staged;		/* body bytes sent since RESTART */
+
+	/* Lag: where the oldest unacknowledged record is. */
+	struct rpos *rq;		/* read, not acked, oldest first */
+	size_t rq_head, rq_len, rq_alloc;
+	struct rpos front;		/* record acked + 1 (lsn 0: unknown) */
+	/* Counters and rates for status and metrics. */
+	uint64_t replayed_records, replayed_bytes, connects;
+	double rate;			/* records/s acknowledged, smoothed */
+	double rate_t;			/* ev_now() of the last sample */
+	uint64_t rate_acked;
+	char last_error[300];
+	double last_error_time;
+	struct stats_code_count errors[STATS_MAX_CODES];
+	size_t nerrors;
+	/* Pause and rate limits. */
+	bool paused;
+	char paused_path[4096];		/* exists while paused */
+	struct bucket bytes_bucket, records_bucket;
+	ev_timer throttle;
 };
 
 static const char *const state_names[] = { "down", "connecting", "login",
-	"catching up", "streaming", "repairing", "failed" };
+	"catching up", "streaming", "repairing", "failed", "paused" };
 
 const char *
 link_state_name(enum link_state st)
@@ -106,6 +137,23 @@ static void replay_next(struct link *l);
 static void link_connect(struct link *l);
 static const struct seen_body *find_body(const struct link *l,
     const char *guid);
+
+static void
+note_error(struct link *l, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Remembers the last error for status, and counts it by code. */
+static void
+note_error(struct link *l, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(l->last_error, sizeof(l->last_error), fmt, ap);
+	va_end(ap);
+	l->last_error_time = ev_now(l->loop);
+	stats_count_code(l->errors, &l->nerrors, code);
+}
 
 static void
 set_state(struct link *l, enum link_state st)
@@ -122,6 +170,9 @@ static void
 send_text(struct link *l, const char *text, size_t n)
 {
 	conn_write(l->conn, text, n);
+	l->replayed_bytes += n;
+	if (l->bytes_bucket.rate > 0)
+		l->bytes_bucket.tokens -= (double)n;
 }
 
 static void
@@ -159,6 +210,7 @@ fail(struct link *l, const char *fmt, ...)
 	va_end(ap);
 	log_error("store=%s replica=%s event=link_failed lsn=%llu reason=\"%s\"",
 	    l->st->name, l->rc.name, (unsigned long long)l->lsn, l->why);
+	note_error(l, "link_failed", "%s", l->why);
 	set_state(l, LINK_FAILED);
 	drop(l, "link failed");
 }
@@ -181,6 +233,7 @@ reset_session(struct link *l)
 	l->on_reply = NULL;
 	l->repairing = l->caught_up = false;
 	l->staged = 0;
+	l->rq_head = l->rq_len = 0;	/* the reader starts again */
 }
 
 static void
@@ -207,6 +260,11 @@ on_close(struct conn *c, void *arg, const char *reason)
 	reset_session(l);
 	if (l->state == LINK_FAILED)
 		return;
+	if (l->paused) {
+		set_state(l, LINK_PAUSED);
+		return;
+	}
+	note_error(l, "connection_lost", "connection lost: %s", reason);
 	log_warnx("store=%s replica=%s event=link_down reason=\"%s\" "
 	    "retry_in=%.0fs", l->st->name, l->rc.name, reason, l->backoff);
 	set_state(l, LINK_DOWN);
@@ -288,6 +346,11 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 			    l->on_reply;
 
 			l->on_reply = NULL;
+			if (strcmp(verb, "OK") != 0 && strcmp(verb, "+") != 0)
+				stats_count_code(l->errors, &l->nerrors,
+				    strcmp(verb, "NO") == 0 ? result_name(
+				    result_from_no_text(text ? text : "")) :
+				    verb);
 			k(l, verb, text ? text : "");
 		}
 		dlist_free(&l->untagged);
@@ -313,6 +376,8 @@ connected_cb(struct ev_loop *loop, ev_io *w, int revents)
 		    "error=\"%s\" retry_in=%.0fs", l->st->name, l->rc.name,
 		    l->rc.host, l->rc.port, strerror(err ? err : errno),
 		    l->backoff);
+		note_error(l, "connect_failed", "connecting to %s:%u: %s",
+		    l->rc.host, l->rc.port, strerror(err ? err : errno));
 		close(l->fd);
 		l->fd = -1;
 		set_state(l, LINK_DOWN);
@@ -336,7 +401,8 @@ link_connect(struct link *l)
 	char port[16];
 	int r;
 
-	if (l->state == LINK_FAILED || l->conn != NULL || l->fd >= 0)
+	if (l->state == LINK_FAILED || l->paused || l->conn != NULL ||
+	    l->fd >= 0)
 		return;
 	if (l->rc.tls != REPLICA_TLS_NO) {
 		fail(l, "TLS toward replicas is not supported yet");
@@ -387,6 +453,7 @@ caps_reply(struct link *l, const char *verb, const char *text)
 		return;
 	}
 	l->backoff = BACKOFF_MIN;
+	l->connects++;
 	log_info("store=%s replica=%s event=link_up acked=%llu", l->st->name,
 	    l->rc.name, (unsigned long long)l->acked);
 	set_state(l, LINK_CATCHING_UP);
@@ -492,10 +559,104 @@ restart_reply(struct link *l, const char *verb, const char *text)
 	replay_next(l);
 }
 
+/* ---- rate limits ------------------------------------------------------------ */
+
+static void
+refill(struct link *l, struct bucket *b)
+{
+	double now = ev_now(l->loop);
+
+	if (b->rate <= 0)
+		return;
+	b->tokens += (now - b->last) * b->rate;
+	if (b->tokens > b->rate)
+		b->tokens = b->rate;	/* bursts of at most one second */
+	b->last = now;
+}
+
+/*
+ * Is the link over one of its rate limits?  Then it waits (a timer
+ * resumes the work) until the buckets are back to zero.  Budgets may go
+ * negative: a command or a chunk is never split for a limit.
+ */
+static bool
+throttled(struct link *l)
+{
+	double wait = 0;
+
+	refill(l, &l->bytes_bucket);
+	refill(l, &l->records_bucket);
+	if (l->bytes_bucket.rate > 0 && l->bytes_bucket.tokens < 0)
+		wait = -l->bytes_bucket.tokens / l->bytes_bucket.rate;
+	if (l->records_bucket.rate > 0 && l->records_bucket.tokens < 0 &&
+	    -l->records_bucket.tokens / l->records_bucket.rate > wait)
+		wait = -l->records_bucket.tokens / l->records_bucket.rate;
+	if (wait <= 0)
+		return false;
+	if (!ev_is_active(&l->throttle)) {
+		ev_timer_set(&l->throttle, wait, 0);
+		ev_timer_start(l->loop, &l->throttle);
+	}
+	return true;
+}
+
+static void
+throttle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct link *l = w->data;
+
+	if (l->bs != NULL || (l->missing != NULL && l->on_reply == NULL &&
+	    l->next_file != NULL))
+		pump_files(l);
+	else
+		replay_next(l);
+}
+
+/* ---- lag ------------------------------------------------------------------ */
+
+/* Forgets the read records the replica has now acknowledged. */
+static void
+rq_ack(struct link *l)
+{
+	while (l->rq_len > 0 && l->rq[l->rq_head].lsn <= l->acked) {
+		l->rq_head = (l->rq_head + 1) % l->rq_alloc;
+		l->rq_len--;
+	}
+	l->front = l->rq_len > 0 && l->rq[l->rq_head].lsn == l->acked + 1 ?
+	    l->rq[l->rq_head] : (struct rpos){ 0 };
+}
+
+static void
+rq_push(struct link *l, const struct journal_record *rec)
+{
+	if (l->rq_len == l->rq_alloc) {
+		size_t n = l->rq_alloc ? l->rq_alloc * 2 : 64, i;
+		struct rpos *v = xreallocarray(NULL, n, sizeof(*v));
+
+		for (i = 0; i < l->rq_len; i++)
+			v[i] = l->rq[(l->rq_head + i) % l->rq_alloc];
+		free(l->rq);
+		l->rq = v;
+		l->rq_head = 0;
+		l->rq_alloc = n;
+	}
+	l->rq[(l->rq_head + l->rq_len) % l->rq_alloc] = (struct rpos){
+		rec->lsn, rec->time_us, rec->segment, rec->offset };
+	l->rq_len++;
+	if (rec->lsn == l->acked + 1)
+		l->front = l->rq[(l->rq_head + l->rq_len - 1) % l->rq_alloc];
+}
+
 static void
 advance(struct link *l)
 {
+	if (l->lsn > l->acked) {
+		l->replayed_records += l->lsn - l->acked;
+		if (l->records_bucket.rate > 0)
+			l->records_bucket.tokens -= (double)(l->lsn - l->acked);
+	}
 	l->acked = l->lsn;
+	rq_ack(l);
 	l->repairing = false;
 	dlist_free(&l->cmd);
 	dlist_free(&l->missing);
@@ -636,6 +797,10 @@ pump_files(struct link *l)
 
 	while (l->conn && l->on_reply == NULL &&
 	    conn_out_pending(l->conn) < CONN_OUT_HIGH) {
+		if (l->bytes_bucket.rate > 0 && throttled(l)) {
+			buf_free(&chunk);
+			return;
+		}
 		if (l->bs != NULL) {
 			ssize_t n;
 
@@ -978,6 +1143,14 @@ replay_next(struct link *l)
 	if (l->conn == NULL || l->on_reply != NULL || l->cmd != NULL ||
 	    l->state == LINK_FAILED || l->state == LINK_LOGIN)
 		return;
+	if (l->paused) {
+		/* Between commands: leave the replica alone until resumed. */
+		conn_write(l->conn, "EXIT\r\n", 6);
+		conn_close(l->conn, "paused", false);
+		return;
+	}
+	if (throttled(l))
+		return;
 	if (l->jr == NULL) {
 		snprintf(path, sizeof(path), "%s/journal", l->st->dir);
 		l->jr = journal_reader_new(path, NULL, l->acked + 1,
@@ -1000,12 +1173,14 @@ replay_next(struct link *l)
 	 * command that does not fold waits in l->pending.
 	 */
 	while (l->cmd == NULL || (is_mailbox_update(l->cmd) &&
-	    folded < MAX_FOLD)) {
+	    folded < MAX_FOLD && (l->records_bucket.rate <= 0 ||
+	    (double)folded + 1 < l->records_bucket.tokens))) {
 		struct dlist *next;
 
 		e = journal_reader_next(l->jr, &rec, &raw);
 		if (e <= 0)
 			break;
+		rq_push(l, &rec);
 		/*
 		 * Bodies go out with the APPLY MAILBOX that needs them (from
 		 * the body index); the cursor passes them only when that
@@ -1066,8 +1241,19 @@ cursor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct link *l = w->data;
 
+	double now = ev_now(loop), dt = now - l->rate_t;
+
 	if (l->acked > l->stored && cursor_store(l->cursor, l->acked) == 0)
 		l->stored = l->acked;
+	/* The replay rate, averaged over about ten seconds. */
+	if (dt >= 1.0) {
+		double inst = (double)(l->acked - l->rate_acked) / dt;
+		double weight = dt / 10.0 > 1.0 ? 1.0 : dt / 10.0;
+
+		l->rate += (inst - l->rate) * weight;
+		l->rate_t = now;
+		l->rate_acked = l->acked;
+	}
 }
 
 /* ---- life cycle ------------------------------------------------------------- */
@@ -1106,7 +1292,8 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 	l->rc.host = xstrdup(rc->host);
 	l->rc.authname = xstrdup(rc->authname);
 	l->rc.realm = xstrdup(rc->realm ? rc->realm : "");
-	l->rc.password = l->rc.password_file = l->rc.tls_ca_file = NULL;
+	l->rc.tls_ca_file = xstrdup(rc->tls_ca_file ? rc->tls_ca_file : "");
+	l->rc.password = l->rc.password_file = NULL;
 	l->cursor = cursor;
 	l->acked = l->stored = cursor_lsn(cursor);
 	l->fd = -1;
@@ -1117,6 +1304,25 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 	ev_timer_init(&l->cursor_timer, cursor_cb, 0.2, 0.2);
 	l->cursor_timer.data = l;
 	ev_timer_start(loop, &l->cursor_timer);
+	l->rate_t = ev_now(loop);
+	l->rate_acked = l->acked;
+	ev_init(&l->throttle, throttle_cb);
+	l->throttle.data = l;
+	l->bytes_bucket = (struct bucket){ (double)rc->max_bytes_per_second,
+		(double)rc->max_bytes_per_second, ev_now(loop) };
+	l->records_bucket = (struct bucket){
+		(double)rc->max_records_per_second,
+		(double)rc->max_records_per_second, ev_now(loop) };
+	snprintf(l->paused_path, sizeof(l->paused_path), "%s/cursors/%s.paused",
+	    st->dir, rc->name);
+	if (access(l->paused_path, F_OK) == 0) {
+		l->paused = true;
+		log_info("store=%s replica=%s event=link_paused acked=%llu "
+		    "note=\"paused before the restart; syncrelayctl resume "
+		    "to go on\"", st->name, rc->name,
+		    (unsigned long long)l->acked);
+		set_state(l, LINK_PAUSED);
+	}
 	l->password = read_password(rc);
 	if (l->password == NULL) {
 		l->password = xstrdup("");
@@ -1147,21 +1353,108 @@ link_free(struct link **lp)
 	}
 	ev_timer_stop(l->loop, &l->retry);
 	ev_timer_stop(l->loop, &l->cursor_timer);
+	ev_timer_stop(l->loop, &l->throttle);
 	if (l->acked > l->stored)
 		cursor_store(l->cursor, l->acked);
 	reset_session(l);
 	buf_free(&l->mechs);
 	free(l->seen);
+	free(l->rq);
 	free(l->rc.name);
 	free(l->rc.host);
 	free(l->rc.authname);
 	free(l->rc.realm);
+	free(l->rc.tls_ca_file);
 	if (l->password) {
 		memset(l->password, 0, strlen(l->password));
 		free(l->password);
 	}
 	free(l);
 	*lp = NULL;
+}
+
+/* What a session depends on: a change means logging in again. */
+static char *
+session_key(const struct replica_conf *rc, const char *password)
+{
+	return xasprintf("%s|%u|%s|%s|%d|%s|%d|%s", rc->host, rc->port,
+	    rc->authname, rc->realm ? rc->realm : "", (int)rc->tls,
+	    rc->tls_ca_file ? rc->tls_ca_file : "", (int)rc->compress,
+	    password);
+}
+
+void
+link_reconfigure(struct link *l, const struct replica_conf *rc)
+{
+	char *password = read_password(rc);
+	char *old, *new;
+	bool relogin;
+
+	if (password == NULL) {
+		log_error("store=%s replica=%s event=reconfigure_failed "
+		    "reason=\"cannot read the password file %s\" note=\"the "
+		    "link keeps its settings\"", l->st->name, l->rc.name,
+		    rc->password_file);
+		return;
+	}
+	old = session_key(&l->rc, l->password);
+	new = session_key(rc, password);
+	relogin = strcmp(old, new) != 0;
+	free(old);
+	free(new);
+	l->rc.restart_bytes = rc->restart_bytes;
+	l->rc.max_bytes_per_second = rc->max_bytes_per_second;
+	l->rc.max_records_per_second = rc->max_records_per_second;
+	l->bytes_bucket.rate = (double)rc->max_bytes_per_second;
+	l->records_bucket.rate = (double)rc->max_records_per_second;
+	if (l->bytes_bucket.tokens > l->bytes_bucket.rate)
+		l->bytes_bucket.tokens = l->bytes_bucket.rate;
+	if (l->records_bucket.tokens > l->records_bucket.rate)
+		l->records_bucket.tokens = l->records_bucket.rate;
+	ev_timer_stop(l->loop, &l->throttle);
+	log_info("store=%s replica=%s event=link_reconfigured relogin=%s "
+	    "max_bytes_per_second=%llu max_records_per_second=%llu",
+	    l->st->name, l->rc.name, relogin ? "yes" : "no",
+	    (unsigned long long)rc->max_bytes_per_second,
+	    (unsigned long long)rc->max_records_per_second);
+	if (!relogin) {
+		free(password);
+		link_wake(l);
+		return;
+	}
+	free(l->rc.host);
+	free(l->rc.authname);
+	free(l->rc.realm);
+	free(l->rc.tls_ca_file);
+	l->rc.host = xstrdup(rc->host);
+	l->rc.port = rc->port;
+	l->rc.authname = xstrdup(rc->authname);
+	l->rc.realm = xstrdup(rc->realm ? rc->realm : "");
+	l->rc.tls = rc->tls;
+	l->rc.tls_ca_file = xstrdup(rc->tls_ca_file ? rc->tls_ca_file : "");
+	l->rc.compress = rc->compress;
+	memset(l->password, 0, strlen(l->password));
+	free(l->password);
+	l->password = password;
+	l->backoff = BACKOFF_MIN;
+	if (l->state == LINK_FAILED && !l->paused) {
+		/* New settings deserve a new try. */
+		l->state = LINK_DOWN;
+		l->why[0] = '\0';
+	}
+	if (l->fd >= 0) {
+		ev_io_stop(l->loop, &l->connect_w);
+		close(l->fd);
+		l->fd = -1;
+	}
+	if (l->conn != NULL) {
+		if (l->on_reply == NULL && l->bs == NULL && !l->in_banner)
+			conn_write(l->conn, "EXIT\r\n", 6);
+		conn_close(l->conn, "reconfigured", false);
+	} else if (!l->paused) {
+		ev_timer_stop(l->loop, &l->retry);
+		link_connect(l);
+	}
 }
 
 void
@@ -1183,26 +1476,132 @@ link_acked(const struct link *l)
 	return l->acked;
 }
 
+const char *
+link_name(const struct link *l)
+{
+	return l->rc.name;
+}
+
+/* Finds the record after the cursor when replay has not read it. */
+static void
+locate_front(struct link *l)
+{
+	struct journal_reader *r;
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	char path[4096], err[256];
+
+	snprintf(path, sizeof(path), "%s/journal", l->st->dir);
+	r = journal_reader_new(path, NULL, l->acked + 1, 0, err, sizeof(err));
+	if (r != NULL && journal_reader_next(r, &rec, &raw) == 1)
+		l->front = (struct rpos){ rec.lsn, rec.time_us, rec.segment,
+			rec.offset };
+	buf_free(&raw);
+	journal_reader_free(&r);
+}
+
 void
 link_stats(struct link *l, struct stats_link *out)
 {
 	uint64_t head = journal_durable_lsn(l->st->journal);
+	struct journal_segment *segs = NULL;
+	size_t nsegs = 0, i;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->name, sizeof(out->name), "%s", l->rc.name);
 	snprintf(out->address, sizeof(out->address), "%s:%u", l->rc.host,
 	    (unsigned)l->rc.port);
 	snprintf(out->state, sizeof(out->state), "%s", state_names[l->state]);
-	if (l->state == LINK_FAILED || l->state == LINK_DOWN)
+	out->paused = l->paused;
+	if (l->state == LINK_FAILED)
 		snprintf(out->reason, sizeof(out->reason), "%s", l->why);
+	else if (l->state == LINK_DOWN || l->state == LINK_CONNECTING)
+		snprintf(out->reason, sizeof(out->reason), "%s",
+		    l->last_error);
+	snprintf(out->last_error, sizeof(out->last_error), "%s",
+	    l->last_error);
+	out->last_error_time = l->last_error_time;
 	out->cursor_lsn = l->acked;
 	out->lag_records = head > l->acked ? head - l->acked : 0;
-	out->eta_seconds = -1;
+	out->replay_rate = l->rate;
+	out->eta_seconds = out->lag_records == 0 ? 0 : l->rate > 0.01 ?
+	    (double)out->lag_records / l->rate : -1;
+	out->replayed_records = l->replayed_records;
+	out->replayed_bytes = l->replayed_bytes;
+	out->connects = l->connects;
+	memcpy(out->errors, l->errors, sizeof(out->errors));
+	out->nerrors = l->nerrors;
+	if (out->lag_records == 0)
+		return;
+	if (l->front.lsn != l->acked + 1)
+		locate_front(l);
+	if (l->front.lsn != l->acked + 1)
+		return;
+	out->lag_seconds = ev_time() - (double)l->front.time_us / 1e6;
+	if (out->lag_seconds < 0)
+		out->lag_seconds = 0;
+	journal_segments(l->st->journal, &segs, &nsegs);
+	for (i = 0; i < nsegs; i++) {
+		if (segs[i].first == l->front.segment)
+			out->lag_bytes += segs[i].bytes > l->front.offset ?
+			    segs[i].bytes - l->front.offset : 0;
+		else if (segs[i].first > l->front.segment)
+			out->lag_bytes += segs[i].bytes;
+	}
+	free(segs);
 }
 
 void
 link_set_paused(struct link *l, bool paused)
 {
-	(void)l;
-	(void)paused;
+	int fd;
+
+	if (paused == l->paused && (paused || l->state != LINK_FAILED))
+		return;
+	l->paused = paused;
+	log_info("store=%s replica=%s event=%s acked=%llu", l->st->name,
+	    l->rc.name, paused ? "link_paused" : "link_resumed",
+	    (unsigned long long)l->acked);
+	if (paused) {
+		/* Kept across restarts, like the cursor. */
+		fd = open(l->paused_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+		if (fd >= 0)
+			close(fd);
+		else
+			log_warn("store=%s replica=%s event=pause_not_kept "
+			    "path=%s", l->st->name, l->rc.name,
+			    l->paused_path);
+		ev_timer_stop(l->loop, &l->retry);
+		ev_timer_stop(l->loop, &l->throttle);
+		if (l->fd >= 0) {
+			ev_io_stop(l->loop, &l->connect_w);
+			close(l->fd);
+			l->fd = -1;
+		}
+		if (l->conn == NULL) {
+			if (l->state != LINK_FAILED)
+				set_state(l, LINK_PAUSED);
+		} else if (l->on_reply == NULL && l->bs == NULL &&
+		    l->cmd == NULL && !l->in_banner) {
+			conn_write(l->conn, "EXIT\r\n", 6);
+			conn_close(l->conn, "paused", false);
+		} else if (l->in_banner || l->state == LINK_LOGIN) {
+			conn_close(l->conn, "paused", true);
+		}
+		/* Otherwise the command in flight finishes first. */
+		return;
+	}
+	if (unlink(l->paused_path) < 0 && errno != ENOENT)
+		log_warn("store=%s replica=%s event=unpause_not_kept path=%s",
+		    l->st->name, l->rc.name, l->paused_path);
+	if (l->state == LINK_FAILED) {
+		/* resume retries a failed link: the operator fixed it. */
+		l->state = LINK_DOWN;
+		l->why[0] = '\0';
+	}
+	if (l->conn == NULL) {
+		set_state(l, LINK_DOWN);
+		l->backoff = BACKOFF_MIN;
+		link_connect(l);
+	}
 }

@@ -31,7 +31,7 @@ struct link;
 
 enum link_state {
 	LINK_DOWN, LINK_CONNECTING, LINK_LOGIN, LINK_CATCHING_UP,
-	LINK_STREAMING, LINK_REPAIRING, LINK_FAILED,
+	LINK_STREAMING, LINK_REPAIRING, LINK_FAILED, LINK_PAUSED,
 };
 
 /* Returns a name for a state, for logs and status. */
@@ -40,11 +40,19 @@ const char *link_state_name(enum link_state st);
 struct link *link_new(struct ev_loop *loop, struct store *st,
     const struct replica_conf *rc, struct cursor *cursor);
 void link_free(struct link **lp);
+/*
+ * Takes new settings for the link (a reload).  Limits apply at once; a
+ * change of address, credentials, TLS or compression logs in again
+ * (between commands).
+ */
+void link_reconfigure(struct link *l, const struct replica_conf *rc);
 /* The store's journal grew: replay more if idle. */
 void link_wake(struct link *l);
 enum link_state link_state(const struct link *l);
 /* The last LSN the replica acknowledged. */
 uint64_t link_acked(const struct link *l);
+/* The replica's name in the config. */
+const char *link_name(const struct link *l);
 struct stats_link;
 /* Fills out with the link's state, lag and counters. */
 void link_stats(struct link *l, struct stats_link *out);

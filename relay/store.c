@@ -42,6 +42,9 @@ journal_wakeup(void *arg)
 	ev_async_send(st->loop, &st->wake);
 }
 
+static int add_replica(struct store *st, const struct replica_conf *rc,
+    char *err, size_t err_len);
+
 static void
 store_free(struct store *st)
 {
@@ -117,20 +120,9 @@ store_open(struct ev_loop *loop, const struct store_conf *sc,
 		    strerror(errno));
 		goto fail;
 	}
-	st->cursors = xcalloc(sc->nreplicas + 1, sizeof(*st->cursors));
-	for (i = 0; i < sc->nreplicas; i++) {
-		snprintf(path, sizeof(path), "%s/cursors/%s.cursor", st->dir,
-		    sc->replicas[i].name);
-		if (cursor_open(path, NULL, &st->cursors[i], e, sizeof(e)) < 0) {
-			snprintf(err, err_len, "store %s: %s", sc->name, e);
-			goto fail;
-		}
-		st->ncursors++;
-	}
-	st->links = xcalloc(sc->nreplicas + 1, sizeof(*st->links));
 	for (i = 0; i < sc->nreplicas; i++)
-		st->links[st->nlinks++] = link_new(loop, st, &sc->replicas[i],
-		    st->cursors[i]);
+		if (add_replica(st, &sc->replicas[i], err, err_len) < 0)
+			goto fail;
 	log_info("store=%s event=opened identity=%s lsn=%llu replicas=%zu",
 	    sc->name, sc->identity,
 	    (unsigned long long)journal_durable_lsn(st->journal),
@@ -139,6 +131,85 @@ store_open(struct ev_loop *loop, const struct store_conf *sc,
 fail:
 	store_free(st);
 	return NULL;
+}
+
+/* Opens replica i's cursor and starts its link; 0 or -1 with err. */
+static int
+add_replica(struct store *st, const struct replica_conf *rc, char *err,
+    size_t err_len)
+{
+	char path[4096], e[512];
+	struct cursor *c;
+
+	snprintf(path, sizeof(path), "%s/cursors/%s.cursor", st->dir,
+	    rc->name);
+	if (cursor_open(path, NULL, &c, e, sizeof(e)) < 0) {
+		snprintf(err, err_len, "store %s: %s", st->name, e);
+		return -1;
+	}
+	st->cursors = xreallocarray(st->cursors, st->ncursors + 1,
+	    sizeof(*st->cursors));
+	st->links = xreallocarray(st->links, st->nlinks + 1,
+	    sizeof(*st->links));
+	st->cursors[st->ncursors++] = c;
+	st->links[st->nlinks++] = link_new(st->loop, st, rc, c);
+	return 0;
+}
+
+/*
+ * A reload: replicas added get a link (from their cursor, which may be
+ * left from an earlier life), replicas dropped are stopped (their cursor
+ * file stays), the others take their new settings.
+ */
+static void
+reload_replicas(struct store *st, const struct store_conf *sc)
+{
+	char err[512];
+	size_t i, j;
+
+	for (i = 0; i < st->nlinks;) {
+		bool kept = false;
+
+		for (j = 0; j < sc->nreplicas; j++)
+			if (strcmp(sc->replicas[j].name,
+			    link_name(st->links[i])) == 0)
+				kept = true;
+		if (kept) {
+			i++;
+			continue;
+		}
+		log_info("store=%s replica=%s event=replica_removed acked=%llu",
+		    st->name, link_name(st->links[i]),
+		    (unsigned long long)link_acked(st->links[i]));
+		link_free(&st->links[i]);
+		cursor_close(&st->cursors[i]);
+		memmove(&st->links[i], &st->links[i + 1],
+		    (st->nlinks - i - 1) * sizeof(*st->links));
+		memmove(&st->cursors[i], &st->cursors[i + 1],
+		    (st->ncursors - i - 1) * sizeof(*st->cursors));
+		st->nlinks--;
+		st->ncursors--;
+	}
+	for (j = 0; j < sc->nreplicas; j++) {
+		const struct replica_conf *rc = &sc->replicas[j];
+		struct link *l = NULL;
+
+		for (i = 0; i < st->nlinks; i++)
+			if (strcmp(link_name(st->links[i]), rc->name) == 0)
+				l = st->links[i];
+		if (l != NULL) {
+			link_reconfigure(l, rc);
+			continue;
+		}
+		if (add_replica(st, rc, err, sizeof(err)) < 0) {
+			log_error("store=%s replica=%s event=replica_add_failed "
+			    "error=\"%s\"", st->name, rc->name, err);
+			continue;
+		}
+		log_info("store=%s replica=%s event=replica_added acked=%llu",
+		    st->name, rc->name, (unsigned long long)link_acked(
+		    st->links[st->nlinks - 1]));
+	}
 }
 
 int
@@ -177,6 +248,7 @@ store_reload(const struct config *config, const char *datadir)
 			/* A changed identity takes effect for new logins. */
 			free(st->identity);
 			st->identity = xstrdup(sc->identity);
+			reload_replicas(st, sc);
 			continue;
 		}
 		st = store_open(stores_loop, sc, datadir, err, sizeof(err));

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
-#include "protocol/csync.h"
+#include "relay/jfmt.h"
 #include "storage/journal.h"
 
 static void
@@ -31,59 +31,11 @@ usage(void)
 	exit(2);
 }
 
-static void
-fmt_time(uint64_t us, char *out, size_t len)
-{
-	time_t t = (time_t)(us / 1000000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + strlen(out), len - strlen(out), ".%03uZ",
-	    (unsigned)(us / 1000 % 1000));
-}
-
 static int
 count_sink(void *arg, const void *p, size_t n)
 {
 	*(uint64_t *)arg += n;
 	return 0;
-}
-
-/* "APPLY MAILBOX user.bob records=12" from a command's dlist text. */
-static void
-describe(const struct buf *raw, struct buf *out)
-{
-	struct csync_reader *r = csync_reader_new(CSYNC_SERVER, NULL, NULL);
-	struct buf line = BUF_INIT;
-	size_t used;
-	struct dlist *e = NULL;
-	const char *s;
-
-	buf_append(&line, raw->s, raw->len);
-	buf_puts(&line, "\r\n");
-	buf_reset(out);
-	if (csync_reader_feed(r, line.s, line.len, &used) == CSYNC_LINE &&
-	    (e = csync_reader_take_entry(r)) != NULL) {
-		const struct dlist *rl = dlist_get(e, "RECORD");
-
-		buf_printf(out, "%s %s", csync_reader_verb(r), e->key);
-		if (e->type == DL_ATOM)
-			buf_printf(out, " %s", e->s);
-		else if (dlist_get_str(e, "MBOXNAME", &s) == 0 && s)
-			buf_printf(out, " %s", s);
-		else if (dlist_get_str(e, "OLDMBOXNAME", &s) == 0 && s)
-			buf_printf(out, " %s", s);
-		else if (e->type == DL_LIST)
-			buf_printf(out, " items=%zu", e->nchildren);
-		if (rl)
-			buf_printf(out, " records=%zu", rl->nchildren);
-	} else {
-		buf_printf(out, "(not a csync command: %.60s)", raw->s);
-	}
-	dlist_free(&e);
-	csync_reader_free(&r);
-	buf_free(&line);
 }
 
 int
@@ -158,7 +110,7 @@ main(int argc, char **argv)
 		}
 		if (strcmp(cmd, "dump") != 0)
 			continue;
-		fmt_time(rec.time_us, when, sizeof(when));
+		jfmt_time(rec.time_us, when, sizeof(when));
 		if (rec.type == JOURNAL_BODY) {
 			char hex[41];
 
@@ -170,7 +122,7 @@ main(int argc, char **argv)
 			printf("%llu %s %s\n", (unsigned long long)rec.lsn,
 			    when, raw.s);
 		} else {
-			describe(&raw, &desc);
+			jfmt_describe(&raw, &desc);
 			printf("%llu %s %s bytes=%u stored=%u\n",
 			    (unsigned long long)rec.lsn, when, desc.s,
 			    rec.raw_len, rec.payload_len);
@@ -187,8 +139,8 @@ main(int argc, char **argv)
 		char t1[40] = "-", t2[40] = "-";
 
 		if (n) {
-			fmt_time(first_time, t1, sizeof(t1));
-			fmt_time(last_time, t2, sizeof(t2));
+			jfmt_time(first_time, t1, sizeof(t1));
+			jfmt_time(last_time, t2, sizeof(t2));
 		}
 		printf("journal %s\nrecords %llu (LSN %llu..%llu), %llu commands, "
 		    "%llu bodies\nfrom %s to %s\nraw %llu bytes (bodies %llu), "

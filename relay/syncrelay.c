@@ -27,6 +27,7 @@
 #include "lib/xmalloc.h"
 #include "relay/config.h"
 #include "relay/conn.h"
+#include "relay/control.h"
 #include "relay/listener.h"
 #include "relay/session.h"
 #include "relay/store.h"
@@ -42,6 +43,7 @@ static struct {
 	struct session_params params;
 	size_t max_connections;
 	struct listener *listener;
+	struct control *control;
 	char *pidfile;
 	char hostname[256];
 } relay;
@@ -162,6 +164,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	log_info("event=stopping signal=%d connections=%zu", w->signum,
 	    conn_count());
 	listener_free(&relay.listener);
+	control_free(&relay.control);
 	conn_close_all("BYE shutting down\r\n");
 	ev_break(loop, EVBREAK_ALL);
 }
@@ -370,6 +373,15 @@ main(int argc, char **argv)
 	if (store_open_all(loop, relay.config, config_str(relay.config,
 	    OPT_datadir), err, sizeof(err)) < 0)
 		fatalx("event=store_open_failed error=\"%s\"", err);
+
+	if (*config_str(relay.config, OPT_control_socket)) {
+		relay.control = control_new(loop, config_str(relay.config,
+		    OPT_control_socket), config_str(relay.config,
+		    OPT_control_socket_mode), config_str(relay.config,
+		    OPT_control_socket_group), reload, err, sizeof(err));
+		if (relay.control == NULL)
+			fatalx("event=control_failed error=\"%s\"", err);
+	}
 
 	ev_signal_init(&sigterm, signal_cb, SIGTERM);
 	ev_signal_init(&sigint, signal_cb, SIGINT);

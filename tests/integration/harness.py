@@ -5,6 +5,7 @@ order, prints "ok NAME" / "FAIL NAME" and the line
 "summary PROG passed=N failed=N" that tests/run-tests.sh adds up.
 Everything talks to real processes over real sockets on 127.0.0.1.
 """
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import traceback
 BUILDDIR = os.environ.get("BUILDDIR", os.path.abspath("."))
 SRCDIR = os.environ.get("SRCDIR", os.path.abspath(".."))
 SYNCRELAY = os.path.join(BUILDDIR, "syncrelay")
+SYNCRELAYCTL = os.path.join(BUILDDIR, "syncrelayctl")
 
 _tests = []
 
@@ -69,6 +71,7 @@ class Relay:
         self.conf = os.path.join(self.dir, "syncrelay.conf")
         self.pidfile = os.path.join(self.dir, "syncrelay.pid")
         self.logpath = os.path.join(self.dir, "syncrelay.log")
+        self.control = os.path.join(self.dir, "control.sock")
         self.write_conf(extra_conf)
         self.proc = None
 
@@ -77,6 +80,7 @@ class Relay:
             f.write("listen: 127.0.0.1:%d\n" % self.port)
             f.write("datadir: %s/data\n" % self.dir)
             f.write("pidfile: %s\n" % self.pidfile)
+            f.write("control_socket: %s\n" % self.control)
             f.write("servername: relay-test\n")
             f.write(extra_conf)
 
@@ -86,6 +90,19 @@ class Relay:
                                      stdout=self.log, stderr=self.log)
         wait_port(self.port)
         return self
+
+    def ctl(self, *args, timeout=60):
+        """Runs syncrelayctl against this relay; returns CompletedProcess."""
+        return subprocess.run([SYNCRELAYCTL, "-C", self.conf] + list(args),
+                              capture_output=True, text=True,
+                              timeout=timeout)
+
+    def status(self, store=None):
+        """syncrelayctl status --json, parsed."""
+        r = self.ctl("status", *([store] if store else []), "--json")
+        if r.returncode != 0:
+            raise AssertionError("status failed: %s" % r.stderr)
+        return json.loads(r.stdout)
 
     def signal(self, sig):
         self.proc.send_signal(sig)

@@ -27,7 +27,7 @@ def check_config_ok_and_errors():
                   "store.s2.identity: a\nstore.s2.replica.r1: h:2\n")
     r = relay_cmd("-C", relay.conf, "-n")
     eq(r.returncode, 1)
-    check(re.search(r"syncrelay\.conf:7: stores s1 and s2 share the "
+    check(re.search(r"syncrelay\.conf:8: stores s1 and s2 share the "
                     r"identity \"a\"", r.stderr), r.stderr)
     r = relay_cmd("-C", "/nonexistent.conf", "-n")
     eq(r.returncode, 1)

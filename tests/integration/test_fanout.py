@@ -14,7 +14,6 @@ link with a precise reason.
 import os
 import re
 import shutil
-import struct
 import sys
 import tempfile
 import time
@@ -23,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
 from harness import check, eq, run, test
-from relaytest import master_facing_relay, populate, relay_lsn
+from relaytest import (converge, cursor_lsn, direct_applies,
+                       master_facing_relay, no_errors, populate, relay_lsn)
 
 env = {}
 USERS = ("alice", "bob")
@@ -58,72 +58,6 @@ def teardown():
         env["syslog"].stop()
     if env.get("root"):
         shutil.rmtree(env["root"], ignore_errors=True)
-
-
-def cursor_lsn(relay, name):
-    """A replica's cursor as the relay last stored it: of the file's two
-    32-byte slots ("SRCU", pad, seq, lsn, flags, crc) the newer one."""
-    path = os.path.join(relay.dir, "data/s1/cursors/%s.cursor" % name)
-    with open(path, "rb") as f:
-        data = f.read()
-    best = (-1, 0)
-    for off in (0, 32):
-        slot = data[off:off + 32]
-        if len(slot) == 32 and slot[:4] == b"SRCU":
-            seq, lsn = struct.unpack_from("<QQ", slot, 8)
-            best = max(best, (seq, lsn))
-    return best[1]
-
-
-def converge(master, replica, users, timeout=90.0):
-    """Waits until the replica shows what the master shows for users."""
-    deadline = time.time() + timeout
-    want = {u: master.state(u) for u in users}
-    got = None
-    while time.time() < deadline:
-        try:
-            got = {u: replica.state(u) for u in users}
-        except AssertionError:
-            # A folder renamed or deleted between LIST and STATUS.
-            time.sleep(0.5)
-            continue
-        if got == want:
-            return want
-        time.sleep(0.5)
-    check(got is not None, "the replica's state could not be read")
-    for u in users:
-        if got[u] != want[u]:
-            raise AssertionError("replica never matched the master for %s:\n"
-                                 "master:  %r\nreplica: %r"
-                                 % (u, want[u], got[u]))
-    return want
-
-
-def direct_applies(master, replica, user):
-    """Runs a one-shot sync_client -u user from the master straight to the
-    replica (a channel of its own) with protocol telemetry (-v -v), and
-    returns the APPLY commands it had to send: none if the replica already
-    holds exactly what the master has."""
-    ch = "direct%d" % replica.sync_port
-    master.settings.update({
-        ch + "_sync_host": "127.0.0.1",
-        ch + "_sync_port": str(replica.sync_port),
-        ch + "_sync_authname": "repl",
-        ch + "_sync_password": cyrus.REPL_PASSWORD,
-        ch + "_sync_try_imap": "0"})
-    master.write_conf()
-    rc, out, err = master.sync_client(["-n", ch, "-v", "-v", "-u", user],
-                                      timeout=120)
-    check(rc == 0, "direct sync_client rc=%r\n%s%s" % (rc, out, err))
-    check(">GET USER %s" % user in out + err, out + err)
-    return [line for line in (out + err).splitlines()
-            if re.match(r">\d+>APPLY ", line)]
-
-
-def no_errors(log, mark, relay):
-    log.flush()
-    check(not log.errors(mark), log.errors(mark))
-    check("event=link_failed" not in relay.logtext(), relay.logtext())
 
 
 def replicas():

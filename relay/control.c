@@ -1,0 +1,666 @@
+/*
+ * control.c -- the control socket (see control.h).
+ *
+ * Clients are few and short-lived: each one is a small state machine on
+ * the event loop (read one line, answer, close), with a timer for
+ * "wait".  Nothing here blocks the loop: output is written as the
+ * socket accepts it.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "relay/control.h"
+#include "relay/link.h"
+#include "relay/stats.h"
+#include "relay/store.h"
+
+#define MAX_REQUEST 4096
+#define WAIT_POLL 0.1
+
+struct client;
+
+struct control {
+	struct ev_loop *loop;
+	int fd;
+	ev_io accept_w;
+	char *path;
+	void (*reload)(void);
+	struct client *clients;
+};
+
+struct client {
+	struct control *ctl;
+	struct client *next;
+	int fd;
+	ev_io read_w, write_w;
+	struct buf in, out;
+	size_t out_off;
+	bool answered;
+	/* wait */
+	ev_timer wait_t;
+	char *store, *replica;
+	uint64_t target;
+	double deadline;
+};
+
+/* ---- formatting ---------------------------------------------------------- */
+
+static void
+json_str(struct buf *b, const char *s)
+{
+	buf_putc(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			buf_printf(b, "\\%c", c);
+		else if (c < 0x20)
+			buf_printf(b, "\\u%04x", c);
+		else
+			buf_putc(b, (char)c);
+	}
+	buf_putc(b, '"');
+}
+
+/* A JSON number; NaN and infinities are not JSON. */
+static void
+json_num(struct buf *b, double v)
+{
+	if (v != v || v > 1e300 || v < -1e300)
+		buf_puts(b, "null");
+	else
+		buf_printf(b, "%.3f", v);
+}
+
+static void
+json_codes(struct buf *b, const struct stats_code_count *t, size_t n)
+{
+	size_t i;
+
+	buf_putc(b, '{');
+	for (i = 0; i < n; i++) {
+		if (i)
+			buf_putc(b, ',');
+		json_str(b, t[i].code);
+		buf_printf(b, ":%llu", (unsigned long long)t[i].n);
+	}
+	buf_putc(b, '}');
+}
+
+static void
+json_store(struct buf *b, const struct stats_store *s, double now)
+{
+	size_t i;
+
+	buf_puts(b, "{\"name\":");
+	json_str(b, s->name);
+	buf_puts(b, ",\"identity\":");
+	json_str(b, s->identity);
+	buf_printf(b, ",\"master\":{\"connected\":%s,\"peer\":",
+	    s->master_connected ? "true" : "false");
+	json_str(b, s->master_peer);
+	buf_puts(b, ",\"last_command_age_seconds\":");
+	if (s->master_last_command > 0)
+		json_num(b, now - s->master_last_command);
+	else
+		buf_puts(b, "null");
+	buf_printf(b, "},\"head_lsn\":%llu,\"first_lsn\":%llu,"
+	    "\"journal_bytes\":%llu,\"journal_segments\":%llu,"
+	    "\"ingested_records\":%llu,\"ingested_bytes\":%llu,\"errors\":",
+	    (unsigned long long)s->head_lsn, (unsigned long long)s->first_lsn,
+	    (unsigned long long)s->journal_bytes,
+	    (unsigned long long)s->journal_segments,
+	    (unsigned long long)s->ingested_records,
+	    (unsigned long long)s->ingested_bytes);
+	json_codes(b, s->errors, s->nerrors);
+	buf_puts(b, ",\"replicas\":[");
+	for (i = 0; i < s->nlinks; i++) {
+		const struct stats_link *l = &s->links[i];
+
+		if (i)
+			buf_putc(b, ',');
+		buf_puts(b, "{\"name\":");
+		json_str(b, l->name);
+		buf_puts(b, ",\"address\":");
+		json_str(b, l->address);
+		buf_puts(b, ",\"state\":");
+		json_str(b, l->state);
+		buf_printf(b, ",\"paused\":%s,\"reason\":",
+		    l->paused ? "true" : "false");
+		json_str(b, l->reason);
+		buf_printf(b, ",\"cursor_lsn\":%llu,\"lag_records\":%llu,"
+		    "\"lag_bytes\":%llu,\"lag_seconds\":",
+		    (unsigned long long)l->cursor_lsn,
+		    (unsigned long long)l->lag_records,
+		    (unsigned long long)l->lag_bytes);
+		json_num(b, l->lag_seconds);
+		buf_puts(b, ",\"replay_rate_records_per_second\":");
+		json_num(b, l->replay_rate);
+		buf_puts(b, ",\"eta_seconds\":");
+		if (l->eta_seconds >= 0)
+			json_num(b, l->eta_seconds);
+		else
+			buf_puts(b, "null");
+		buf_printf(b, ",\"replayed_records\":%llu,\"replayed_bytes\":%llu,"
+		    "\"connects\":%llu,\"last_error\":",
+		    (unsigned long long)l->replayed_records,
+		    (unsigned long long)l->replayed_bytes,
+		    (unsigned long long)l->connects);
+		json_str(b, l->last_error);
+		buf_puts(b, ",\"last_error_age_seconds\":");
+		if (l->last_error_time > 0)
+			json_num(b, now - l->last_error_time);
+		else
+			buf_puts(b, "null");
+		buf_puts(b, ",\"errors\":");
+		json_codes(b, l->errors, l->nerrors);
+		buf_putc(b, '}');
+	}
+	buf_puts(b, "]}");
+}
+
+static void
+human_bytes(char *out, size_t len, uint64_t n)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	size_t u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, len, "%llu B", (unsigned long long)n);
+	else
+		snprintf(out, len, "%.1f %s", v, units[u]);
+}
+
+static void
+human_secs(char *out, size_t len, double s)
+{
+	if (s < 0)
+		snprintf(out, len, "-");
+	else if (s < 120)
+		snprintf(out, len, "%.0fs", s);
+	else if (s < 7200)
+		snprintf(out, len, "%ldm%02lds", (long)(s / 60),
+		    (long)s % 60);
+	else
+		snprintf(out, len, "%.1fh", s / 3600);
+}
+
+static void
+text_store(struct buf *b, const struct stats_store *s, double now)
+{
+	char jb[32], lb[32], ls[32], eta[32], age[32];
+	size_t i;
+
+	human_bytes(jb, sizeof(jb), s->journal_bytes);
+	buf_printf(b, "store %s  identity %s  head %llu  journal %s in %llu "
+	    "segment%s\n", s->name, s->identity,
+	    (unsigned long long)s->head_lsn, jb,
+	    (unsigned long long)s->journal_segments,
+	    s->journal_segments == 1 ? "" : "s");
+	if (s->master_connected) {
+		human_secs(age, sizeof(age), s->master_last_command > 0 ?
+		    now - s->master_last_command : -1);
+		buf_printf(b, "  master   connected from %s, last command %s "
+		    "ago\n", s->master_peer, age);
+	} else {
+		buf_puts(b, "  master   not connected\n");
+	}
+	for (i = 0; i < s->nlinks; i++) {
+		const struct stats_link *l = &s->links[i];
+
+		human_bytes(lb, sizeof(lb), l->lag_bytes);
+		human_secs(ls, sizeof(ls), l->lag_seconds);
+		human_secs(eta, sizeof(eta), l->eta_seconds);
+		buf_printf(b, "  replica  %s (%s)  %s", l->name, l->address,
+		    l->state);
+		if (*l->reason)
+			buf_printf(b, " (%s)", l->reason);
+		buf_printf(b, "\n           cursor %llu  lag %llu records, %s, "
+		    "%s  rate %.1f/s  eta %s\n",
+		    (unsigned long long)l->cursor_lsn,
+		    (unsigned long long)l->lag_records, lb, ls, l->replay_rate,
+		    eta);
+		if (*l->last_error && strcmp(l->last_error, l->reason) != 0) {
+			human_secs(age, sizeof(age),
+			    now - l->last_error_time);
+			buf_printf(b, "           last error %s ago: %s\n", age,
+			    l->last_error);
+		}
+	}
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static void client_free(struct client *c);
+
+static void
+write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client *c = w->data;
+
+	while (c->out_off < c->out.len) {
+		ssize_t n = write(c->fd, c->out.s + c->out_off,
+		    c->out.len - c->out_off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			ev_io_start(loop, &c->write_w);
+			return;
+		}
+		if (n <= 0)
+			break;		/* the client went away */
+		c->out_off += (size_t)n;
+	}
+	client_free(c);
+}
+
+/* Sends the output and the exit line, then closes. */
+static void
+answer(struct client *c, int status)
+{
+	buf_printf(&c->out, "exit=%d\n", status);
+	c->answered = true;
+	ev_io_stop(c->ctl->loop, &c->read_w);
+	write_cb(c->ctl->loop, &c->write_w, 0);
+}
+
+static int
+do_status(struct client *c, const char *store, bool json)
+{
+	double now = ev_time();
+	size_t i, n = stats_store_count(), shown = 0;
+
+	if (store && store_by_name(store) == NULL) {
+		buf_printf(&c->out, "!no store called %s\n", store);
+		return 2;
+	}
+	if (json)
+		buf_printf(&c->out, "{\"pid\":%ld,\"time\":%.3f,\"stores\":[",
+		    (long)getpid(), now);
+	for (i = 0; i < n; i++) {
+		struct stats_store s;
+
+		if (store && strcmp(store_at(i)->name, store) != 0)
+			continue;
+		stats_store(i, &s);
+		if (json) {
+			if (shown)
+				buf_putc(&c->out, ',');
+			json_store(&c->out, &s, now);
+		} else {
+			text_store(&c->out, &s, now);
+		}
+		shown++;
+		stats_store_release(&s);
+	}
+	if (json)
+		buf_puts(&c->out, "]}\n");
+	else if (shown == 0)
+		buf_puts(&c->out, "no stores configured\n");
+	return 0;
+}
+
+static struct link *
+find_link(struct client *c, const char *store, const char *replica,
+    struct store **stp)
+{
+	struct store *st = store_by_name(store);
+	size_t i;
+
+	if (st == NULL) {
+		buf_printf(&c->out, "!no store called %s\n", store);
+		return NULL;
+	}
+	*stp = st;
+	for (i = 0; i < st->nlinks; i++)
+		if (strcmp(link_name(st->links[i]), replica) == 0)
+			return st->links[i];
+	buf_printf(&c->out, "!store %s has no replica called %s\n", store,
+	    replica);
+	return NULL;
+}
+
+/* Are the waited-for links at the target?  Writes the lag left if not. */
+static bool
+wait_done(struct client *c, struct buf *why)
+{
+	struct store *st = store_by_name(c->store);
+	bool done = true, any = false;
+	size_t i;
+
+	if (st == NULL) {
+		buf_printf(why, "!store %s is gone\n", c->store);
+		return false;
+	}
+	for (i = 0; i < st->nlinks; i++) {
+		struct stats_link sl;
+
+		link_stats(st->links[i], &sl);
+		if (strcmp(c->replica, "*") != 0 &&
+		    strcmp(c->replica, sl.name) != 0)
+			continue;
+		any = true;
+		if (sl.cursor_lsn >= c->target)
+			continue;
+		done = false;
+		if (why)
+			buf_printf(why, "!store %s replica %s (%s): %llu "
+			    "records behind LSN %llu, %llu bytes, %.0f s\n",
+			    c->store, sl.name, sl.state,
+			    (unsigned long long)(c->target - sl.cursor_lsn),
+			    (unsigned long long)c->target,
+			    (unsigned long long)sl.lag_bytes, sl.lag_seconds);
+	}
+	return done && any;
+}
+
+static void
+wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = w->data;
+	struct buf why = BUF_INIT;
+
+	if (wait_done(c, NULL)) {
+		ev_timer_stop(loop, w);
+		buf_printf(&c->out, "caught up: store %s replica %s reached "
+		    "LSN %llu\n", c->store, c->replica,
+		    (unsigned long long)c->target);
+		answer(c, 0);
+		return;
+	}
+	if (ev_now(loop) < c->deadline)
+		return;
+	ev_timer_stop(loop, w);
+	wait_done(c, &why);
+	buf_append(&c->out, why.s, why.len);
+	buf_printf(&c->out, "!timed out waiting for store %s\n", c->store);
+	buf_free(&why);
+	answer(c, 1);
+}
+
+static void
+request(struct client *c, char *line)
+{
+	char *argv[8], *save = NULL, *tok;
+	int argc = 0, status = 0;
+	struct store *st;
+	struct link *l;
+
+	for (tok = strtok_r(line, " \t", &save); tok && argc < 8;
+	    tok = strtok_r(NULL, " \t", &save))
+		argv[argc++] = tok;
+	if (argc == 0) {
+		buf_puts(&c->out, "!empty request\n");
+		answer(c, 2);
+		return;
+	}
+	log_debug("event=control_request request=%s", argv[0]);
+	if (strcmp(argv[0], "status") == 0 && argc <= 3) {
+		const char *store = NULL;
+		bool json = false;
+		int i;
+
+		for (i = 1; i < argc; i++)
+			if (strcmp(argv[i], "json") == 0)
+				json = true;
+			else
+				store = argv[i];
+		status = do_status(c, store, json);
+	} else if ((strcmp(argv[0], "pause") == 0 ||
+	    strcmp(argv[0], "resume") == 0) && argc == 3) {
+		bool pause = argv[0][0] == 'p';
+
+		if ((l = find_link(c, argv[1], argv[2], &st)) == NULL) {
+			status = 2;
+		} else {
+			link_set_paused(l, pause);
+			buf_printf(&c->out, "store %s replica %s %s\n", argv[1],
+			    argv[2], pause ? "paused" : "resumed");
+		}
+	} else if (strcmp(argv[0], "wait") == 0 && argc == 4) {
+		char *end;
+		double secs = strtod(argv[3], &end);
+
+		if (*end != '\0' || secs < 0) {
+			buf_printf(&c->out, "!bad timeout %s\n", argv[3]);
+			answer(c, 2);
+			return;
+		}
+		if ((st = store_by_name(argv[1])) == NULL ||
+		    (strcmp(argv[2], "*") != 0 &&
+		    find_link(c, argv[1], argv[2], &st) == NULL)) {
+			if (st == NULL)
+				buf_printf(&c->out, "!no store called %s\n",
+				    argv[1]);
+			answer(c, 2);
+			return;
+		}
+		c->store = xstrdup(argv[1]);
+		c->replica = xstrdup(argv[2]);
+		c->target = journal_durable_lsn(st->journal);
+		c->deadline = ev_now(c->ctl->loop) + secs;
+		ev_timer_init(&c->wait_t, wait_cb, 0, WAIT_POLL);
+		c->wait_t.data = c;
+		ev_timer_start(c->ctl->loop, &c->wait_t);
+		return;
+	} else if (strcmp(argv[0], "reload") == 0 && argc == 1) {
+		c->ctl->reload();
+		buf_puts(&c->out, "reloaded (see the log for what changed)\n");
+	} else {
+		buf_printf(&c->out, "!unknown request \"%s\" (status [STORE] "
+		    "[json], pause|resume STORE REPLICA, wait STORE REPLICA|* "
+		    "SECONDS, reload)\n", argv[0]);
+		status = 2;
+	}
+	answer(c, status);
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client *c = w->data;
+	char tmp[1024], *nl;
+	ssize_t n = read(c->fd, tmp, sizeof(tmp));
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_free(c);		/* gone before asking anything */
+		return;
+	}
+	buf_append(&c->in, tmp, (size_t)n);
+	if ((nl = memchr(c->in.s, '\n', c->in.len)) == NULL) {
+		if (c->in.len > MAX_REQUEST) {
+			buf_puts(&c->out, "!request too long\n");
+			answer(c, 2);
+		}
+		return;
+	}
+	*nl = '\0';
+	if (nl > c->in.s && nl[-1] == '\r')
+		nl[-1] = '\0';
+	request(c, c->in.s);
+}
+
+static void
+client_free(struct client *c)
+{
+	struct control *ctl = c->ctl;
+	struct client **pp;
+
+	for (pp = &ctl->clients; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	ev_io_stop(ctl->loop, &c->read_w);
+	ev_io_stop(ctl->loop, &c->write_w);
+	if (c->store)
+		ev_timer_stop(ctl->loop, &c->wait_t);
+	close(c->fd);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	free(c->store);
+	free(c->replica);
+	free(c);
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct control *ctl = w->data;
+	struct client *c;
+	int fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			log_warn("control=%s event=accept_failed", ctl->path);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->ctl = ctl;
+	c->fd = fd;
+	buf_init(&c->in, 0);
+	buf_init(&c->out, 0);
+	ev_io_init(&c->read_w, read_cb, fd, EV_READ);
+	c->read_w.data = c;
+	ev_io_init(&c->write_w, write_cb, fd, EV_WRITE);
+	c->write_w.data = c;
+	ev_io_start(loop, &c->read_w);
+	c->next = ctl->clients;
+	ctl->clients = c;
+}
+
+/* ---- setup ---------------------------------------------------------------- */
+
+struct control *
+control_new(struct ev_loop *loop, const char *path, const char *mode,
+    const char *group, void (*reload)(void), char *err, size_t err_len)
+{
+	struct sockaddr_un sun;
+	struct control *ctl;
+	unsigned long m = 0660;
+	char *end, *dir, *slash;
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, err_len, "control_socket %s: path too long",
+		    path);
+		return NULL;
+	}
+	if (mode && *mode) {
+		m = strtoul(mode, &end, 8);
+		if (*end != '\0' || m > 0777) {
+			snprintf(err, err_len, "control_socket_mode %s: not an "
+			    "octal mode", mode);
+			return NULL;
+		}
+	}
+	/* The directory (e.g. /run/syncrelay) may not exist after boot. */
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			snprintf(err, err_len, "control_socket %s: mkdir %s: %s",
+			    path, dir, strerror(errno));
+			free(dir);
+			return NULL;
+		}
+	}
+	free(dir);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, err_len, "socket: %s", strerror(errno));
+		return NULL;
+	}
+	/* A socket someone answers on belongs to a running daemon. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
+	    errno == EAGAIN) {
+		close(fd);
+		snprintf(err, err_len, "control_socket %s is in use by "
+		    "another running syncrelay", path);
+		return NULL;
+	}
+	close(fd);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    chmod(path, (mode_t)m) < 0 || listen(fd, 64) < 0) {
+		snprintf(err, err_len, "control_socket %s: %s", path,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (group && *group) {
+		struct group *gr = getgrnam(group);
+
+		if (gr == NULL || chown(path, (uid_t)-1, gr->gr_gid) < 0) {
+			snprintf(err, err_len, "control_socket_group %s: %s",
+			    group, gr == NULL ? "no such group" :
+			    strerror(errno));
+			close(fd);
+			unlink(path);
+			return NULL;
+		}
+	}
+	ctl = xcalloc(1, sizeof(*ctl));
+	ctl->loop = loop;
+	ctl->fd = fd;
+	ctl->path = xstrdup(path);
+	ctl->reload = reload;
+	ev_io_init(&ctl->accept_w, accept_cb, fd, EV_READ);
+	ctl->accept_w.data = ctl;
+	ev_io_start(loop, &ctl->accept_w);
+	log_info("event=control_listening path=%s mode=%03lo", path, m);
+	return ctl;
+}
+
+void
+control_free(struct control **cp)
+{
+	struct control *ctl = *cp;
+
+	if (ctl == NULL)
+		return;
+	while (ctl->clients) {
+		struct client *c = ctl->clients;
+
+		if (!c->answered && c->store) {
+			buf_puts(&c->out, "!the daemon is stopping\n");
+			answer(c, 3);	/* frees c, or leaves it writing */
+			if (ctl->clients == c)
+				client_free(c);
+		} else {
+			client_free(c);
+		}
+	}
+	ev_io_stop(ctl->loop, &ctl->accept_w);
+	close(ctl->fd);
+	unlink(ctl->path);
+	free(ctl->path);
+	free(ctl);
+	*cp = NULL;
+}

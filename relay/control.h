@@ -1,0 +1,41 @@
+/*
+ * control.h -- the control socket syncrelayctl talks to.
+ *
+ * A Unix stream socket.  A client sends one request line; the daemon
+ * answers with lines of output and closes.  The last line is always
+ * "exit=N", the status syncrelayctl exits with; output lines starting
+ * with "!" are meant for stderr.  Requests:
+ *
+ *   status [STORE] [json]        stores, master sessions, replicas and lag
+ *   pause STORE REPLICA          stop replaying to a replica (kept across
+ *                                restarts); its cursor and backlog stay
+ *   resume STORE REPLICA         replay again (also retries a failed link)
+ *   wait STORE REPLICA|* SECONDS answer once the replica(s) reached the
+ *                                head as of the request (exit=0), or the
+ *                                lag left at the timeout (exit=1)
+ *   reload                       re-read the configuration (as SIGHUP)
+ *
+ * Whoever can connect can do all of this: the socket's mode and group
+ * (control_socket_mode, control_socket_group) decide who can.
+ */
+#ifndef SR_CONTROL_H
+#define SR_CONTROL_H
+
+#include <stddef.h>
+
+#include <ev.h>
+
+struct control;
+
+/*
+ * Binds path (replacing a stale socket, refusing one a live daemon
+ * answers on) with mode and group (NULL or "": unchanged).  reload is
+ * called for the "reload" request.  Returns NULL with err set.
+ */
+struct control *control_new(struct ev_loop *loop, const char *path,
+    const char *mode, const char *group, void (*reload)(void), char *err,
+    size_t err_len);
+/* Closes the socket and every client; removes the socket file. */
+void control_free(struct control **cp);
+
+#endif

@@ -1,0 +1,21 @@
+/*
+ * jfmt.h -- journal records in words, for syncrelay-journal and
+ * syncrelayctl.
+ */
+#ifndef SR_JFMT_H
+#define SR_JFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+
+/* A record time (microseconds since the epoch) as ISO 8601 UTC. */
+void jfmt_time(uint64_t us, char *out, size_t len);
+/*
+ * One line for a command record's text: "APPLY MAILBOX user.bob
+ * records=12" (verb, command, mailbox or atom, record count).
+ */
+void jfmt_describe(const struct buf *raw, struct buf *out);
+
+#endif
