@@ -4,9 +4,10 @@ register anyone's tests)."""
 import os
 import re
 import subprocess
+import time
 
 import cyrus
-from harness import BUILDDIR, Relay, eq
+from harness import BUILDDIR, Relay, check, eq
 
 __import__("imaplib").Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 
@@ -81,3 +82,48 @@ def master_facing_relay(replicas, extra=""):
                      "".join("store.s1.replica.%s: 127.0.0.1:%d\n" % r
                              for r in replicas) + extra)
     return relay.start()
+
+
+def converge(master, replica, users, timeout=90.0):
+    """Waits until the replica shows what the master shows for users."""
+    deadline = time.time() + timeout
+    want = {u: master.state(u) for u in users}
+    got = None
+    while time.time() < deadline:
+        try:
+            got = {u: replica.state(u) for u in users}
+        except AssertionError:
+            # A folder renamed or deleted between LIST and STATUS.
+            time.sleep(0.5)
+            continue
+        if got == want:
+            return want
+        time.sleep(0.5)
+    check(got is not None, "the replica's state could not be read")
+    for u in users:
+        if got[u] != want[u]:
+            raise AssertionError("replica never matched the master for %s:\n"
+                                 "master:  %r\nreplica: %r"
+                                 % (u, want[u], got[u]))
+    return want
+
+
+def direct_applies(master, replica, user):
+    """Runs a one-shot sync_client -u user from the master straight to the
+    replica (a channel of its own) with protocol telemetry (-v -v), and
+    returns the APPLY commands it had to send: none if the replica already
+    holds exactly what the master has."""
+    ch = "direct%d" % replica.sync_port
+    master.settings.update({
+        ch + "_sync_host": "127.0.0.1",
+        ch + "_sync_port": str(replica.sync_port),
+        ch + "_sync_authname": "repl",
+        ch + "_sync_password": cyrus.REPL_PASSWORD,
+        ch + "_sync_try_imap": "0"})
+    master.write_conf()
+    rc, out, err = master.sync_client(["-n", ch, "-v", "-v", "-u", user],
+                                      timeout=120)
+    check(rc == 0, "direct sync_client rc=%r\n%s%s" % (rc, out, err))
+    check(">GET USER %s" % user in out + err, out + err)
+    return [line for line in (out + err).splitlines()
+            if re.match(r">\d+>APPLY ", line)]
