@@ -1,5 +1,7 @@
 /*
- * tlsctx.c -- building OpenSSL contexts.
+ * tlsctx.c -- building OpenSSL contexts: one for the csync listener
+ * (STARTTLS offered to masters), one per replica link (the relay as a
+ * TLS client that verifies the replica's certificate).
  */
 #include "autoconf.h"
 
@@ -47,6 +49,33 @@ tlsctx_server_new(const char *cert, const char *key, const char *ca_file,
 	if (ca_file && *ca_file &&
 	    SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
 		ssl_error(err, err_len, "tls_client_ca_file", ca_file);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+void *
+tlsctx_client_new(const char *ca_file, char *err, size_t err_len)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL) {
+		ssl_error(err, err_len, "cannot create a TLS context", NULL);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (ca_file && *ca_file) {
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			ssl_error(err, err_len, "replica_tls_ca_file", ca_file);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		ssl_error(err, err_len, "the system's default CA paths", NULL);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}

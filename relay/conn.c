@@ -5,9 +5,15 @@
  * nothing more; writes go out from a queue.  Closed conns sit on a
  * reaper list that an ev_idle watcher empties outside any callback of
  * theirs, so an owner may close its conn from inside on_input().
+ *
+ * TLS runs in either role over the same states: off, waiting for the
+ * queued clear text to go out (the OK to STARTTLS, on the server side),
+ * handshaking, on.  A client checks the server's certificate against the
+ * name it connected to (a host name, or an IP address in the SAN).
  */
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +24,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <zlib.h>
 
 #include "lib/buf.h"
@@ -50,6 +57,8 @@ struct conn {
 	SSL *ssl;
 	SSL_CTX *tls_ctx;
 	int tls_want;		/* SSL_ERROR_WANT_READ/WRITE in handshake */
+	bool tls_client;	/* we connect; we verify the peer */
+	char *tls_servername;	/* the name or address to verify */
 	void (*tls_done)(struct conn *c, void *arg, const char *err);
 	bool deflating;		/* COMPRESS DEFLATE is on */
 	bool inflate_leftover;	/* unconsumed input is compressed */
@@ -81,6 +90,7 @@ reap_cb(struct ev_loop *loop, ev_idle *w, int revents)
 		}
 		if (c->ssl)
 			SSL_free(c->ssl);
+		free(c->tls_servername);
 		buf_free(&c->in);
 		buf_free(&c->out);
 		free(c->peer);
@@ -122,6 +132,7 @@ update_watchers(struct conn *c)
 }
 
 static void tls_handshake(struct conn *c);
+static int tls_setup(struct conn *c);
 
 /* Sends n bytes in the clear or through TLS: bytes sent, 0 if it would
  * block, -1 on failure (reason in *why). */
@@ -179,13 +190,12 @@ flush_out(struct conn *c)
 		buf_reset(&c->out);
 		c->out_off = 0;
 		c->tls = TLS_HANDSHAKE;
-		c->ssl = SSL_new(c->tls_ctx);
-		if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+		if (tls_setup(c) < 0) {
+			ERR_clear_error();
 			c->tls_done(c, c->arg, "cannot set up TLS");
 			conn_kill(c, "cannot set up TLS");
 			return;
 		}
-		SSL_set_accept_state(c->ssl);
 		tls_handshake(c);
 		return;
 	}
@@ -444,10 +454,61 @@ conn_write(struct conn *c, const void *p, size_t n)
 	update_watchers(c);
 }
 
+/*
+ * Makes the SSL for the handshake: the server side just accepts; the
+ * client side sends the name (SNI, for a host name only) and checks the
+ * certificate against it.  Returns 0 or -1.
+ */
+static int
+tls_setup(struct conn *c)
+{
+	unsigned char addr[16];
+	bool is_ip;
+
+	c->ssl = SSL_new(c->tls_ctx);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+		return -1;
+	if (!c->tls_client) {
+		SSL_set_accept_state(c->ssl);
+		return 0;
+	}
+	SSL_set_connect_state(c->ssl);
+	if (c->tls_servername == NULL)
+		return 0;
+	is_ip = inet_pton(AF_INET, c->tls_servername, addr) == 1 ||
+	    inet_pton(AF_INET6, c->tls_servername, addr) == 1;
+	if (is_ip) {
+		X509_VERIFY_PARAM *param = SSL_get0_param(c->ssl);
+
+		return X509_VERIFY_PARAM_set1_ip_asc(param,
+		    c->tls_servername) == 1 ? 0 : -1;
+	}
+	if (SSL_set_tlsext_host_name(c->ssl, c->tls_servername) != 1 ||
+	    SSL_set1_host(c->ssl, c->tls_servername) != 1)
+		return -1;
+	return 0;
+}
+
+/* Says why a handshake failed, the certificate check first. */
+static void
+tls_failure(struct conn *c, char *msg, size_t len)
+{
+	unsigned long e = ERR_get_error();
+	long v = c->tls_client ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+
+	if (v != X509_V_OK)
+		snprintf(msg, len, "TLS handshake failed: certificate "
+		    "verification failed: %s", X509_verify_cert_error_string(v));
+	else
+		snprintf(msg, len, "TLS handshake failed: %s",
+		    e ? ERR_reason_error_string(e) : "connection closed");
+	ERR_clear_error();
+}
+
 static void
 tls_handshake(struct conn *c)
 {
-	int r = SSL_accept(c->ssl);
+	int r = SSL_do_handshake(c->ssl);
 
 	if (r == 1) {
 		c->tls = TLS_ON;
@@ -465,11 +526,8 @@ tls_handshake(struct conn *c)
 	}
 	{
 		char msg[256];
-		unsigned long e = ERR_get_error();
 
-		snprintf(msg, sizeof(msg), "TLS handshake failed: %s",
-		    e ? ERR_reason_error_string(e) : "connection closed");
-		ERR_clear_error();
+		tls_failure(c, msg, sizeof(msg));
 		c->tls_done(c, c->arg, msg);
 		conn_kill(c, "TLS handshake failed");
 	}
@@ -485,6 +543,16 @@ conn_start_tls(struct conn *c, void *ctx,
 	buf_reset(&c->in);	/* pipelined input is discarded */
 	ev_io_stop(c->loop, &c->rio);
 	ev_io_start(c->loop, &c->wio);
+}
+
+void
+conn_start_tls_client(struct conn *c, void *ctx, const char *servername,
+    void (*done)(struct conn *c, void *arg, const char *err))
+{
+	c->tls_client = true;
+	free(c->tls_servername);
+	c->tls_servername = servername ? xstrdup(servername) : NULL;
+	conn_start_tls(c, ctx, done);
 }
 
 bool
@@ -540,8 +608,19 @@ conn_close(struct conn *c, const char *reason, bool now)
 	if (c->dead)
 		return;
 	if (now || c->out.len == c->out_off) {
-		/* Try once to send what is queued before closing. */
-		if (c->out.len > c->out_off)
+		/*
+		 * Try once to send what is queued before closing, through
+		 * TLS if it is on (then say close_notify too).
+		 */
+		if (c->tls == TLS_ON) {
+			const char *why = NULL;
+
+			if (c->out.len == c->out_off ||
+			    raw_send(c, c->out.s + c->out_off,
+			    c->out.len - c->out_off, &why) >= 0)
+				(void)SSL_shutdown(c->ssl);
+			ERR_clear_error();
+		} else if (c->tls == TLS_OFF && c->out.len > c->out_off)
 			(void)send(c->fd, c->out.s + c->out_off,
 			    c->out.len - c->out_off, MSG_NOSIGNAL |
 			    MSG_DONTWAIT);

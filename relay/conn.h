@@ -72,6 +72,18 @@ int conn_start_deflate(struct conn *c);
  */
 void conn_start_tls(struct conn *c, void *ctx,
     void (*done)(struct conn *c, void *arg, const char *err));
+/*
+ * Starts a TLS client handshake (toward a replica) once the queued
+ * output has been sent: right after connecting for TLS from the first
+ * byte, or after the server's OK to STARTTLS.  Input buffered so far is
+ * dropped.  ctx is a client SSL_CTX that verifies the peer (tlsctx.h);
+ * servername (copied; NULL: no name check) is the host name, sent as
+ * SNI and matched in the certificate, or an IP address, matched in its
+ * subjectAltName.  done() is called with NULL when TLS is up, or with
+ * the reason it failed (the conn is then closed).
+ */
+void conn_start_tls_client(struct conn *c, void *ctx, const char *servername,
+    void (*done)(struct conn *c, void *arg, const char *err));
 /* Is TLS active on the connection? */
 bool conn_tls_active(const struct conn *c);
 /* Bytes queued and not yet sent. */

@@ -6,11 +6,18 @@
  * before it.  Message bodies are sent from the journal piece by piece as
  * the socket drains, never held whole.
  *
- * Known limits of this first version: TLS toward replicas is not done
- * yet (a replica configured with tls is reported failed); the cursor is
- * written to disk from the event loop every 200 ms; a replica's own
- * refusals of a repair (records newer there than in the shadow) leave
- * the link failed for an operator, as design.md asks.
+ * TLS (replica_tls): "starttls" reads the banner, sends STARTTLS if it
+ * is offered (the link fails if not: no silent clear text), handshakes,
+ * and reads the banner again, which a Cyrus sync_server sends anew under
+ * TLS; "implicit" handshakes before the banner.  The replica's
+ * certificate must verify against replica_tls_ca_file (or the system's
+ * CAs) and name the configured host.  A failed handshake is a connection
+ * error: logged as event=tls_failed and retried with the backoff.
+ *
+ * Known limits of this first version: the cursor is written to disk from
+ * the event loop every 200 ms; a replica's own refusals of a repair
+ * (records newer there than in the shadow) leave the link failed for an
+ * operator, as design.md asks.
  */
 #include "autoconf.h"
 
@@ -30,6 +37,7 @@
 #include "lib/xmalloc.h"
 #include "protocol/csync.h"
 #include "protocol/saslcli.h"
+#include "protocol/tlsctx.h"
 #include "relay/conn.h"
 #include "relay/getcmd.h"
 #include "relay/link.h"
@@ -81,6 +89,10 @@ struct link {
 	bool in_banner;
 	struct buf mechs;
 	bool offers_compress, offers_sieve, deflating;
+	bool offers_starttls;
+	void *tls_ctx;			/* client SSL_CTX, or NULL: no TLS */
+	bool tls_up;			/* TLS is on for this session */
+	bool tls_starting;		/* STARTTLS accepted: input is stale */
 	struct saslcli *sasl;
 	void (*on_reply)(struct link *l, const char *verb, const char *text);
 	struct dlist *untagged;
@@ -232,6 +244,7 @@ reset_session(struct link *l)
 	buf_reset(&l->mechs);
 	l->on_reply = NULL;
 	l->repairing = l->caught_up = false;
+	l->tls_up = l->tls_starting = false;
 	l->staged = 0;
 	l->rq_head = l->rq_len = 0;	/* the reader starts again */
 }
@@ -286,6 +299,7 @@ on_drain(struct conn *c, void *arg)
 }
 
 static void start_login(struct link *l);
+static void start_starttls(struct link *l);
 
 static size_t
 on_input(struct conn *c, void *arg, const char *data, size_t n)
@@ -324,10 +338,16 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 				l->offers_compress = true;
 			else if (text && strcmp(text, "SIEVE-MAILBOX") == 0)
 				l->offers_sieve = true;
+			else if (text && strcmp(text, "STARTTLS") == 0)
+				l->offers_starttls = true;
 			else if (text && strncmp(text, "OK", 2) == 0) {
 				l->in_banner = false;
 				csync_reader_set_banner(l->reader, false);
-				start_login(l);
+				if (l->rc.tls == REPLICA_TLS_STARTTLS &&
+				    !l->tls_up)
+					start_starttls(l);
+				else
+					start_login(l);
 			}
 			continue;
 		}
@@ -354,12 +374,38 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 			k(l, verb, text ? text : "");
 		}
 		dlist_free(&l->untagged);
+		if (l->tls_starting) {
+			/* The conn dropped the rest: nothing may follow. */
+			l->tls_starting = false;
+			return n;
+		}
 	}
 	return off;
 }
 
 static const struct conn_ops link_ops = { on_input, on_close, on_free,
 	on_drain, true };
+
+/* The handshake is over: TLS is up (err NULL), or the conn is closing. */
+static void
+tls_done(struct conn *c, void *arg, const char *err)
+{
+	struct link *l = arg;
+
+	if (err != NULL) {
+		snprintf(l->why, sizeof(l->why), "%s", err);
+		log_warnx("store=%s replica=%s event=tls_failed addr=%s:%u "
+		    "error=\"%s\"", l->st->name, l->rc.name, l->rc.host,
+		    l->rc.port, err);
+		note_error(l, "tls_failed", "TLS with %s:%u: %s", l->rc.host,
+		    l->rc.port, err);
+		return;		/* on_close() schedules the retry */
+	}
+	l->tls_up = true;
+	log_info("store=%s replica=%s event=tls_up mode=%s", l->st->name,
+	    l->rc.name, l->rc.tls == REPLICA_TLS_IMPLICIT ? "implicit" :
+	    "starttls");
+}
 
 static void
 connected_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -389,9 +435,13 @@ connected_cb(struct ev_loop *loop, ev_io *w, int revents)
 	csync_reader_set_banner(l->reader, true);
 	l->in_banner = true;
 	l->offers_compress = l->offers_sieve = l->deflating = false;
+	l->offers_starttls = false;
 	l->conn = conn_new(loop, l->fd, peer, 0, &link_ops, l);
 	l->fd = -1;
 	set_state(l, LINK_LOGIN);
+	if (l->rc.tls == REPLICA_TLS_IMPLICIT)
+		conn_start_tls_client(l->conn, l->tls_ctx, l->rc.host,
+		    tls_done);
 }
 
 static void
@@ -404,10 +454,6 @@ link_connect(struct link *l)
 	if (l->state == LINK_FAILED || l->paused || l->conn != NULL ||
 	    l->fd >= 0)
 		return;
-	if (l->rc.tls != REPLICA_TLS_NO) {
-		fail(l, "TLS toward replicas is not supported yet");
-		return;
-	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	snprintf(port, sizeof(port), "%u", l->rc.port);
@@ -517,6 +563,41 @@ auth_reply(struct link *l, const char *verb, const char *text)
 		return;
 	}
 	after_login(l);
+}
+
+static void
+starttls_reply(struct link *l, const char *verb, const char *text)
+{
+	if (strcmp(verb, "OK") != 0) {
+		/* The replica could not set up TLS: maybe later. */
+		snprintf(l->why, sizeof(l->why), "STARTTLS: %s %s", verb, text);
+		log_warnx("store=%s replica=%s event=tls_failed addr=%s:%u "
+		    "error=\"%s\"", l->st->name, l->rc.name, l->rc.host,
+		    l->rc.port, l->why);
+		drop(l, "STARTTLS refused");
+		return;
+	}
+	/* Under TLS the replica sends its banner again, without STARTTLS. */
+	l->tls_starting = true;
+	l->in_banner = true;
+	csync_reader_set_banner(l->reader, true);
+	buf_reset(&l->mechs);
+	l->offers_compress = l->offers_sieve = l->offers_starttls = false;
+	conn_start_tls_client(l->conn, l->tls_ctx, l->rc.host, tls_done);
+}
+
+static void
+start_starttls(struct link *l)
+{
+	if (!l->offers_starttls) {
+		fail(l, "replica %s (%s:%u) does not offer STARTTLS, and "
+		    "replica_tls is starttls (is TLS set up on its "
+		    "sync_server: tls_server_cert, tls_server_key?)",
+		    l->rc.name, l->rc.host, l->rc.port);
+		return;
+	}
+	l->on_reply = starttls_reply;
+	send_text(l, "STARTTLS\r\n", 10);
 }
 
 static void
@@ -1329,6 +1410,16 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 		fail(l, "cannot read the password file %s", rc->password_file);
 		return l;
 	}
+	if (rc->tls != REPLICA_TLS_NO) {
+		char err[300];
+
+		l->tls_ctx = tlsctx_client_new(rc->tls_ca_file, err,
+		    sizeof(err));
+		if (l->tls_ctx == NULL) {
+			fail(l, "%s", err);
+			return l;
+		}
+	}
 	link_connect(l);
 	return l;
 }
@@ -1357,6 +1448,7 @@ link_free(struct link **lp)
 	if (l->acked > l->stored)
 		cursor_store(l->cursor, l->acked);
 	reset_session(l);
+	tlsctx_free(&l->tls_ctx);
 	buf_free(&l->mechs);
 	free(l->seen);
 	free(l->rq);
@@ -1441,6 +1533,17 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 		/* New settings deserve a new try. */
 		l->state = LINK_DOWN;
 		l->why[0] = '\0';
+	}
+	tlsctx_free(&l->tls_ctx);
+	if (l->rc.tls != REPLICA_TLS_NO) {
+		char err[300];
+
+		l->tls_ctx = tlsctx_client_new(l->rc.tls_ca_file, err,
+		    sizeof(err));
+		if (l->tls_ctx == NULL) {
+			fail(l, "%s", err);
+			return;
+		}
 	}
 	if (l->fd >= 0) {
 		ev_io_stop(l->loop, &l->connect_w);
