@@ -45,6 +45,7 @@
 #include "relay/store.h"
 #include "storage/cursor.h"
 #include "storage/fold.h"
+#include "storage/mboxname.h"
 
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 60.0
@@ -57,6 +58,7 @@ struct seen_body {
 };
 
 #define MAX_SEEN 65536
+#define MAX_REPAIRED 64
 
 /* A record read from the journal and not yet acknowledged. */
 struct rpos {
@@ -77,7 +79,7 @@ struct link {
 	char *password;
 	struct cursor *cursor;
 	enum link_state state;
-	char why[300];
+	char why[1024];
 
 	int fd;
 	ev_io connect_w;
@@ -106,6 +108,16 @@ struct link {
 	size_t nseen, seen_alloc;
 	uint64_t pending_lsn;
 	bool repairing;
+	bool user_repaired;		/* this record had a user-level repair */
+	struct dlist *repair_ops;	/* APPLY RENAME/UNMAILBOX to send */
+	struct dlist *repair_queue;	/* full APPLY MAILBOX to send */
+	char repair_why[300];
+	/* Mailboxes sent whole from the shadow: older records are moot. */
+	struct {
+		char uniqueid[64];
+		uint64_t upto;		/* the shadow's LSN then */
+	} repaired[MAX_REPAIRED];
+	size_t nrepaired;
 	bool caught_up;		/* reached the journal's end this session */
 	uint32_t r_last_uid;
 	uint64_t r_highestmodseq;	/* from the last GET MAILBOXES */
@@ -125,7 +137,7 @@ struct link {
 	double rate;			/* records/s acknowledged, smoothed */
 	double rate_t;			/* ev_now() of the last sample */
 	uint64_t rate_acked;
-	char last_error[300];
+	char last_error[1024];
 	double last_error_time;
 	struct stats_code_count errors[STATS_MAX_CODES];
 	size_t nerrors;
@@ -243,7 +255,9 @@ reset_session(struct link *l)
 	journal_reader_free(&l->jr);	/* restart from acked + 1 */
 	buf_reset(&l->mechs);
 	l->on_reply = NULL;
-	l->repairing = l->caught_up = false;
+	l->repairing = l->caught_up = l->user_repaired = false;
+	dlist_free(&l->repair_ops);
+	dlist_free(&l->repair_queue);
 	l->tls_up = l->tls_starting = false;
 	l->staged = 0;
 	l->rq_head = l->rq_len = 0;	/* the reader starts again */
@@ -738,7 +752,9 @@ advance(struct link *l)
 	}
 	l->acked = l->lsn;
 	rq_ack(l);
-	l->repairing = false;
+	l->repairing = l->user_repaired = false;
+	dlist_free(&l->repair_ops);
+	dlist_free(&l->repair_queue);
 	dlist_free(&l->cmd);
 	dlist_free(&l->missing);
 	/*
@@ -773,56 +789,385 @@ ask_mailbox_state(struct link *l)
 	dlist_free(&names);
 }
 
-/* Repairs the current command's mailbox from the shadow's state. */
+/* ---- repair --------------------------------------------------------------- */
+
+static void diagnose(struct link *l, const char *why);
+static struct dlist *pop_child(struct dlist *list);
+static void repair_user(struct link *l, const char *why);
+
+/* A full APPLY MAILBOX of the shadow's state of uniqueid, or NULL. */
+static struct dlist *
+shadow_full_mailbox(struct link *l, const char *uniqueid)
+{
+	struct shadow_mailbox mb;
+	struct dlist *full;
+
+	if (uniqueid == NULL ||
+	    shadow_mailbox_by_uniqueid(l->st->shadow, uniqueid, &mb) < 0)
+		return NULL;
+	full = getcmd_mailbox_dlist(l->st->shadow, &mb, true);
+	shadow_mailbox_free(&mb);
+	return full;
+}
+
+/* The replica got uniqueid whole, as of the shadow's LSN now. */
+static void
+remember_repaired(struct link *l, const char *uniqueid)
+{
+	size_t i = l->nrepaired % MAX_REPAIRED;
+
+	snprintf(l->repaired[i].uniqueid, sizeof(l->repaired[i].uniqueid),
+	    "%s", uniqueid);
+	l->repaired[i].upto = shadow_lsn(l->st->shadow);
+	l->nrepaired++;
+}
+
+/* Was cmd's mailbox sent whole at or after lsn? */
+static bool
+repaired_since(const struct link *l, const struct dlist *cmd, uint64_t lsn)
+{
+	const char *u = NULL;
+	size_t i, n = l->nrepaired < MAX_REPAIRED ? l->nrepaired :
+	    MAX_REPAIRED;
+
+	if (dlist_get_str(cmd, "UNIQUEID", &u) < 0 || u == NULL)
+		return false;
+	for (i = 0; i < n; i++)
+		if (l->repaired[i].upto >= lsn &&
+		    strcmp(l->repaired[i].uniqueid, u) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Repairs the current command's mailbox from the shadow's state: a full
+ * APPLY MAILBOX (bodies staged as usual).  A second refusal is looked
+ * into (GET FULLMAILBOX) and stops the link with the reason.
+ */
 static void
 repair(struct link *l, const char *why)
 {
-	struct shadow_mailbox mb;
 	const char *uniqueid = NULL, *name = NULL;
 	struct dlist *full;
 
 	dlist_get_str(l->cmd, "UNIQUEID", &uniqueid);
 	dlist_get_str(l->cmd, "MBOXNAME", &name);
 	if (l->repairing) {
-		uint64_t h = 0;
-
-		/*
-		 * A replica whose modseqs ran ahead of the master's was changed
-		 * directly.  Cyrus cannot lower a record's modseq (even APPLY
-		 * FORCE asserts in 3.6), and only the master could take those
-		 * changes back: an operator decides.
-		 */
-		dlist_get_num(l->cmd, "HIGHESTMODSEQ", &h);
-		if (l->r_highestmodseq > h)
-			fail(l, "repairing %s failed: %s; the replica's "
-			    "HIGHESTMODSEQ %llu is above the master's %llu, so "
-			    "it was changed directly: resync it from the master",
-			    name ? name : "?", why,
-			    (unsigned long long)l->r_highestmodseq,
-			    (unsigned long long)h);
-		else
-			fail(l, "repairing %s failed: %s", name ? name : "?",
-			    why);
+		diagnose(l, why);
 		return;
 	}
 	log_warnx("store=%s replica=%s event=repair mailbox=%s lsn=%llu "
 	    "reason=\"%s\"", l->st->name, l->rc.name, name ? name : "?",
 	    (unsigned long long)l->lsn, why);
-	if (uniqueid == NULL ||
-	    shadow_mailbox_by_uniqueid(l->st->shadow, uniqueid, &mb) < 0) {
+	note_error(l, "repair", "repaired %s: %s", name ? name : "?", why);
+	snprintf(l->repair_why, sizeof(l->repair_why), "%s", why);
+	full = shadow_full_mailbox(l, uniqueid);
+	if (full == NULL) {
 		/* Gone from the shadow: later records take it from here. */
 		advance(l);
 		return;
 	}
-	full = getcmd_mailbox_dlist(l->st->shadow, &mb, true);
-	shadow_mailbox_free(&mb);
 	dlist_free(&l->cmd);		/* name and uniqueid pointed here */
 	l->cmd = full;
-	name = NULL;
-	dlist_get_str(l->cmd, "MBOXNAME", &name);
 	l->repairing = true;
 	set_state(l, LINK_REPAIRING);
 	ask_mailbox_state(l);
+}
+
+/* ---- repair: why the replica refuses ------------------------------------------ */
+
+struct diag {
+	struct link *l;
+	const struct dlist *rrecords;	/* the replica's RECORD list */
+	const struct dlist *r;		/* walks rrecords in UID order */
+	char *reason;
+};
+
+static int
+diag_record(void *arg, const struct shadow_record *m)
+{
+	struct diag *d = arg;
+	uint64_t uid = 0, modseq = 0;
+	char g[41];
+
+	for (; d->r; d->r = d->r->next) {
+		if (dlist_get_num(d->r, "UID", &uid) < 0 || uid >= m->uid)
+			break;
+	}
+	if (d->r == NULL || uid != m->uid)
+		return 0;
+	if (dlist_guid(dlist_get(d->r, "GUID"), g) == 0 &&
+	    strcmp(g, m->guid) != 0) {
+		d->reason = xasprintf("UID %u holds another message on the "
+		    "replica (GUID %s, the master's is %s), so mail was "
+		    "delivered to the replica directly", m->uid, g, m->guid);
+		return 1;
+	}
+	if (dlist_get_num(d->r, "MODSEQ", &modseq) == 0 &&
+	    modseq > m->modseq) {
+		d->reason = xasprintf("UID %u was changed on the replica "
+		    "(MODSEQ %llu there, %llu on the master)", m->uid,
+		    (unsigned long long)modseq, (unsigned long long)m->modseq);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+diagnose_reply(struct link *l, const char *verb, const char *text)
+{
+	const struct dlist *rmb = NULL;
+	struct shadow_mailbox mb;
+	const char *name = NULL, *uniqueid = NULL;
+	char user[256];
+	struct diag d = { l, NULL, NULL, NULL };
+	uint64_t r_last = 0, r_hms = 0;
+
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
+	dlist_get_str(l->cmd, "UNIQUEID", &uniqueid);
+	if (l->untagged && l->untagged->head &&
+	    strcmp(l->untagged->head->key, "MAILBOX") == 0)
+		rmb = l->untagged->head;
+	if (strcmp(verb, "OK") != 0 || rmb == NULL || uniqueid == NULL ||
+	    shadow_mailbox_by_uniqueid(l->st->shadow, uniqueid, &mb) < 0) {
+		fail(l, "repairing %s failed: %s", name ? name : "?",
+		    l->repair_why);
+		return;
+	}
+	dlist_get_num(rmb, "LAST_UID", &r_last);
+	dlist_get_num(rmb, "HIGHESTMODSEQ", &r_hms);
+	if (r_last > mb.last_uid) {
+		d.reason = xasprintf("the replica holds UIDs up to %llu, the "
+		    "master only up to %u, so mail was delivered to the "
+		    "replica directly", (unsigned long long)r_last,
+		    mb.last_uid);
+	} else {
+		d.rrecords = dlist_get(rmb, "RECORD");
+		d.r = d.rrecords ? d.rrecords->head : NULL;
+		shadow_record_each(l->st->shadow, uniqueid, 1, diag_record, &d);
+		if (d.reason == NULL && r_hms > mb.highestmodseq)
+			d.reason = xasprintf("the replica's HIGHESTMODSEQ %llu "
+			    "is above the master's %llu, so it was changed "
+			    "directly", (unsigned long long)r_hms,
+			    (unsigned long long)mb.highestmodseq);
+	}
+	if (mboxname_userid(name ? name : "", user, sizeof(user)) < 0)
+		snprintf(user, sizeof(user), "?");
+	if (d.reason != NULL)
+		fail(l, "repairing %s failed: %s; %s: resync it from the "
+		    "master (sync_client -u %s straight to the replica, which "
+		    "copies what only the replica has back to the master), "
+		    "then syncrelayctl resume %s %s", name ? name : "?",
+		    l->repair_why, d.reason, user, l->st->name, l->rc.name);
+	else
+		fail(l, "repairing %s failed: %s (the replica's copy differs "
+		    "from the master's in a way the relay cannot tell)",
+		    name ? name : "?", l->repair_why);
+	free(d.reason);
+	shadow_mailbox_free(&mb);
+}
+
+/* The replica refused the shadow's own state: find out why, then stop. */
+static void
+diagnose(struct link *l, const char *why)
+{
+	struct dlist *get;
+	const char *name = NULL;
+
+	snprintf(l->repair_why, sizeof(l->repair_why), "%s", why);
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
+	get = dlist_new_atom("FULLMAILBOX", name ? name : "",
+	    strlen(name ? name : ""));
+	send_cmd(l, "GET", get, diagnose_reply);
+	dlist_free(&get);
+}
+
+/* ---- repair: a user's mailboxes --------------------------------------------- */
+
+static bool
+is_deleted_name(const char *name)
+{
+	const char *bang = strchr(name, '!');
+
+	return strncmp(bang ? bang + 1 : name, "DELETED.", 8) == 0;
+}
+
+static void next_repair_step(struct link *l);
+
+static void
+repair_op_reply(struct link *l, const char *verb, const char *text)
+{
+	bool gone = strcmp(verb, "NO") == 0 &&
+	    result_from_no_text(text) == RESULT_MAILBOX_NONEXISTENT;
+
+	if (strcmp(verb, "OK") != 0 && !(gone && l->cmd &&
+	    strcmp(l->cmd->key, "UNMAILBOX") == 0)) {
+		fail(l, "repairing: APPLY %s: %s %s", l->cmd ? l->cmd->key :
+		    "?", verb, text);
+		return;
+	}
+	next_repair_step(l);
+}
+
+/* Sends the next rename or delete, then the mailboxes, then goes on. */
+static void
+next_repair_step(struct link *l)
+{
+	struct dlist *op;
+
+	dlist_free(&l->cmd);
+	if (l->repair_ops && (op = pop_child(l->repair_ops)) != NULL) {
+		const char *a = NULL, *b = NULL;
+
+		if (!dlist_get_str(op, "OLDMBOXNAME", &a) &&
+		    !dlist_get_str(op, "NEWMBOXNAME", &b))
+			log_warnx("store=%s replica=%s event=repair_rename "
+			    "from=%s to=%s", l->st->name, l->rc.name, a, b);
+		else
+			log_warnx("store=%s replica=%s event=repair_unmailbox "
+			    "mailbox=%s note=\"not on the master\"",
+			    l->st->name, l->rc.name, op->s ? op->s : "?");
+		l->cmd = op;
+		send_cmd(l, "APPLY", op, repair_op_reply);
+		return;
+	}
+	if (l->repair_queue && (op = pop_child(l->repair_queue)) != NULL) {
+		l->cmd = op;
+		ask_mailbox_state(l);
+		return;
+	}
+	set_state(l, l->caught_up ? LINK_STREAMING : LINK_CATCHING_UP);
+	advance(l);
+}
+
+struct user_scan {
+	struct link *l;
+	const struct dlist *rmbs;	/* the replica's MAILBOX entries */
+	const char *target;		/* the uniqueid being repaired */
+};
+
+/* The replica's mailbox with this uniqueid (or name), or NULL. */
+static const struct dlist *
+replica_mailbox(const struct dlist *rmbs, const char *key, const char *v)
+{
+	const struct dlist *e;
+	const char *x;
+
+	for (e = rmbs ? rmbs->head : NULL; e; e = e->next)
+		if (strcmp(e->key, "MAILBOX") == 0 &&
+		    dlist_get_str(e, key, &x) == 0 && x && strcmp(x, v) == 0)
+			return e;
+	return NULL;
+}
+
+/* For each of the user's mailboxes on the master: rename or recreate. */
+static int
+user_scan_mailbox(void *arg, const struct shadow_mailbox *mb)
+{
+	struct user_scan *u = arg;
+	struct link *l = u->l;
+	const struct dlist *r = replica_mailbox(u->rmbs, "UNIQUEID",
+	    mb->uniqueid);
+	const char *rname = NULL;
+	struct dlist *full;
+
+	if (r && dlist_get_str(r, "MBOXNAME", &rname) == 0 && rname &&
+	    strcmp(rname, mb->name) != 0) {
+		struct dlist *op = dlist_new_kvlist("RENAME");
+
+		dlist_add_atom(op, "OLDMBOXNAME", rname);
+		dlist_add_atom(op, "NEWMBOXNAME", mb->name);
+		dlist_add_atom(op, "PARTITION", mb->partition);
+		dlist_add_num(op, "UIDVALIDITY", mb->uidvalidity);
+		dlist_append(l->repair_ops, op);
+	}
+	if (r == NULL || strcmp(mb->uniqueid, u->target) == 0 ||
+	    (rname && strcmp(rname, mb->name) != 0)) {
+		full = getcmd_mailbox_dlist(l->st->shadow, mb, true);
+		if (full)
+			dlist_append(l->repair_queue, full);
+	}
+	return 0;
+}
+
+static void
+user_state_reply(struct link *l, const char *verb, const char *text)
+{
+	struct user_scan u = { l, l->untagged, "" };
+	const struct dlist *e;
+	const char *uniqueid = NULL, *name = NULL;
+	char user[256];
+
+	if (strcmp(verb, "OK") != 0) {
+		fail(l, "repairing: GET USER: %s %s", verb, text);
+		return;
+	}
+	dlist_get_str(l->cmd, "UNIQUEID", &uniqueid);
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
+	mboxname_userid(name ? name : "", user, sizeof(user));
+	u.target = uniqueid ? uniqueid : "";
+	l->repair_ops = dlist_new_list(NULL);
+	l->repair_queue = dlist_new_list(NULL);
+	/*
+	 * What the replica has and the master has not goes, as sync_client
+	 * does it: folders created on the replica, or holding a name the
+	 * master gave to another folder.  A deleted folder (DELETED.*) that
+	 * the master still has comes back by rename; other deleted folders
+	 * are left to the replica's expiry.
+	 */
+	for (e = l->untagged ? l->untagged->head : NULL; e; e = e->next) {
+		const char *rname = NULL, *ruid = NULL;
+		struct shadow_mailbox mb;
+
+		if (strcmp(e->key, "MAILBOX") != 0 ||
+		    dlist_get_str(e, "MBOXNAME", &rname) < 0 || !rname ||
+		    dlist_get_str(e, "UNIQUEID", &ruid) < 0 || !ruid ||
+		    is_deleted_name(rname))
+			continue;
+		if (shadow_mailbox_by_uniqueid(l->st->shadow, ruid, &mb) == 0) {
+			shadow_mailbox_free(&mb);
+			continue;
+		}
+		dlist_append(l->repair_ops, dlist_new_atom("UNMAILBOX", rname,
+		    strlen(rname)));
+	}
+	shadow_mailbox_each_user(l->st->shadow, user, user_scan_mailbox, &u);
+	log_warnx("store=%s replica=%s event=repair_user user=%s renames_"
+	    "and_deletes=%zu mailboxes=%zu", l->st->name, l->rc.name, user,
+	    l->repair_ops->nchildren, l->repair_queue->nchildren);
+	next_repair_step(l);
+}
+
+/*
+ * The replica's folders differ from the master's (one is missing, moved
+ * or deleted there): compare the user's folders on the replica (GET
+ * USER) with the shadow's, rename and delete on the replica to match,
+ * and send the mailboxes concerned whole.  Mailboxes that belong to no
+ * user get the mailbox-level repair.
+ */
+static void
+repair_user(struct link *l, const char *why)
+{
+	const char *name = NULL;
+	char user[256];
+	struct dlist *get;
+
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
+	if (l->user_repaired || name == NULL ||
+	    mboxname_userid(name, user, sizeof(user)) < 0 || *user == '\0') {
+		repair(l, why);
+		return;
+	}
+	log_warnx("store=%s replica=%s event=repair scope=user user=%s "
+	    "mailbox=%s lsn=%llu reason=\"%s\"", l->st->name, l->rc.name,
+	    user, name, (unsigned long long)l->lsn, why);
+	note_error(l, "repair", "repaired user %s: %s", user, why);
+	snprintf(l->repair_why, sizeof(l->repair_why), "%s", why);
+	l->repairing = l->user_repaired = true;
+	set_state(l, LINK_REPAIRING);
+	get = dlist_new_atom("USER", user, strlen(user));
+	send_cmd(l, "GET", get, user_state_reply);
+	dlist_free(&get);
 }
 
 static void
@@ -831,6 +1176,16 @@ mailbox_reply(struct link *l, const char *verb, const char *text)
 	enum result_code code;
 
 	if (strcmp(verb, "OK") == 0) {
+		if (l->repairing) {
+			const char *u = NULL;
+
+			if (dlist_get_str(l->cmd, "UNIQUEID", &u) == 0 && u)
+				remember_repaired(l, u);
+			if (l->repair_queue || l->repair_ops) {
+				next_repair_step(l);
+				return;
+			}
+		}
 		if (l->state == LINK_REPAIRING)
 			set_state(l, l->caught_up ? LINK_STREAMING :
 			    LINK_CATCHING_UP);
@@ -839,8 +1194,14 @@ mailbox_reply(struct link *l, const char *verb, const char *text)
 	}
 	code = strcmp(verb, "NO") == 0 ? result_from_no_text(text) :
 	    RESULT_PROTOCOL_ERROR;
-	if (code == RESULT_SYNC_CHANGED || code == RESULT_SYNC_CHECKSUM ||
-	    code == RESULT_MAILBOX_MOVED) {
+	if (code == RESULT_MAILBOX_MOVED) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s %s", verb, text);
+		repair_user(l, why);
+		return;
+	}
+	if (code == RESULT_SYNC_CHANGED || code == RESULT_SYNC_CHECKSUM) {
 		char why[300];
 
 		snprintf(why, sizeof(why), "%s %s", verb, text);
@@ -1013,6 +1374,17 @@ mailbox_state_reply(struct link *l, const char *verb, const char *text)
 	}
 	snprintf(l->r_partition, sizeof(l->r_partition), "%s",
 	    part ? part : "default");
+	/*
+	 * An update (it has SINCE_* guards: the master knew the mailbox)
+	 * for a mailbox the replica does not have: it was deleted or moved
+	 * there.  Applied as it is, it would create a mailbox holding only
+	 * the changed records.
+	 */
+	if (rmb == NULL && dlist_get(l->cmd, "SINCE_MODSEQ") != NULL &&
+	    !l->user_repaired) {
+		repair_user(l, "the mailbox is missing on the replica");
+		return;
+	}
 	/* The guards must describe the replica as it really is. */
 	if (dlist_get(l->cmd, "SINCE_MODSEQ") != NULL) {
 		dlist_remove(l->cmd, "SINCE_MODSEQ");
@@ -1278,6 +1650,17 @@ replay_next(struct link *l)
 			fail(l, "journal record %llu is not an APPLY command",
 			    (unsigned long long)rec.lsn);
 			return;
+		}
+		if (l->cmd == NULL && is_mailbox_update(next) &&
+		    repaired_since(l, next, rec.lsn)) {
+			/* Already there: the repair sent a later state. */
+			dlist_free(&next);
+			l->lsn = rec.lsn;
+			if (l->lsn > l->acked)
+				l->replayed_records += l->lsn - l->acked;
+			l->acked = l->lsn;
+			rq_ack(l);
+			continue;
 		}
 		if (l->cmd == NULL) {
 			l->cmd = next;

@@ -31,8 +31,8 @@ struct stats_link {
 	char address[300];	/* host:port */
 	char state[24];		/* link_state_name(), or "paused" */
 	bool paused;
-	char reason[300];	/* why failed / down (empty otherwise) */
-	char last_error[300];	/* the last error seen, even if recovered */
+	char reason[1024];	/* why failed / down (empty otherwise) */
+	char last_error[1024];	/* the last error seen, even if recovered */
 	double last_error_time;	/* epoch seconds (0: none) */
 	uint64_t cursor_lsn;	/* last LSN the replica acknowledged */
 	uint64_t lag_records;	/* head_lsn - cursor_lsn */

@@ -67,6 +67,10 @@ import sys
 import tempfile
 import time
 import imaplib
+import base64
+
+imaplib.Commands.setdefault("GETMETADATA", ("AUTH", "SELECTED"))
+imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 
 from harness import free_port
 
@@ -820,12 +824,76 @@ class CyrusInstance:
 
     def state(self, user):
         """What user sees, read without changing anything: plain dicts,
-        equal on two instances iff they hold the same mail for user."""
+        equal on two instances iff they hold the same mail for user:
+        mailboxes with their messages and mailbox metadata,
+        subscriptions, and sieve scripts (ManageSieve)."""
         m = self.imap(user)
         try:
-            return _state(m)
+            st = _state(m)
         finally:
             m.logout()
+        st["sieve"] = self.sieve_scripts(user)
+        return st
+
+    def _sieve(self, user):
+        """A ManageSieve session as admin for user: (socket, response)."""
+        sk = socket.create_connection(("127.0.0.1", self.sieve_port), 10)
+        f = sk.makefile("rb")
+
+        def response():
+            lines = []
+            while True:
+                line = f.readline()
+                if not line:
+                    raise AssertionError("sieve connection closed")
+                m = re.search(rb"\{(\d+)\+?\}\r\n$", line)
+                if m:
+                    line += f.read(int(m.group(1)))
+                lines.append(line)
+                if line[:2] in (b"OK", b"NO", b"BY"):
+                    if not line.startswith(b"OK"):
+                        raise AssertionError("sieve: %r" % lines)
+                    return lines
+
+        response()
+        auth = base64.b64encode(user.encode() + b"\0admin\0" +
+                                ADMIN_PASSWORD.encode())
+        sk.sendall(b'AUTHENTICATE "PLAIN" "%s"\r\n' % auth)
+        response()
+        return sk, response
+
+    def put_sieve(self, user, name, script):
+        """PUTSCRIPT and SETACTIVE over ManageSieve (RFC 5804)."""
+        sk, response = self._sieve(user)
+        try:
+            sk.sendall(b'PUTSCRIPT "%s" {%d+}\r\n' % (name.encode(),
+                                                       len(script)) +
+                       script + b"\r\n")
+            response()
+            sk.sendall(b'SETACTIVE "%s"\r\n' % name.encode())
+            response()
+            sk.sendall(b"LOGOUT\r\n")
+        finally:
+            sk.close()
+
+    def sieve_scripts(self, user):
+        """{name: (active, sha1 of the script)} over ManageSieve."""
+        sk, response = self._sieve(user)
+        out = {}
+        try:
+            sk.sendall(b"LISTSCRIPTS\r\n")
+            for line in response()[:-1]:
+                m = re.match(rb'"([^"]*)"( ACTIVE)?', line)
+                if m:
+                    out[m.group(1).decode()] = [bool(m.group(2)), None]
+            for name in out:
+                sk.sendall(b'GETSCRIPT "%s"\r\n' % name.encode())
+                body = b"".join(response()[:-1])
+                out[name][1] = hashlib.sha1(body).hexdigest()
+            sk.sendall(b"LOGOUT\r\n")
+        finally:
+            sk.close()
+        return {k: tuple(v) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -943,6 +1011,21 @@ def _fetch_meta(meta):
     return d
 
 
+def _metadata(m, name):
+    """The mailbox's /shared and /private comment entries, as the server
+    prints them."""
+    typ, data = m._simple_command("GETMETADATA", _quote(name),
+                                  "(/shared/comment /private/comment)")
+    _check(typ, data)
+    out = []
+    for item in m.untagged_responses.pop("METADATA", []):
+        if isinstance(item, tuple):
+            item = b"".join(x for x in item if isinstance(x, bytes))
+        if item:
+            out.append(item.decode("utf-8", "replace"))
+    return sorted(out)
+
+
 def _state(m):
     condstore = "CONDSTORE" in m.capabilities
     mailboxes = {}
@@ -959,6 +1042,7 @@ def _state(m):
             items += " HIGHESTMODSEQ"
         st = _status_items(_check(*m.status(_quote(name), "(%s)" % items)))
         box.update({k.lower(): v for k, v in st.items()})
+        box["metadata"] = _metadata(m, name)
         _check(*m.select(_quote(name), readonly=True))
         msgs = {}
         if st.get("MESSAGES"):

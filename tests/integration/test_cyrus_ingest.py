@@ -91,35 +91,6 @@ def shadow_state(relay, user):
         db.close()
 
 
-def put_sieve(master, user, name, script):
-    """ManageSieve (RFC 5804) as admin for user: PUTSCRIPT, SETACTIVE."""
-    import socket
-    sk = socket.create_connection(("127.0.0.1", master.sieve_port), 10)
-    f = sk.makefile("rb")
-
-    def response():
-        while True:
-            line = f.readline()
-            if not line:
-                raise AssertionError("sieve connection closed")
-            if line[:2] in (b"OK", b"NO", b"BY"):
-                check(line.startswith(b"OK"), line)
-                return line
-
-    response()
-    auth = base64.b64encode(user.encode() + b"\0admin\0" +
-                            cyrus.ADMIN_PASSWORD.encode())
-    sk.sendall(b'AUTHENTICATE "PLAIN" "%s"\r\n' % auth)
-    response()
-    sk.sendall(b'PUTSCRIPT "%s" {%d+}\r\n' % (name.encode(), len(script)) +
-               script + b"\r\n")
-    response()
-    sk.sendall(b'SETACTIVE "%s"\r\n' % name.encode())
-    response()
-    sk.sendall(b"LOGOUT\r\n")
-    sk.close()
-
-
 def shadow_extras(relay, user):
     """Subscriptions, quota, a mailbox annotation, the #sieve mailbox."""
     import sqlite3
@@ -234,7 +205,7 @@ def rolling_replication():
                                       "(STORAGE 900000)"))
         finally:
             a.logout()
-        put_sieve(master, "alice", "vacation", b'require "fileinto";\r\n'
+        master.put_sieve("alice", "vacation", b'require "fileinto";\r\n'
                   b'if header :contains "subject" "x" { fileinto "Work"; }'
                   b'\r\n')
         deadline = time.time() + 30

@@ -69,12 +69,28 @@ def test_one_shot_user_reaches_the_replicas():
     log, relay, master, replica = setup()
     mark = log.mark()
     populate(master, "alice", 60, big={7})
+    master.put_sieve("alice", "vacation", b'require "fileinto";\r\n'
+                     b'if header :contains "subject" "x" '
+                     b'{ fileinto "Work"; }\r\n')
+    m = master.imap("alice")
+    try:
+        cyrus.imap_ok(*m._simple_command(
+            "SETMETADATA", "INBOX", '(/private/comment "mine")'))
+    finally:
+        m.logout()
     rc, out, err = master.sync_client(["-u", "alice"], timeout=180)
     check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
     relay.wait_log("event=link_up", timeout=30)
     for r in replicas():
         st = converge(master, r, ["alice"])["alice"]
         check(len(st["mailboxes"]) == 4, st["mailboxes"].keys())
+        # Sieve and metadata came through too (converge compared them).
+        eq(list(st["sieve"]), ["vacation"])
+        check(st["sieve"]["vacation"][0], st["sieve"])
+        check(any("project files" in x for x in
+                  st["mailboxes"]["Work"]["metadata"]), st["mailboxes"])
+        check(any("mine" in x for x in
+                  st["mailboxes"]["INBOX"]["metadata"]), st["mailboxes"])
         check(sum(len(b.get("messages", {})) for b in
                   st["mailboxes"].values()) >= 60, "messages missing")
     eq(cursor_lsn(relay, "r1"), relay_lsn(relay))
@@ -246,8 +262,9 @@ def test_a_replica_changed_behind_the_relays_back_fails_precisely():
     text = relay.logtext()[since:]
     check("replica=r1 event=repair mailbox=user.alice" in text, text)
     check(re.search(r"replica=r1 event=link_failed .*repairing user\.alice "
-                    r"failed: NO IMAP_SYNC_CHECKSUM.*HIGHESTMODSEQ \d+ is "
-                    r"above the master's \d+", text), text)
+                    r"failed: NO IMAP_SYNC_CHECKSUM.*UID [123] was changed "
+                    r"on the replica \(MODSEQ \d+ there, \d+ on the "
+                    r"master\): resync it from the master", text), text)
     check("replica=r2 event=link_failed" not in text, text)
     converge(master, r2, ["alice", "bob"])
     # The failed replica was left as it was: nothing crashed there.

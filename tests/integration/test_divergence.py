@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""test_divergence.py -- a replica changed behind the relay's back, with
+real Debian Cyrus at both ends.  While its link is paused, the replica's
+own IMAP users delete, create and rename folders and receive mail there.
+When the link resumes, it must either repair the replica to exactly the
+master's state (folders renamed back, recreated, or removed, as Cyrus's
+own sync_client would) or stop with a reason precise enough to act on --
+and acting on it must work.
+"""
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import cyrus
+from harness import check, eq, run, test
+from relaytest import (converge, direct_applies, master_facing_relay,
+                       populate)
+
+env = {}
+USERS = ("alice",)
+
+
+def setup():
+    root = env["root"] = tempfile.mkdtemp(prefix="syncrelay-div-")
+    log = env["syslog"] = cyrus.Syslog(os.path.join(root, "syslog")).start()
+    replica = env["replica"] = cyrus.CyrusInstance(root, "replica",
+                                                   syslog=log, users=USERS)
+    replica.start()
+    relay = env["relay"] = master_facing_relay([("r1", replica.sync_port)])
+    master = env["master"] = cyrus.CyrusInstance(
+        root, "master", syslog=log, extra=cyrus.replication_conf(relay.port))
+    master.start()
+    populate(master, "alice", 12, big=set())
+    sync(master)
+    wait(relay)
+    converge(master, replica, USERS)
+    return log, relay, master, replica
+
+
+def teardown():
+    for k in ("master", "replica"):
+        if env.get(k):
+            env[k].stop()
+    if env.get("relay"):
+        env["relay"].stop()
+    if env.get("syslog"):
+        env["syslog"].stop()
+    if env.get("root"):
+        shutil.rmtree(env["root"], ignore_errors=True)
+    env.clear()
+
+
+def sync(master, user="alice"):
+    rc, out, err = master.sync_client(["-u", user], timeout=180)
+    check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
+
+
+def wait(relay, timeout=90):
+    r = relay.ctl("wait", "s1", "--timeout", str(timeout),
+                  timeout=timeout + 30)
+    check(r.returncode == 0, "wait rc=%d\n%s%s\n%s" % (
+        r.returncode, r.stdout, r.stderr, relay.logtext()[-3000:]))
+
+
+def on_replica(replica, *steps):
+    m = replica.imap("alice")
+    try:
+        for name, args in steps:
+            cyrus.imap_ok(*getattr(m, name)(*args))
+    finally:
+        m.logout()
+
+
+@test
+def folders_deleted_created_and_renamed_on_the_replica_are_repaired():
+    log, relay, master, replica = setup()
+    try:
+        mark = log.mark()
+        eq(relay.ctl("pause", "s1", "r1").returncode, 0)
+        relay.wait_log('to="paused"')
+        # On the replica: a folder deleted (Cyrus keeps it as DELETED.*
+        # with the same uniqueid), one renamed, one created with mail.
+        on_replica(replica, ("delete", ("Work/2026",)),
+                   ("rename", ("Sent", "Sent-old")),
+                   ("create", ("Extra",)))
+        replica.append("alice", "Extra", cyrus.make_message(800, 1500))
+        # On the master: mail into the first two, so the journal holds
+        # updates for mailboxes the replica no longer has by that name.
+        master.append("alice", "Work/2026", cyrus.make_message(801, 2500))
+        master.append("alice", "Sent", cyrus.make_message(802, 2600))
+        sync(master)
+        eq(relay.ctl("resume", "s1", "r1").returncode, 0)
+        wait(relay)
+        converge(master, replica, USERS)
+        eq(direct_applies(master, replica, "alice"), [])
+        text = relay.logtext()
+        check("event=repair scope=user user=alice" in text, text)
+        check(re.search(r"event=repair_rename from=DELETED\.user\.alice\."
+                        r"Work\.2026\.[0-9A-F]+ to=user\.alice\.Work\.2026",
+                        text), text)
+        check("event=repair_rename from=user.alice.Sent-old "
+              "to=user.alice.Sent" in text, text)
+        check("event=repair_unmailbox mailbox=user.alice.Extra" in text,
+              text)
+        check("event=link_failed" not in text, text)
+        st = relay.status()
+        r1 = st["stores"][0]["replicas"][0]
+        eq((r1["state"], r1["lag_records"]), ("streaming", 0))
+        check(r1["last_error"].startswith("repaired user alice"), r1)
+        log.flush()
+        check(not log.errors(mark), log.errors(mark))
+    finally:
+        teardown()
+
+
+@test
+def mail_delivered_to_the_replica_stops_the_link_with_what_to_do():
+    log, relay, master, replica = setup()
+    try:
+        eq(relay.ctl("pause", "s1", "r1").returncode, 0)
+        relay.wait_log('to="paused"')
+        replica.deliver("alice", cyrus.make_message(900, 1800))
+        for i in range(3):
+            master.deliver("alice", cyrus.make_message(901 + i, 1900))
+        sync(master)
+        eq(relay.ctl("resume", "s1", "r1").returncode, 0)
+        relay.wait_log("replica=r1 event=link_failed", timeout=60)
+        text = relay.logtext()
+        m = re.search(r"replica=r1 event=link_failed .*reason=\"(.*)\"",
+                      text)
+        check(m, text)
+        why = m.group(1)
+        check(re.search(r"repairing user\.alice failed: NO "
+                        r"IMAP_SYNC_CHECKSUM .*(the replica holds UIDs up to "
+                        r"\d+, the master only up to \d+|UID \d+ holds "
+                        r"another message on the replica \(GUID [0-9a-f]{40}, "
+                        r"the master's is [0-9a-f]{40}\)), so mail was "
+                        r"delivered to the replica directly: resync it "
+                        r"from the master \(sync_client -u alice straight "
+                        r"to the replica", why), why)
+        check("then syncrelayctl resume s1 r1" in why, why)
+        st = relay.status()
+        r1 = st["stores"][0]["replicas"][0]
+        eq(r1["state"], "failed")
+        eq(r1["reason"], why)
+        r = relay.ctl("wait", "s1", "--timeout", "1")
+        eq(r.returncode, 1)
+        check("(failed)" in r.stderr, r.stderr)
+        # Doing what it says: Cyrus copies the replica's message back to
+        # the master, the master replicates that to the relay, and the
+        # resumed link brings the replica to the master's state.
+        direct_applies(master, replica, "alice")
+        sync(master)
+        eq(relay.ctl("resume", "s1", "r1").returncode, 0)
+        wait(relay)
+        state = converge(master, replica, USERS)
+        inbox = state["alice"]["mailboxes"]["INBOX"]["messages"]
+        eq(len(inbox), 12 - 1 + 3 + 1)   # populate expunged one
+        eq(direct_applies(master, replica, "alice"), [])
+        eq(relay.status()["stores"][0]["replicas"][0]["state"],
+           "streaming")
+    finally:
+        teardown()
+
+
+if __name__ == "__main__":
+    try:
+        run("test_divergence")
+    finally:
+        teardown()
