@@ -66,6 +66,9 @@ class Relay:
     def __init__(self, extra_conf="", port=None):
         self.dir = tempfile.mkdtemp(prefix="syncrelay-it-")
         self.port = port or free_port()
+        # Each relay serves its metrics on a port of its own (the default,
+        # 9464, would be shared by relays running at once).
+        self.metrics_port = free_port()
         self.conf = os.path.join(self.dir, "syncrelay.conf")
         self.pidfile = os.path.join(self.dir, "syncrelay.pid")
         self.logpath = os.path.join(self.dir, "syncrelay.log")
@@ -78,6 +81,8 @@ class Relay:
             f.write("datadir: %s/data\n" % self.dir)
             f.write("pidfile: %s\n" % self.pidfile)
             f.write("servername: relay-test\n")
+            if "metrics_listen:" not in extra_conf:
+                f.write("metrics_listen: 127.0.0.1:%d\n" % self.metrics_port)
             f.write(extra_conf)
 
     def start(self):
