@@ -18,6 +18,10 @@ _Static_assert(STATS_FSYNC_BUCKETS == JOURNAL_FSYNC_BUCKETS,
     "the fsync histogram is the journal's");
 const double *const stats_fsync_bounds = journal_fsync_bounds;
 
+/*
+ * The first STATS_MAX_CODES - 1 distinct codes get a slot each; the last
+ * slot counts every later one as "other", so no count is ever lost.
+ */
 void
 stats_count_code(struct stats_code_count *t, size_t *n, const char *code)
 {
@@ -28,15 +32,15 @@ stats_count_code(struct stats_code_count *t, size_t *n, const char *code)
 			t[i].n++;
 			return;
 		}
-	if (*n == STATS_MAX_CODES)
-		code = "other", i = STATS_MAX_CODES - 1;
-	else
-		i = (*n)++;
-	if (strcmp(t[i].code, code) != 0) {
-		snprintf(t[i].code, sizeof(t[i].code), "%s", code);
-		t[i].n = 0;
+	if (*n == STATS_MAX_CODES) {
+		t[STATS_MAX_CODES - 1].n++;	/* "other" */
+		return;
 	}
-	t[i].n++;
+	i = (*n)++;
+	if (i == STATS_MAX_CODES - 1)
+		code = "other";
+	snprintf(t[i].code, sizeof(t[i].code), "%s", code);
+	t[i].n = 1;
 }
 
 size_t
