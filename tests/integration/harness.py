@@ -81,9 +81,12 @@ class Relay:
             f.write("datadir: %s/data\n" % self.dir)
             f.write("pidfile: %s\n" % self.pidfile)
             f.write("servername: relay-test\n")
-            if "metrics_listen:" not in extra_conf:
-                f.write("metrics_listen: 127.0.0.1:%d\n" % self.metrics_port)
             f.write(extra_conf)
+            # Last, so that extra_conf keeps its line numbers.
+            if "metrics_listen:" not in extra_conf:
+                if extra_conf and not extra_conf.endswith("\n"):
+                    f.write("\n")
+                f.write("metrics_listen: 127.0.0.1:%d\n" % self.metrics_port)
 
     def start(self):
         self.log = open(self.logpath, "ab")
