@@ -45,7 +45,7 @@ struct metrics {
 	char address[320];
 };
 
-/* ---- the text format ------------------------------------------------------ */
+/* ---- the text format --------------------------------------------------- */
 
 static const char *const link_states[] = { "down", "connecting", "login",
 	"catching_up", "streaming", "repairing", "failed", "paused" };
@@ -234,7 +234,8 @@ format_fsync_histogram(struct buf *out, const struct stats_store *st,
 	    "Time one group commit's fdatasync of the journal took");
 	for (i = 0; i < n; i++) {
 		for (b = 0; b < STATS_FSYNC_BUCKETS; b++) {
-			snprintf(le, sizeof(le), "%.15g", stats_fsync_bounds[b]);
+			snprintf(le, sizeof(le), "%.15g",
+			    stats_fsync_bounds[b]);
 			begin(out, "syncrelay_journal_fsync_duration_seconds_"
 			    "bucket", &st[i], NULL, "le", le);
 			end_u64(out, st[i].fsync_buckets[b]);
@@ -316,7 +317,7 @@ metrics_format(struct buf *out, const struct stats_store *stores, size_t n,
 	format_links(out, stores, n);
 }
 
-/* ---- HTTP ------------------------------------------------------------------ */
+/* ---- HTTP -------------------------------------------------------------- */
 
 /* Takes every store's snapshot now and formats it. */
 static char *
