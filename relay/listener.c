@@ -94,13 +94,11 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	session_start(loop, fd, peer, slocal, sremote, l->params);
 }
 
-struct listener *
-listener_new(struct ev_loop *loop, const char *host, unsigned port,
-    const struct session_params *params, size_t *max_connections, char *err,
-    size_t err_len)
+int
+listener_socket(const char *host, unsigned port, char *address,
+    size_t address_len, char *err, size_t err_len)
 {
 	struct addrinfo hints, *res = NULL;
-	struct listener *l;
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
 	char portstr[16];
@@ -115,7 +113,7 @@ listener_new(struct ev_loop *loop, const char *host, unsigned port,
 	if (r != 0) {
 		snprintf(err, err_len, "listen %s:%u: %s", host, port,
 		    gai_strerror(r));
-		return NULL;
+		return -1;
 	}
 	fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, res->ai_protocol);
@@ -129,17 +127,30 @@ listener_new(struct ev_loop *loop, const char *host, unsigned port,
 		if (fd >= 0)
 			close(fd);
 		freeaddrinfo(res);
-		return NULL;
+		return -1;
 	}
 	freeaddrinfo(res);
-	l = xcalloc(1, sizeof(*l));
+	format_addr((struct sockaddr *)&ss, sslen, address, address_len, false);
+	return fd;
+}
+
+struct listener *
+listener_new(struct ev_loop *loop, const char *host, unsigned port,
+    const struct session_params *params, size_t *max_connections, char *err,
+    size_t err_len)
+{
+	struct listener *l = xcalloc(1, sizeof(*l));
+
+	l->fd = listener_socket(host, port, l->address, sizeof(l->address),
+	    err, err_len);
+	if (l->fd < 0) {
+		free(l);
+		return NULL;
+	}
 	l->loop = loop;
-	l->fd = fd;
 	l->params = params;
 	l->max_connections = max_connections;
-	format_addr((struct sockaddr *)&ss, sslen, l->address,
-	    sizeof(l->address), false);
-	ev_io_init(&l->watcher, accept_cb, fd, EV_READ);
+	ev_io_init(&l->watcher, accept_cb, l->fd, EV_READ);
 	l->watcher.data = l;
 	ev_io_start(loop, &l->watcher);
 	return l;

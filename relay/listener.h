@@ -20,6 +20,13 @@ struct listener;
 struct listener *listener_new(struct ev_loop *loop, const char *host,
     unsigned port, const struct session_params *params,
     size_t *max_connections, char *err, size_t err_len);
+/*
+ * Returns a non-blocking, close-on-exec TCP socket bound to host:port
+ * (host "": every address) and listening, with the bound address
+ * as "host:port" in address; or -1 with err set.  The caller owns it.
+ */
+int listener_socket(const char *host, unsigned port, char *address,
+    size_t address_len, char *err, size_t err_len);
 /* Stops accepting and closes the socket; NULL-safe; sets *lp NULL. */
 void listener_free(struct listener **lp);
 /* The bound address, "host:port" (the real port when 0 was asked). */

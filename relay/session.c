@@ -13,6 +13,10 @@
  * is gone stays allocated until its last journal completion has run,
  * and a completion for a gone session still commits or rolls back the
  * shadow (the journal is the truth), it just has nobody to answer.
+ *
+ * For the store's statistics (stats.h) the session counts records as
+ * they become durable, the NO/BAD replies it sends by error name, and
+ * notes when the master last sent a command.
  */
 #include "autoconf.h"
 
@@ -27,10 +31,12 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "protocol/csync.h"
+#include "protocol/result.h"
 #include "protocol/saslsrv.h"
 #include "relay/conn.h"
 #include "relay/getcmd.h"
 #include "relay/session.h"
+#include "relay/stats.h"
 #include "relay/store.h"
 #include "storage/apply.h"
 
@@ -72,11 +78,51 @@ struct session {
 static void session_maybe_free(struct session *s);
 static void new_sasl(struct session *s);
 
+/*
+ * Counts a NO or BAD reply against the store, by the Cyrus error name
+ * it carries ("NO IMAP_SYNC_CHECKSUM ...": IMAP_SYNC_CHECKSUM), or by
+ * the word itself when it carries none ("NO Unknown error": NO).
+ */
+static void
+count_error(struct session *s, const char *word, const char *text)
+{
+	char code[sizeof(((struct stats_code_count *)0)->code)];
+	size_t n;
+
+	if (s->store == NULL ||
+	    (strcmp(word, "NO") != 0 && strcmp(word, "BAD") != 0))
+		return;
+	if (text != NULL && strncmp(text, "IMAP_", 5) == 0) {
+		n = strcspn(text, " ");
+		if (n >= sizeof(code))
+			n = sizeof(code) - 1;
+		memcpy(code, text, n);
+		code[n] = '\0';
+	} else {
+		snprintf(code, sizeof(code), "%s", word);
+	}
+	stats_count_code(s->store->errors, &s->store->nerrors, code);
+}
+
+/* The same for a result code's reply line (result_line()). */
+static void
+count_result(struct session *s, enum result_code code)
+{
+	const char *line = result_line(code), *sp;
+	char word[8];
+
+	if (code == RESULT_OK || (sp = strchr(line, ' ')) == NULL)
+		return;
+	snprintf(word, sizeof(word), "%.*s", (int)(sp - line), line);
+	count_error(s, word, sp + 1);
+}
+
 static void
 send_line(struct session *s, const char *word, const char *text)
 {
 	if (s->gone)
 		return;
+	count_error(s, word, text);
 	buf_reset(&s->reply);
 	csync_print_final(&s->reply, word, text);
 	conn_write(s->conn, s->reply.s, s->reply.len);
@@ -87,6 +133,7 @@ send_result(struct session *s, enum result_code code)
 {
 	if (s->gone)
 		return;
+	count_result(s, code);
 	buf_reset(&s->reply);
 	csync_print_result(&s->reply, code);
 	conn_write(s->conn, s->reply.s, s->reply.len);
@@ -118,6 +165,14 @@ struct body_op {
 	uint64_t size;
 };
 
+/* A record of len payload bytes is durable in st's journal. */
+static void
+count_ingested(struct store *st, uint64_t len)
+{
+	st->ingested_records++;
+	st->ingested_bytes += len;
+}
+
 static void
 message_finished(struct session *s)
 {
@@ -147,6 +202,7 @@ body_done(void *arg, uint64_t lsn, int err)
 	struct shadow_body b;
 
 	if (err == 0) {
+		count_ingested(op->st, op->size);
 		snprintf(b.guid, sizeof(b.guid), "%s", op->guid);
 		b.lsn = lsn;
 		b.size = (uint32_t)op->size;
@@ -181,6 +237,7 @@ struct cmd_op {
 	struct store *st;
 	struct apply_outcome out;
 	char sub[32];
+	size_t len;			/* of the journaled command */
 };
 
 static void
@@ -189,6 +246,8 @@ cmd_done(void *arg, uint64_t lsn, int err)
 	struct cmd_op *op = arg;
 	struct session *s = op->s;
 
+	if (err == 0)
+		count_ingested(op->st, op->len);
 	if (err == 0 && shadow_commit(op->st->shadow, lsn) == 0) {
 		if (op->out.code != RESULT_OK)
 			log_info("store=%s event=applied_with_error cmd=APPLY "
@@ -482,6 +541,7 @@ apply_change(struct session *s, const struct dlist *e)
 	/* Journal it; the reply waits until it is durable. */
 	csync_print_command(&text, "APPLY", e, &pr);
 	text.len -= 2;
+	op->len = text.len;
 	s->busy = true;
 	s->pending++;
 	journal_append(st->journal, JOURNAL_COMMAND, text.s, text.len,
@@ -796,6 +856,7 @@ handle_line(struct session *s)
 			log_info("store=%s event=refused cmd=GET sub=%s code=%s "
 			    "reason=\"%s\"", store_name(s), entry->key,
 			    result_name(code), why);
+		count_result(s, code);
 		csync_print_result(&s->reply, code);
 		conn_write(s->conn, s->reply.s, s->reply.len);
 	} else if (s->store != NULL && strcmp(verb, "APPLY") == 0 && entry) {
@@ -811,6 +872,8 @@ handle_line(struct session *s)
 		send_line(s, "BAD", "IMAP_PROTOCOL_ERROR Unrecognized command");
 	}
 	dlist_free(&entry);
+	if (s->store != NULL)
+		s->store->master_last_command = ev_now(s->store->loop);
 }
 
 static void
@@ -842,6 +905,8 @@ handle_bad_line(struct session *s)
 	/* Bodies that arrived whole before the line failed are stored
 	 * (harmlessly: nothing refers to them); their replies are not. */
 	s->message_done = false;
+	if (s->store != NULL)
+		s->store->master_last_command = ev_now(s->store->loop);
 }
 
 static size_t

@@ -12,12 +12,16 @@
 #include "relay/session.h"
 #include "relay/stats.h"
 #include "relay/store.h"
+#include "storage/journal.h"
 
-const double stats_fsync_bounds[STATS_FSYNC_BUCKETS] = {
-	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-	0.1, 0.25, 1.0,
-};
+_Static_assert(STATS_FSYNC_BUCKETS == JOURNAL_FSYNC_BUCKETS,
+    "the fsync histogram is the journal's");
+const double *const stats_fsync_bounds = journal_fsync_bounds;
 
+/*
+ * The first STATS_MAX_CODES - 1 distinct codes get a slot each; the last
+ * slot counts every later one as "other", so no count is ever lost.
+ */
 void
 stats_count_code(struct stats_code_count *t, size_t *n, const char *code)
 {
@@ -28,15 +32,15 @@ stats_count_code(struct stats_code_count *t, size_t *n, const char *code)
 			t[i].n++;
 			return;
 		}
-	if (*n == STATS_MAX_CODES)
-		code = "other", i = STATS_MAX_CODES - 1;
-	else
-		i = (*n)++;
-	if (strcmp(t[i].code, code) != 0) {
-		snprintf(t[i].code, sizeof(t[i].code), "%s", code);
-		t[i].n = 0;
+	if (*n == STATS_MAX_CODES) {
+		t[STATS_MAX_CODES - 1].n++;	/* "other" */
+		return;
 	}
-	t[i].n++;
+	i = (*n)++;
+	if (i == STATS_MAX_CODES - 1)
+		code = "other";
+	snprintf(t[i].code, sizeof(t[i].code), "%s", code);
+	t[i].n = 1;
 }
 
 size_t
@@ -69,6 +73,9 @@ stats_store(size_t i, struct stats_store *out)
 	out->journal_bytes = js.bytes;
 	out->journal_segments = js.segments;
 	out->fsyncs = js.fsyncs;
+	memcpy(out->fsync_buckets, js.fsync_buckets,
+	    sizeof(out->fsync_buckets));
+	out->fsync_seconds_sum = js.fsync_seconds_sum;
 	out->ingested_records = st->ingested_records;
 	out->ingested_bytes = st->ingested_bytes;
 	memcpy(out->errors, st->errors, sizeof(out->errors));

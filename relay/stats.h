@@ -15,9 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Upper bounds (seconds) of the fsync latency histogram's buckets. */
+/*
+ * Upper bounds (seconds) of the fsync latency histogram's buckets: the
+ * journal's (journal_fsync_bounds), which measures them.
+ */
 #define STATS_FSYNC_BUCKETS 12
-extern const double stats_fsync_bounds[STATS_FSYNC_BUCKETS];
+extern const double *const stats_fsync_bounds;
 
 /* Result codes counted per store and per link (errors by result code). */
 #define STATS_MAX_CODES 16

@@ -7,7 +7,9 @@
  *
  * SIGTERM/SIGINT stop gracefully (sessions get "BYE shutting down");
  * SIGHUP re-reads the config file: reloadable options take effect, a
- * broken file is logged and ignored, the running config stays.
+ * broken file is logged and ignored, the running config stays.  The
+ * csync listener and the metrics server (metrics_listen) are bound
+ * before the daemon forks, so a port in use stops it at once.
  */
 #include "autoconf.h"
 
@@ -29,6 +31,7 @@
 #include "relay/conn.h"
 #include "relay/control.h"
 #include "relay/listener.h"
+#include "relay/metrics.h"
 #include "relay/session.h"
 #include "relay/store.h"
 #include "protocol/saslcli.h"
@@ -44,6 +47,7 @@ static struct {
 	size_t max_connections;
 	struct listener *listener;
 	struct control *control;
+	struct metrics *metrics;	/* NULL: metrics_listen is empty */
 	char *pidfile;
 	char hostname[256];
 } relay;
@@ -165,6 +169,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	    conn_count());
 	listener_free(&relay.listener);
 	control_free(&relay.control);
+	metrics_free(&relay.metrics);
 	conn_close_all("BYE shutting down\r\n");
 	ev_break(loop, EVBREAK_ALL);
 }
@@ -270,6 +275,7 @@ main(int argc, char **argv)
 	struct ev_loop *loop;
 	ev_signal sigterm, sigint, sighup;
 	char err[512], *host = NULL;
+	double start_time = ev_time();
 	uint16_t port;
 	bool check_only = false, foreground = false;
 	int ch, facility, ready_fd = -1;
@@ -355,6 +361,14 @@ main(int argc, char **argv)
 	free(host);
 	if (relay.listener == NULL)
 		fatalx("event=listen_failed error=\"%s\"", err);
+	if (*config_str(relay.config, OPT_metrics_listen)) {
+		relay.metrics = metrics_new(loop, config_str(relay.config,
+		    OPT_metrics_listen), start_time, err, sizeof(err));
+		if (relay.metrics == NULL)
+			fatalx("event=metrics_listen_failed error=\"%s\" "
+			    "(set metrics_listen to a free address, or empty "
+			    "to serve no metrics)", err);
+	}
 	if (!foreground) {
 		ready_fd = daemonize();
 		ev_loop_fork(loop);
@@ -398,9 +412,13 @@ main(int argc, char **argv)
 	log_info("event=started version=%s listen=%s config=%s stores=%zu "
 	    "pid=%ld", PACKAGE_VERSION, listener_address(relay.listener),
 	    relay.config_path, config_nstores(relay.config), (long)getpid());
+	if (relay.metrics != NULL)
+		log_info("event=metrics_listening address=%s",
+		    metrics_address(relay.metrics));
 
 	ev_run(loop, 0);
 
+	metrics_free(&relay.metrics);
 	store_close_all();
 	conn_reap(loop);
 	tlsctx_free(&relay.params.tls_ctx);

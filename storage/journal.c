@@ -76,6 +76,8 @@ struct journal {
 	uint64_t *segs;		/* first LSN of each segment, ascending */
 	size_t nsegs;
 	uint64_t fsyncs, records;
+	uint64_t fsync_buckets[JOURNAL_FSYNC_BUCKETS];	/* cumulative */
+	double fsync_seconds_sum;
 	pthread_t thread;
 	bool thread_started;
 
@@ -93,6 +95,34 @@ struct journal {
 	uint8_t body_guid[20];
 	EVP_MD_CTX *sha;
 };
+
+const double journal_fsync_bounds[JOURNAL_FSYNC_BUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 1.0,
+};
+
+/* Seconds on the monotonic clock, for timing. */
+static double
+mono_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Counts one group commit's fdatasync that took secs; under j->lock. */
+static void
+fsync_observe(struct journal *j, double secs)
+{
+	size_t i;
+
+	j->fsyncs++;
+	j->fsync_seconds_sum += secs;
+	for (i = 0; i < JOURNAL_FSYNC_BUCKETS; i++)
+		if (secs <= journal_fsync_bounds[i])
+			j->fsync_buckets[i]++;
+}
 
 static uint64_t
 now_us(void)
@@ -302,6 +332,8 @@ journal_get_stats(struct journal *j, struct journal_stats *st)
 	st->segments = j->nsegs;
 	st->fsyncs = j->fsyncs;
 	st->records = j->records;
+	memcpy(st->fsync_buckets, j->fsync_buckets, sizeof(st->fsync_buckets));
+	st->fsync_seconds_sum = j->fsync_seconds_sum;
 	st->first_lsn = j->nsegs && j->durable_lsn >= j->segs[0] ? j->segs[0] :
 	    0;
 	for (i = 0; i < j->nsegs; i++) {
@@ -623,6 +655,7 @@ writer_main(void *arg)
 	for (;;) {
 		struct jop *batch, *op, *next;
 		uint64_t bytes = 0, last_lsn = 0;
+		double sync_secs = 0;
 		bool wrote = false;
 		int err;
 
@@ -652,10 +685,15 @@ writer_main(void *arg)
 				    "error=\"%s\"", j->dir, strerror(-err));
 		}
 		if (wrote && !err) {
-			if (j->fo->fdatasync(j->fo->ctx, j->fd) < 0) {
-				err = -errno;
+			double t0 = mono_seconds();
+			int sr = j->fo->fdatasync(j->fo->ctx, j->fd);
+			int serr = errno;
+
+			sync_secs = mono_seconds() - t0;
+			if (sr < 0) {
+				err = -serr;
 				log_warnx("journal=%s event=fdatasync_failed "
-				    "error=\"%s\"", j->dir, strerror(errno));
+				    "error=\"%s\"", j->dir, strerror(serr));
 			} else if (j->dir_dirty) {
 				err = fileops_sync_dir(j->fo, j->dir);
 				j->dir_dirty = err != 0;
@@ -675,7 +713,7 @@ writer_main(void *arg)
 			j->durable_lsn = last_lsn;
 		}
 		if (wrote && !err)
-			j->fsyncs++;
+			fsync_observe(j, sync_secs);
 		for (op = batch; op != NULL; op = next) {
 			next = op->next;
 			if (op->kind == OP_RECORD || op->kind == OP_BODY_END) {

@@ -60,6 +60,10 @@ struct journal_record {
 	uint64_t offset;	/* of its header in that segment */
 };
 
+/* Upper bounds (seconds) of the group-commit fdatasync latency buckets. */
+#define JOURNAL_FSYNC_BUCKETS 12
+extern const double journal_fsync_bounds[JOURNAL_FSYNC_BUCKETS];
+
 struct journal_stats {
 	uint64_t first_lsn;	/* oldest record kept (0: none) */
 	uint64_t durable_lsn;	/* newest durable record (0: none) */
@@ -67,6 +71,11 @@ struct journal_stats {
 	uint64_t bytes;		/* on disk, all segments */
 	uint64_t fsyncs;	/* group commits so far */
 	uint64_t records;	/* appended since open */
+	/* Group commits whose fdatasync took at most journal_fsync_bounds[i]
+	 * seconds (cumulative, like a Prometheus histogram; the total is
+	 * fsyncs), and the seconds they took altogether. */
+	uint64_t fsync_buckets[JOURNAL_FSYNC_BUCKETS];
+	double fsync_seconds_sum;
 };
 
 struct journal;

@@ -68,6 +68,9 @@ class Relay:
     def __init__(self, extra_conf="", port=None):
         self.dir = tempfile.mkdtemp(prefix="syncrelay-it-")
         self.port = port or free_port()
+        # Each relay serves its metrics on a port of its own (the default,
+        # 9464, would be shared by relays running at once).
+        self.metrics_port = free_port()
         self.conf = os.path.join(self.dir, "syncrelay.conf")
         self.pidfile = os.path.join(self.dir, "syncrelay.pid")
         self.logpath = os.path.join(self.dir, "syncrelay.log")
@@ -83,6 +86,11 @@ class Relay:
             f.write("control_socket: %s\n" % self.control)
             f.write("servername: relay-test\n")
             f.write(extra_conf)
+            # Last, so that extra_conf keeps its line numbers.
+            if "metrics_listen:" not in extra_conf:
+                if extra_conf and not extra_conf.endswith("\n"):
+                    f.write("\n")
+                f.write("metrics_listen: 127.0.0.1:%d\n" % self.metrics_port)
 
     def start(self):
         self.log = open(self.logpath, "ab")

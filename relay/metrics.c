@@ -1,0 +1,509 @@
+/*
+ * metrics.c -- Prometheus metrics over HTTP (see metrics.h).
+ *
+ * libmicrohttpd runs in its external mode with epoll: it owns one epoll
+ * descriptor (its listening socket and connections are in it), which an
+ * ev_io watches; an ev_timer covers what MHD_get_timeout() asks for
+ * (idle connections to close, work left from the last round).  Every
+ * callback runs inside MHD_run(), on the loop, so a scrape reads the
+ * stores directly through stats_store(), the one way the daemon's
+ * statistics are read.
+ *
+ * Format: text exposition format 0.0.4.  All samples of a family come
+ * together after its HELP and TYPE lines; label values are escaped
+ * (backslash, double quote, newline).  Only GET and HEAD of /metrics are
+ * served; a scrape's request body, if any, is ignored.
+ */
+#include "autoconf.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "relay/config.h"
+#include "relay/listener.h"
+#include "relay/metrics.h"
+
+#define METRICS_MAX_CONNECTIONS 16
+#define METRICS_IDLE_TIMEOUT 10		/* seconds */
+#define METRICS_MAX_BYTES ((size_t)256 << 20)
+
+struct metrics {
+	struct ev_loop *loop;
+	struct MHD_Daemon *mhd;
+	ev_io io;			/* MHD's epoll descriptor */
+	ev_timer timer;			/* MHD_get_timeout() */
+	double start_time;
+	char address[320];
+};
+
+/* ---- the text format --------------------------------------------------- */
+
+static const char *const link_states[] = { "down", "connecting", "login",
+	"catching_up", "streaming", "repairing", "failed", "paused" };
+
+/* Appends s as a label value: \ " and newline escaped. */
+static void
+put_label_value(struct buf *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			buf_puts(out, "\\\\");
+		else if (*s == '"')
+			buf_puts(out, "\\\"");
+		else if (*s == '\n')
+			buf_puts(out, "\\n");
+		else
+			buf_putc(out, *s);
+	}
+}
+
+/* Appends a float the way the format spells it (NaN, +Inf, -Inf). */
+static void
+put_double(struct buf *out, double v)
+{
+	if (isnan(v))
+		buf_puts(out, "NaN");
+	else if (isinf(v))
+		buf_puts(out, v > 0 ? "+Inf" : "-Inf");
+	else
+		buf_printf(out, "%.15g", v);
+}
+
+static void
+family(struct buf *out, const char *name, const char *type,
+    const char *help)
+{
+	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+	    type);
+}
+
+/*
+ * Starts a sample: name{store="..."[,replica="..."][,extra="..."].
+ * The caller closes it with end_u64() or end_double().
+ */
+static void
+begin(struct buf *out, const char *name, const struct stats_store *s,
+    const struct stats_link *l, const char *extra, const char *extra_value)
+{
+	buf_printf(out, "%s{store=\"", name);
+	put_label_value(out, s->name);
+	if (l != NULL) {
+		buf_puts(out, "\",replica=\"");
+		put_label_value(out, l->name);
+	}
+	if (extra != NULL) {
+		buf_printf(out, "\",%s=\"", extra);
+		put_label_value(out, extra_value);
+	}
+	buf_puts(out, "\"} ");
+}
+
+static void
+end_u64(struct buf *out, uint64_t v)
+{
+	buf_printf(out, "%" PRIu64 "\n", v);
+}
+
+static void
+end_double(struct buf *out, double v)
+{
+	put_double(out, v);
+	buf_putc(out, '\n');
+}
+
+/* A family with one unsigned value per store or per link. */
+struct u64_metric {
+	const char *name, *type, *help;
+	size_t offset;			/* of the uint64_t in the struct */
+};
+
+#define U64_AT(p, off) (*(const uint64_t *)(const void *)((const char *)(p) + \
+	(off)))
+
+static const struct u64_metric store_u64[] = {
+	{ "syncrelay_store_head_lsn", "gauge",
+	  "Newest durable LSN of the store's journal",
+	  offsetof(struct stats_store, head_lsn) },
+	{ "syncrelay_store_first_lsn", "gauge",
+	  "Oldest LSN the store's journal keeps (0: empty)",
+	  offsetof(struct stats_store, first_lsn) },
+	{ "syncrelay_store_journal_bytes", "gauge",
+	  "Bytes on disk of the store's journal segments",
+	  offsetof(struct stats_store, journal_bytes) },
+	{ "syncrelay_store_journal_segments", "gauge",
+	  "Number of segments of the store's journal",
+	  offsetof(struct stats_store, journal_segments) },
+	{ "syncrelay_store_ingested_records_total", "counter",
+	  "Records from the master made durable, bodies included",
+	  offsetof(struct stats_store, ingested_records) },
+	{ "syncrelay_store_ingested_bytes_total", "counter",
+	  "Payload bytes of the records from the master made durable",
+	  offsetof(struct stats_store, ingested_bytes) },
+};
+
+static const struct u64_metric link_u64[] = {
+	{ "syncrelay_replica_cursor_lsn", "gauge",
+	  "Last LSN the replica acknowledged",
+	  offsetof(struct stats_link, cursor_lsn) },
+	{ "syncrelay_replica_lag_records", "gauge",
+	  "Records in the journal the replica has not acknowledged",
+	  offsetof(struct stats_link, lag_records) },
+	{ "syncrelay_replica_lag_bytes", "gauge",
+	  "Journal bytes after the replica's cursor",
+	  offsetof(struct stats_link, lag_bytes) },
+	{ "syncrelay_replica_replayed_records_total", "counter",
+	  "Records the replica acknowledged since the daemon started",
+	  offsetof(struct stats_link, replayed_records) },
+	{ "syncrelay_replica_replayed_bytes_total", "counter",
+	  "Bytes sent to the replica since the daemon started",
+	  offsetof(struct stats_link, replayed_bytes) },
+	{ "syncrelay_replica_connects_total", "counter",
+	  "Successful logins to the replica since the daemon started",
+	  offsetof(struct stats_link, connects) },
+};
+
+/* The state label of a link: its state name, spaces as underscores. */
+static void
+link_state_label(const struct stats_link *l, char *out, size_t len)
+{
+	size_t i;
+
+	snprintf(out, len, "%s", l->paused ? "paused" : l->state);
+	for (i = 0; out[i]; i++)
+		if (out[i] == ' ')
+			out[i] = '_';
+}
+
+static void
+format_store_gauges(struct buf *out, const struct stats_store *st, size_t n)
+{
+	size_t i, k;
+
+	family(out, "syncrelay_store_master_connected", "gauge",
+	    "1 while a master session is logged in to the store");
+	for (i = 0; i < n; i++) {
+		begin(out, "syncrelay_store_master_connected", &st[i], NULL,
+		    NULL, NULL);
+		end_u64(out, st[i].master_connected);
+	}
+	family(out, "syncrelay_store_master_last_command_timestamp_seconds",
+	    "gauge", "When the master last sent a command, epoch seconds "
+	    "(0: never since start)");
+	for (i = 0; i < n; i++) {
+		begin(out, "syncrelay_store_master_last_command_timestamp_"
+		    "seconds", &st[i], NULL, NULL, NULL);
+		end_double(out, st[i].master_last_command);
+	}
+	for (k = 0; k < sizeof(store_u64) / sizeof(store_u64[0]); k++) {
+		family(out, store_u64[k].name, store_u64[k].type,
+		    store_u64[k].help);
+		for (i = 0; i < n; i++) {
+			begin(out, store_u64[k].name, &st[i], NULL, NULL,
+			    NULL);
+			end_u64(out, U64_AT(&st[i], store_u64[k].offset));
+		}
+	}
+	family(out, "syncrelay_store_errors_total", "counter",
+	    "NO and BAD replies to the master, by Cyrus error name");
+	for (i = 0; i < n; i++)
+		for (k = 0; k < st[i].nerrors; k++) {
+			begin(out, "syncrelay_store_errors_total", &st[i],
+			    NULL, "code", st[i].errors[k].code);
+			end_u64(out, st[i].errors[k].n);
+		}
+}
+
+static void
+format_fsync_histogram(struct buf *out, const struct stats_store *st,
+    size_t n)
+{
+	const char *name = "syncrelay_journal_fsync_duration_seconds";
+	char le[32];
+	size_t i, b;
+
+	family(out, name, "histogram",
+	    "Time one group commit's fdatasync of the journal took");
+	for (i = 0; i < n; i++) {
+		for (b = 0; b < STATS_FSYNC_BUCKETS; b++) {
+			snprintf(le, sizeof(le), "%.15g",
+			    stats_fsync_bounds[b]);
+			begin(out, "syncrelay_journal_fsync_duration_seconds_"
+			    "bucket", &st[i], NULL, "le", le);
+			end_u64(out, st[i].fsync_buckets[b]);
+		}
+		begin(out, "syncrelay_journal_fsync_duration_seconds_bucket",
+		    &st[i], NULL, "le", "+Inf");
+		end_u64(out, st[i].fsyncs);
+		begin(out, "syncrelay_journal_fsync_duration_seconds_sum",
+		    &st[i], NULL, NULL, NULL);
+		end_double(out, st[i].fsync_seconds_sum);
+		begin(out, "syncrelay_journal_fsync_duration_seconds_count",
+		    &st[i], NULL, NULL, NULL);
+		end_u64(out, st[i].fsyncs);
+	}
+}
+
+static void
+format_links(struct buf *out, const struct stats_store *st, size_t n)
+{
+	char cur[sizeof(st->links->state)];
+	size_t i, j, k;
+
+	family(out, "syncrelay_replica_state", "gauge",
+	    "1 for the link's current state, 0 for the others");
+	for (i = 0; i < n; i++)
+		for (j = 0; j < st[i].nlinks; j++) {
+			link_state_label(&st[i].links[j], cur, sizeof(cur));
+			for (k = 0; k < sizeof(link_states) /
+			    sizeof(link_states[0]); k++) {
+				begin(out, "syncrelay_replica_state", &st[i],
+				    &st[i].links[j], "state", link_states[k]);
+				end_u64(out, strcmp(cur, link_states[k]) == 0);
+			}
+		}
+	for (k = 0; k < sizeof(link_u64) / sizeof(link_u64[0]); k++) {
+		family(out, link_u64[k].name, link_u64[k].type,
+		    link_u64[k].help);
+		for (i = 0; i < n; i++)
+			for (j = 0; j < st[i].nlinks; j++) {
+				begin(out, link_u64[k].name, &st[i],
+				    &st[i].links[j], NULL, NULL);
+				end_u64(out, U64_AT(&st[i].links[j],
+				    link_u64[k].offset));
+			}
+	}
+	family(out, "syncrelay_replica_lag_seconds", "gauge",
+	    "Age of the oldest record the replica has not acknowledged "
+	    "(0: caught up)");
+	for (i = 0; i < n; i++)
+		for (j = 0; j < st[i].nlinks; j++) {
+			begin(out, "syncrelay_replica_lag_seconds", &st[i],
+			    &st[i].links[j], NULL, NULL);
+			end_double(out, st[i].links[j].lag_seconds);
+		}
+	family(out, "syncrelay_replica_errors_total", "counter",
+	    "Errors on the link to the replica, by result code");
+	for (i = 0; i < n; i++)
+		for (j = 0; j < st[i].nlinks; j++)
+			for (k = 0; k < st[i].links[j].nerrors; k++) {
+				begin(out, "syncrelay_replica_errors_total",
+				    &st[i], &st[i].links[j], "code",
+				    st[i].links[j].errors[k].code);
+				end_u64(out, st[i].links[j].errors[k].n);
+			}
+}
+
+void
+metrics_format(struct buf *out, const struct stats_store *stores, size_t n,
+    double start_time)
+{
+	family(out, "syncrelay_up", "gauge", "1 while the relay serves");
+	buf_puts(out, "syncrelay_up 1\n");
+	family(out, "syncrelay_start_time_seconds", "gauge",
+	    "When the relay started, epoch seconds");
+	buf_puts(out, "syncrelay_start_time_seconds ");
+	end_double(out, start_time);
+	format_store_gauges(out, stores, n);
+	format_fsync_histogram(out, stores, n);
+	format_links(out, stores, n);
+}
+
+/* ---- HTTP -------------------------------------------------------------- */
+
+/* Takes every store's snapshot now and formats it. */
+static char *
+scrape(const struct metrics *m, size_t *len)
+{
+	struct buf out;
+	struct stats_store *stores;
+	size_t i, n = stats_store_count();
+
+	stores = xcalloc(n + 1, sizeof(*stores));
+	for (i = 0; i < n; i++)
+		stats_store(i, &stores[i]);
+	buf_init(&out, METRICS_MAX_BYTES);
+	metrics_format(&out, stores, n, m->start_time);
+	for (i = 0; i < n; i++)
+		stats_store_release(&stores[i]);
+	free(stores);
+	*len = out.len;
+	if (out.s == NULL)
+		return xstrdup("");
+	return buf_release(&out);
+}
+
+static enum MHD_Result
+reply_text(struct MHD_Connection *c, unsigned status, char *text, size_t len,
+    const char *content_type, const char *allow)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	if (allow != NULL)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **req_cls)
+{
+	static int seen;
+	struct metrics *m = cls;
+	const char *plain = "text/plain; charset=utf-8";
+	char *text;
+	size_t len;
+
+	if (*req_cls == NULL) {
+		/* Headers only so far: answer once the request is whole. */
+		*req_cls = &seen;
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(url, "/metrics") != 0) {
+		text = xstrdup("Not found; metrics are at /metrics\n");
+		return reply_text(c, MHD_HTTP_NOT_FOUND, text, strlen(text),
+		    plain, NULL);
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+		text = xstrdup("Method not allowed\n");
+		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, text,
+		    strlen(text), plain, "GET, HEAD");
+	}
+	text = scrape(m, &len);
+	return reply_text(c, MHD_HTTP_OK, text, len,
+	    "text/plain; version=0.0.4; charset=utf-8", NULL);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct metrics *m = cls;
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	log_warnx("metrics=%s event=http_error error=\"%s\"", m->address, msg);
+}
+
+/* Runs MHD's pending work, then arms the timer for its next deadline. */
+static void
+run_mhd(struct metrics *m)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+
+	MHD_run(m->mhd);
+	ev_timer_stop(m->loop, &m->timer);
+	if (MHD_get_timeout(m->mhd, &ms) == MHD_YES) {
+		ev_timer_set(&m->timer, (double)ms / 1000.0, 0.0);
+		ev_timer_start(m->loop, &m->timer);
+	}
+}
+
+static void
+io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	run_mhd(w->data);
+}
+
+static void
+timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	run_mhd(w->data);
+}
+
+struct metrics *
+metrics_new(struct ev_loop *loop, const char *address, double start_time,
+    char *err, size_t err_len)
+{
+	struct metrics *m;
+	const union MHD_DaemonInfo *info;
+	char *host = NULL;
+	uint16_t port;
+	int fd;
+
+	if (config_split_address(address, 9464, &host, &port, err,
+	    err_len) < 0)
+		return NULL;
+	m = xcalloc(1, sizeof(*m));
+	fd = listener_socket(host, port, m->address, sizeof(m->address), err,
+	    err_len);
+	free(host);
+	if (fd < 0) {
+		free(m);
+		return NULL;
+	}
+	m->loop = loop;
+	m->start_time = start_time;
+	m->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL,
+	    NULL, on_request, m,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m,	/* first, says MHD */
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_MAX_CONNECTIONS,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_IDLE_TIMEOUT,
+	    MHD_OPTION_END);
+	if (m->mhd == NULL ||
+	    (info = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_EPOLL_FD)) ==
+	    NULL) {
+		snprintf(err, err_len, "metrics on %s: libmicrohttpd would not "
+		    "start", m->address);
+		/* Without a daemon the socket is left to the exit that
+		 * follows: MHD may or may not have closed it already. */
+		if (m->mhd != NULL)
+			MHD_stop_daemon(m->mhd);
+		free(m);
+		return NULL;
+	}
+	ev_io_init(&m->io, io_cb, info->epoll_fd, EV_READ);
+	m->io.data = m;
+	ev_io_start(loop, &m->io);
+	ev_init(&m->timer, timer_cb);
+	m->timer.data = m;
+	run_mhd(m);
+	return m;
+}
+
+void
+metrics_free(struct metrics **mp)
+{
+	struct metrics *m = *mp;
+
+	if (m == NULL)
+		return;
+	ev_io_stop(m->loop, &m->io);
+	ev_timer_stop(m->loop, &m->timer);
+	MHD_stop_daemon(m->mhd);	/* closes the listening socket too */
+	free(m);
+	*mp = NULL;
+}
+
+const char *
+metrics_address(const struct metrics *m)
+{
+	return m->address;
+}
