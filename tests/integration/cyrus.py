@@ -830,9 +830,18 @@ class CyrusInstance:
         m = self.imap(user)
         try:
             st = _state(m)
+            typ, data = m.status("INBOX", "(MAILBOXID)")
+            mid = re.search(rb"MAILBOXID \((\w+)\)", data[0]).group(1)
         finally:
             m.logout()
-        st["sieve"] = self.sieve_scripts(user)
+        # ManageSieve would create the #sieve mailbox of a user who has
+        # none (a change to replicate): look only where scripts exist,
+        # under sievedir/uuid/<c>/<c>/<the INBOX's mailbox id>.
+        mid = mid.decode()
+        udir = os.path.join(self.settings["sievedir"], "uuid", mid[0],
+                            mid[1], mid)
+        st["sieve"] = self.sieve_scripts(user) if os.path.isdir(udir) \
+            else {}
         return st
 
     def _sieve(self, user):
