@@ -381,9 +381,14 @@ wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	if (wait_done(c, NULL)) {
 		ev_timer_stop(loop, w);
-		buf_printf(&c->out, "caught up: store %s replica %s reached "
-		    "LSN %llu\n", c->store, c->replica,
-		    (unsigned long long)c->target);
+		if (strcmp(c->replica, "*") == 0)
+			buf_printf(&c->out, "caught up: every replica of store "
+			    "%s reached LSN %llu\n", c->store,
+			    (unsigned long long)c->target);
+		else
+			buf_printf(&c->out, "caught up: store %s replica %s "
+			    "reached LSN %llu\n", c->store, c->replica,
+			    (unsigned long long)c->target);
 		answer(c, 0);
 		return;
 	}

@@ -44,6 +44,7 @@ def start_relay(replica_port):
     shutil.rmtree(RUN, ignore_errors=True)
     os.makedirs(RUN)
     port = free_port()
+    metrics_port = free_port()
     db = os.path.join(RUN, "sasldb2")
     subprocess.run(["saslpasswd2", "-p", "-c", "-f", db, "-u", "quickstart",
                     "repl"], input=cyrus.REPL_PASSWORD + "\n", text=True,
@@ -54,6 +55,8 @@ def start_relay(replica_port):
                 "listen: 127.0.0.1:%d\n"
                 "datadir: %s/data\n"
                 "pidfile: %s\n"
+                "control_socket: %s/control.sock\n"
+                "metrics_listen: 127.0.0.1:%d\n"
                 "allowplaintext: yes\n"
                 "sasl_sasldb_path: %s\n"
                 "sasl_mech_list: PLAIN\n"
@@ -63,7 +66,8 @@ def start_relay(replica_port):
                 "# the store: a master slot and its replica slot\n"
                 "store.s1.identity: repl\n"
                 "store.s1.replica.r1: 127.0.0.1:%d\n" %
-                (port, RUN, pidfile, db, cyrus.REPL_PASSWORD, replica_port))
+                (port, RUN, pidfile, RUN, metrics_port, db,
+                 cyrus.REPL_PASSWORD, replica_port))
     subprocess.run([os.path.join(BUILD, "syncrelay"), "-C", conf, "-n"],
                    check=True)
     # In the foreground, detached, logging to a file we can show.
@@ -76,7 +80,16 @@ def start_relay(replica_port):
         if os.path.exists(pidfile):
             break
         time.sleep(0.1)
-    return port, conf, pidfile
+    return port, conf, pidfile, metrics_port
+
+
+def ctl(conf, *args):
+    r = subprocess.run([os.path.join(BUILD, "syncrelayctl"), "-C", conf] +
+                       list(args), capture_output=True, text=True,
+                       timeout=120)
+    for line in (r.stdout + r.stderr).splitlines():
+        print("    " + line)
+    return r.returncode
 
 
 def relay_get(port, line):
@@ -98,7 +111,7 @@ def relay_get(port, line):
 def main():
     say("starting syncrelay")
     replica_port = free_port()
-    port, conf, pidfile = start_relay(replica_port)
+    port, conf, pidfile, metrics_port = start_relay(replica_port)
     print("    syncrelay pid %s listening on 127.0.0.1:%d, config %s" %
           (open(pidfile).read().strip(), port, conf))
     root = os.path.join(RUN, "cyrus")
@@ -161,11 +174,26 @@ def main():
         print("    master: %d folders, %d messages; replica %s" %
               (len(want["mailboxes"]), n,
                "identical" if got == want else "DIFFERS: %r" % got))
-        say("syncrelay keeps running.  Stop it with: kill $(cat %s)" %
-            pidfile)
-        say("syncrelayctl (status and lag per store) arrives with the "
-            "operations work (issue 6)")
-        return 0 if not errors and got == want else 1
+        say("syncrelayctl wait s1 --timeout 60 (what a failover script "
+            "runs)")
+        waited = ctl(conf, "wait", "s1", "--timeout", "60")
+        say("syncrelayctl status")
+        ctl(conf, "status")
+        say("a few of its Prometheus metrics (http://127.0.0.1:%d/metrics)"
+            % metrics_port)
+        import urllib.request
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" %
+                                      metrics_port, timeout=10).read()
+        for line in text.decode().splitlines():
+            if re.match(r"syncrelay_(replica_lag|replica_state\S*"
+                        r"streaming|store_head_lsn|replica_cursor)", line):
+                print("    " + line)
+        say("syncrelay keeps running (the Cyrus instances stop now, so its "
+            "replica goes down).")
+        print("    status:  %s -C %s status" %
+              (os.path.join(BUILD, "syncrelayctl"), conf))
+        print("    stop it: kill $(cat %s)" % pidfile)
+        return 0 if not errors and got == want and waited == 0 else 1
     finally:
         if master:
             master.stop()
