@@ -467,13 +467,29 @@ request(struct client *c, char *line)
 		c->wait_t.data = c;
 		ev_timer_start(c->ctl->loop, &c->wait_t);
 		return;
+	} else if (strcmp(argv[0], "reset") == 0 && argc == 4) {
+		char *end, err[300];
+		unsigned long long lsn = strtoull(argv[3], &end, 10);
+
+		if (*end != '\0' || *argv[3] == '\0' || *argv[3] == '-') {
+			buf_printf(&c->out, "!bad LSN %s\n", argv[3]);
+			status = 2;
+		} else if ((l = find_link(c, argv[1], argv[2], &st)) == NULL) {
+			status = 2;
+		} else if (link_reset(l, lsn, err, sizeof(err)) < 0) {
+			buf_printf(&c->out, "!%s\n", err);
+			status = 2;
+		} else {
+			buf_printf(&c->out, "store %s replica %s: cursor set to "
+			    "LSN %llu\n", argv[1], argv[2], lsn);
+		}
 	} else if (strcmp(argv[0], "reload") == 0 && argc == 1) {
 		c->ctl->reload();
 		buf_puts(&c->out, "reloaded (see the log for what changed)\n");
 	} else {
 		buf_printf(&c->out, "!unknown request \"%s\" (status [STORE] "
 		    "[json], pause|resume STORE REPLICA, wait STORE REPLICA|* "
-		    "SECONDS, reload)\n", argv[0]);
+		    "SECONDS, reset STORE REPLICA LSN, reload)\n", argv[0]);
 		status = 2;
 	}
 	answer(c, status);

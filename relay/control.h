@@ -13,6 +13,9 @@
  *   wait STORE REPLICA|* SECONDS answer once the replica(s) reached the
  *                                head as of the request (exit=0), or the
  *                                lag left at the timeout (exit=1)
+ *   reset STORE REPLICA LSN      set a replica's cursor (it was brought
+ *                                up to LSN some other way, e.g. a full
+ *                                sync_client run after a resync flag)
  *   reload                       re-read the configuration (as SIGHUP)
  *
  * Whoever can connect can do all of this: the socket's mode and group

@@ -1596,6 +1596,22 @@ replay_next(struct link *l)
 	if (l->conn == NULL || l->on_reply != NULL || l->cmd != NULL ||
 	    l->state == LINK_FAILED || l->state == LINK_LOGIN)
 		return;
+	if (cursor_flags(l->cursor) & CURSOR_NEEDS_RESYNC) {
+		fail(l, "needs a full resync: the journal's size cap "
+		    "(journal_max_bytes) dropped records it never received; "
+		    "note the store's head LSN, run sync_client -A from the "
+		    "master straight to the replica, then syncrelayctl reset "
+		    "%s %s LSN", l->st->name, l->rc.name);
+		return;
+	}
+	if (l->acked + 1 < journal_first_lsn(l->st->journal)) {
+		fail(l, "the journal starts at LSN %llu but the replica has "
+		    "only %llu: resync it from the master, then syncrelayctl "
+		    "reset %s %s LSN", (unsigned long long)journal_first_lsn(
+		    l->st->journal), (unsigned long long)l->acked, l->st->name,
+		    l->rc.name);
+		return;
+	}
 	if (l->paused) {
 		/* Between commands: leave the replica alone until resumed. */
 		conn_write(l->conn, "EXIT\r\n", 6);
@@ -1941,6 +1957,51 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 		ev_timer_stop(l->loop, &l->retry);
 		link_connect(l);
 	}
+}
+
+void
+link_flush_cursor(struct link *l)
+{
+	if (l->acked > l->stored && cursor_store(l->cursor, l->acked) == 0)
+		l->stored = l->acked;
+}
+
+int
+link_reset(struct link *l, uint64_t lsn, char *err, size_t err_len)
+{
+	uint64_t head = journal_durable_lsn(l->st->journal);
+	uint64_t first = journal_first_lsn(l->st->journal);
+
+	if (lsn > head || (first > 0 && lsn + 1 < first)) {
+		snprintf(err, err_len, "LSN %llu is outside the journal "
+		    "(records %llu..%llu are kept)", (unsigned long long)lsn,
+		    (unsigned long long)first, (unsigned long long)head);
+		return -1;
+	}
+	if (cursor_reset(l->cursor, lsn, 0) < 0) {
+		snprintf(err, err_len, "writing the cursor failed");
+		return -1;
+	}
+	log_warnx("store=%s replica=%s event=cursor_reset from=%llu to=%llu",
+	    l->st->name, l->rc.name, (unsigned long long)l->acked,
+	    (unsigned long long)lsn);
+	l->acked = l->stored = l->lsn = lsn;
+	l->rate_acked = lsn;
+	l->front = (struct rpos){ 0 };
+	l->nseen = 0;
+	l->nrepaired = 0;
+	if (l->conn != NULL) {
+		conn_close(l->conn, "cursor reset", true);
+	} else if (!l->paused) {
+		if (l->state == LINK_FAILED) {
+			l->state = LINK_DOWN;
+			l->why[0] = '\0';
+		}
+		l->backoff = BACKOFF_MIN;
+		ev_timer_stop(l->loop, &l->retry);
+		link_connect(l);
+	}
+	return 0;
 }
 
 void

@@ -46,6 +46,14 @@ void link_free(struct link **lp);
  * (between commands).
  */
 void link_reconfigure(struct link *l, const struct replica_conf *rc);
+/* Writes the cursor now if it moved (before retention looks at it). */
+void link_flush_cursor(struct link *l);
+/*
+ * Sets the cursor to lsn and clears its resync flag: the operator
+ * brought the replica up to lsn some other way.  Returns 0, or -1 with
+ * err set (lsn outside the journal).
+ */
+int link_reset(struct link *l, uint64_t lsn, char *err, size_t err_len);
 /* The store's journal grew: replay more if idle. */
 void link_wake(struct link *l);
 enum link_state link_state(const struct link *l);

@@ -516,6 +516,16 @@ apply_change(struct session *s, const struct dlist *e)
 		    "be written)");
 		return;
 	}
+	if (st->refuse_writes) {
+		/* Over journal_max_bytes: the master keeps it and retries. */
+		log_error("store=%s event=refused sub=%s reason=\"journal over "
+		    "journal_max_bytes; replicas must catch up first\"",
+		    st->name, e->key);
+		stats_count_code(st->errors, &st->nerrors, "journal_full");
+		send_line(s, "NO", "Unknown error (the relay's journal for "
+		    "this store is full until its replicas catch up)");
+		return;
+	}
 	op = xcalloc(1, sizeof(*op));
 	op->s = s;
 	op->st = st;
@@ -1009,4 +1019,11 @@ const char *
 session_peer(const struct session *s)
 {
 	return conn_peer(s->conn);
+}
+
+bool
+session_quiet(const struct session *s)
+{
+	return !s->busy && s->pending == 0 && s->body == NULL &&
+	    s->bodies_pending == 0;
 }

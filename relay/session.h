@@ -38,5 +38,7 @@ void session_start(struct ev_loop *loop, int fd, const char *peer,
 struct session;
 /* The master's address, for status. */
 const char *session_peer(const struct session *s);
+/* Nothing of the session waits on the journal or the shadow. */
+bool session_quiet(const struct session *s);
 
 #endif

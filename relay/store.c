@@ -12,8 +12,10 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "relay/link.h"
+#include "relay/session.h"
 #include "relay/store.h"
 #include "storage/fold.h"
+#include "storage/retention.h"
 
 static struct store **stores;
 static size_t nstores;
@@ -45,6 +47,59 @@ journal_wakeup(void *arg)
 static int add_replica(struct store *st, const struct replica_conf *rc,
     char *err, size_t err_len);
 
+/*
+ * Applies the retention policy: drops journal segments every replica
+ * has, and acts on the size cap.  It waits for a moment when the master
+ * session has nothing in flight (its shadow transaction must not mix
+ * with retention's).
+ */
+static void
+retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct store *st = w->data;
+	const struct config *c = st->config;
+	struct retention_policy p;
+	struct retention_replica *reps;
+	struct retention_result res;
+	bool was = st->refuse_writes;
+	size_t i;
+	int r;
+
+	if ((st->master && !session_quiet(st->master)) ||
+	    journal_pending_bytes(st->journal) > 0 || c == NULL)
+		return;
+	p.min_age_s = config_num(c, OPT_retention_min_age);
+	p.min_bytes = config_num(c, OPT_retention_min_bytes);
+	p.max_bytes = config_num(c, OPT_journal_max_bytes);
+	p.cap = config_num(c, OPT_journal_full_policy) == 1 ?
+	    RETENTION_RESYNC : RETENTION_REFUSE;
+	reps = xcalloc(st->nlinks + 1, sizeof(*reps));
+	for (i = 0; i < st->nlinks; i++) {
+		link_flush_cursor(st->links[i]);
+		reps[i].name = link_name(st->links[i]);
+		reps[i].cursor = st->cursors[i];
+	}
+	r = retention_run(st->name, st->journal, st->shadow, reps, st->nlinks,
+	    &p, (uint64_t)(ev_time() * 1e6), &res);
+	free(reps);
+	if (r < 0) {
+		log_error("store=%s event=retention_failed error=\"%s\"",
+		    st->name, strerror(-r));
+		return;
+	}
+	st->refuse_writes = res.refuse_writes;
+	if (was && !st->refuse_writes)
+		log_info("store=%s event=journal_accepting journal_bytes=%llu "
+		    "note=\"under journal_max_bytes again\"", st->name,
+		    (unsigned long long)res.bytes_after);
+	if (res.replicas_marked)
+		for (i = 0; i < st->nlinks; i++)
+			link_wake(st->links[i]);
+	ev_timer_set(w, (double)config_num(c, OPT_retention_interval),
+	    (double)config_num(c, OPT_retention_interval));
+	ev_timer_again(loop, w);
+}
+
 static void
 store_free(struct store *st)
 {
@@ -52,6 +107,8 @@ store_free(struct store *st)
 
 	if (st == NULL)
 		return;
+	if (st->loop)
+		ev_timer_stop(st->loop, &st->retention);
 	for (i = 0; i < st->nlinks; i++)
 		link_free(&st->links[i]);
 	free(st->links);
@@ -69,8 +126,9 @@ store_free(struct store *st)
 }
 
 static struct store *
-store_open(struct ev_loop *loop, const struct store_conf *sc,
-    const char *datadir, char *err, size_t err_len)
+store_open(struct ev_loop *loop, const struct config *config,
+    const struct store_conf *sc, const char *datadir, char *err,
+    size_t err_len)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
 	struct journal_opts jo = { 0 };
@@ -90,6 +148,13 @@ store_open(struct ev_loop *loop, const struct store_conf *sc,
 		    strerror(errno));
 		goto fail;
 	}
+	st->config = config;
+	ev_timer_init(&st->retention, retention_cb,
+	    (double)config_num(config, OPT_retention_interval),
+	    (double)config_num(config, OPT_retention_interval));
+	st->retention.data = st;
+	ev_timer_start(loop, &st->retention);
+	jo.segment_bytes = config_num(config, OPT_journal_segment_bytes);
 	jo.wakeup = journal_wakeup;
 	jo.wakeup_arg = st;
 	snprintf(path, sizeof(path), "%s/journal", st->dir);
@@ -221,8 +286,8 @@ store_open_all(struct ev_loop *loop, const struct config *config,
 	stores_loop = loop;
 	stores = xcalloc(config_nstores(config) + 1, sizeof(*stores));
 	for (i = 0; i < config_nstores(config); i++) {
-		struct store *st = store_open(loop, config_store(config, i),
-		    datadir, err, err_len);
+		struct store *st = store_open(loop, config,
+		    config_store(config, i), datadir, err, err_len);
 
 		if (st == NULL)
 			return -1;
@@ -251,7 +316,8 @@ store_reload(const struct config *config, const char *datadir)
 			reload_replicas(st, sc);
 			continue;
 		}
-		st = store_open(stores_loop, sc, datadir, err, sizeof(err));
+		st = store_open(stores_loop, config, sc, datadir, err,
+		    sizeof(err));
 		if (st == NULL) {
 			log_error("store=%s event=open_failed error=\"%s\"",
 			    sc->name, err);
@@ -260,6 +326,8 @@ store_reload(const struct config *config, const char *datadir)
 		stores = xreallocarray(stores, nstores + 1, sizeof(*stores));
 		stores[nstores++] = st;
 	}
+	for (j = 0; j < nstores; j++)
+		stores[j]->config = config;	/* the old one is freed next */
 	for (j = 0; j < nstores; j++)
 		if (config_store_by_name(config, stores[j]->name) == NULL)
 			log_warnx("store=%s event=removed_from_config note=\"it "

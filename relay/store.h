@@ -37,6 +37,9 @@ struct store {
 	struct ev_loop *loop;
 	ev_async wake;
 	struct session *master;		/* the master session, or NULL */
+	bool refuse_writes;		/* journal over its size cap */
+	ev_timer retention;		/* runs the retention policy */
+	const struct config *config;	/* the running configuration */
 	double master_last_command;	/* ev_now() of its last command */
 	/* Ingest counters since start (filled by session.c). */
 	uint64_t ingested_records, ingested_bytes;

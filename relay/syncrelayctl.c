@@ -5,6 +5,7 @@
  *   syncrelayctl ... pause STORE REPLICA
  *   syncrelayctl ... resume STORE REPLICA
  *   syncrelayctl ... wait STORE [--replica R] --timeout SECONDS
+ *   syncrelayctl ... reset STORE REPLICA LSN
  *   syncrelayctl ... reload
  *   syncrelayctl ... journal STORE [--from LSN] [--limit N] [--follow]
  *   syncrelayctl ... journal STORE --lsn N --full
@@ -48,6 +49,8 @@ usage(void)
 	    "  wait STORE [--replica R] --timeout SECONDS\n"
 	    "                               until the replicas reach today's "
 	    "head\n"
+	    "  reset STORE REPLICA LSN      set a replica's cursor (after a "
+	    "full resync)\n"
 	    "  reload                       re-read the configuration\n"
 	    "  journal STORE [--from LSN] [--limit N] [--follow]\n"
 	    "  journal STORE --lsn N --full what the backlog holds\n"
@@ -317,6 +320,9 @@ main(int argc, char **argv)
 	} else if ((strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) &&
 	    argc == 3) {
 		buf_printf(&req, "%s %s %s", cmd, argv[1], argv[2]);
+		status = ask(socket_path, buf_cstring(&req), 30);
+	} else if (strcmp(cmd, "reset") == 0 && argc == 4) {
+		buf_printf(&req, "reset %s %s %s", argv[1], argv[2], argv[3]);
 		status = ask(socket_path, buf_cstring(&req), 30);
 	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {
 		status = ask(socket_path, "reload", 30);

@@ -321,6 +321,17 @@ journal_dir(const struct journal *j)
 	return j->dir;
 }
 
+uint64_t
+journal_first_lsn(struct journal *j)
+{
+	uint64_t first;
+
+	pthread_mutex_lock(&j->lock);
+	first = j->nsegs && j->durable_lsn >= j->segs[0] ? j->segs[0] : 0;
+	pthread_mutex_unlock(&j->lock);
+	return first;
+}
+
 void
 journal_get_stats(struct journal *j, struct journal_stats *st)
 {

@@ -116,6 +116,8 @@ uint64_t journal_pending_bytes(struct journal *j);
 int journal_error(struct journal *j);
 /* The newest durable LSN (0: none yet). */
 uint64_t journal_durable_lsn(struct journal *j);
+/* The oldest LSN kept (0: none; retention moves it forward). */
+uint64_t journal_first_lsn(struct journal *j);
 void journal_get_stats(struct journal *j, struct journal_stats *st);
 /* The journal's directory. */
 const char *journal_dir(const struct journal *j);
