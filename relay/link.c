@@ -14,10 +14,16 @@
  * CAs) and name the configured host.  A failed handshake is a connection
  * error: logged as event=tls_failed and retried with the backoff.
  *
- * Known limits of this first version: the cursor is written to disk from
- * the event loop every 200 ms; a replica's own refusals of a repair
- * (records newer there than in the shadow) leave the link failed for an
- * operator, as design.md asks.
+ * The cursor is handed to the cursor writer thread (cursorq.h) every
+ * 200 ms when it moved, so a crash replays at most that much again.
+ *
+ * Repair follows sync_client: a mailbox the replica refuses (CHANGED,
+ * CHECKSUM) is sent whole from the shadow; one missing or moved there
+ * leads to a comparison of the user's folders (GET USER) and renames
+ * and deletes on the replica before the mailboxes are sent whole.  What
+ * only the master could fix (records newer or extra on the replica) is
+ * looked into with GET FULLMAILBOX and leaves the link failed with the
+ * reason and the remedy, as design.md asks.
  */
 #include "autoconf.h"
 
@@ -39,6 +45,7 @@
 #include "protocol/saslcli.h"
 #include "protocol/tlsctx.h"
 #include "relay/conn.h"
+#include "relay/cursorq.h"
 #include "relay/getcmd.h"
 #include "relay/link.h"
 #include "relay/stats.h"
@@ -100,7 +107,10 @@ struct link {
 	struct dlist *untagged;
 
 	struct journal_reader *jr;
-	uint64_t acked, stored;
+	uint64_t acked;
+	uint64_t posted;		/* last LSN handed to the cursor writer */
+	struct cursorq_req cq;
+	bool needs_resync;		/* retention dropped what it lacks */
 	uint64_t lsn;			/* the record being replayed */
 	struct dlist *cmd;		/* its APPLY entry */
 	struct dlist *pending;		/* read ahead, not folded into cmd */
@@ -1596,7 +1606,7 @@ replay_next(struct link *l)
 	if (l->conn == NULL || l->on_reply != NULL || l->cmd != NULL ||
 	    l->state == LINK_FAILED || l->state == LINK_LOGIN)
 		return;
-	if (cursor_flags(l->cursor) & CURSOR_NEEDS_RESYNC) {
+	if (l->needs_resync) {
 		fail(l, "needs a full resync: the journal's size cap "
 		    "(journal_max_bytes) dropped records it never received; "
 		    "note the store's head LSN, run sync_client -A from the "
@@ -1723,8 +1733,10 @@ cursor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	double now = ev_now(loop), dt = now - l->rate_t;
 
-	if (l->acked > l->stored && cursor_store(l->cursor, l->acked) == 0)
-		l->stored = l->acked;
+	if (l->acked > l->posted) {
+		cursorq_post(&l->cq, l->acked);	/* written off the loop */
+		l->posted = l->acked;
+	}
 	/* The replay rate, averaged over about ten seconds. */
 	if (dt >= 1.0) {
 		double inst = (double)(l->acked - l->rate_acked) / dt;
@@ -1775,7 +1787,11 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 	l->rc.tls_ca_file = xstrdup(rc->tls_ca_file ? rc->tls_ca_file : "");
 	l->rc.password = l->rc.password_file = NULL;
 	l->cursor = cursor;
-	l->acked = l->stored = cursor_lsn(cursor);
+	l->acked = l->posted = cursor_lsn(cursor);
+	l->needs_resync = (cursor_flags(cursor) & CURSOR_NEEDS_RESYNC) != 0;
+	l->cq.c = cursor;
+	l->cq.store = st->name;
+	l->cq.replica = l->rc.name;
 	l->fd = -1;
 	l->backoff = BACKOFF_MIN;
 	buf_init(&l->mechs, 0);
@@ -1844,8 +1860,11 @@ link_free(struct link **lp)
 	ev_timer_stop(l->loop, &l->retry);
 	ev_timer_stop(l->loop, &l->cursor_timer);
 	ev_timer_stop(l->loop, &l->throttle);
-	if (l->acked > l->stored)
+	cursorq_cancel(&l->cq);
+	cursorq_lock();
+	if (l->acked > cursor_lsn(l->cursor))
 		cursor_store(l->cursor, l->acked);
+	cursorq_unlock();
 	reset_session(l);
 	tlsctx_free(&l->tls_ctx);
 	buf_free(&l->mechs);
@@ -1960,10 +1979,10 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 }
 
 void
-link_flush_cursor(struct link *l)
+link_check_resync(struct link *l)
 {
-	if (l->acked > l->stored && cursor_store(l->cursor, l->acked) == 0)
-		l->stored = l->acked;
+	if (cursor_flags(l->cursor) & CURSOR_NEEDS_RESYNC)
+		l->needs_resync = true;
 }
 
 int
@@ -1978,14 +1997,19 @@ link_reset(struct link *l, uint64_t lsn, char *err, size_t err_len)
 		    (unsigned long long)first, (unsigned long long)head);
 		return -1;
 	}
+	cursorq_cancel(&l->cq);
+	cursorq_lock();
 	if (cursor_reset(l->cursor, lsn, 0) < 0) {
+		cursorq_unlock();
 		snprintf(err, err_len, "writing the cursor failed");
 		return -1;
 	}
+	cursorq_unlock();
+	l->needs_resync = false;
 	log_warnx("store=%s replica=%s event=cursor_reset from=%llu to=%llu",
 	    l->st->name, l->rc.name, (unsigned long long)l->acked,
 	    (unsigned long long)lsn);
-	l->acked = l->stored = l->lsn = lsn;
+	l->acked = l->posted = l->lsn = lsn;
 	l->rate_acked = lsn;
 	l->front = (struct rpos){ 0 };
 	l->nseen = 0;

@@ -46,8 +46,8 @@ void link_free(struct link **lp);
  * (between commands).
  */
 void link_reconfigure(struct link *l, const struct replica_conf *rc);
-/* Writes the cursor now if it moved (before retention looks at it). */
-void link_flush_cursor(struct link *l);
+/* Retention may have flagged the cursor for a resync: notice it. */
+void link_check_resync(struct link *l);
 /*
  * Sets the cursor to lsn and clears its resync flag: the operator
  * brought the replica up to lsn some other way.  Returns 0, or -1 with

@@ -11,6 +11,7 @@
 
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "relay/cursorq.h"
 #include "relay/link.h"
 #include "relay/session.h"
 #include "relay/store.h"
@@ -75,12 +76,16 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	    RETENTION_RESYNC : RETENTION_REFUSE;
 	reps = xcalloc(st->nlinks + 1, sizeof(*reps));
 	for (i = 0; i < st->nlinks; i++) {
-		link_flush_cursor(st->links[i]);
 		reps[i].name = link_name(st->links[i]);
 		reps[i].cursor = st->cursors[i];
 	}
+	/* The cursors as written (no write runs meanwhile). */
+	cursorq_lock();
 	r = retention_run(st->name, st->journal, st->shadow, reps, st->nlinks,
 	    &p, (uint64_t)(ev_time() * 1e6), &res);
+	for (i = 0; r == 0 && res.replicas_marked && i < st->nlinks; i++)
+		link_check_resync(st->links[i]);
+	cursorq_unlock();
 	free(reps);
 	if (r < 0) {
 		log_error("store=%s event=retention_failed error=\"%s\"",

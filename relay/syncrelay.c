@@ -30,6 +30,7 @@
 #include "relay/config.h"
 #include "relay/conn.h"
 #include "relay/control.h"
+#include "relay/cursorq.h"
 #include "relay/listener.h"
 #include "relay/metrics.h"
 #include "relay/session.h"
@@ -384,6 +385,8 @@ main(int argc, char **argv)
 		if (saslcli_init(err, sizeof(err)) < 0)
 			fatalx("event=sasl_init_failed error=\"%s\"", err);
 	}
+	if (cursorq_start() < 0)
+		fatal("event=thread_failed what=cursor_writer");
 	if (store_open_all(loop, relay.config, config_str(relay.config,
 	    OPT_datadir), err, sizeof(err)) < 0)
 		fatalx("event=store_open_failed error=\"%s\"", err);
@@ -420,6 +423,7 @@ main(int argc, char **argv)
 
 	metrics_free(&relay.metrics);
 	store_close_all();
+	cursorq_stop();
 	conn_reap(loop);
 	tlsctx_free(&relay.params.tls_ctx);
 	unlink(relay.pidfile);
