@@ -3,8 +3,10 @@ Cyrus against syncrelay (a module of its own so that importing it does not
 register anyone's tests)."""
 import os
 import re
+import shutil
 import struct
 import subprocess
+import tempfile
 import time
 
 import cyrus
@@ -149,3 +151,71 @@ def no_errors(log, mark, relay):
     log.flush()
     check(not log.errors(mark), log.errors(mark))
     check("event=link_failed" not in relay.logtext(), relay.logtext())
+
+
+class CyrusPath:
+    """A real Cyrus master replicating through a syncrelay (store s1) into
+    real Cyrus replicas r1, r2, ...: the setup most real-Cyrus tests
+    share.  stop() tears down whatever was started, so a test can call it
+    from finally: and again at exit."""
+
+    def __init__(self, prefix, nreplicas=1, extra="", users=("alice",)):
+        self.root = tempfile.mkdtemp(prefix=prefix)
+        self.master = self.relay = None
+        self.replicas = []
+        self.log = cyrus.Syslog(os.path.join(self.root, "syslog")).start()
+        try:
+            for i in range(nreplicas):
+                r = cyrus.CyrusInstance(
+                    self.root, "replica" if i == 0 else "replica%d" % (i + 1),
+                    syslog=self.log, users=users)
+                self.replicas.append(r)
+                r.start()
+            self.relay = master_facing_relay(
+                [("r%d" % (i + 1), r.sync_port)
+                 for i, r in enumerate(self.replicas)], extra)
+            self.master = cyrus.CyrusInstance(
+                self.root, "master", syslog=self.log,
+                extra=cyrus.replication_conf(self.relay.port))
+            self.master.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def replica(self):
+        return self.replicas[0]
+
+    def stop(self):
+        for inst in [self.master] + self.replicas:
+            if inst:
+                inst.stop_rolling()
+                inst.stop()
+        self.master, self.replicas = None, []
+        if self.relay:
+            self.relay.stop()
+            self.relay = None
+        if self.log:
+            self.log.stop()
+            self.log = None
+        if self.root:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+
+def sync_user(master, user="alice", ok=True):
+    """A one-shot sync_client -u user; must succeed unless ok is False.
+    Returns (rc, output)."""
+    rc, out, err = master.sync_client(["-u", user], timeout=180)
+    if ok:
+        check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
+    return rc, out + err
+
+
+def wait_caught_up(relay, *args, timeout=90):
+    """syncrelayctl wait s1 [args] --timeout; must exit 0."""
+    r = relay.ctl("wait", "s1", *args, "--timeout", str(timeout),
+                  timeout=timeout + 30)
+    check(r.returncode == 0, "wait rc=%d\n%s%s\n%s" % (
+        r.returncode, r.stdout, r.stderr, relay.logtext()[-3000:]))
+    return r

@@ -9,61 +9,31 @@ and acting on it must work.
 """
 import os
 import re
-import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
 from harness import check, eq, run, test
-from relaytest import (converge, direct_applies, master_facing_relay,
-                       populate)
+from relaytest import (CyrusPath, converge, direct_applies, populate,
+                       sync_user, wait_caught_up)
 
 env = {}
 USERS = ("alice",)
 
 
 def setup():
-    root = env["root"] = tempfile.mkdtemp(prefix="syncrelay-div-")
-    log = env["syslog"] = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    replica = env["replica"] = cyrus.CyrusInstance(root, "replica",
-                                                   syslog=log, users=USERS)
-    replica.start()
-    relay = env["relay"] = master_facing_relay([("r1", replica.sync_port)])
-    master = env["master"] = cyrus.CyrusInstance(
-        root, "master", syslog=log, extra=cyrus.replication_conf(relay.port))
-    master.start()
-    populate(master, "alice", 12, big=set())
-    sync(master)
-    wait(relay)
-    converge(master, replica, USERS)
-    return log, relay, master, replica
+    env["path"] = path = CyrusPath("syncrelay-div-")
+    populate(path.master, "alice", 12, big=set())
+    sync_user(path.master)
+    wait_caught_up(path.relay)
+    converge(path.master, path.replica, USERS)
+    return path.log, path.relay, path.master, path.replica
 
 
 def teardown():
-    for k in ("master", "replica"):
-        if env.get(k):
-            env[k].stop()
-    if env.get("relay"):
-        env["relay"].stop()
-    if env.get("syslog"):
-        env["syslog"].stop()
-    if env.get("root"):
-        shutil.rmtree(env["root"], ignore_errors=True)
-    env.clear()
-
-
-def sync(master, user="alice"):
-    rc, out, err = master.sync_client(["-u", user], timeout=180)
-    check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
-
-
-def wait(relay, timeout=90):
-    r = relay.ctl("wait", "s1", "--timeout", str(timeout),
-                  timeout=timeout + 30)
-    check(r.returncode == 0, "wait rc=%d\n%s%s\n%s" % (
-        r.returncode, r.stdout, r.stderr, relay.logtext()[-3000:]))
+    if env.get("path"):
+        env.pop("path").stop()
 
 
 def on_replica(replica, *steps):
@@ -92,9 +62,9 @@ def folders_deleted_created_and_renamed_on_the_replica_are_repaired():
         # updates for mailboxes the replica no longer has by that name.
         master.append("alice", "Work/2026", cyrus.make_message(801, 2500))
         master.append("alice", "Sent", cyrus.make_message(802, 2600))
-        sync(master)
+        sync_user(master)
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
-        wait(relay)
+        wait_caught_up(relay)
         converge(master, replica, USERS)
         eq(direct_applies(master, replica, "alice"), [])
         text = relay.logtext()
@@ -126,7 +96,7 @@ def mail_delivered_to_the_replica_stops_the_link_with_what_to_do():
         replica.deliver("alice", cyrus.make_message(900, 1800))
         for i in range(3):
             master.deliver("alice", cyrus.make_message(901 + i, 1900))
-        sync(master)
+        sync_user(master)
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
         relay.wait_log("replica=r1 event=link_failed", timeout=60)
         text = relay.logtext()
@@ -154,9 +124,9 @@ def mail_delivered_to_the_replica_stops_the_link_with_what_to_do():
         # the master, the master replicates that to the relay, and the
         # resumed link brings the replica to the master's state.
         direct_applies(master, replica, "alice")
-        sync(master)
+        sync_user(master)
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
-        wait(relay)
+        wait_caught_up(relay)
         state = converge(master, replica, USERS)
         inbox = state["alice"]["mailboxes"]["INBOX"]["messages"]
         eq(len(inbox), 12 - 1 + 3 + 1)   # populate expunged one

@@ -13,51 +13,33 @@ link with a precise reason.
 """
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
 from harness import check, eq, run, test
-from relaytest import (converge, cursor_lsn, direct_applies,
-                       master_facing_relay, no_errors, populate, relay_lsn)
+from relaytest import (CyrusPath, converge, cursor_lsn, direct_applies,
+                       no_errors, populate, relay_lsn)
 
 env = {}
 USERS = ("alice", "bob")
 
 
 def setup():
-    root = env["root"] = tempfile.mkdtemp(prefix="syncrelay-fanout-")
-    log = env["syslog"] = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    replica = env["replica"] = cyrus.CyrusInstance(root, "replica",
-                                                   syslog=log, users=USERS)
-    replica.start()
-    replica2 = env["replica2"] = cyrus.CyrusInstance(root, "replica2",
-                                                     syslog=log, users=USERS)
-    replica2.start()
-    relay = env["relay"] = master_facing_relay(
-        [("r1", replica.sync_port), ("r2", replica2.sync_port)],
-        "store.s1.replica.r1.restart_bytes: 1M\n")
-    master = env["master"] = cyrus.CyrusInstance(
-        root, "master", syslog=log, extra=cyrus.replication_conf(relay.port))
-    master.start()
-    return log, relay, master, replica
+    env["path"] = path = CyrusPath(
+        "syncrelay-fanout-", nreplicas=2, users=USERS,
+        extra="store.s1.replica.r1.restart_bytes: 1M\n")
+    env["replica"], env["replica2"] = path.replicas
+    env["syslog"], env["relay"], env["master"] = (path.log, path.relay,
+                                                  path.master)
+    return path.log, path.relay, path.master, path.replica
 
 
 def teardown():
-    for k in ("master", "replica", "replica2"):
-        if env.get(k):
-            env[k].stop_rolling()
-            env[k].stop()
-    if env.get("relay"):
-        env["relay"].stop()
-    if env.get("syslog"):
-        env["syslog"].stop()
-    if env.get("root"):
-        shutil.rmtree(env["root"], ignore_errors=True)
+    if env.get("path"):
+        env.pop("path").stop()
 
 
 def replicas():

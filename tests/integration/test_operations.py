@@ -7,10 +7,8 @@ replicas are real Debian Cyrus sync_servers fed by a real Cyrus master.
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -18,7 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyrus
 from harness import (BUILDDIR, Client, Relay, check, eq, free_port, run,
                      test)
-from relaytest import converge, master_facing_relay, populate, sasldb
+from relaytest import (CyrusPath, converge, populate, sasldb, sync_user,
+                       wait_caught_up)
 
 import base64
 
@@ -221,43 +220,13 @@ USERS = ("alice",)
 
 
 def setup():
-    root = env["root"] = tempfile.mkdtemp(prefix="syncrelay-ops-")
-    log = env["syslog"] = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    replica = env["replica"] = cyrus.CyrusInstance(root, "replica",
-                                                   syslog=log, users=USERS)
-    replica.start()
-    relay = env["relay"] = master_facing_relay([("r1", replica.sync_port)])
-    master = env["master"] = cyrus.CyrusInstance(
-        root, "master", syslog=log, extra=cyrus.replication_conf(relay.port))
-    master.start()
-    return log, relay, master, replica
+    env["path"] = path = CyrusPath("syncrelay-ops-")
+    return path.log, path.relay, path.master, path.replica
 
 
 def teardown():
-    for k in ("master", "replica"):
-        if env.get(k):
-            env[k].stop_rolling()
-            env[k].stop()
-    if env.get("relay"):
-        env["relay"].stop()
-    if env.get("syslog"):
-        env["syslog"].stop()
-    if env.get("root"):
-        shutil.rmtree(env["root"], ignore_errors=True)
-    env.clear()
-
-
-def sync(master, user="alice"):
-    rc, out, err = master.sync_client(["-u", user], timeout=180)
-    check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
-
-
-def wait_ok(relay, *args, timeout=90):
-    r = relay.ctl("wait", "s1", *args, "--timeout", str(timeout),
-                  timeout=timeout + 30)
-    check(r.returncode == 0, "wait: rc=%d %s%s" % (r.returncode, r.stdout,
-                                                   r.stderr))
-    return r
+    if env.get("path"):
+        env.pop("path").stop()
 
 
 @test
@@ -266,8 +235,8 @@ def pause_resume_wait_and_outage_with_real_cyrus():
     try:
         mark = log.mark()
         populate(master, "alice", 20, big=set())
-        sync(master)
-        wait_ok(relay)
+        sync_user(master)
+        wait_caught_up(relay)
         converge(master, replica, USERS)
         st = valid_status(relay)
         s1, r1 = replica_of(st, "s1", "r1")
@@ -281,7 +250,7 @@ def pause_resume_wait_and_outage_with_real_cyrus():
         before = replica.state("alice")
         for i in range(5):
             master.deliver("alice", cyrus.make_message(500 + i, 2000))
-        sync(master)
+        sync_user(master)
         st = valid_status(relay)
         s1, r1 = replica_of(st, "s1", "r1")
         eq((r1["state"], r1["paused"]), ("paused", True))
@@ -303,7 +272,7 @@ def pause_resume_wait_and_outage_with_real_cyrus():
         eq(replica.state("alice"), before)
         # Resumed: it catches up, and wait says so.
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
-        wait_ok(relay, "--replica", "r1")
+        wait_caught_up(relay, "--replica", "r1")
         converge(master, replica, USERS)
         s1, r1 = replica_of(valid_status(relay), "s1", "r1")
         eq((r1["lag_records"], r1["lag_bytes"], r1["lag_seconds"]),
@@ -315,7 +284,7 @@ def pause_resume_wait_and_outage_with_real_cyrus():
         down_at = time.time()
         for i in range(10):
             master.deliver("alice", cyrus.make_message(600 + i, 3000))
-        sync(master)
+        sync_user(master)
         time.sleep(1.0)
         s1, r1 = replica_of(valid_status(relay), "s1", "r1")
         check(r1["state"] in ("down", "connecting"), r1)
@@ -325,7 +294,7 @@ def pause_resume_wait_and_outage_with_real_cyrus():
         check(1.0 <= r1["lag_seconds"] <= time.time() - down_at + 0.5, r1)
         eq(relay.ctl("wait", "s1", "--timeout", "1").returncode, 1)
         replica.start()
-        wait_ok(relay)
+        wait_caught_up(relay)
         converge(master, replica, USERS)
         s1, r1 = replica_of(valid_status(relay), "s1", "r1")
         eq((r1["state"], r1["lag_records"]), ("streaming", 0))
@@ -349,12 +318,12 @@ def rate_limit_set_by_reload_slows_catch_up():
     log, relay, master, replica = setup()
     try:
         populate(master, "alice", 4, big=set())
-        sync(master)
-        wait_ok(relay)
+        sync_user(master)
+        wait_caught_up(relay)
         eq(relay.ctl("pause", "s1", "r1").returncode, 0)
         for i in range(3):
             master.deliver("alice", cyrus.make_message(700 + i, 1_200_000))
-        sync(master)
+        sync_user(master)
         with open(relay.conf, "a") as f:
             f.write("store.s1.replica.r1.max_bytes_per_second: 1M\n")
         eq(relay.ctl("reload").returncode, 0)
@@ -362,7 +331,7 @@ def rate_limit_set_by_reload_slows_catch_up():
                        "max_bytes_per_second=1048576")
         t = time.time()
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
-        wait_ok(relay)
+        wait_caught_up(relay)
         took = time.time() - t
         # 3.6 MB at 1 MiB/s with a one-second burst and one 256 KiB
         # chunk of overshoot cannot take less than about 2.3 s.

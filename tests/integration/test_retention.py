@@ -9,16 +9,15 @@ resyncing it from the master.
 """
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
 from harness import check, eq, run, test
-from relaytest import converge, direct_applies, master_facing_relay
+from relaytest import (CyrusPath, converge, direct_applies, sync_user,
+                       wait_caught_up)
 
 env = {}
 USERS = ("alice",)
@@ -28,47 +27,16 @@ SMALL = ("journal_segment_bytes: 64K\n"
 
 
 def setup(extra):
-    root = env["root"] = tempfile.mkdtemp(prefix="syncrelay-ret-")
-    log = env["syslog"] = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    replica = env["replica"] = cyrus.CyrusInstance(root, "replica",
-                                                   syslog=log, users=USERS)
-    replica.start()
-    relay = env["relay"] = master_facing_relay([("r1", replica.sync_port)],
-                                               extra)
-    master = env["master"] = cyrus.CyrusInstance(
-        root, "master", syslog=log, extra=cyrus.replication_conf(relay.port))
-    master.start()
-    master.create_user("alice")
-    sync(master)
-    wait(relay)
-    return log, relay, master, replica
+    env["path"] = path = CyrusPath("syncrelay-ret-", extra=extra)
+    path.master.create_user("alice")
+    sync_user(path.master)
+    wait_caught_up(path.relay)
+    return path.log, path.relay, path.master, path.replica
 
 
 def teardown():
-    for k in ("master", "replica"):
-        if env.get(k):
-            env[k].stop()
-    if env.get("relay"):
-        env["relay"].stop()
-    if env.get("syslog"):
-        env["syslog"].stop()
-    if env.get("root"):
-        shutil.rmtree(env["root"], ignore_errors=True)
-    env.clear()
-
-
-def sync(master, user="alice", ok=True):
-    rc, out, err = master.sync_client(["-u", user], timeout=180)
-    if ok:
-        check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
-    return rc, out + err
-
-
-def wait(relay, timeout=90):
-    r = relay.ctl("wait", "s1", "--timeout", str(timeout),
-                  timeout=timeout + 30)
-    check(r.returncode == 0, "wait rc=%d\n%s%s\n%s" % (
-        r.returncode, r.stdout, r.stderr, relay.logtext()[-3000:]))
+    if env.get("path"):
+        env.pop("path").stop()
 
 
 def store(relay):
@@ -96,7 +64,7 @@ def segments_go_once_every_replica_has_them_and_not_before():
         mark = log.mark()
         eq(relay.ctl("pause", "s1", "r1").returncode, 0)
         deliver(master, 30, 0)
-        sync(master)
+        sync_user(master)
         s = store(relay)
         check(s["journal_segments"] >= 3, s)
         head = s["head_lsn"]
@@ -106,7 +74,7 @@ def segments_go_once_every_replica_has_them_and_not_before():
         check(s["journal_segments"] >= 3 and s["first_lsn"] == 1, s)
         eq(relay.ctl("journal", "s1", "--lsn", "2", "--full").returncode, 0)
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
-        wait(relay)
+        wait_caught_up(relay)
         converge(master, replica, USERS)
         # Now everything before the newest segment may go.
         until(lambda: store(relay)["journal_segments"] == 1,
@@ -119,8 +87,8 @@ def segments_go_once_every_replica_has_them_and_not_before():
               relay.logtext())
         # Replication goes on as before after the drop.
         deliver(master, 3, 100, 2000)
-        sync(master)
-        wait(relay)
+        sync_user(master)
+        wait_caught_up(relay)
         converge(master, replica, USERS)
         eq(direct_applies(master, replica, "alice"), [])
         log.flush()
@@ -136,12 +104,12 @@ def over_the_cap_the_master_is_refused_and_nothing_is_lost():
     try:
         eq(relay.ctl("pause", "s1", "r1").returncode, 0)
         deliver(master, 40, 0)
-        rc, out = sync(master, ok=False)
+        rc, out = sync_user(master, ok=False)
         # Retention sees the cap within a second and refuses more.
         until(lambda: "event=journal_full" in relay.logtext(),
               "the journal was declared full")
         deliver(master, 5, 200, 2000)
-        rc, out = sync(master, ok=False)
+        rc, out = sync_user(master, ok=False)
         check(rc != 0, "sync_client succeeded against a full journal")
         text = relay.logtext()
         check(re.search(r"store=s1 event=refused sub=\w+ reason=\"journal "
@@ -153,8 +121,8 @@ def over_the_cap_the_master_is_refused_and_nothing_is_lost():
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
         until(lambda: "event=journal_accepting" in relay.logtext(),
               "the journal accepted writes again", 60)
-        sync(master)
-        wait(relay)
+        sync_user(master)
+        wait_caught_up(relay)
         state = converge(master, replica, USERS)
         eq(len(state["alice"]["mailboxes"]["INBOX"]["messages"]), 45)
         eq(direct_applies(master, replica, "alice"), [])
@@ -169,7 +137,7 @@ def over_the_cap_the_slowest_replica_is_marked_for_resync():
     try:
         eq(relay.ctl("pause", "s1", "r1").returncode, 0)
         deliver(master, 40, 0)
-        sync(master)
+        sync_user(master)
         until(lambda: "replica=r1 event=needs_full_resync" in
               relay.logtext(), "the replica was marked")
         until(lambda: store(relay)["journal_segments"] <= 4,
@@ -191,8 +159,8 @@ def over_the_cap_the_slowest_replica_is_marked_for_resync():
         r = relay.ctl("reset", "s1", "r1", str(head))
         eq(r.returncode, 0)
         deliver(master, 2, 300, 2000)
-        sync(master)
-        wait(relay)
+        sync_user(master)
+        wait_caught_up(relay)
         converge(master, replica, USERS)
         eq(direct_applies(master, replica, "alice"), [])
         eq(store(relay)["replicas"][0]["state"], "streaming")
