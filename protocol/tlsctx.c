@@ -22,11 +22,11 @@ ssl_error(char *err, size_t err_len, const char *what, const char *path)
 	ERR_clear_error();
 }
 
-void *
-tlsctx_server_new(const char *cert, const char *key, const char *ca_file,
-    char *err, size_t err_len)
+/* A context for method: TLS 1.2 or later, writes that may be partial. */
+static SSL_CTX *
+new_ctx(const SSL_METHOD *method, char *err, size_t err_len)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *ctx = SSL_CTX_new(method);
 
 	if (ctx == NULL) {
 		ssl_error(err, err_len, "cannot create a TLS context", NULL);
@@ -35,6 +35,17 @@ tlsctx_server_new(const char *cert, const char *key, const char *ca_file,
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	return ctx;
+}
+
+void *
+tlsctx_server_new(const char *cert, const char *key, const char *ca_file,
+    char *err, size_t err_len)
+{
+	SSL_CTX *ctx = new_ctx(TLS_server_method(), err, err_len);
+
+	if (ctx == NULL)
+		return NULL;
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		ssl_error(err, err_len, "tls_server_cert", cert);
 		SSL_CTX_free(ctx);
@@ -58,15 +69,10 @@ tlsctx_server_new(const char *cert, const char *key, const char *ca_file,
 void *
 tlsctx_client_new(const char *ca_file, char *err, size_t err_len)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX *ctx = new_ctx(TLS_client_method(), err, err_len);
 
-	if (ctx == NULL) {
-		ssl_error(err, err_len, "cannot create a TLS context", NULL);
+	if (ctx == NULL)
 		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if (ca_file && *ca_file) {
 		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
