@@ -1,5 +1,6 @@
 /*
- * test_config.c -- syncrelay.conf parsing, checks, and the sample file.
+ * test_config.c -- syncrelay.conf parsing, checks, the sample file and
+ * the man page.
  */
 #include "autoconf.h"
 
@@ -317,6 +318,105 @@ sample_matches_table(void)
 	buf_free(&uncommented);
 }
 
+/* Reads a whole file into b; false if it cannot be opened. */
+static bool
+read_file(const char *path, struct buf *b)
+{
+	char tmp[4096];
+	size_t n;
+	FILE *fp = fopen(path, "r");
+
+	if (fp == NULL)
+		return false;
+	while ((n = fread(tmp, 1, sizeof(tmp), fp)) > 0)
+		buf_append(b, tmp, n);
+	fclose(fp);
+	return true;
+}
+
+/*
+ * man/syncrelay.conf.5 documents every option of the table exactly once,
+ * as scripts/regen-man-options writes it:
+ *
+ *   .TP
+ *   .B name
+ *   Default: \fBdefault\fR (type, min..max; reloadable).
+ *
+ * ("Default: empty (...)" for an empty default), and documents no option
+ * the table does not have.  Adding an option without documenting it
+ * fails here.
+ */
+static void
+man_page_lists_every_option(void)
+{
+	static const char *const tnames[] = { "string", "yes/no", "number",
+		"size", "duration", "word" };
+	char path[4096];
+	struct buf page = BUF_INIT, want = BUF_INIT;
+	const char *p, *prev;
+	int i;
+
+	snprintf(path, sizeof(path), "%s/man/syncrelay.conf.5", srcdir());
+	test_assert(read_file(path, &page));
+	if (page.len == 0)
+		return;
+	buf_cstring(&page);
+	for (i = 0; i < OPT__COUNT; i++) {
+		const struct config_option *o = &config_options[i];
+		const char *at;
+
+		buf_reset(&want);
+		buf_printf(&want, "\n.TP\n.B %s\nDefault: ", o->name);
+		if (*o->def)
+			buf_printf(&want, "\\fB%s\\fR", o->def);
+		else
+			buf_puts(&want, "empty");
+		buf_printf(&want, " (%s", tnames[o->type]);
+		if (o->type == CONFIG_ENUM)
+			buf_printf(&want, ": %s", o->words);
+		else if (o->type != CONFIG_STRING && o->type != CONFIG_BOOL)
+			buf_printf(&want, ", %llu..%llu",
+			    (unsigned long long)o->min,
+			    (unsigned long long)o->max);
+		buf_printf(&want, "%s).\n", o->reloadable ? "; reloadable" : "");
+		at = strstr(page.s, buf_cstring(&want));
+		if (at == NULL || strstr(at + 1, buf_cstring(&want)) != NULL) {
+			fprintf(stderr, "man/syncrelay.conf.5 must document %s "
+			    "once, as:%s(run scripts/regen-man-options "
+			    "BUILDDIR)\n", o->name, buf_cstring(&want));
+			test_assert(0);
+		}
+	}
+	/* Every "Default:" line belongs to an option of the table. */
+	for (prev = page.s; (p = strstr(prev, "\nDefault: ")) != NULL;
+	    prev = p + 1) {
+		const char *start = p;
+		size_t len;
+
+		while (start > page.s && start[-1] != '\n')
+			start--;
+		if (strncmp(start, ".B ", 3) != 0) {
+			fprintf(stderr, "man/syncrelay.conf.5: a Default: line "
+			    "not after \".B name\"\n");
+			test_assert(0);
+			continue;
+		}
+		start += 3;
+		len = (size_t)(p - start);
+		for (i = 0; i < OPT__COUNT; i++)
+			if (strlen(config_options[i].name) == len &&
+			    strncmp(config_options[i].name, start, len) == 0)
+				break;
+		if (i == OPT__COUNT) {
+			fprintf(stderr, "man/syncrelay.conf.5 documents unknown "
+			    "option %.*s\n", (int)len, start);
+			test_assert(0);
+		}
+	}
+	buf_free(&page);
+	buf_free(&want);
+}
+
 /* What "syncrelay -D" prints is a valid file giving the defaults. */
 static void
 printed_defaults_parse(void)
@@ -380,5 +480,6 @@ teardown(void)
 
 TEST_MAIN(T(setup), T(defaults_and_values), T(stores_and_replicas),
     T(errors_name_file_and_line), T(two_hundred_stores),
-    T(sample_matches_table), T(printed_defaults_parse), T(missing_file),
+    T(sample_matches_table), T(man_page_lists_every_option),
+    T(printed_defaults_parse), T(missing_file),
     T(teardown))
