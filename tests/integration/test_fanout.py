@@ -117,6 +117,17 @@ def test_maintenance_catch_up_while_the_other_replica_stays_current():
     converge(master, r2, ["alice", "bob"], timeout=180)
     eq(cursor_lsn(relay, "r1"), at_stop)
     check(relay_lsn(relay) > at_stop + 1000, "the relay took too little")
+    # Lag grows for r1 only: every record since it stopped, and at least
+    # as many seconds as the outage has lasted.
+    st = relay.status()["stores"][0]
+    lag = {r["name"]: r for r in st["replicas"]}
+    eq(lag["r1"]["lag_records"], st["head_lsn"] - at_stop)
+    check(lag["r1"]["lag_bytes"] > 1000 * 1500 // 3, lag["r1"])
+    check(lag["r1"]["lag_seconds"] > 1.0, lag["r1"])
+    check(lag["r1"]["state"] in ("down", "connecting"), lag["r1"])
+    eq(lag["r2"]["state"], "streaming")
+    eq(relay.ctl("wait", "s1", "--replica", "r2", "--timeout",
+                 "60").returncode, 0)
     # Back from maintenance: r1 catches up from its cursor.
     r1.start()
     converge(master, r1, ["alice", "bob"], timeout=180)
@@ -125,6 +136,12 @@ def test_maintenance_catch_up_while_the_other_replica_stays_current():
             time.time() < deadline:
         time.sleep(0.2)
     eq(cursor_lsn(relay, "r1"), relay_lsn(relay))
+    # ... and returns to 0 once it is back.
+    r = relay.ctl("wait", "s1", "--timeout", "60")
+    eq(r.returncode, 0)
+    for rep in relay.status()["stores"][0]["replicas"]:
+        eq((rep["lag_records"], rep["lag_bytes"], rep["lag_seconds"]),
+           (0, 0, 0))
     # r1 (restart_bytes 1M) let the replica free its staging on the way;
     # r2 (the default, 64M) never had that much to send at once.
     text = relay.logtext()
