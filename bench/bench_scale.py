@@ -3,12 +3,12 @@
 and 20 stores ingesting at once from 20 concurrent master sessions.
 
 Setup: a config with 200 stores s001..s200, identities repl-s001..
-repl-s200 (PLAIN, one sasldb of the relay's own).  Stores s001..s020
-replicate to ONE real Cyrus 3.6.1 replica instance that has 20 extra
-sync_server listeners, one per store (running 20 Cyrus instances on the
-2-core VM would measure Cyrus more than the relay); every other store's
-replica is an address where nothing listens (its link stays down and
-retries).
+repl-s200 (PLAIN, one sasldb of the relay's own).  Every store but s021
+replicates to ONE real Cyrus 3.6.1 replica instance that has 199 extra
+sync_server listeners, one per store (200 Cyrus instances on the 2-core
+VM would measure Cyrus more than the relay), so all 199 links are logged
+in and replay; s021's replica is a port where nothing listens (its link
+stays down and retries).
 
 Parts, all against the same daemon (an -O2 build; BUILDDIR):
 
@@ -17,10 +17,14 @@ Parts, all against the same daemon (an -O2 build; BUILDDIR):
             the build has syncrelayctl) must list all 200 stores
   disk      the disk alone, for scale: fdatasync latency of 1 and of 20
             files appended to at a store's pace (no relay involved)
-  solo      a few stores alone, one master session each, paced
+  solo      s001, s010, s020 alone, one master session each, paced,
+            for twice SECONDS (a p99 needs the samples)
   20        20 stores at once (s001..s020), same pace per session
   20, one   s002..s020 as before plus s021, whose replica is down, in
   down      place of s001: the 19 common stores' figures against "20"
+            ("20" and "one down" alternate, twice each, samples pooled)
+  lockstep  the same 20, but every session's rounds at the same instants
+            (a burst of 20 requests at once, 8 times a second): informative
   flat out  20 sessions without pacing: the aggregate throughput
   idle      after every one of the 200 stores ingested one round: RSS
   again     again (what a store keeps once it has been used)
@@ -33,8 +37,11 @@ parts, SHA-1 GUIDs), APPLY MAILBOX with SINCE_MODSEQ/SINCE_CRC and the
 new records, SYNC_CRC computed as Cyrus does.  Every mailbox and user is
 new per store and part (user.<store><part>), so nothing collides on the
 shared replica.  Each APPLY is timed from the first byte sent to its OK
-line.  A paced session starts round k at k/RATE s (a late round starts at
-once: the schedule does not drift).
+line.  Paced, session i of n starts round k at (k + i/n)/RATE s: 20
+independent masters, not in lockstep (a late round starts at once; the
+schedule does not drift).  The recorded traces hold a handful of
+messages each, so the stream is synthesized in their format rather than
+replayed byte for byte.
 
 Run from a build directory (root: Cyrus instances are built as root):
     python3 ../bench/bench_scale.py [SECONDS] [RATE]    (12 s, 8 rounds/s)
@@ -45,7 +52,7 @@ import multiprocessing
 import os
 import random
 import shutil
-import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -64,7 +71,8 @@ import cyrus  # noqa: E402
 from harness import Client, Relay, free_port, wait_port  # noqa: E402
 
 NSTORES = 200
-NACTIVE = 20            # stores with a real replica: s001..s020
+NACTIVE = 20            # stores ingesting at once: s001..s020
+DOWN = NACTIVE + 1      # s021: the one store whose replica is down
 SOLO = (1, 10, 20)      # stores measured alone
 MSGS_PER_ROUND = 3
 MSG_SIZE = 4096
@@ -80,13 +88,28 @@ def sname(i):
 # the replica: one Cyrus with a sync_server listener per active store
 
 
+def distinct_ports(n):
+    """n free ports, all different (each held open until all are found,
+    so the kernel cannot hand out one twice)."""
+    socks = []
+    try:
+        for _ in range(n):
+            so = socket.socket()
+            so.bind(("127.0.0.1", 0))
+            socks.append(so)
+        return [so.getsockname()[1] for so in socks]
+    finally:
+        for so in socks:
+            so.close()
+
+
 class MultiSyncCyrus(cyrus.CyrusInstance):
     """A CyrusInstance with extra sync_server services, one per port in
     extra_sync_ports (cyrus.py has no hook for it; this only adds lines to
     the cyrus.conf it writes)."""
 
     def __init__(self, root, name, nextra, **kw):
-        self.extra_sync_ports = [free_port() for _ in range(nextra)]
+        self.extra_sync_ports = distinct_ports(nextra)
         super().__init__(root, name, **kw)
 
     def write_conf(self):
@@ -122,15 +145,15 @@ def write_sasldb(path, names):
             raise SystemExit("saslpasswd2: %s" % r.stderr)
 
 
-def relay_conf(db, replica_ports, dead_ports):
+def relay_conf(db, ports):
+    """ports[i - 1]: the replica port of store i."""
     out = ["allowplaintext: yes",
            "sasl_sasldb_path: %s" % db,
            "sasl_mech_list: PLAIN",
            "replica_authname: repl",
            "replica_password: %s" % cyrus.REPL_PASSWORD]
     for i in range(1, NSTORES + 1):
-        port = replica_ports[i - 1] if i <= len(replica_ports) \
-            else dead_ports[i - 1]
+        port = ports[i - 1]
         out.append("store.%s.identity: repl-%s" % (sname(i), sname(i)))
         out.append("store.%s.replica.r1: 127.0.0.1:%d" % (sname(i), port))
     return "\n".join(out) + "\n"
@@ -251,18 +274,19 @@ def read_reply(c):
             return lines
 
 
-def master_session(port, store, tag, rate, duration, go, q, rounds=0):
+def master_session(port, store, tag, rate, duration, go, q, rounds=0,
+                   phase=0.0):
     """One master's session into store; puts a result dict on q.
     rate 0: as fast as the replies come (closed loop).  rounds > 0:
     exactly that many rounds, no time limit."""
     try:
         q.put(_master_session(port, store, tag, rate, duration, go, q,
-                              rounds))
+                              rounds, phase))
     except Exception as e:
         q.put({"store": store, "error": "%s: %r" % (store, e)})
 
 
-def _master_session(port, store, tag, rate, duration, go, q, rounds):
+def _master_session(port, store, tag, rate, duration, go, q, rounds, phase):
     user = "%s%s" % (store, tag)
     mbox = "user.%s" % user
     rnd = random.Random(user)
@@ -313,7 +337,7 @@ def _master_session(port, store, tag, rate, duration, go, q, rounds):
         if rounds == 0 and time.perf_counter() - t0 >= duration:
             break
         if rate:
-            due = t0 + k / rate
+            due = t0 + (k + phase) / rate
             d = due - time.perf_counter()
             if d > 0:
                 time.sleep(d)
@@ -352,13 +376,16 @@ def _master_session(port, store, tag, rate, duration, go, q, rounds):
             rounds == 0}
 
 
-def run_sessions(port, stores, tag, rate, duration, rounds=0):
+def run_sessions(port, stores, tag, rate, duration, rounds=0, lockstep=False):
     """Sessions for stores at once, each in its own process."""
     ctx = multiprocessing.get_context("fork")
     q, go = ctx.Queue(), ctx.Event()
+    # Masters are independent: session i of n starts its rounds i/n of a
+    # period late, so they do not all arrive in the same instant.
     procs = [ctx.Process(target=master_session,
-                         args=(port, s, tag, rate, duration, go, q, rounds))
-             for s in stores]
+                         args=(port, s, tag, rate, duration, go, q, rounds,
+                               0.0 if lockstep else i / len(stores)))
+             for i, s in enumerate(stores)]
     for p in procs:
         p.start()
     res, ready = [], 0
@@ -474,39 +501,45 @@ def main():
     replica = relay = None
     ok = True
     try:
-        replica = MultiSyncCyrus(root, "replica", NACTIVE, syslog=log)
+        replica = MultiSyncCyrus(root, "replica", NSTORES - 1, syslog=log)
         replica.start()
         relay = Relay()
         db = os.path.join(relay.dir, "sasldb2")
         write_sasldb(db, ["repl-" + sname(i)
                           for i in range(1, NSTORES + 1)])
-        dead = []
-        while len(dead) < NSTORES:
-            p = free_port()
-            if p not in dead and p not in replica.ports.values():
-                dead.append(p)
-        relay.write_conf(relay_conf(db, replica.extra_sync_ports, dead))
+        dead = free_port()
+        while dead in replica.ports.values():       # nothing listens there
+            dead = free_port()
+        ports = list(replica.extra_sync_ports)
+        ports.insert(DOWN - 1, dead)
+        relay.write_conf(relay_conf(db, ports))
         t = time.time()
         relay.start()
         pid = relay.proc.pid
-        print("syncrelay %s, %d stores (s001..s%03d replicate to one Cyrus "
-              "3.6.1 replica with %d sync_server listeners; the rest to "
-              "ports where nothing listens)"
-              % (os.path.join(BUILDDIR, "syncrelay"), NSTORES, NACTIVE,
-                 NACTIVE))
+        print("syncrelay %s, %d stores; all but %s replicate to one Cyrus "
+              "3.6.1 replica with %d sync_server listeners, %s's replica "
+              "is a port where nothing listens"
+              % (os.path.join(BUILDDIR, "syncrelay"), NSTORES, sname(DOWN),
+                 NSTORES - 1, sname(DOWN)))
         print("  listening after %.2f s" % (time.time() - t))
+        deadline = time.time() + 60
+        while (relay.logtext().count("event=link_up") < NSTORES - 1 and
+               time.time() < deadline):
+            time.sleep(0.2)
+        print("  %d links up after %.1f s" % (
+            relay.logtext().count("event=link_up"), time.time() - t))
         time.sleep(5)
         st = proc_status(pid)
         ok_idle = st["VmRSS"] < 64 * 1024
         ok &= ok_idle
-        print("idle, 5 s after start: VmRSS %.1f MiB, VmHWM %.1f MiB, "
+        print("idle, 5 s later: VmRSS %.1f MiB, VmHWM %.1f MiB, "
               "%d threads: %s 64 MiB"
               % (st["VmRSS"] / 1024, st["VmHWM"] / 1024, st["Threads"],
                  "under" if ok_idle else "NOT under"), flush=True)
         text = relay.logtext()
         print("  log: %d stores opened, %d links up (expected %d, %d)"
               % (text.count("event=opened"), text.count("event=link_up"),
-                 NSTORES, NACTIVE))
+                 NSTORES, NSTORES - 1))
 
         ctl = os.path.join(BUILDDIR, "syncrelayctl")
         if os.access(ctl, os.X_OK):
@@ -548,7 +581,8 @@ def main():
         solo = {}
         for i in SOLO:
             s = sname(i)
-            res = run_sessions(relay.port, [s], "solo", rate, duration)
+            # Twice as long: a p99 out of ~580 samples, not ~290.
+            res = run_sessions(relay.port, [s], "solo", rate, 2 * duration)
             summary(res, "%s alone" % s)
             solo[s] = per_store_p99(res)[s]
             wait_caught_up(relay, [s])
@@ -556,7 +590,7 @@ def main():
         # "20" and "one down" alternate, twice each, and pool their
         # samples: the disk's noise then falls on both alike.
         others = [sname(i) for i in range(2, NACTIVE + 1)]
-        down = sname(NACTIVE + 1)
+        down = sname(DOWN)
         res20, resd = {}, {}
         for rep in "ab":
             r = run_sessions(relay.port, active, "c20" + rep, rate, duration)
@@ -606,6 +640,17 @@ def main():
               "%.1f ms vs %.1f ms"
               % (med20 * 1e3, medd * 1e3, down, medd / med20,
                  common_20[-1] * 1e3, common_d[-1] * 1e3))
+
+        r = run_sessions(relay.port, active, "lock", rate, duration,
+                         lockstep=True)
+        print("\nthe same 20 in lockstep (every session's round k at k/RATE, "
+              "all at once):")
+        summary(r, "20 in lockstep")
+        pl = per_store_p99(r)
+        print("  p99 per store %.1f..%.1f ms; max ratio to alone %.2f"
+              % (min(pl.values()) * 1e3, max(pl.values()) * 1e3,
+                 max(pl[s] / solo[s] for s in solo)))
+        wait_caught_up(relay, active)
 
         print("\nflat out (no pacing), 20 sessions:", flush=True)
         resf = run_sessions(relay.port, active, "max", 0, duration / 2)
