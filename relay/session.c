@@ -964,8 +964,12 @@ on_close(struct conn *c, void *arg, const char *reason)
 		journal_body_abort(s->body);
 		s->body = NULL;
 	}
-	if (s->store && s->store->master == s)
+	if (s->store && s->store->master == s) {
 		s->store->master = NULL;
+		/* Its pages are cheap to read again; a used store must not
+		 * keep up to SQLite's 2 MB cache while no master talks to it. */
+		shadow_release_memory(s->store->shadow);
+	}
 }
 
 static void

@@ -184,6 +184,9 @@ store_open(struct ev_loop *loop, const struct config *config,
 	if (n > 0)
 		log_info("store=%s event=shadow_caught_up records=%ld lsn=%llu",
 		    sc->name, n, (unsigned long long)shadow_lsn(st->shadow));
+	/* Until a master or a link needs it, the store holds no cached pages
+	 * (~70 KB of schema and root pages each, read again on first use). */
+	shadow_release_memory(st->shadow);
 	snprintf(path, sizeof(path), "%s/cursors", st->dir);
 	if (mkdir(path, 0750) < 0 && errno != EEXIST) {
 		snprintf(err, err_len, "store %s: %s: %s", sc->name, path,

@@ -17,6 +17,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -124,6 +127,9 @@ fsync_observe(struct journal *j, double secs)
 			j->fsync_buckets[i]++;
 }
 
+/* Seconds without work after which the writer frees its zstd context. */
+#define JOURNAL_IDLE_RELEASE_S 2
+
 static uint64_t
 now_us(void)
 {
@@ -159,6 +165,45 @@ journal_guid_parse(const char *s, uint8_t guid[20])
 		guid[i] = (uint8_t)strtoul(b, NULL, 16);
 	}
 	return 0;
+}
+
+/*
+ * The compression context and the output buffer, made on first use.  A
+ * used zstd context keeps a workspace sized for the largest input it saw
+ * (~150 KB after 4 KB messages, megabytes after large ones at level 3),
+ * and the output buffer its largest size (256 KB once a body streamed
+ * through it).  With 200 stores that was most of an idle daemon's memory
+ * (bench/bench_scale.py), so the writer drops both once its journal has
+ * been idle for JOURNAL_IDLE_RELEASE_S, and asks glibc to hand the freed
+ * pages back (they sit in the writer threads' malloc arenas, between
+ * other stores' allocations, where free() alone does not trim).
+ */
+static int
+writer_cctx(struct journal *j)
+{
+	if (j->cctx != NULL)
+		return 0;
+	if ((j->cctx = ZSTD_createCCtx()) == NULL)
+		return -ENOMEM;
+	ZSTD_CCtx_setParameter(j->cctx, ZSTD_c_compressionLevel,
+	    j->opts.zstd_level);
+	ZSTD_CCtx_setParameter(j->cctx, ZSTD_c_checksumFlag, 0);
+	return 0;
+}
+
+/* Idle: give back the context and the buffer (never inside a body). */
+static void
+writer_release(struct journal *j)
+{
+	if (j->in_body)
+		return;
+	ZSTD_freeCCtx(j->cctx);
+	j->cctx = NULL;
+	buf_free(&j->out);
+	buf_init(&j->out, 0);
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
 }
 
 /* ---- queueing (owner thread) ----------------------------------------- */
@@ -463,7 +508,7 @@ write_record(struct journal *j, struct jop *op)
 
 	if (op->data.len > UINT32_MAX)
 		return -EFBIG;
-	if ((r = ensure_segment(j)) < 0)
+	if ((r = ensure_segment(j)) < 0 || (r = writer_cctx(j)) < 0)
 		return r;
 	bound = ZSTD_compressBound(op->data.len);
 	buf_reset(&j->out);
@@ -547,7 +592,7 @@ body_begin(struct journal *j, struct jop *op)
 		j->body_start = j->seg_size;
 		return 0;
 	}
-	if ((r = ensure_segment(j)) < 0)
+	if ((r = ensure_segment(j)) < 0 || (r = writer_cctx(j)) < 0)
 		return r;
 	j->in_body = true;
 	j->body_err = 0;
@@ -670,6 +715,22 @@ writer_main(void *arg)
 		bool wrote = false;
 		int err;
 
+		if (j->q_head == NULL && !j->stop && j->cctx != NULL) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += JOURNAL_IDLE_RELEASE_S;
+			while (j->q_head == NULL && !j->stop &&
+			    pthread_cond_timedwait(&j->cond, &j->lock, &ts) !=
+			    ETIMEDOUT)
+				;
+			if (j->q_head == NULL && !j->stop) {
+				/* Writer-only state: no lock needed. */
+				pthread_mutex_unlock(&j->lock);
+				writer_release(j);
+				pthread_mutex_lock(&j->lock);
+			}
+		}
 		while (j->q_head == NULL && !j->stop)
 			pthread_cond_wait(&j->cond, &j->lock);
 		if (j->q_head == NULL)
@@ -950,15 +1011,11 @@ journal_open(const char *dir, const struct journal_opts *opts,
 	}
 	if ((r = recover(j, err, err_len)) < 0)
 		goto fail;
-	j->cctx = ZSTD_createCCtx();
 	j->sha = EVP_MD_CTX_new();
-	if (j->cctx == NULL || j->sha == NULL) {
+	if (j->sha == NULL) {
 		r = fail_open(err, err_len, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	ZSTD_CCtx_setParameter(j->cctx, ZSTD_c_compressionLevel,
-	    j->opts.zstd_level);
-	ZSTD_CCtx_setParameter(j->cctx, ZSTD_c_checksumFlag, 0);
 	if ((r = pthread_create(&j->thread, NULL, writer_main, j)) != 0) {
 		r = fail_open(err, err_len, -r, "cannot start writer thread");
 		goto fail;

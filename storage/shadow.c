@@ -28,6 +28,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,13 +175,30 @@ step_done(struct shadow *s, sqlite3_stmt *st)
 
 /* ---- open, close, transactions ---------------------------------------- */
 
+/*
+ * By default every SQLite connection preallocates its first 20 page-cache
+ * lines (~87 KB) in one block (SQLITE_DEFAULT_PCACHE_INITSZ), and lines
+ * of that block go back to the block, never to malloc, so
+ * shadow_release_memory() could not free them.  Without the block the
+ * cache takes its lines one at a time.  This must happen before SQLite
+ * initializes; if something initialized it already the call fails
+ * (SQLITE_MISUSE) and the default stays, harmlessly.
+ */
+static void
+sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+}
+
 int
 shadow_open(const char *path, struct shadow **out, char *err, size_t err_len)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct shadow *s = xcalloc(1, sizeof(*s));
 	sqlite3_stmt *st;
 	char *msg = NULL;
 
+	pthread_once(&once, sqlite_setup);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, err_len, "%s: %s", path,
@@ -204,6 +222,12 @@ shadow_open(const char *path, struct shadow **out, char *err, size_t err_len)
 	sqlite3_finalize(st);
 	*out = s;
 	return 0;
+}
+
+void
+shadow_release_memory(struct shadow *s)
+{
+	(void)sqlite3_db_release_memory(s->db);
 }
 
 void

@@ -80,6 +80,8 @@ struct shadow_annot {
 int shadow_open(const char *path, struct shadow **out, char *err,
     size_t err_len);
 void shadow_close(struct shadow **sp);
+/* Frees the page cache lines no statement is using (for an idle store). */
+void shadow_release_memory(struct shadow *s);
 /* The LSN of the last journal record reflected (0: none). */
 uint64_t shadow_lsn(struct shadow *s);
 /* The last SQLite error message, for logs. */

@@ -220,6 +220,45 @@ bodies(void)
 	free(dir);
 }
 
+/*
+ * The writer frees its zstd context after 2 s without work, but never in
+ * the middle of a body; after that it makes a new one.
+ */
+static void
+idle_release(void)
+{
+	char *dir = make_tmpdir();
+	struct journal *j = open_j(dir, NULL);
+	struct acks a = { 0 };
+	size_t n = 300000, i;
+	char *body = malloc(n), guid[41];
+	struct journal_body *b;
+
+	for (i = 0; i < n; i++)
+		body[i] = (char)("Subject: idle\r\nsome text\r\n"[i % 26]);
+	sha1_hex(body, n, guid);
+	b = journal_body_begin(j, guid, n);
+	journal_body_write(b, body, n / 2);
+	usleep(2500000);		/* idle, but inside a body */
+	journal_body_write(b, body + n / 2, n - n / 2);
+	journal_body_end(b, ack_cb, &a);
+	append_n(j, &a, 1, 1);
+	test_assert_int(wait_acks(j, &a, 2), 0);
+	usleep(2500000);		/* idle: the context goes */
+	write_body(j, guid, body, n, 65536, n, &a);
+	append_n(j, &a, 2, 1);
+	test_assert_int(wait_acks(j, &a, 4), 0);
+	for (i = 0; i < 4; i++) {
+		test_assert_int(a.err[i], 0);
+		test_assert_int(a.lsn[i], i + 1);
+	}
+	journal_close(&j);
+	test_assert_int(read_all(dir, 1, NULL, NULL), 4);
+	free(body);
+	rm_rf(dir);
+	free(dir);
+}
+
 static void
 segments_roll_and_drop(void)
 {
@@ -572,6 +611,6 @@ body_stream_at_position(void)
 }
 
 TEST_MAIN(T(append_read_reopen), T(bodies), T(body_stream_at_position),
-    T(segments_roll_and_drop),
+    T(idle_release), T(segments_roll_and_drop),
     T(torn_tails_are_cut), T(corruption_is_refused_unless_repair),
     T(fault_injection))
