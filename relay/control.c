@@ -29,6 +29,8 @@
 
 #define MAX_REQUEST 4096
 #define WAIT_POLL 0.1
+#define CLIENT_TIMEOUT 30.0	/* to send a request, or read an answer */
+#define MAX_WAIT 1e7		/* seconds */
 
 struct client;
 
@@ -46,6 +48,7 @@ struct client {
 	struct client *next;
 	int fd;
 	ev_io read_w, write_w;
+	ev_timer idle_t;		/* gives up on a stuck client */
 	struct buf in, out;
 	size_t out_off;
 	bool answered;
@@ -280,7 +283,19 @@ answer(struct client *c, int status)
 	buf_printf(&c->out, "exit=%d\n", status);
 	c->answered = true;
 	ev_io_stop(c->ctl->loop, &c->read_w);
+	ev_timer_again(c->ctl->loop, &c->idle_t);	/* time to read it */
 	write_cb(c->ctl->loop, &c->write_w, 0);
+}
+
+static void
+idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = w->data;
+
+	log_warnx("control=%s event=control_client_timeout note=\"%s\"",
+	    c->ctl->path, c->answered ? "it did not read its answer" :
+	    "it sent no request");
+	client_free(c);
 }
 
 static int
@@ -445,7 +460,8 @@ request(struct client *c, char *line)
 		char *end;
 		double secs = strtod(argv[3], &end);
 
-		if (*end != '\0' || secs < 0) {
+		if (*end != '\0' || end == argv[3] || !(secs >= 0) ||
+		    secs > MAX_WAIT) {
 			buf_printf(&c->out, "!bad timeout %s\n", argv[3]);
 			answer(c, 2);
 			return;
@@ -463,6 +479,7 @@ request(struct client *c, char *line)
 		c->replica = xstrdup(argv[2]);
 		c->target = journal_durable_lsn(st->journal);
 		c->deadline = ev_now(c->ctl->loop) + secs;
+		ev_timer_stop(c->ctl->loop, &c->idle_t);	/* wait_t rules */
 		ev_timer_init(&c->wait_t, wait_cb, 0, WAIT_POLL);
 		c->wait_t.data = c;
 		ev_timer_start(c->ctl->loop, &c->wait_t);
@@ -519,6 +536,7 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	*nl = '\0';
 	if (nl > c->in.s && nl[-1] == '\r')
 		nl[-1] = '\0';
+	ev_io_stop(loop, &c->read_w);	/* one request per connection */
 	request(c, c->in.s);
 }
 
@@ -535,6 +553,7 @@ client_free(struct client *c)
 		}
 	ev_io_stop(ctl->loop, &c->read_w);
 	ev_io_stop(ctl->loop, &c->write_w);
+	ev_timer_stop(ctl->loop, &c->idle_t);
 	if (c->store)
 		ev_timer_stop(ctl->loop, &c->wait_t);
 	close(c->fd);
@@ -567,6 +586,10 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_init(&c->write_w, write_cb, fd, EV_WRITE);
 	c->write_w.data = c;
 	ev_io_start(loop, &c->read_w);
+	ev_init(&c->idle_t, idle_cb);
+	c->idle_t.repeat = CLIENT_TIMEOUT;
+	c->idle_t.data = c;
+	ev_timer_again(loop, &c->idle_t);
 	c->next = ctl->clients;
 	ctl->clients = c;
 }

@@ -111,6 +111,7 @@ struct link {
 	uint64_t posted;		/* last LSN handed to the cursor writer */
 	struct cursorq_req cq;
 	bool needs_resync;		/* retention dropped what it lacks */
+	bool closing_on_purpose;	/* the close is ours: not an error */
 	uint64_t lsn;			/* the record being replayed */
 	struct dlist *cmd;		/* its APPLY entry */
 	struct dlist *pending;		/* read ahead, not folded into cmd */
@@ -142,6 +143,7 @@ struct link {
 	struct rpos *rq;		/* read, not acked, oldest first */
 	size_t rq_head, rq_len, rq_alloc;
 	struct rpos front;		/* record acked + 1 (lsn 0: unknown) */
+	uint64_t front_missing;		/* that record could not be found */
 	/* Counters and rates for status and metrics. */
 	uint64_t replayed_records, replayed_bytes, connects;
 	double rate;			/* records/s acknowledged, smoothed */
@@ -242,6 +244,14 @@ fail(struct link *l, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(l->why, sizeof(l->why), fmt, ap);
 	va_end(ap);
+	/* A command cut short by retention fails for that reason. */
+	if (l->needs_resync)
+		snprintf(l->why, sizeof(l->why), "needs a full resync: the "
+		    "journal's size cap (journal_max_bytes) dropped records it "
+		    "never received; note the store's head LSN, run "
+		    "sync_client -A from the master straight to the replica, "
+		    "then syncrelayctl reset %s %s LSN", l->st->name,
+		    l->rc.name);
 	log_error("store=%s replica=%s event=link_failed lsn=%llu reason=\"%s\"",
 	    l->st->name, l->rc.name, (unsigned long long)l->lsn, l->why);
 	note_error(l, "link_failed", "%s", l->why);
@@ -298,10 +308,13 @@ on_close(struct conn *c, void *arg, const char *reason)
 	if (l->state == LINK_FAILED)
 		return;
 	if (l->paused) {
+		l->closing_on_purpose = false;
 		set_state(l, LINK_PAUSED);
 		return;
 	}
-	note_error(l, "connection_lost", "connection lost: %s", reason);
+	if (!l->closing_on_purpose)
+		note_error(l, "connection_lost", "connection lost: %s", reason);
+	l->closing_on_purpose = false;
 	log_warnx("store=%s replica=%s event=link_down reason=\"%s\" "
 	    "retry_in=%.0fs", l->st->name, l->rc.name, reason, l->backoff);
 	set_state(l, LINK_DOWN);
@@ -478,6 +491,16 @@ link_connect(struct link *l)
 	if (l->state == LINK_FAILED || l->paused || l->conn != NULL ||
 	    l->fd >= 0)
 		return;
+	if (l->rc.tls != REPLICA_TLS_NO && l->tls_ctx == NULL) {
+		char err[300];
+
+		l->tls_ctx = tlsctx_client_new(l->rc.tls_ca_file, err,
+		    sizeof(err));
+		if (l->tls_ctx == NULL) {
+			fail(l, "%s", err);
+			return;
+		}
+	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	snprintf(port, sizeof(port), "%u", l->rc.port);
@@ -705,16 +728,23 @@ throttled(struct link *l)
 	return true;
 }
 
+/* Goes on with whatever waits: sending bodies, or the next record. */
 static void
-throttle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+kick(struct link *l)
 {
-	struct link *l = w->data;
-
+	if (l->conn == NULL)
+		return;
 	if (l->bs != NULL || (l->missing != NULL && l->on_reply == NULL &&
 	    l->next_file != NULL))
 		pump_files(l);
 	else
 		replay_next(l);
+}
+
+static void
+throttle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	kick(w->data);
 }
 
 /* ---- lag ------------------------------------------------------------------ */
@@ -805,7 +835,12 @@ static void diagnose(struct link *l, const char *why);
 static struct dlist *pop_child(struct dlist *list);
 static void repair_user(struct link *l, const char *why);
 
-/* A full APPLY MAILBOX of the shadow's state of uniqueid, or NULL. */
+/*
+ * A full APPLY MAILBOX of the shadow's state of uniqueid, or NULL.  It
+ * may include a master change not yet durable (its transaction is open
+ * on the same connection); that change came from the master and becomes
+ * durable next, or the master is told NO and sends it again.
+ */
 static struct dlist *
 shadow_full_mailbox(struct link *l, const char *uniqueid)
 {
@@ -1114,7 +1149,10 @@ user_state_reply(struct link *l, const char *verb, const char *text)
 	}
 	dlist_get_str(l->cmd, "UNIQUEID", &uniqueid);
 	dlist_get_str(l->cmd, "MBOXNAME", &name);
-	mboxname_userid(name ? name : "", user, sizeof(user));
+	if (mboxname_userid(name ? name : "", user, sizeof(user)) < 0) {
+		fail(l, "repairing: %s belongs to no user", name ? name : "?");
+		return;
+	}
 	u.target = uniqueid ? uniqueid : "";
 	l->repair_ops = dlist_new_list(NULL);
 	l->repair_queue = dlist_new_list(NULL);
@@ -1593,6 +1631,18 @@ fold_mailbox(struct dlist *newer, struct dlist *older)
 }
 
 #define MAX_FOLD 4096
+#define MAX_SKIP 1024
+
+/* The records up to lsn need not be sent: count them as done. */
+static void
+skip_to(struct link *l, uint64_t lsn)
+{
+	l->lsn = lsn;
+	if (lsn > l->acked)
+		l->replayed_records += lsn - l->acked;
+	l->acked = lsn;
+	rq_ack(l);
+}
 
 static void
 replay_next(struct link *l)
@@ -1600,18 +1650,14 @@ replay_next(struct link *l)
 	struct journal_record rec;
 	struct buf raw = BUF_INIT;
 	char err[256], path[4096];
-	size_t folded = 0;
+	size_t folded = 0, skipped = 0;
 	int e = 0;
 
 	if (l->conn == NULL || l->on_reply != NULL || l->cmd != NULL ||
 	    l->state == LINK_FAILED || l->state == LINK_LOGIN)
 		return;
 	if (l->needs_resync) {
-		fail(l, "needs a full resync: the journal's size cap "
-		    "(journal_max_bytes) dropped records it never received; "
-		    "note the store's head LSN, run sync_client -A from the "
-		    "master straight to the replica, then syncrelayctl reset "
-		    "%s %s LSN", l->st->name, l->rc.name);
+		fail(l, "needs a full resync");	/* fail() says the rest */
 		return;
 	}
 	if (l->acked + 1 < journal_first_lsn(l->st->journal)) {
@@ -1644,6 +1690,11 @@ replay_next(struct link *l)
 		l->cmd = l->pending;
 		l->lsn = l->pending_lsn;
 		l->pending = NULL;
+		if (is_mailbox_update(l->cmd) &&
+		    repaired_since(l, l->cmd, l->lsn)) {
+			dlist_free(&l->cmd);
+			skip_to(l, l->lsn);
+		}
 	}
 	/*
 	 * Catching up, consecutive updates of one mailbox are sent as one
@@ -1681,12 +1732,15 @@ replay_next(struct link *l)
 		    repaired_since(l, next, rec.lsn)) {
 			/* Already there: the repair sent a later state. */
 			dlist_free(&next);
-			l->lsn = rec.lsn;
-			if (l->lsn > l->acked)
-				l->replayed_records += l->lsn - l->acked;
-			l->acked = l->lsn;
-			rq_ack(l);
-			continue;
+			skip_to(l, rec.lsn);
+			if (++skipped < MAX_SKIP)
+				continue;
+			/* Let the loop breathe; go on from a timer. */
+			buf_free(&raw);
+			ev_timer_stop(l->loop, &l->throttle);
+			ev_timer_set(&l->throttle, 0, 0);
+			ev_timer_start(l->loop, &l->throttle);
+			return;
 		}
 		if (l->cmd == NULL) {
 			l->cmd = next;
@@ -1825,16 +1879,6 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 		fail(l, "cannot read the password file %s", rc->password_file);
 		return l;
 	}
-	if (rc->tls != REPLICA_TLS_NO) {
-		char err[300];
-
-		l->tls_ctx = tlsctx_client_new(rc->tls_ca_file, err,
-		    sizeof(err));
-		if (l->tls_ctx == NULL) {
-			fail(l, "%s", err);
-			return l;
-		}
-	}
 	link_connect(l);
 	return l;
 }
@@ -1929,7 +1973,7 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 	    (unsigned long long)rc->max_records_per_second);
 	if (!relogin) {
 		free(password);
-		link_wake(l);
+		kick(l);	/* the timer that would have is stopped */
 		return;
 	}
 	free(l->rc.host);
@@ -1952,26 +1996,21 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 		l->state = LINK_DOWN;
 		l->why[0] = '\0';
 	}
-	tlsctx_free(&l->tls_ctx);
-	if (l->rc.tls != REPLICA_TLS_NO) {
-		char err[300];
-
-		l->tls_ctx = tlsctx_client_new(l->rc.tls_ca_file, err,
-		    sizeof(err));
-		if (l->tls_ctx == NULL) {
-			fail(l, "%s", err);
-			return;
-		}
-	}
+	tlsctx_free(&l->tls_ctx);	/* link_connect() makes it anew */
 	if (l->fd >= 0) {
 		ev_io_stop(l->loop, &l->connect_w);
 		close(l->fd);
 		l->fd = -1;
 	}
 	if (l->conn != NULL) {
-		if (l->on_reply == NULL && l->bs == NULL && !l->in_banner)
+		bool idle = l->on_reply == NULL && l->bs == NULL &&
+		    l->cmd == NULL && !l->in_banner;
+
+		/* A command in flight is abandoned and replayed later. */
+		if (idle)
 			conn_write(l->conn, "EXIT\r\n", 6);
-		conn_close(l->conn, "reconfigured", false);
+		l->closing_on_purpose = true;
+		conn_close(l->conn, "reconfigured", !idle);
 	} else if (!l->paused) {
 		ev_timer_stop(l->loop, &l->retry);
 		link_connect(l);
@@ -2015,6 +2054,7 @@ link_reset(struct link *l, uint64_t lsn, char *err, size_t err_len)
 	l->nseen = 0;
 	l->nrepaired = 0;
 	if (l->conn != NULL) {
+		l->closing_on_purpose = true;
 		conn_close(l->conn, "cursor reset", true);
 	} else if (!l->paused) {
 		if (l->state == LINK_FAILED) {
@@ -2104,10 +2144,12 @@ link_stats(struct link *l, struct stats_link *out)
 	out->nerrors = l->nerrors;
 	if (out->lag_records == 0)
 		return;
-	if (l->front.lsn != l->acked + 1)
+	if (l->front.lsn != l->acked + 1 && l->front_missing != l->acked + 1)
 		locate_front(l);
-	if (l->front.lsn != l->acked + 1)
+	if (l->front.lsn != l->acked + 1) {
+		l->front_missing = l->acked + 1;	/* don't look again */
 		return;
+	}
 	out->lag_seconds = ev_time() - (double)l->front.time_us / 1e6;
 	if (out->lag_seconds < 0)
 		out->lag_seconds = 0;
@@ -2143,7 +2185,9 @@ link_set_paused(struct link *l, bool paused)
 			    "path=%s", l->st->name, l->rc.name,
 			    l->paused_path);
 		ev_timer_stop(l->loop, &l->retry);
-		ev_timer_stop(l->loop, &l->throttle);
+		/* A throttled command in flight still needs its timer. */
+		if (l->cmd == NULL && l->bs == NULL)
+			ev_timer_stop(l->loop, &l->throttle);
 		if (l->fd >= 0) {
 			ev_io_stop(l->loop, &l->connect_w);
 			close(l->fd);

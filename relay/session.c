@@ -71,6 +71,8 @@ struct session {
 	int bodies_pending;
 	int bodies_failed;
 	int body_error;			/* the first failure's errno */
+	bool discarding;		/* this body is not kept (journal full) */
+	bool refused_full;		/* a body was refused: journal full */
 	bool message_done;		/* its line has been read */
 	unsigned long commands;
 };
@@ -178,7 +180,10 @@ message_finished(struct session *s)
 {
 	char msg[200];
 
-	if (s->bodies_failed && s->body_error == -EBADMSG) {
+	if (s->refused_full) {
+		send_line(s, "NO", "Unknown error (the relay's journal for this "
+		    "store is full until its replicas catch up)");
+	} else if (s->bodies_failed && s->body_error == -EBADMSG) {
 		send_line(s, "NO", "IMAP_PROTOCOL_ERROR a message body did not "
 		    "match its GUID");
 	} else if (s->bodies_failed) {
@@ -190,6 +195,7 @@ message_finished(struct session *s)
 	}
 	s->bodies_failed = 0;
 	s->body_error = 0;
+	s->refused_full = false;
 	s->message_done = false;
 	unbusy(s);
 }
@@ -297,6 +303,18 @@ file_begin(void *arg, const char *partition, const char *guid, uint64_t size)
 		return -1;	/* never before authentication */
 	snprintf(s->body_guid, sizeof(s->body_guid), "%s", guid);
 	s->body_size = size;
+	if (s->store->refuse_writes) {
+		/* Read and dropped: the APPLY MESSAGE gets a NO. */
+		if (!s->refused_full) {
+			log_error("store=%s event=refused sub=MESSAGE reason="
+			    "\"journal over journal_max_bytes; replicas must "
+			    "catch up first\"", s->store->name);
+			stats_count_code(s->store->errors, &s->store->nerrors,
+			    "journal_full");
+		}
+		s->discarding = s->refused_full = true;
+		return 0;
+	}
 	s->body = journal_body_begin(s->store->journal, guid, size);
 	return 0;
 }
@@ -306,7 +324,8 @@ file_data(void *arg, const void *p, size_t n)
 {
 	struct session *s = arg;
 
-	journal_body_write(s->body, p, n);
+	if (!s->discarding)
+		journal_body_write(s->body, p, n);
 	return 0;
 }
 
@@ -314,8 +333,13 @@ static int
 file_end(void *arg)
 {
 	struct session *s = arg;
-	struct body_op *op = xcalloc(1, sizeof(*op));
+	struct body_op *op;
 
+	if (s->discarding) {
+		s->discarding = false;
+		return 0;
+	}
+	op = xcalloc(1, sizeof(*op));
 	op->s = s;
 	op->st = s->store;
 	snprintf(op->guid, sizeof(op->guid), "%s", s->body_guid);

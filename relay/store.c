@@ -66,8 +66,13 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	size_t i;
 	int r;
 
+	/*
+	 * A master that just went away may still have a change waiting
+	 * for the journal, its shadow transaction open: wait for that too.
+	 */
 	if ((st->master && !session_quiet(st->master)) ||
-	    journal_pending_bytes(st->journal) > 0 || c == NULL)
+	    journal_pending_bytes(st->journal) > 0 ||
+	    shadow_in_transaction(st->shadow) || c == NULL)
 		return;
 	p.min_age_s = config_num(c, OPT_retention_min_age);
 	p.min_bytes = config_num(c, OPT_retention_min_bytes);

@@ -340,6 +340,18 @@ main(int argc, char **argv)
 				usage();
 		if (timeout == NULL)
 			usage();
+		{
+			char *end;
+			double t = strtod(timeout, &end);
+
+			if (*end != '\0' || end == timeout || !(t >= 0) ||
+			    t > 1e7) {
+				fprintf(stderr, "syncrelayctl: --timeout: not a "
+				    "number of seconds (0 to 10000000): %s\n",
+				    timeout);
+				return 2;
+			}
+		}
 		buf_printf(&req, "wait %s %s %s", argv[1], replica, timeout);
 		status = ask(socket_path, buf_cstring(&req),
 		    strtod(timeout, NULL) + 30);

@@ -51,6 +51,28 @@ boundary(struct journal *j, struct shadow *s, struct retention_replica *r,
 	return min + 1;
 }
 
+/*
+ * How many leading segments may go: all of whose records are below
+ * bound, older than min_age_s, leaving min_bytes; never the newest.
+ * *bytes becomes what stays.
+ */
+static size_t
+droppable(const struct journal_segment *segs, size_t nsegs, uint64_t bound,
+    uint64_t min_age_s, uint64_t min_bytes, uint64_t now_us, uint64_t *bytes)
+{
+	size_t drop;
+
+	for (drop = 0; drop + 1 < nsegs; drop++) {
+		const struct journal_segment *g = &segs[drop];
+
+		if (g->last >= bound || g->mtime_us + min_age_s * 1000000 >
+		    now_us || *bytes - g->bytes < min_bytes)
+			break;
+		*bytes -= g->bytes;
+	}
+	return drop;
+}
+
 int
 retention_run(const char *store, struct journal *j, struct shadow *s,
     struct retention_replica *replicas, size_t nreplicas,
@@ -60,6 +82,7 @@ retention_run(const char *store, struct journal *j, struct shadow *s,
 	struct journal_segment *segs = NULL;
 	size_t nsegs, drop, slowest;
 	uint64_t bytes, keep_from, bound;
+	bool over, blocked;
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -72,17 +95,24 @@ retention_run(const char *store, struct journal *j, struct shadow *s,
 			out->bytes_before = bytes;
 		bound = boundary(j, s, replicas, nreplicas, &slowest);
 		/* The droppable prefix of whole segments. */
-		for (drop = 0; drop + 1 < nsegs; drop++) {
-			const struct journal_segment *g = &segs[drop];
-
-			if (g->last >= bound ||
-			    g->mtime_us + p->min_age_s * 1000000 > now_us ||
-			    bytes - g->bytes < p->min_bytes)
-				break;
-			bytes -= g->bytes;
+		drop = droppable(segs, nsegs, bound, p->min_age_s, p->min_bytes,
+		    now_us, &bytes);
+		over = p->max_bytes != 0 && bytes > p->max_bytes;
+		if (over) {
+			/* Over the cap, min_age and min_bytes give way. */
+			bytes = journal_bytes(segs, nsegs);
+			drop = droppable(segs, nsegs, bound, 0, 0, now_us,
+			    &bytes);
+			over = bytes > p->max_bytes;
 		}
-		if (p->max_bytes == 0 || bytes <= p->max_bytes ||
-		    p->cap != RETENTION_RESYNC || slowest == nreplicas)
+		/*
+		 * Only a replica that lacks records holds the journal over
+		 * the cap; otherwise what stays is the newest segment, which
+		 * no policy can shrink.
+		 */
+		blocked = over && drop + 1 < nsegs && segs[drop].last >= bound;
+		if (!blocked || p->cap != RETENTION_RESYNC ||
+		    slowest == nreplicas)
 			break;
 		/* Over the cap: the slowest replica gives way, loudly. */
 		log_error("store=%s replica=%s event=needs_full_resync "
@@ -126,8 +156,13 @@ retention_run(const char *store, struct journal *j, struct shadow *s,
 	}
 	out->keep_from = keep_from;
 	out->bytes_after = bytes;
-	if (p->max_bytes && bytes > p->max_bytes &&
-	    p->cap == RETENTION_REFUSE) {
+	if (over && !blocked)
+		log_warnx("store=%s event=journal_over_cap journal_bytes=%llu "
+		    "max_bytes=%llu note=\"every replica has it all; the "
+		    "newest segment alone is over journal_max_bytes: raise it "
+		    "above journal_segment_bytes\"", store,
+		    (unsigned long long)bytes, (unsigned long long)p->max_bytes);
+	if (blocked && p->cap == RETENTION_REFUSE) {
 		out->refuse_writes = true;
 		log_error("store=%s event=journal_full journal_bytes=%llu "
 		    "max_bytes=%llu note=\"refusing the master's writes until "

@@ -6,7 +6,10 @@
  * received, it is older than min_age and the journal keeps at least
  * min_bytes without it.  The newest segment always stays.
  *
- * Above max_bytes the policy decides, loudly, never silently:
+ * Above max_bytes, min_age and min_bytes give way first.  If a replica
+ * that lacks records still holds the journal over the cap, the policy
+ * decides, loudly, never silently (a journal over the cap only because
+ * of its newest segment, which every replica has, is only warned about):
  *   RETENTION_REFUSE  the store refuses new writes from its master (a
  *                     clear NO; the master keeps its own sync_log and
  *                     retries) until replicas catch up;

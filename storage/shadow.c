@@ -257,6 +257,12 @@ shadow_errmsg(struct shadow *s)
 	return sqlite3_errmsg(s->db);
 }
 
+bool
+shadow_in_transaction(const struct shadow *s)
+{
+	return s->in_tx;
+}
+
 int
 shadow_begin(struct shadow *s)
 {

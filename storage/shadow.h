@@ -91,6 +91,8 @@ const char *shadow_errmsg(struct shadow *s);
 int shadow_begin(struct shadow *s);
 int shadow_commit(struct shadow *s, uint64_t lsn);
 void shadow_rollback(struct shadow *s);
+/* Is a transaction open (a change waiting for the journal)? */
+bool shadow_in_transaction(const struct shadow *s);
 
 /* ---- mailboxes -------------------------------------------------------- */
 

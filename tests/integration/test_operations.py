@@ -331,7 +331,11 @@ def rate_limit_set_by_reload_slows_catch_up():
                        "max_bytes_per_second=1048576")
         t = time.time()
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
-        wait_caught_up(relay)
+        # A reload in the middle of the throttled catch-up (nothing
+        # changed) must not leave the body being sent stuck.
+        time.sleep(1.0)
+        eq(relay.ctl("reload").returncode, 0)
+        wait_caught_up(relay, timeout=60)
         took = time.time() - t
         # 3.6 MB at 1 MiB/s with a one-second burst and one 256 KiB
         # chunk of overshoot cannot take less than about 2.3 s.
@@ -340,6 +344,24 @@ def rate_limit_set_by_reload_slows_catch_up():
         converge(master, replica, USERS)
         s1, r1 = replica_of(valid_status(relay), "s1", "r1")
         check(r1["replayed_bytes"] > 3_600_000, r1)
+        # A pause in the middle of a throttled body: the command in
+        # flight finishes, then the link pauses; resume goes on.
+        eq(relay.ctl("pause", "s1", "r1").returncode, 0)
+        for i in range(3):
+            master.deliver("alice", cyrus.make_message(750 + i, 1_200_000))
+        sync_user(master)
+        eq(relay.ctl("resume", "s1", "r1").returncode, 0)
+        time.sleep(0.8)
+        eq(relay.ctl("pause", "s1", "r1").returncode, 0)
+        deadline = time.time() + 20
+        while time.time() < deadline and \
+                replica_of(relay.status(), "s1", "r1")[1]["state"] != \
+                "paused":
+            time.sleep(0.2)
+        eq(replica_of(relay.status(), "s1", "r1")[1]["state"], "paused")
+        eq(relay.ctl("resume", "s1", "r1").returncode, 0)
+        wait_caught_up(relay, timeout=60)
+        converge(master, replica, USERS)
     finally:
         teardown()
 

@@ -108,9 +108,13 @@ def over_the_cap_the_master_is_refused_and_nothing_is_lost():
         # Retention sees the cap within a second and refuses more.
         until(lambda: "event=journal_full" in relay.logtext(),
               "the journal was declared full")
-        deliver(master, 5, 200, 2000)
+        before = store(relay)["journal_bytes"]
+        deliver(master, 5, 200, 100_000)
         rc, out = sync_user(master, ok=False)
         check(rc != 0, "sync_client succeeded against a full journal")
+        # Refused means not journaled: message bodies included.
+        grew = store(relay)["journal_bytes"] - before
+        check(grew < 20_000, "a full journal grew by %d bytes" % grew)
         text = relay.logtext()
         check(re.search(r"store=s1 event=refused sub=\w+ reason=\"journal "
                         r"over journal_max_bytes", text), text)

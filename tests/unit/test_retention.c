@@ -218,7 +218,50 @@ cap_resync_gives_up_the_slowest_replica(void)
 	fixture_close(&f);
 }
 
+/*
+ * Over the cap with every replica caught up: min_age and min_bytes give
+ * way, nobody is marked and nothing is refused -- even when the newest
+ * segment alone is over the cap.
+ */
+static void
+cap_with_replicas_caught_up_marks_and_refuses_nothing(void)
+{
+	struct fixture f;
+	struct retention_policy p = { 3600, 0, 0, RETENTION_RESYNC };
+	struct retention_result res;
+	struct journal_segment *segs;
+	size_t n;
+
+	fixture_open(&f, 100, 100);
+	test_assert_int(retention_run("s1", f.j, f.s, f.rep, 2, &p, now_us(),
+	    &res), 0);
+	test_assert_int(res.segments_dropped, 0);	/* all too young */
+	p.max_bytes = res.bytes_after / 3;
+	test_assert_int(retention_run("s1", f.j, f.s, f.rep, 2, &p, now_us(),
+	    &res), 0);
+	test_assert(res.segments_dropped > 0);
+	test_assert_int(res.replicas_marked, 0);
+	test_assert_int(cursor_flags(f.c[0]), 0);
+	test_assert_int(cursor_flags(f.c[1]), 0);
+	journal_segments(f.j, &segs, &n);
+	test_assert_int(n, 1);
+	free(segs);
+	/* The newest segment alone is over a tiny cap: still nothing. */
+	p.max_bytes = 1;
+	p.cap = RETENTION_REFUSE;
+	test_assert_int(retention_run("s1", f.j, f.s, f.rep, 2, &p, now_us(),
+	    &res), 0);
+	test_assert(!res.refuse_writes);
+	p.cap = RETENTION_RESYNC;
+	test_assert_int(retention_run("s1", f.j, f.s, f.rep, 2, &p, now_us(),
+	    &res), 0);
+	test_assert_int(res.replicas_marked, 0);
+	test_assert_int(cursor_flags(f.c[0]), 0);
+	fixture_close(&f);
+}
+
 TEST_MAIN(T(drops_what_every_cursor_passed),
     T(min_age_and_min_bytes_keep_segments),
     T(needed_bodies_pin_their_segments), T(cap_refuse_keeps_everything),
-    T(cap_resync_gives_up_the_slowest_replica))
+    T(cap_resync_gives_up_the_slowest_replica),
+    T(cap_with_replicas_caught_up_marks_and_refuses_nothing))
