@@ -68,7 +68,8 @@ BUILDDIR = os.environ["BUILDDIR"]
 sys.path.insert(0, os.path.join(SRCDIR, "tests/integration"))
 
 import cyrus  # noqa: E402
-from harness import Client, Relay, free_port, wait_port  # noqa: E402
+from harness import (Client, Relay, free_port, plain,  # noqa: E402
+                     read_reply, wait_port)
 
 NSTORES = 200
 NACTIVE = 20            # stores ingesting at once: s001..s020
@@ -259,19 +260,8 @@ def record_crc(uid, modseq, lu, idate, guid):
                                                guid)).encode())
 
 
-def plain(user, password):
-    import base64
-    return base64.b64encode(b"\0" + user.encode() + b"\0" +
-                            password.encode()).decode()
 
 
-def read_reply(c):
-    lines = []
-    while True:
-        line = c.line()
-        lines.append(line)
-        if not line.startswith("* "):
-            return lines
 
 
 def master_session(port, store, tag, rate, duration, go, q, rounds=0,

@@ -192,3 +192,28 @@ def check(cond, msg=""):
 def eq(got, want):
     if got != want:
         raise AssertionError("got %r, want %r" % (got, want))
+
+
+def sasldb(path, user, password, realm="relay-test"):
+    """Adds user@realm with password to the sasldb at path."""
+    r = subprocess.run(["saslpasswd2", "-p", "-c", "-f", path, "-u", realm,
+                        user], input=password + "\n", text=True,
+                       capture_output=True, timeout=30)
+    eq(r.returncode, 0)
+
+
+def plain(user, password):
+    """The base64 of a SASL PLAIN initial response."""
+    import base64
+    return base64.b64encode(b"\0" + user.encode() + b"\0" +
+                            password.encode()).decode()
+
+
+def read_reply(c):
+    """Lines up to and including the final OK/NO/BAD line."""
+    lines = []
+    while True:
+        line = c.line()
+        lines.append(line)
+        if not line.startswith("* "):
+            return lines

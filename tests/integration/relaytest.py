@@ -10,16 +10,11 @@ import tempfile
 import time
 
 import cyrus
-from harness import BUILDDIR, Relay, check, eq
+from harness import BUILDDIR, Relay, check, eq, sasldb
 
 __import__("imaplib").Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 
 
-def sasldb(path, user, password, realm):
-    r = subprocess.run(["saslpasswd2", "-p", "-c", "-f", path, "-u", realm,
-                        user], input=password + "\n", text=True,
-                       capture_output=True, timeout=30)
-    eq(r.returncode, 0)
 
 
 def relay_lsn(relay):

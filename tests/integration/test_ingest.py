@@ -9,7 +9,8 @@ import re
 import signal
 import subprocess
 
-from harness import (SRCDIR, Client, Relay, check, eq, run, test)
+from harness import (SRCDIR, Client, Relay, check, eq, plain, read_reply, run,
+                     sasldb, test)
 
 TRACES = os.path.join(SRCDIR, "tests/fixtures/traces")
 # The recordings log in as repl / replpw (AUTHENTICATE PLAIN AHJlcGwA...).
@@ -22,11 +23,6 @@ STORE_CONF = ("allowplaintext: yes\n"
               "store.other.replica.r1: 127.0.0.1:2\n")
 
 
-def sasldb(path, user, password, realm="relay-test"):
-    r = subprocess.run(["saslpasswd2", "-p", "-c", "-f", path, "-u", realm,
-                        user], input=password + "\n", text=True,
-                       capture_output=True, timeout=30)
-    eq(r.returncode, 0)
 
 
 def relay_with_users():
@@ -39,10 +35,6 @@ def relay_with_users():
     return relay.start()
 
 
-def plain(user, password):
-    import base64
-    return base64.b64encode(b"\0" + user.encode() + b"\0" +
-                            password.encode()).decode()
 
 
 @test
@@ -88,14 +80,6 @@ def login_selects_the_store():
         relay.stop()
 
 
-def read_reply(c):
-    """Lines up to and including the final OK/NO/BAD line."""
-    lines = []
-    while True:
-        line = c.line()
-        lines.append(line)
-        if not line.startswith("* "):
-            return lines
 
 
 def recorded(name):

@@ -9,7 +9,6 @@ values are then checked against what the test did: records and bytes
 sent by a master, the journal's head LSN, fsyncs, refused commands by
 error name, and a replica that cannot be reached.
 """
-import base64
 import hashlib
 import math
 import os
@@ -20,8 +19,8 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import (SYNCRELAY, Client, Relay, check, eq, free_port, run,
-                     test)
+from harness import (SYNCRELAY, Client, Relay, check, eq, free_port, plain,
+                     run, sasldb, test)
 
 # ---- a strict parser of the text format ------------------------------------
 
@@ -214,18 +213,12 @@ def scrape(relay):
     return parse(body)
 
 
-def plain(user, password):
-    return base64.b64encode(b"\0" + user.encode() + b"\0" +
-                            password.encode()).decode()
 
 
 def relay_with_store(closed_port):
     relay = Relay()
     db = os.path.join(relay.dir, "sasldb2")
-    r = subprocess.run(["saslpasswd2", "-p", "-c", "-f", db, "-u",
-                        "relay-test", "repl"], input="replpw\n", text=True,
-                       capture_output=True, timeout=30)
-    eq(r.returncode, 0)
+    sasldb(db, "repl", "replpw")
     relay.write_conf("allowplaintext: yes\n"
                      "sasl_sasldb_path: %s\n"
                      "sasl_mech_list: PLAIN\n"

@@ -14,12 +14,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
-from harness import (BUILDDIR, Client, Relay, check, eq, free_port, run,
-                     test)
-from relaytest import (CyrusPath, converge, populate, sasldb, sync_user,
+from harness import (BUILDDIR, Client, Relay, check, eq, free_port, plain,
+                     run, sasldb, test)
+from relaytest import (CyrusPath, converge, populate, sync_user,
                        wait_caught_up)
 
-import base64
 
 SEG_HEADER = 32
 REC_HEADER = 56
@@ -102,9 +101,6 @@ def journal_bytes_after(relay, lsn, count):
     return sum(stored) + REC_HEADER * count
 
 
-def plain(user, password):
-    return base64.b64encode(b"\0" + user.encode() + b"\0" +
-                            password.encode()).decode()
 
 
 @test
