@@ -314,9 +314,11 @@ do_status(struct client *c, const char *store, bool json)
 	for (i = 0; i < n; i++) {
 		struct stats_store s;
 
-		if (store && strcmp(store_at(i)->name, store) != 0)
-			continue;
 		stats_store(i, &s);
+		if (store && strcmp(s.name, store) != 0) {
+			stats_store_release(&s);
+			continue;
+		}
 		if (json) {
 			if (shown)
 				buf_putc(&c->out, ',');

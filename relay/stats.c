@@ -43,16 +43,32 @@ stats_count_code(struct stats_code_count *t, size_t *n, const char *code)
 	t[i].n = 1;
 }
 
+/* The i-th store still in the configuration. */
+static struct store *
+active_at(size_t i)
+{
+	size_t k, n = store_count();
+
+	for (k = 0; k < n; k++)
+		if (!store_at(k)->removed && i-- == 0)
+			return store_at(k);
+	return NULL;
+}
+
 size_t
 stats_store_count(void)
 {
-	return store_count();
+	size_t k, n = store_count(), active = 0;
+
+	for (k = 0; k < n; k++)
+		active += !store_at(k)->removed;
+	return active;
 }
 
 void
 stats_store(size_t i, struct stats_store *out)
 {
-	struct store *st = store_at(i);
+	struct store *st = active_at(i);
 	struct journal_stats js;
 	size_t k;
 

@@ -71,9 +71,10 @@ struct stats_store {
 	size_t nlinks;
 };
 
-/* Number of stores. */
+/* Number of stores (those removed by a reload are not counted). */
 size_t stats_store_count(void);
-/* Fills out with store i (0-based); out->links is malloc'ed. */
+/* Fills out with store i (0-based, of those counted); out->links is
+ * malloc'ed. */
 void stats_store(size_t i, struct stats_store *out);
 void stats_store_release(struct stats_store *s);
 /* Adds one to the count of code in a table of at most STATS_MAX_CODES. */

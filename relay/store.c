@@ -70,6 +70,8 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 * A master that just went away may still have a change waiting
 	 * for the journal, its shadow transaction open: wait for that too.
 	 */
+	if (st->removed)
+		return;		/* no replicas to measure against: keep all */
 	if ((st->master && !session_quiet(st->master)) ||
 	    journal_pending_bytes(st->journal) > 0 ||
 	    shadow_in_transaction(st->shadow) || c == NULL)
@@ -323,6 +325,10 @@ store_reload(const struct config *config, const char *datadir)
 			if (strcmp(stores[j]->name, sc->name) == 0)
 				st = stores[j];
 		if (st != NULL) {
+			if (st->removed)
+				log_info("store=%s event=store_back note=\"in the "
+				    "configuration again\"", st->name);
+			st->removed = false;
 			/* A changed identity takes effect for new logins. */
 			free(st->identity);
 			st->identity = xstrdup(sc->identity);
@@ -341,11 +347,24 @@ store_reload(const struct config *config, const char *datadir)
 	}
 	for (j = 0; j < nstores; j++)
 		stores[j]->config = config;	/* the old one is freed next */
-	for (j = 0; j < nstores; j++)
-		if (config_store_by_name(config, stores[j]->name) == NULL)
-			log_warnx("store=%s event=removed_from_config note=\"it "
-			    "keeps running until the daemon restarts\"",
-			    stores[j]->name);
+	for (j = 0; j < nstores; j++) {
+		struct store *st = stores[j];
+		struct store_conf none = { st->name, st->identity, NULL, 0, 0 };
+
+		if (st->removed || config_store_by_name(config, st->name))
+			continue;
+		/*
+		 * Its replicas stop and its master can no longer log in (a
+		 * failover gives the identity to another store); its data
+		 * stays in datadir.  A session still connected finishes.
+		 */
+		st->removed = true;
+		reload_replicas(st, &none);
+		log_warnx("store=%s event=removed_from_config master_connected=%s "
+		    "note=\"its replicas stop and its master cannot log in; "
+		    "its data stays in the datadir\"", st->name,
+		    st->master ? "yes" : "no");
+	}
 }
 
 void
@@ -366,7 +385,8 @@ store_by_identity(const char *identity)
 	size_t i;
 
 	for (i = 0; i < nstores; i++)
-		if (strcmp(stores[i]->identity, identity) == 0)
+		if (!stores[i]->removed &&
+		    strcmp(stores[i]->identity, identity) == 0)
 			return stores[i];
 	return NULL;
 }
@@ -389,7 +409,7 @@ store_by_name(const char *name)
 	size_t i;
 
 	for (i = 0; i < nstores; i++)
-		if (strcmp(stores[i]->name, name) == 0)
+		if (!stores[i]->removed && strcmp(stores[i]->name, name) == 0)
 			return stores[i];
 	return NULL;
 }

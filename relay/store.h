@@ -38,6 +38,8 @@ struct store {
 	ev_async wake;
 	struct session *master;		/* the master session, or NULL */
 	bool refuse_writes;		/* journal over its size cap */
+	bool removed;			/* gone from the config: no links, no
+					   logins; closed at the next start */
 	ev_timer retention;		/* runs the retention policy */
 	const struct config *config;	/* the running configuration */
 	double master_last_command;	/* ev_now() of its last command */
