@@ -65,6 +65,7 @@ struct seen_body {
 };
 
 #define MAX_SEEN 65536
+#define IDLE_TRIM 2.0		/* seconds caught up before trimming */
 #define MAX_REPAIRED 64
 
 /* A record read from the journal and not yet acknowledged. */
@@ -158,6 +159,7 @@ struct link {
 	char paused_path[4096];		/* exists while paused */
 	struct bucket bytes_bucket, records_bucket;
 	ev_timer throttle;
+	ev_timer idle_t;		/* caught up a while: give memory back */
 };
 
 static const char *const state_names[] = { "down", "connecting", "login",
@@ -1776,6 +1778,35 @@ replay_next(struct link *l)
 	}
 	l->caught_up = true;
 	set_state(l, LINK_STREAMING);
+	ev_timer_again(l->loop, &l->idle_t);	/* (re)starts the countdown */
+}
+
+/*
+ * Caught up and idle for IDLE_TRIM seconds: an idle link keeps its place
+ * in the journal but not the reader's decompression context, nor the
+ * body positions it remembered (the shadow's body index finds those
+ * bodies if they are ever needed again).  Most of 200 idle stores'
+ * memory was there.
+ */
+static void
+idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct link *l = w->data;
+
+	ev_timer_stop(loop, w);
+	if (l->cmd != NULL || l->on_reply != NULL || l->bs != NULL ||
+	    l->pending != NULL)
+		return;
+	if (l->jr)
+		journal_reader_trim(l->jr);
+	free(l->seen);
+	l->seen = NULL;
+	l->nseen = l->seen_alloc = 0;
+	if (l->rq_len == 0) {
+		free(l->rq);
+		l->rq = NULL;
+		l->rq_head = l->rq_alloc = 0;
+	}
 }
 
 /* ---- the cursor ------------------------------------------------------------- */
@@ -1858,6 +1889,9 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 	l->rate_acked = l->acked;
 	ev_init(&l->throttle, throttle_cb);
 	l->throttle.data = l;
+	ev_init(&l->idle_t, idle_cb);
+	l->idle_t.repeat = IDLE_TRIM;
+	l->idle_t.data = l;
 	l->bytes_bucket = (struct bucket){ (double)rc->max_bytes_per_second,
 		(double)rc->max_bytes_per_second, ev_now(loop) };
 	l->records_bucket = (struct bucket){
@@ -1904,6 +1938,7 @@ link_free(struct link **lp)
 	ev_timer_stop(l->loop, &l->retry);
 	ev_timer_stop(l->loop, &l->cursor_timer);
 	ev_timer_stop(l->loop, &l->throttle);
+	ev_timer_stop(l->loop, &l->idle_t);
 	cursorq_cancel(&l->cq);
 	cursorq_lock();
 	if (l->acked > cursor_lsn(l->cursor))

@@ -172,6 +172,11 @@ int journal_reader_body(struct journal_reader *r,
     const struct journal_record *rec,
     int (*sink)(void *arg, const void *p, size_t n), void *arg);
 const char *journal_reader_errstr(const struct journal_reader *r);
+/*
+ * Frees the reader's decompression context and buffers (an idle reader
+ * keeps its place but not its memory); they are made again when needed.
+ */
+void journal_reader_trim(struct journal_reader *r);
 
 /*
  * A body record read in pieces, for sending it without holding it whole.

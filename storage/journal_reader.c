@@ -98,7 +98,6 @@ journal_reader_new(const char *dir, const struct fileops *fops, uint64_t from,
 	r->upto = upto;
 	r->fd = -1;
 	buf_init(&r->payload, 0);
-	r->dctx = ZSTD_createDCtx();
 	if ((e = seg_list(dir, &r->segs, &r->nsegs)) < 0) {
 		snprintf(err, err_len, "%s: %s", dir, strerror(-e));
 		journal_reader_free(&r);
@@ -160,6 +159,24 @@ more_segments(struct journal_reader *r)
 	return true;
 }
 
+/* The decompression context, made when first needed (or again after
+ * journal_reader_trim()). */
+static ZSTD_DCtx *
+dctx(struct journal_reader *r)
+{
+	if (r->dctx == NULL)
+		r->dctx = ZSTD_createDCtx();
+	return r->dctx;
+}
+
+void
+journal_reader_trim(struct journal_reader *r)
+{
+	ZSTD_freeDCtx(r->dctx);
+	r->dctx = NULL;
+	buf_free(&r->payload);
+}
+
 static int
 decompress(struct journal_reader *r, const struct journal_record *rec,
     struct buf *raw)
@@ -182,6 +199,8 @@ decompress(struct journal_reader *r, const struct journal_record *rec,
 	if (buf_reserve(raw, rec->raw_len) < 0)
 		return rfail(r, -EFBIG, "record %llu too large",
 		    (unsigned long long)rec->lsn);
+	if (dctx(r) == NULL)
+		return rfail(r, -ENOMEM, "no memory for zstd");
 	got = ZSTD_decompressDCtx(r->dctx, raw->s, rec->raw_len, r->payload.s,
 	    rec->payload_len);
 	if (ZSTD_isError(got) || got != rec->raw_len)
@@ -278,6 +297,10 @@ journal_reader_body(struct journal_reader *r, const struct journal_record *rec,
 	if (rec->type != JOURNAL_BODY || r->fd < 0 ||
 	    rec->segment != r->segs[r->idx]) {
 		e = rfail(r, -EINVAL, "not the current body record");
+		goto out;
+	}
+	if (dctx(r) == NULL) {
+		e = rfail(r, -ENOMEM, "no memory for zstd");
 		goto out;
 	}
 	ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_only);
@@ -391,6 +414,11 @@ journal_body_stream_open_at(const char *dir, const struct fileops *fops,
 	    bs->rec.lsn != lsn || bs->rec.type != JOURNAL_BODY) {
 		snprintf(err, err_len, "no body record at LSN %llu",
 		    (unsigned long long)lsn);
+		journal_body_stream_free(&bs);
+		return NULL;
+	}
+	if (dctx(bs->r) == NULL) {
+		snprintf(err, err_len, "no memory for zstd");
 		journal_body_stream_free(&bs);
 		return NULL;
 	}
