@@ -559,9 +559,15 @@ static void
 compress_reply(struct link *l, const char *verb, const char *text)
 {
 	l->deflating = true;	/* asked once per session, either way */
-	if (strcmp(verb, "OK") == 0 && conn_start_deflate(l->conn) < 0) {
+	if (strcmp(verb, "OK") != 0) {
+		log_warnx("store=%s replica=%s event=compress_refused "
+		    "reply=\"%s %s\"", l->st->name, l->rc.name, verb, text);
+	} else if (conn_start_deflate(l->conn) < 0) {
 		drop(l, "zlib failed");
 		return;
+	} else {
+		log_info("store=%s replica=%s event=compress_on", l->st->name,
+		    l->rc.name);
 	}
 	after_login(l);
 }

@@ -30,7 +30,8 @@ USERS = ("alice", "bob")
 def setup():
     env["path"] = path = CyrusPath(
         "syncrelay-fanout-", nreplicas=2, users=USERS,
-        extra="store.s1.replica.r1.restart_bytes: 1M\n")
+        extra="store.s1.replica.r1.restart_bytes: 1M\n"
+              "store.s1.replica.r2.compress: yes\n")
     env["replica"], env["replica2"] = path.replicas
     env["syslog"], env["relay"], env["master"] = (path.log, path.relay,
                                                   path.master)
@@ -76,6 +77,10 @@ def test_one_shot_user_reaches_the_replicas():
         check(sum(len(b.get("messages", {})) for b in
                   st["mailboxes"].values()) >= 60, "messages missing")
     eq(cursor_lsn(relay, "r1"), relay_lsn(relay))
+    # r2 replays under COMPRESS DEFLATE (replica_compress), r1 in clear.
+    text = relay.logtext()
+    check("replica=r2 event=compress_on" in text, text)
+    check("replica=r1 event=compress_on" not in text, text)
     # The master itself finds nothing to send to either replica.
     for r in replicas():
         eq(direct_applies(master, r, "alice"), [])
