@@ -185,6 +185,11 @@ journal_cmd(const char *datadir, const char *store, uint64_t from,
 		}
 		while (!stop && shown < limit &&
 		    (e = journal_reader_next(r, &rec, &raw)) == 1) {
+			if (rec.lsn > next && !lsn)
+				fprintf(stderr, "syncrelayctl: records %llu..%llu "
+				    "are no longer in the journal (retention)\n",
+				    (unsigned long long)next,
+				    (unsigned long long)rec.lsn - 1);
 			next = rec.lsn + 1;
 			if (lsn && rec.lsn != lsn)
 				break;

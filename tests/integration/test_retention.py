@@ -83,6 +83,10 @@ def segments_go_once_every_replica_has_them_and_not_before():
         check(s["first_lsn"] > 1 and s["head_lsn"] == head, s)
         r = relay.ctl("journal", "s1", "--lsn", "2", "--full")
         eq(r.returncode, 2)
+        r = relay.ctl("journal", "s1", "--limit", "1")
+        eq(r.returncode, 0)
+        check(re.search(r"records 1\.\.%d are no longer in the journal"
+                        % (s["first_lsn"] - 1), r.stderr), r.stderr)
         check("event=retention dropped_segments=" in relay.logtext(),
               relay.logtext())
         # Replication goes on as before after the drop.
