@@ -366,13 +366,20 @@ journal_dir(const struct journal *j)
 	return j->dir;
 }
 
+/* The oldest LSN kept, 0 when none is durable yet; under j->lock. */
+static uint64_t
+first_kept(const struct journal *j)
+{
+	return j->nsegs && j->durable_lsn >= j->segs[0] ? j->segs[0] : 0;
+}
+
 uint64_t
 journal_first_lsn(struct journal *j)
 {
 	uint64_t first;
 
 	pthread_mutex_lock(&j->lock);
-	first = j->nsegs && j->durable_lsn >= j->segs[0] ? j->segs[0] : 0;
+	first = first_kept(j);
 	pthread_mutex_unlock(&j->lock);
 	return first;
 }
@@ -390,8 +397,7 @@ journal_get_stats(struct journal *j, struct journal_stats *st)
 	st->records = j->records;
 	memcpy(st->fsync_buckets, j->fsync_buckets, sizeof(st->fsync_buckets));
 	st->fsync_seconds_sum = j->fsync_seconds_sum;
-	st->first_lsn = j->nsegs && j->durable_lsn >= j->segs[0] ? j->segs[0] :
-	    0;
+	st->first_lsn = first_kept(j);
 	for (i = 0; i < j->nsegs; i++) {
 		char path[4096];
 		struct stat sb;
