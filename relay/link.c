@@ -162,8 +162,9 @@ struct link {
 	ev_timer idle_t;		/* caught up a while: give memory back */
 };
 
-static const char *const state_names[] = { "down", "connecting", "login",
-	"catching up", "streaming", "repairing", "failed", "paused" };
+static const char *const state_names[LINK_STATE_COUNT] = { "down",
+	"connecting", "login", "catching up", "streaming", "repairing",
+	"failed", "paused" };
 
 const char *
 link_state_name(enum link_state st)
@@ -2114,12 +2115,6 @@ link_wake(struct link *l)
 {
 	if (l->state == LINK_STREAMING || l->state == LINK_CATCHING_UP)
 		replay_next(l);
-}
-
-enum link_state
-link_state(const struct link *l)
-{
-	return l->state;
 }
 
 uint64_t

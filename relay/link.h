@@ -32,6 +32,7 @@ struct link;
 enum link_state {
 	LINK_DOWN, LINK_CONNECTING, LINK_LOGIN, LINK_CATCHING_UP,
 	LINK_STREAMING, LINK_REPAIRING, LINK_FAILED, LINK_PAUSED,
+	LINK_STATE_COUNT
 };
 
 /* Returns a name for a state, for logs and status. */
@@ -56,7 +57,6 @@ void link_check_resync(struct link *l);
 int link_reset(struct link *l, uint64_t lsn, char *err, size_t err_len);
 /* The store's journal grew: replay more if idle. */
 void link_wake(struct link *l);
-enum link_state link_state(const struct link *l);
 /* The last LSN the replica acknowledged. */
 uint64_t link_acked(const struct link *l);
 /* The replica's name in the config. */

@@ -29,6 +29,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "relay/config.h"
+#include "relay/link.h"
 #include "relay/listener.h"
 #include "relay/metrics.h"
 
@@ -46,9 +47,6 @@ struct metrics {
 };
 
 /* ---- the text format --------------------------------------------------- */
-
-static const char *const link_states[] = { "down", "connecting", "login",
-	"catching_up", "streaming", "repairing", "failed", "paused" };
 
 /* Appends s as a label value: \ " and newline escaped. */
 static void
@@ -171,13 +169,13 @@ static const struct u64_metric link_u64[] = {
 	  offsetof(struct stats_link, connects) },
 };
 
-/* The state label of a link: its state name, spaces as underscores. */
+/* A state name as a label value: spaces as underscores. */
 static void
-link_state_label(const struct stats_link *l, char *out, size_t len)
+state_label(const char *name, char *out, size_t len)
 {
 	size_t i;
 
-	snprintf(out, len, "%s", l->paused ? "paused" : l->state);
+	snprintf(out, len, "%s", name);
 	for (i = 0; out[i]; i++)
 		if (out[i] == ' ')
 			out[i] = '_';
@@ -255,19 +253,23 @@ format_fsync_histogram(struct buf *out, const struct stats_store *st,
 static void
 format_links(struct buf *out, const struct stats_store *st, size_t n)
 {
-	char cur[sizeof(st->links->state)];
+	char cur[sizeof(st->links->state)], label[sizeof(cur)];
 	size_t i, j, k;
 
 	family(out, "syncrelay_replica_state", "gauge",
 	    "1 for the link's current state, 0 for the others");
 	for (i = 0; i < n; i++)
 		for (j = 0; j < st[i].nlinks; j++) {
-			link_state_label(&st[i].links[j], cur, sizeof(cur));
-			for (k = 0; k < sizeof(link_states) /
-			    sizeof(link_states[0]); k++) {
-				begin(out, "syncrelay_replica_state", &st[i],
-				    &st[i].links[j], "state", link_states[k]);
-				end_u64(out, strcmp(cur, link_states[k]) == 0);
+			const struct stats_link *l = &st[i].links[j];
+
+			state_label(l->paused ? "paused" : l->state, cur,
+			    sizeof(cur));
+			for (k = 0; k < LINK_STATE_COUNT; k++) {
+				state_label(link_state_name(
+				    (enum link_state)k), label, sizeof(label));
+				begin(out, "syncrelay_replica_state", &st[i], l,
+				    "state", label);
+				end_u64(out, strcmp(cur, label) == 0);
 			}
 		}
 	for (k = 0; k < sizeof(link_u64) / sizeof(link_u64[0]); k++) {
