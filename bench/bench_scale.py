@@ -53,7 +53,6 @@ import os
 import random
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -68,6 +67,7 @@ BUILDDIR = os.environ["BUILDDIR"]
 sys.path.insert(0, os.path.join(SRCDIR, "tests/integration"))
 
 import cyrus  # noqa: E402
+import relaytest  # noqa: E402
 from harness import (Client, Relay, free_port, plain,  # noqa: E402
                      read_reply, wait_port)
 
@@ -197,21 +197,11 @@ def journal_head(relay, store):
 
 
 def cursor_lsn(relay, store):
-    """The replica's cursor: of the two 32-byte slots, the valid one with
-    the higher sequence number (storage/cursor.c)."""
-    path = os.path.join(relay.dir, "data", store, "cursors", "r1.cursor")
+    """The store's replica r1's cursor as written; 0 before it exists."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(64)
+        return relaytest.cursor_lsn(relay, "r1", store)
     except OSError:
         return 0
-    best = (-1, 0)
-    for off in (0, 32):
-        s = data[off:off + 32]
-        if len(s) == 32 and s[:4] == b"SRCU":
-            seq, lsn = struct.unpack_from("<QQ", s, 8)
-            best = max(best, (seq, lsn))
-    return best[1]
 
 
 def wait_caught_up(relay, stores, timeout=90):

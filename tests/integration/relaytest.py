@@ -82,10 +82,11 @@ def master_facing_relay(replicas, extra=""):
     return relay.start()
 
 
-def cursor_lsn(relay, name):
+def cursor_lsn(relay, name, store="s1"):
     """A replica's cursor as the relay last stored it: of the file's two
     32-byte slots ("SRCU", pad, seq, lsn, flags, crc) the newer one."""
-    path = os.path.join(relay.dir, "data/s1/cursors/%s.cursor" % name)
+    path = os.path.join(relay.dir, "data", store, "cursors",
+                        "%s.cursor" % name)
     with open(path, "rb") as f:
         data = f.read()
     best = (-1, 0)
@@ -207,10 +208,10 @@ def sync_user(master, user="alice", ok=True):
     return rc, out + err
 
 
-def wait_caught_up(relay, *args, timeout=90):
-    """syncrelayctl wait s1 [args] --timeout; must exit 0."""
-    r = relay.ctl("wait", "s1", *args, "--timeout", str(timeout),
+def wait_caught_up(relay, *args, timeout=90, store="s1"):
+    """syncrelayctl wait STORE [args] --timeout; must exit 0."""
+    r = relay.ctl("wait", store, *args, "--timeout", str(timeout),
                   timeout=timeout + 30)
-    check(r.returncode == 0, "wait rc=%d\n%s%s\n%s" % (
-        r.returncode, r.stdout, r.stderr, relay.logtext()[-3000:]))
+    check(r.returncode == 0, "wait %s rc=%d\n%s%s\n%s" % (
+        store, r.returncode, r.stdout, r.stderr, relay.logtext()[-3000:]))
     return r

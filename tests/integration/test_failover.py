@@ -16,17 +16,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyrus
 from harness import check, eq, run, test
 from relaytest import (CyrusPath, converge, direct_applies, populate,
-                       sync_user)
+                       sync_user, wait_caught_up)
 
 env = {}
 USERS = ("alice",)
-
-
-def wait_store(relay, store, *args, timeout=90):
-    r = relay.ctl("wait", store, *args, "--timeout", str(timeout),
-                  timeout=timeout + 30)
-    check(r.returncode == 0, "wait %s rc=%d\n%s%s\n%s" % (
-        store, r.returncode, r.stdout, r.stderr, relay.logtext()[-3000:]))
 
 
 @test
@@ -37,7 +30,7 @@ def failover_to_a_replica_through_the_relay():
     mark = log.mark()
     populate(master, "alice", 15, big=set())
     sync_user(master)
-    wait_store(relay, "s1")
+    wait_caught_up(relay)
     for r in (b, c):
         converge(master, r, USERS)
 
@@ -50,7 +43,7 @@ def failover_to_a_replica_through_the_relay():
     path.master = None
 
     # 3. Wait for the replica to be promoted.
-    wait_store(relay, "s1", "--replica", "r1", timeout=60)
+    wait_caught_up(relay, "--replica", "r1", timeout=60)
     eq(b.state("alice"), want)
 
     # 4. Reconfigure: the identity the new master logs in with (B's
@@ -77,7 +70,7 @@ def failover_to_a_replica_through_the_relay():
     for i in range(4):
         b.deliver("alice", cyrus.make_message(400 + i, 2400))
     sync_user(b)
-    wait_store(relay, "s2")
+    wait_caught_up(relay, store="s2")
     state = converge(b, c, USERS)
     eq(len(state["alice"]["mailboxes"]["INBOX"]["messages"]),
        len(want["mailboxes"]["INBOX"]["messages"]) + 4)
