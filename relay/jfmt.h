@@ -1,6 +1,6 @@
 /*
- * jfmt.h -- journal records in words, for syncrelay-journal and
- * syncrelayctl.
+ * jfmt.h -- journal records in words (and checked), for
+ * syncrelay-journal and syncrelayctl.
  */
 #ifndef SR_JFMT_H
 #define SR_JFMT_H
@@ -17,5 +17,10 @@ void jfmt_time(uint64_t us, char *out, size_t len);
  * records=12" (verb, command, mailbox or atom, record count).
  */
 void jfmt_describe(const struct buf *raw, struct buf *out);
+/*
+ * A journal_reader_body() sink that only adds the bytes to the uint64_t
+ * at arg: reading a body whole checks its size and SHA-1.
+ */
+int jfmt_count_sink(void *arg, const void *p, size_t n);
 
 #endif

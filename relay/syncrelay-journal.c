@@ -31,13 +31,6 @@ usage(void)
 	exit(2);
 }
 
-static int
-count_sink(void *arg, const void *p, size_t n)
-{
-	*(uint64_t *)arg += n;
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -99,7 +92,7 @@ main(int argc, char **argv)
 			body_raw += rec.raw_len;
 			/* verify reads bodies back whole, checking SHA-1. */
 			if (strcmp(cmd, "summary") != 0 &&
-			    journal_reader_body(r, &rec, count_sink, &got) < 0) {
+			    journal_reader_body(r, &rec, jfmt_count_sink, &got) < 0) {
 				fprintf(stderr, "LSN %llu: %s\n",
 				    (unsigned long long)rec.lsn,
 				    journal_reader_errstr(r));

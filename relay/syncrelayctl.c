@@ -145,14 +145,6 @@ on_signal(int sig)
 	stop = 1;
 }
 
-static int
-count_sink(void *arg, const void *p, size_t n)
-{
-	(void)p;
-	*(uint64_t *)arg += n;
-	return 0;
-}
-
 /* Lists (or prints whole) journal records of a store. */
 static int
 journal_cmd(const char *datadir, const char *store, uint64_t from,
@@ -203,7 +195,7 @@ journal_cmd(const char *datadir, const char *store, uint64_t from,
 
 					/* Bodies are not dlist: say what it is. */
 					if (journal_reader_body(r, &rec,
-					    count_sink, &got) < 0)
+					    jfmt_count_sink, &got) < 0)
 						fprintf(stderr, "LSN %llu: %s\n",
 						    (unsigned long long)rec.lsn,
 						    journal_reader_errstr(r));
