@@ -298,16 +298,25 @@ idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	client_free(c);
 }
 
+/* The store called name, or NULL after saying there is none. */
+static struct store *
+find_store(struct client *c, const char *name)
+{
+	struct store *st = store_by_name(name);
+
+	if (st == NULL)
+		buf_printf(&c->out, "!no store called %s\n", name);
+	return st;
+}
+
 static int
 do_status(struct client *c, const char *store, bool json)
 {
 	double now = ev_time();
 	size_t i, n = stats_store_count(), shown = 0;
 
-	if (store && store_by_name(store) == NULL) {
-		buf_printf(&c->out, "!no store called %s\n", store);
+	if (store && find_store(c, store) == NULL)
 		return 2;
-	}
 	if (json)
 		buf_printf(&c->out, "{\"pid\":%ld,\"time\":%.3f,\"stores\":[",
 		    (long)getpid(), now);
@@ -336,18 +345,15 @@ do_status(struct client *c, const char *store, bool json)
 	return 0;
 }
 
+/* The link of store to replica, or NULL after saying which is missing. */
 static struct link *
-find_link(struct client *c, const char *store, const char *replica,
-    struct store **stp)
+find_link(struct client *c, const char *store, const char *replica)
 {
-	struct store *st = store_by_name(store);
+	struct store *st = find_store(c, store);
 	size_t i;
 
-	if (st == NULL) {
-		buf_printf(&c->out, "!no store called %s\n", store);
+	if (st == NULL)
 		return NULL;
-	}
-	*stp = st;
 	for (i = 0; i < st->nlinks; i++)
 		if (strcmp(link_name(st->links[i]), replica) == 0)
 			return st->links[i];
@@ -451,7 +457,7 @@ request(struct client *c, char *line)
 	    strcmp(argv[0], "resume") == 0) && argc == 3) {
 		bool pause = argv[0][0] == 'p';
 
-		if ((l = find_link(c, argv[1], argv[2], &st)) == NULL) {
+		if ((l = find_link(c, argv[1], argv[2])) == NULL) {
 			status = 2;
 		} else {
 			link_set_paused(l, pause);
@@ -468,12 +474,9 @@ request(struct client *c, char *line)
 			answer(c, 2);
 			return;
 		}
-		if ((st = store_by_name(argv[1])) == NULL ||
+		if ((st = find_store(c, argv[1])) == NULL ||
 		    (strcmp(argv[2], "*") != 0 &&
-		    find_link(c, argv[1], argv[2], &st) == NULL)) {
-			if (st == NULL)
-				buf_printf(&c->out, "!no store called %s\n",
-				    argv[1]);
+		    find_link(c, argv[1], argv[2]) == NULL)) {
 			answer(c, 2);
 			return;
 		}
@@ -493,7 +496,7 @@ request(struct client *c, char *line)
 		if (*end != '\0' || *argv[3] == '\0' || *argv[3] == '-') {
 			buf_printf(&c->out, "!bad LSN %s\n", argv[3]);
 			status = 2;
-		} else if ((l = find_link(c, argv[1], argv[2], &st)) == NULL) {
+		} else if ((l = find_link(c, argv[1], argv[2])) == NULL) {
 			status = 2;
 		} else if (link_reset(l, lsn, err, sizeof(err)) < 0) {
 			buf_printf(&c->out, "!%s\n", err);
