@@ -1969,6 +1969,19 @@ link_free(struct link **lp)
 	*lp = NULL;
 }
 
+/*
+ * The operator acted (new settings, a reset, resume): a failed link is
+ * down again, without its reason, so that it retries.
+ */
+static void
+unfail(struct link *l)
+{
+	if (l->state != LINK_FAILED)
+		return;
+	l->state = LINK_DOWN;
+	l->why[0] = '\0';
+}
+
 /* What a session depends on: a change means logging in again. */
 static char *
 session_key(const struct replica_conf *rc, const char *password)
@@ -2033,11 +2046,8 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 	free(l->password);
 	l->password = password;
 	l->backoff = BACKOFF_MIN;
-	if (l->state == LINK_FAILED && !l->paused) {
-		/* New settings deserve a new try. */
-		l->state = LINK_DOWN;
-		l->why[0] = '\0';
-	}
+	if (!l->paused)
+		unfail(l);	/* new settings deserve a new try */
 	tlsctx_free(&l->tls_ctx);	/* link_connect() makes it anew */
 	if (l->fd >= 0) {
 		ev_io_stop(l->loop, &l->connect_w);
@@ -2099,10 +2109,7 @@ link_reset(struct link *l, uint64_t lsn, char *err, size_t err_len)
 		l->closing_on_purpose = true;
 		conn_close(l->conn, "cursor reset", true);
 	} else if (!l->paused) {
-		if (l->state == LINK_FAILED) {
-			l->state = LINK_DOWN;
-			l->why[0] = '\0';
-		}
+		unfail(l);
 		l->backoff = BACKOFF_MIN;
 		ev_timer_stop(l->loop, &l->retry);
 		link_connect(l);
@@ -2245,11 +2252,7 @@ link_set_paused(struct link *l, bool paused)
 	if (unlink(l->paused_path) < 0 && errno != ENOENT)
 		log_warn("store=%s replica=%s event=unpause_not_kept path=%s",
 		    l->st->name, l->rc.name, l->paused_path);
-	if (l->state == LINK_FAILED) {
-		/* resume retries a failed link: the operator fixed it. */
-		l->state = LINK_DOWN;
-		l->why[0] = '\0';
-	}
+	unfail(l);	/* resume retries a failed link: the operator fixed it */
 	if (l->conn == NULL) {
 		set_state(l, LINK_DOWN);
 		l->backoff = BACKOFF_MIN;
