@@ -168,6 +168,9 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 			json_num(b, now - l->last_error_time);
 		else
 			buf_puts(b, "null");
+		buf_printf(b, ",\"left_alone\":%u,\"left_alone_names\":",
+		    l->left_alone);
+		json_str(b, l->left_alone_names);
 		buf_puts(b, ",\"errors\":");
 		json_codes(b, l->errors, l->nerrors);
 		buf_putc(b, '}');
@@ -247,6 +250,10 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 			buf_printf(b, "           last error %s ago: %s\n", age,
 			    l->last_error);
 		}
+		if (l->left_alone)
+			buf_printf(b, "           left alone by repair: %u "
+			    "(%s%s)\n", l->left_alone, l->left_alone_names,
+			    l->left_alone > 8 ? ", ..." : "");
 	}
 }
 

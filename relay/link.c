@@ -154,6 +154,10 @@ struct link {
 	double last_error_time;
 	struct stats_code_count errors[STATS_MAX_CODES];
 	size_t nerrors;
+	/* What the last user-level repair left alone: differences between
+	 * the replica and a partial shadow, which prove nothing. */
+	char left_alone[1024];
+	unsigned nleft_alone;
 	/* Pause and rate limits. */
 	bool paused;
 	char paused_path[4096];		/* exists while paused */
@@ -1098,6 +1102,8 @@ struct user_scan {
 	struct link *l;
 	const struct dlist *rmbs;	/* the replica's MAILBOX entries */
 	const char *target;		/* the uniqueid being repaired */
+	bool complete;			/* the shadow has the master's list */
+	const char *occupied;		/* target's name held by another */
 };
 
 /* The replica's mailbox with this uniqueid (or name), or NULL. */
@@ -1114,7 +1120,31 @@ replica_mailbox(const struct dlist *rmbs, const char *key, const char *v)
 	return NULL;
 }
 
-/* For each of the user's mailboxes on the master: rename or recreate. */
+/*
+ * A difference the repair may not act on: the shadow is partial (a
+ * rolling master sends only what changed), so it proves nothing about
+ * what the master holds.  Logged, and kept for status.
+ */
+static void
+leave_alone(struct link *l, const char *name, const char *what)
+{
+	size_t n = strlen(l->left_alone);
+
+	log_warnx("store=%s replica=%s event=repair_left mailbox=%s "
+	    "reason=\"%s; the relay has no complete list from the master "
+	    "for this user\"", l->st->name, l->rc.name, name, what);
+	if (l->nleft_alone++ < 8 && n + strlen(name) + 3 <
+	    sizeof(l->left_alone))
+		snprintf(l->left_alone + n, sizeof(l->left_alone) - n,
+		    "%s%s", n ? ", " : "", name);
+}
+
+/*
+ * For each of the user's mailboxes in the shadow: rename or recreate it
+ * on the replica.  With a partial shadow only the mailbox the master's
+ * record names (the target) is touched: its name and content are the
+ * master's own word.
+ */
 static int
 user_scan_mailbox(void *arg, const struct shadow_mailbox *mb)
 {
@@ -1122,11 +1152,32 @@ user_scan_mailbox(void *arg, const struct shadow_mailbox *mb)
 	struct link *l = u->l;
 	const struct dlist *r = replica_mailbox(u->rmbs, "UNIQUEID",
 	    mb->uniqueid);
-	const char *rname = NULL;
+	const char *rname = NULL, *ouid = NULL;
+	bool target = strcmp(mb->uniqueid, u->target) == 0;
+	bool moved;
 	struct dlist *full;
 
-	if (r && dlist_get_str(r, "MBOXNAME", &rname) == 0 && rname &&
-	    strcmp(rname, mb->name) != 0) {
+	if (r)
+		dlist_get_str(r, "MBOXNAME", &rname);
+	moved = rname && strcmp(rname, mb->name) != 0;
+	if (!u->complete && !target) {
+		if (r == NULL)
+			leave_alone(l, mb->name, "not on the replica, not "
+			    "recreated");
+		else if (moved && !is_deleted_name(rname))
+			leave_alone(l, rname, "named differently in the "
+			    "shadow, not renamed");
+		return 0;
+	}
+	if (target && (r == NULL || moved)) {
+		const struct dlist *o = replica_mailbox(u->rmbs, "MBOXNAME",
+		    mb->name);
+
+		if (o && dlist_get_str(o, "UNIQUEID", &ouid) == 0 && ouid &&
+		    strcmp(ouid, mb->uniqueid) != 0 && !u->complete)
+			u->occupied = mb->name;
+	}
+	if (moved) {
 		struct dlist *op = dlist_new_kvlist("RENAME");
 
 		dlist_add_atom(op, "OLDMBOXNAME", rname);
@@ -1135,8 +1186,7 @@ user_scan_mailbox(void *arg, const struct shadow_mailbox *mb)
 		dlist_add_num(op, "UIDVALIDITY", mb->uidvalidity);
 		dlist_append(l->repair_ops, op);
 	}
-	if (r == NULL || strcmp(mb->uniqueid, u->target) == 0 ||
-	    (rname && strcmp(rname, mb->name) != 0)) {
+	if (r == NULL || target || moved) {
 		full = getcmd_mailbox_dlist(l->st->shadow, mb, true);
 		if (full)
 			dlist_append(l->repair_queue, full);
@@ -1147,7 +1197,7 @@ user_scan_mailbox(void *arg, const struct shadow_mailbox *mb)
 static void
 user_state_reply(struct link *l, const char *verb, const char *text)
 {
-	struct user_scan u = { l, l->untagged, "" };
+	struct user_scan u = { l, l->untagged, "", false, NULL };
 	const struct dlist *e;
 	const char *uniqueid = NULL, *name = NULL;
 	char user[256];
@@ -1163,14 +1213,18 @@ user_state_reply(struct link *l, const char *verb, const char *text)
 		return;
 	}
 	u.target = uniqueid ? uniqueid : "";
+	u.complete = shadow_user_is_complete(l->st->shadow, user);
 	l->repair_ops = dlist_new_list(NULL);
 	l->repair_queue = dlist_new_list(NULL);
+	l->left_alone[0] = '\0';
+	l->nleft_alone = 0;
 	/*
 	 * What the replica has and the master has not goes, as sync_client
-	 * does it: folders created on the replica, or holding a name the
-	 * master gave to another folder.  A deleted folder (DELETED.*) that
-	 * the master still has comes back by rename; other deleted folders
-	 * are left to the replica's expiry.
+	 * does it -- but only where the shadow holds the master's complete
+	 * list for the user (design invariant 9): folders created on the
+	 * replica, or holding a name the master gave to another folder.  A
+	 * deleted folder (DELETED.*) that the master still has comes back
+	 * by rename; other deleted folders are left to the replica's expiry.
 	 */
 	for (e = l->untagged ? l->untagged->head : NULL; e; e = e->next) {
 		const char *rname = NULL, *ruid = NULL;
@@ -1185,13 +1239,33 @@ user_state_reply(struct link *l, const char *verb, const char *text)
 			shadow_mailbox_free(&mb);
 			continue;
 		}
-		dlist_append(l->repair_ops, dlist_new_atom("UNMAILBOX", rname,
-		    strlen(rname)));
+		if (u.complete)
+			dlist_append(l->repair_ops, dlist_new_atom("UNMAILBOX",
+			    rname, strlen(rname)));
+		else
+			leave_alone(l, rname, "only on the replica, not "
+			    "removed");
 	}
 	shadow_mailbox_each_user(l->st->shadow, user, user_scan_mailbox, &u);
-	log_warnx("store=%s replica=%s event=repair_user user=%s renames_"
-	    "and_deletes=%zu mailboxes=%zu", l->st->name, l->rc.name, user,
-	    l->repair_ops->nchildren, l->repair_queue->nchildren);
+	if (u.occupied) {
+		fail(l, "repairing user %s: the replica holds %s as another "
+		    "mailbox (another UNIQUEID), and the relay has no complete "
+		    "list from the master to prove that one gone: rename or "
+		    "remove it on the replica, or run sync_client -u %s "
+		    "through the relay, then syncrelayctl resume %s %s", user,
+		    u.occupied, user, l->st->name, l->rc.name);
+		return;
+	}
+	log_warnx("store=%s replica=%s event=repair_user user=%s complete=%s "
+	    "renames_and_deletes=%zu mailboxes=%zu left_alone=%u",
+	    l->st->name, l->rc.name, user, u.complete ? "yes" : "no",
+	    l->repair_ops->nchildren, l->repair_queue->nchildren,
+	    l->nleft_alone);
+	if (l->nleft_alone)
+		note_error(l, "repair_left", "repaired user %s: %s; left alone "
+		    "(no complete list from the master): %s%s", user,
+		    l->repair_why, l->left_alone, l->nleft_alone > 8 ?
+		    ", ..." : "");
 	next_repair_step(l);
 }
 
@@ -2175,6 +2249,9 @@ link_stats(struct link *l, struct stats_link *out)
 	snprintf(out->last_error, sizeof(out->last_error), "%s",
 	    l->last_error);
 	out->last_error_time = l->last_error_time;
+	out->left_alone = l->nleft_alone;
+	snprintf(out->left_alone_names, sizeof(out->left_alone_names), "%s",
+	    l->left_alone);
 	out->cursor_lsn = l->acked;
 	out->lag_records = head > l->acked ? head - l->acked : 0;
 	out->replay_rate = l->rate;

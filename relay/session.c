@@ -75,6 +75,13 @@ struct session {
 	bool refused_full;		/* a body was refused: journal full */
 	bool message_done;		/* its line has been read */
 	unsigned long commands;
+	/*
+	 * A user-level sync in progress: GET USER was asked for this user
+	 * and nothing that ends the sync has come yet.  refused: a NO or
+	 * BAD went back since, so the master may not have sent everything.
+	 */
+	char *user_sync;
+	bool user_sync_refused;
 };
 
 static void session_maybe_free(struct session *s);
@@ -94,6 +101,7 @@ count_error(struct session *s, const char *word, const char *text)
 	if (s->store == NULL ||
 	    (strcmp(word, "NO") != 0 && strcmp(word, "BAD") != 0))
 		return;
+	s->user_sync_refused = true;
 	if (text != NULL && strncmp(text, "IMAP_", 5) == 0) {
 		n = strcspn(text, " ");
 		if (n >= sizeof(code))
@@ -381,6 +389,8 @@ auth_finish(struct session *s)
 	s->user = xstrdup(user);
 	s->store = st;
 	st->master = s;
+	/* A new master session: who knows what changed since the last. */
+	shadow_forget_complete(st->shadow);
 	st->on_progress = store_progress;
 	csync_reader_set_limits(s->reader, &s->params->limits);
 	log_info("conn=%lu peer=%s event=login user=%s store=%s",
@@ -835,6 +845,48 @@ no_args(struct session *s, const char *text, const char *cmdname)
 	return false;
 }
 
+/*
+ * Follows the master's user-level syncs (design invariant 9).  GET USER
+ * starts one; it ends at the next command that is not part of it
+ * (another GET but FULLMAILBOX or a repeated GET USER of the same user,
+ * RESTART, EXIT).  A sync that ended without a NO or BAD has sent the
+ * master's whole list for that user, so the shadow's list is complete.
+ */
+static void
+follow_user_sync(struct session *s, const char *verb,
+    const struct dlist *entry)
+{
+	bool get = strcmp(verb, "GET") == 0 && entry != NULL;
+	bool get_user = get && strcmp(entry->key, "USER") == 0 &&
+	    entry->s != NULL;
+	bool again = get_user && s->user_sync &&
+	    strcmp(entry->s, s->user_sync) == 0;
+
+	if (s->store == NULL)
+		return;
+	if (s->user_sync && !again && (strcmp(verb, "EXIT") == 0 ||
+	    strcmp(verb, "RESTART") == 0 ||
+	    (get && strcmp(entry->key, "FULLMAILBOX") != 0))) {
+		if (!s->user_sync_refused) {
+			shadow_user_set_complete(s->store->shadow,
+			    s->user_sync);
+			log_debug("store=%s event=user_complete user=%s",
+			    store_name(s), s->user_sync);
+		} else {
+			log_info("store=%s event=user_sync_incomplete user=%s "
+			    "reason=\"a command of the sync was refused\"",
+			    store_name(s), s->user_sync);
+		}
+		free(s->user_sync);
+		s->user_sync = NULL;
+	}
+	if (get_user && !again) {
+		free(s->user_sync);
+		s->user_sync = xstrdup(entry->s);
+		s->user_sync_refused = false;
+	}
+}
+
 static void
 handle_line(struct session *s)
 {
@@ -850,6 +902,7 @@ handle_line(struct session *s)
 	}
 	log_debug("conn=%lu store=%s cmd=%s%s%s", conn_id(s->conn),
 	    store_name(s), verb, entry ? " " : "", entry ? entry->key : "");
+	follow_user_sync(s, verb, entry);
 	if (*verb == '\0') {
 		send_line(s, "BAD", "Null command");
 	} else if (strcmp(verb, "NOOP") == 0) {
@@ -880,6 +933,7 @@ handle_line(struct session *s)
 		cmd_get_fetch(s, entry);
 	} else if (s->store != NULL && strcmp(verb, "GET") == 0 && entry) {
 		struct getcmd_ctx gc = { s->sieve_mailbox };
+		bool refused = s->user_sync_refused;
 		char why[256];
 		enum result_code code;
 
@@ -893,6 +947,10 @@ handle_line(struct session *s)
 		count_result(s, code);
 		csync_print_result(&s->reply, code);
 		conn_write(s->conn, s->reply.s, s->reply.len);
+		/* GET USER may find no such user: the sync creates it. */
+		if (strcmp(entry->key, "USER") == 0 &&
+		    code == RESULT_MAILBOX_NONEXISTENT)
+			s->user_sync_refused = refused;
 	} else if (s->store != NULL && strcmp(verb, "APPLY") == 0 && entry) {
 		cmd_apply(s, entry);
 	} else if (s->store != NULL && strcmp(verb, "RESTORE") == 0) {
@@ -1005,6 +1063,7 @@ session_maybe_free(struct session *s)
 	saslsrv_free(&s->sasl);
 	buf_free(&s->reply);
 	free(s->user);
+	free(s->user_sync);
 	free(s->sasl_local);
 	free(s->sasl_remote);
 	free(s);

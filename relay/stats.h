@@ -37,6 +37,10 @@ struct stats_link {
 	char reason[1024];	/* why failed / down (empty otherwise) */
 	char last_error[1024];	/* the last error seen, even if recovered */
 	double last_error_time;	/* epoch seconds (0: none) */
+	/* Differences the last user-level repair left alone (the shadow
+	 * was partial): how many, and the first few names. */
+	unsigned left_alone;
+	char left_alone_names[1024];
 	uint64_t cursor_lsn;	/* last LSN the replica acknowledged */
 	uint64_t lag_records;	/* head_lsn - cursor_lsn */
 	uint64_t lag_bytes;	/* journal bytes after the cursor */

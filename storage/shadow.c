@@ -36,6 +36,7 @@
 #include <sqlite3.h>
 
 #include "lib/buf.h"
+#include "lib/strset.h"
 #include "lib/xmalloc.h"
 #include "protocol/dlist_parse.h"
 #include "protocol/synccrc.h"
@@ -48,6 +49,7 @@ struct shadow {
 	bool in_tx;
 	char (*needed)[41];	/* bodies the open transaction needs */
 	size_t nneeded;
+	struct strset complete;	/* users with the master's whole list */
 };
 
 static const char schema[] =
@@ -241,6 +243,7 @@ shadow_close(struct shadow **sp)
 		shadow_rollback(s);
 	sqlite3_close_v2(s->db);
 	free(s->needed);
+	strset_clear(&s->complete);
 	free(s);
 	*sp = NULL;
 }
@@ -1003,6 +1006,30 @@ shadow_user_forget(struct shadow *s, const char *userid)
 			return r;
 	}
 	return 0;
+}
+
+void
+shadow_user_set_complete(struct shadow *s, const char *userid)
+{
+	strset_add(&s->complete, userid);
+}
+
+bool
+shadow_user_is_complete(const struct shadow *s, const char *userid)
+{
+	return strset_has(&s->complete, userid);
+}
+
+size_t
+shadow_complete_users(const struct shadow *s)
+{
+	return strset_count(&s->complete);
+}
+
+void
+shadow_forget_complete(struct shadow *s)
+{
+	strset_clear(&s->complete);
 }
 
 /* ---- the body index --------------------------------------------------- */

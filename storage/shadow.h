@@ -192,6 +192,22 @@ int shadow_quota_get(struct shadow *s, const char *root, char **fields);
 /* Removes all of a user's seen, subscriptions, sieve scripts. */
 int shadow_user_forget(struct shadow *s, const char *userid);
 
+/*
+ * Which users' mailbox lists are complete: the master's whole list, not
+ * only the mailboxes it happened to send.  A rolling master sends just
+ * what changed, so a shadow is partial unless the master ran a user-level
+ * sync (GET USER and everything after it, without a refusal) in its
+ * current session; the session marks such a user, and every new master
+ * login forgets them all (the master may have changed, as in a
+ * failover).  Only for a complete user may a link remove or rename on a
+ * replica what the master never named (design invariant 9).  Kept in
+ * memory: a restart starts with none.
+ */
+void shadow_user_set_complete(struct shadow *s, const char *userid);
+bool shadow_user_is_complete(const struct shadow *s, const char *userid);
+size_t shadow_complete_users(const struct shadow *s);
+void shadow_forget_complete(struct shadow *s);
+
 /* ---- the body index --------------------------------------------------- */
 
 /*

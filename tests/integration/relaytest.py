@@ -3,14 +3,18 @@ Cyrus against syncrelay (a module of its own so that importing it does not
 register anyone's tests)."""
 import os
 import re
+import select
 import shutil
+import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
+import zlib
 
 import cyrus
-from harness import BUILDDIR, Relay, check, eq, sasldb
+from harness import BUILDDIR, Relay, check, eq, free_port, sasldb
 
 __import__("imaplib").Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 
@@ -60,6 +64,17 @@ def populate(master, user, n, big):
                                   "(STORAGE 500000)"))
     finally:
         a.logout()
+
+
+def imap_steps(inst, user, *steps):
+    """Logs in to inst's IMAP as user and runs steps, each (method name,
+    args) of imaplib.IMAP4, every one required to say OK."""
+    m = inst.imap(user)
+    try:
+        for name, args in steps:
+            cyrus.imap_ok(*getattr(m, name)(*args))
+    finally:
+        m.logout()
 
 
 def master_facing_relay(replicas, extra=""):
@@ -215,3 +230,92 @@ def wait_caught_up(relay, *args, timeout=90, store="s1"):
     check(r.returncode == 0, "wait %s rc=%d\n%s%s\n%s" % (
         store, r.returncode, r.stdout, r.stderr, relay.logtext()[-3000:]))
     return r
+
+
+class WireTap:
+    """A TCP proxy on 127.0.0.1 in front of a replica's sync_server that
+    keeps what the relay's link sends it, inflated after COMPRESS
+    DEFLATE: the commands as they crossed the wire, to check what a link
+    asked a replica to delete or rename."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.port = free_port()
+        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.listen(16)
+        self.lock = threading.Lock()
+        self.sent = []
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pipe, args=(c,),
+                             daemon=True).start()
+
+    def _pipe(self, c):
+        try:
+            u = socket.create_connection(("127.0.0.1", self.target), 10)
+        except OSError:
+            c.close()
+            return
+        state = {"asked": False, "on": False, "inflate": None,
+                 "text": b"", "down": b""}
+        with self.lock:
+            self.sent.append(state)
+        try:
+            while not self.stopping:
+                r, _, _ = select.select([c, u], [], [], 0.5)
+                for sk in r:
+                    data = sk.recv(65536)
+                    if not data:
+                        return
+                    if sk is c:
+                        self._up(state, data)
+                        u.sendall(data)
+                    else:
+                        self._down(state, data)
+                        c.sendall(data)
+        finally:
+            c.close()
+            u.close()
+
+    def _up(self, state, data):
+        if state["on"]:
+            state["text"] += state["inflate"].decompress(data)
+            return
+        state["text"] += data
+        if state["text"].rstrip().endswith(b"COMPRESS DEFLATE"):
+            state["asked"] = True
+
+    def _down(self, state, data):
+        if state["asked"] and not state["on"]:
+            state["down"] += data
+            if re.search(rb"(^|\r\n)OK[^\r\n]*\r\n", state["down"]):
+                state["on"] = True
+                state["inflate"] = zlib.decompressobj(-15)
+            elif re.search(rb"(^|\r\n)(NO|BAD)[^\r\n]*\r\n",
+                           state["down"]):
+                state["asked"] = False
+
+    def text(self):
+        """Everything sent so far, over every connection, as text."""
+        with self.lock:
+            done = [st["text"] for st in self.sent]
+        return b"".join(done).decode("utf-8", "replace")
+
+    def destructive(self):
+        """The (verb, argument text) of every APPLY UNMAILBOX, UNUSER,
+        RENAME and UNSUB the link sent, in order."""
+        return re.findall(r"APPLY (UNMAILBOX|UNUSER|RENAME|UNSUB) ([^\r\n]*)",
+                          self.text())
+
+    def stop(self):
+        self.stopping = True
+        self.lsock.close()

@@ -15,8 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
 from harness import check, eq, run, test
-from relaytest import (CyrusPath, converge, direct_applies, populate,
-                       sync_user, wait_caught_up)
+from relaytest import (CyrusPath, converge, direct_applies, imap_steps,
+                       populate, sync_user, wait_caught_up)
 
 env = {}
 USERS = ("alice",)
@@ -36,15 +36,6 @@ def teardown():
         env.pop("path").stop()
 
 
-def on_replica(replica, *steps):
-    m = replica.imap("alice")
-    try:
-        for name, args in steps:
-            cyrus.imap_ok(*getattr(m, name)(*args))
-    finally:
-        m.logout()
-
-
 @test
 def folders_deleted_created_and_renamed_on_the_replica_are_repaired():
     log, relay, master, replica = setup()
@@ -54,7 +45,7 @@ def folders_deleted_created_and_renamed_on_the_replica_are_repaired():
         relay.wait_log('to="paused"')
         # On the replica: a folder deleted (Cyrus keeps it as DELETED.*
         # with the same uniqueid), one renamed, one created with mail.
-        on_replica(replica, ("delete", ("Work/2026",)),
+        imap_steps(replica, "alice", ("delete", ("Work/2026",)),
                    ("rename", ("Sent", "Sent-old")),
                    ("create", ("Extra",)))
         replica.append("alice", "Extra", cyrus.make_message(800, 1500))

@@ -6,17 +6,27 @@ says B has everything, the relay's configuration gives the identity to a
 new store s2 (master B, replica C) and is reloaded, B's sync_client sends
 its state through the relay, and C ends up showing exactly what B shows,
 with nothing for a direct sync_client to send and no Cyrus error.
+
+Then the routine of a slot pair (docs/operations.md, section 4): two
+stores, one per direction, rolling masters on both sides, failover and
+failback with renames, deletes and expunges.  The store of the new
+master knows only what that master sent since the switch while its
+replica holds the whole user, and a tap in front of each replica checks
+that no link removes or renames what the master did not (design
+invariant 9).
 """
 import os
 import re
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
-from harness import check, eq, run, test
-from relaytest import (CyrusPath, converge, direct_applies, populate,
-                       sync_user, wait_caught_up)
+from harness import BUILDDIR, Relay, check, eq, run, sasldb, test
+from relaytest import (CyrusPath, WireTap, converge, direct_applies,
+                       imap_steps, populate, sync_user, wait_caught_up)
 
 env = {}
 USERS = ("alice",)
@@ -84,9 +94,186 @@ def failover_to_a_replica_through_the_relay():
     check(not log.errors(mark), log.errors(mark))
 
 
+class Pair:
+    """Two Cyrus slots, A and B, each able to be master or replica, and a
+    relay with a store per direction as the failover routine of
+    docs/operations.md sets it up: s17ab (identity repl-s17a: master A,
+    replica B) and s17ba (identity repl-s17b: master B, replica A).  Each replica is
+    reached through a WireTap, so every command a link sends is kept."""
+
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="syncrelay-fofb-")
+        self.a = self.b = self.relay = None
+        self.log = cyrus.Syslog(os.path.join(self.root, "syslog")).start()
+        self.a = cyrus.CyrusInstance(self.root, "slota", syslog=self.log,
+                                     users=USERS)
+        self.a.start()
+        self.b = cyrus.CyrusInstance(self.root, "slotb", syslog=self.log,
+                                     users=USERS)
+        self.b.start()
+        self.tap_a, self.tap_b = WireTap(self.a.sync_port), \
+            WireTap(self.b.sync_port)
+        relay = Relay()
+        db = os.path.join(relay.dir, "sasldb2")
+        for who in ("repl-s17a", "repl-s17b"):
+            sasldb(db, who, cyrus.REPL_PASSWORD, "relay-test")
+        relay.write_conf("allowplaintext: yes\n"
+                         "sasl_sasldb_path: %s\n"
+                         "sasl_mech_list: PLAIN\n"
+                         "replica_authname: repl\n"
+                         "replica_password: %s\n"
+                         "store.s17ab.identity: repl-s17a\n"
+                         "store.s17ab.replica.b: 127.0.0.1:%d\n"
+                         "store.s17ba.identity: repl-s17b\n"
+                         "store.s17ba.replica.a: 127.0.0.1:%d\n"
+                         % (db, cyrus.REPL_PASSWORD, self.tap_b.port,
+                            self.tap_a.port))
+        self.relay = relay.start()
+        for inst, who in ((self.a, "repl-s17a"), (self.b, "repl-s17b")):
+            inst.settings.update(cyrus.replication_conf(relay.port,
+                                                        authname=who))
+            inst.write_conf()
+
+    def journal(self, store):
+        r = __import__("subprocess").run(
+            [os.path.join(BUILDDIR, "syncrelay-journal"), "dump",
+             os.path.join(self.relay.dir, "data", store, "journal"), "-F"],
+            capture_output=True, text=True, timeout=60)
+        eq(r.returncode, 0)
+        return r.stdout
+
+    def stop(self):
+        for inst in (self.a, self.b):
+            if inst:
+                inst.stop_rolling()
+                inst.stop()
+        for tap in (getattr(self, "tap_a", None), getattr(self, "tap_b",
+                                                             None)):
+            if tap:
+                tap.stop()
+        if self.relay:
+            self.relay.stop()
+        if self.log:
+            self.log.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.a = self.b = self.relay = self.log = None
+
+
+def unproven(tap, journal):
+    """The deletes and renames a link sent that the master never asked
+    for: each must be the master's own command in the store's journal,
+    or (a rename) bring a mailbox to the name the master's own record
+    gives it."""
+    bad = []
+    for verb, arg in tap.destructive():
+        words = arg.split()
+        if verb == "RENAME":
+            new = re.search(r'NEWMBOXNAME ("[^"]*"|\S+)', arg)
+            if new and re.search(r"MAILBOX %\(UNIQUEID \S+ MBOXNAME "
+                                 + re.escape(new.group(1)) + " ", journal):
+                continue
+        elif words and re.search(r"APPLY %s %s\b" % (verb, re.escape(
+                words[0])), journal):
+            continue
+        bad.append((verb, arg))
+    return bad
+
+
+def on(inst, *steps):
+    imap_steps(inst, "alice", *steps)
+
+
+@test
+def failover_and_failback_with_rolling_masters_lose_nothing():
+    pair = env["pair"] = Pair()
+    a, b, relay, log = pair.a, pair.b, pair.relay, pair.log
+    mark = log.mark()
+    # A is master: a user with folders, mail, a sieve script and
+    # subscriptions, sent whole once (-u), then rolling.
+    populate(a, "alice", 10, big=set())
+    on(a, *[("create", ('"%s"' % f,)) for f in (
+        "Work/Sub", "Archiv", "Archiv/Alt", "Projekte", "Tmp",
+        "Reisen 2026")], ("subscribe", ("Archiv",)),
+        ("subscribe", ('"Reisen 2026"',)))
+    for i in range(2):
+        a.append("alice", "Work/Sub", cyrus.make_message(50 + i, 1700))
+    a.append("alice", "Reisen 2026", cyrus.make_message(60, 1800))
+    a.put_sieve("alice", "vacation", b'require "fileinto";\r\n'
+                b'if header :contains "subject" "x" { fileinto "Tmp"; }\r\n')
+    sync_user(a)
+    a.start_rolling()
+    for i in range(3):
+        a.deliver("alice", cyrus.make_message(100 + i, 2000))
+    converge(a, b, USERS)
+    wait_caught_up(relay, store="s17ab")
+
+    # Failover: A stops, B becomes master through s17ba, whose shadow is
+    # empty while A (its replica) holds the whole user.
+    a.stop_rolling()
+    wait_caught_up(relay, store="s17ab")
+    eq(b.state("alice"), a.state("alice"))
+    b.start_rolling()
+    for i in range(40):
+        b.deliver("alice", cyrus.make_message(200 + i, 1500 + 13 * i))
+    on(b, ("select", ("INBOX",)),
+       ("uid", ("STORE", "1:5", "+FLAGS", r"(\Flagged)")),
+       ("uid", ("STORE", "6", "+FLAGS", r"(\Deleted)")), ("expunge", ()),
+       ("rename", ('"Reisen 2026"', '"Reisen B"')),
+       ("delete", ("Tmp",)), ("create", ("Neu",)))
+    b.append("alice", "Neu", cyrus.make_message(300, 2100))
+    want = converge(b, a, USERS)
+    wait_caught_up(relay, store="s17ba")
+    names = sorted(want["alice"]["mailboxes"])
+    for f in ("Archiv", "Archiv/Alt", "Projekte", "Work/Sub", "Reisen B",
+              "Neu"):
+        check(f in names, names)
+    check("Tmp" not in names and "Reisen 2026" not in names, names)
+    eq(len(want["alice"]["mailboxes"]["Work/Sub"]["messages"]), 2)
+    eq(direct_applies(b, a, "alice"), [])
+    text = relay.logtext()
+    check("store=s17ba replica=a event=repair_user user=alice complete=no"
+          in text, text)
+    check("event=repair_unmailbox" not in text, text)
+    check("store=s17ba replica=a event=repair_left mailbox=user.alice.Work.Sub"
+          in text, text)
+    eq(unproven(pair.tap_a, pair.journal("s17ba")), [])
+    ra = relay.status("s17ba")["stores"][0]["replicas"][0]
+    check(ra["left_alone"] >= 5 and "user.alice.Archiv" in
+          ra["left_alone_names"], ra)
+    eq((ra["state"], ra["lag_records"]), ("streaming", 0))
+    env["show"] = relay.ctl("status", "s17ba").stdout
+
+    # Failback: B stops, A is master again through s17ab (its shadow is
+    # from before the failover: stale).
+    b.stop_rolling()
+    wait_caught_up(relay, store="s17ba")
+    eq(a.state("alice"), b.state("alice"))
+    a.start_rolling()
+    for i in range(5):
+        a.deliver("alice", cyrus.make_message(400 + i, 2300))
+    on(a, ("select", ("INBOX",)),
+       ("uid", ("STORE", "7", "+FLAGS", r"(\Deleted)")), ("expunge", ()),
+       ("rename", ('"Reisen B"', '"Reisen C"')),
+       ("delete", ("Archiv/Alt",)))
+    want = converge(a, b, USERS)
+    wait_caught_up(relay, store="s17ab")
+    names = sorted(want["alice"]["mailboxes"])
+    for f in ("Archiv", "Projekte", "Work/Sub", "Reisen C", "Neu"):
+        check(f in names, names)
+    check("Archiv/Alt" not in names, names)
+    eq(direct_applies(a, b, "alice"), [])
+    eq(unproven(pair.tap_b, pair.journal("s17ab")), [])
+    text = relay.logtext()
+    check("event=link_failed" not in text, text)
+    log.flush()
+    check(not log.errors(mark), log.errors(mark))
+
+
 if __name__ == "__main__":
     try:
         run("test_failover")
     finally:
         if env.get("path"):
             env["path"].stop()
+        if env.get("pair"):
+            env["pair"].stop()

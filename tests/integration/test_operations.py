@@ -53,6 +53,7 @@ REPLICA_SCHEMA = {
     "lag_seconds": NUM, "replay_rate_records_per_second": NUM,
     "eta_seconds": OPT_NUM, "replayed_records": int, "replayed_bytes": int,
     "connects": int, "last_error": str, "last_error_age_seconds": OPT_NUM,
+    "left_alone": int, "left_alone_names": str,
     "errors": dict}
 STATUS_SCHEMA = {
     "pid": int, "time": NUM,
