@@ -332,7 +332,8 @@ parse_store_key(struct config *c, const char *key, const char *value,
 			return cerr(c, line, "unknown replica setting \"%s\" "
 			    "(known: authname, password, password_file, realm, "
 			    "tls, tls_ca_file, compress, restart_bytes, "
-			    "max_bytes_per_second, max_records_per_second)",
+			    "max_bytes_per_second, max_records_per_second, "
+			    "seed)",
 			    rdot + 1);
 		}
 		if (config_parse_value(o, value, &num, e, sizeof(e)) < 0) {
@@ -487,6 +488,11 @@ check_stores(struct config *c)
 			    &config_options[OPT_replica_max_records_per_second],
 			    v, &num, e, sizeof(e));
 			rc->max_records_per_second = num;
+			free(v);
+			v = RSTR(seed);
+			config_parse_value(&config_options[OPT_replica_seed], v,
+			    &num, e, sizeof(e));
+			rc->seed = num != 0;
 			free(v);
 #undef RSTR
 			if (*rc->password != '\0' && *rc->password_file != '\0')

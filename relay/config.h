@@ -63,6 +63,7 @@ struct replica_conf {
 	uint64_t restart_bytes;	/* RESTART after this many body bytes */
 	uint64_t max_bytes_per_second;		/* 0: no limit */
 	uint64_t max_records_per_second;	/* 0: no limit */
+	bool seed;		/* may answer for what the relay lacks */
 	int line;		/* where it was declared */
 };
 

@@ -9,6 +9,7 @@
 
 #include "protocol/csync.h"
 #include "relay/jfmt.h"
+#include "storage/fold.h"
 
 void
 jfmt_time(uint64_t us, char *out, size_t len)
@@ -26,20 +27,15 @@ jfmt_time(uint64_t us, char *out, size_t len)
 void
 jfmt_describe(const struct buf *raw, struct buf *out)
 {
-	struct csync_reader *r = csync_reader_new(CSYNC_SERVER, NULL, NULL);
-	struct buf line = BUF_INIT;
-	size_t used;
-	struct dlist *e = NULL;
+	bool seed;
+	struct dlist *e = fold_parse_record(raw->s, raw->len, &seed);
 	const char *s;
 
-	buf_append(&line, raw->s, raw->len);
-	buf_puts(&line, "\r\n");
 	buf_reset(out);
-	if (csync_reader_feed(r, line.s, line.len, &used) == CSYNC_LINE &&
-	    (e = csync_reader_take_entry(r)) != NULL) {
+	if (e != NULL) {
 		const struct dlist *rl = dlist_get(e, "RECORD");
 
-		buf_printf(out, "%s %s", csync_reader_verb(r), e->key);
+		buf_printf(out, "%s %s", seed ? "SEED" : "APPLY", e->key);
 		if (e->type == DL_ATOM)
 			buf_printf(out, " %s", e->s);
 		else if (dlist_get_str(e, "MBOXNAME", &s) == 0 && s)
@@ -54,8 +50,6 @@ jfmt_describe(const struct buf *raw, struct buf *out)
 		buf_printf(out, "(not a csync command: %.60s)", raw->s);
 	}
 	dlist_free(&e);
-	csync_reader_free(&r);
-	buf_free(&line);
 }
 
 int

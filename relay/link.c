@@ -116,6 +116,7 @@ struct link {
 	uint64_t lsn;			/* the record being replayed */
 	struct dlist *cmd;		/* its APPLY entry */
 	struct dlist *pending;		/* read ahead, not folded into cmd */
+	bool pending_seed;		/* it is a seed record: not sent */
 	struct seen_body *seen;		/* bodies replay passed, newest last */
 	size_t nseen, seen_alloc;
 	uint64_t pending_lsn;
@@ -158,6 +159,9 @@ struct link {
 	 * the replica and a partial shadow, which prove nothing. */
 	char left_alone[1024];
 	unsigned nleft_alone;
+	/* A GET asked on the store's behalf (link_query). */
+	link_query_cb query_cb;
+	void *query_arg;
 	/* Pause and rate limits. */
 	bool paused;
 	char paused_path[4096];		/* exists while paused */
@@ -271,11 +275,19 @@ fail(struct link *l, const char *fmt, ...)
 static void
 reset_session(struct link *l)
 {
+	if (l->query_cb != NULL) {
+		link_query_cb cb = l->query_cb;
+
+		l->query_cb = NULL;
+		cb(l->query_arg, "NO", "the connection to the replica was "
+		    "lost", NULL);
+	}
 	csync_reader_free(&l->reader);
 	saslcli_free(&l->sasl);
 	dlist_free(&l->untagged);
 	dlist_free(&l->cmd);
 	dlist_free(&l->pending);
+	l->pending_seed = false;
 	l->nseen = 0;
 	dlist_free(&l->missing);
 	journal_body_stream_free(&l->bs);
@@ -1734,6 +1746,7 @@ replay_next(struct link *l)
 	struct buf raw = BUF_INIT;
 	char err[256], path[4096];
 	size_t folded = 0, skipped = 0;
+	bool seed;
 	int e = 0;
 
 	if (l->conn == NULL || l->on_reply != NULL || l->cmd != NULL ||
@@ -1773,8 +1786,9 @@ replay_next(struct link *l)
 		l->cmd = l->pending;
 		l->lsn = l->pending_lsn;
 		l->pending = NULL;
-		if (is_mailbox_update(l->cmd) &&
-		    repaired_since(l, l->cmd, l->lsn)) {
+		if (l->pending_seed || (is_mailbox_update(l->cmd) &&
+		    repaired_since(l, l->cmd, l->lsn))) {
+			l->pending_seed = false;
 			dlist_free(&l->cmd);
 			skip_to(l, l->lsn);
 		}
@@ -1803,13 +1817,26 @@ replay_next(struct link *l)
 			remember_body(l, &rec);
 			continue;
 		}
-		next = fold_parse_command(raw.s, raw.len);
+		next = fold_parse_record(raw.s, raw.len, &seed);
 		if (next == NULL) {
 			buf_free(&raw);
 			dlist_free(&l->cmd);
 			fail(l, "journal record %llu is not an APPLY command",
 			    (unsigned long long)rec.lsn);
 			return;
+		}
+		/* State taken from a replica: the shadow's, not the
+		 * master's; never sent. */
+		if (seed && l->cmd == NULL) {
+			dlist_free(&next);
+			skip_to(l, rec.lsn);
+			continue;
+		}
+		if (seed) {
+			l->pending = next;
+			l->pending_lsn = rec.lsn;
+			l->pending_seed = true;
+			break;
 		}
 		if (l->cmd == NULL && is_mailbox_update(next) &&
 		    repaired_since(l, next, rec.lsn)) {
@@ -2088,6 +2115,7 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 	l->rc.restart_bytes = rc->restart_bytes;
 	l->rc.max_bytes_per_second = rc->max_bytes_per_second;
 	l->rc.max_records_per_second = rc->max_records_per_second;
+	l->rc.seed = rc->seed;
 	l->bytes_bucket.rate = (double)rc->max_bytes_per_second;
 	l->records_bucket.rate = (double)rc->max_records_per_second;
 	if (l->bytes_bucket.tokens > l->bytes_bucket.rate)
@@ -2335,4 +2363,55 @@ link_set_paused(struct link *l, bool paused)
 		l->backoff = BACKOFF_MIN;
 		link_connect(l);
 	}
+}
+
+/* ---- questions on the store's behalf -------------------------------------- */
+
+static bool
+idle(const struct link *l)
+{
+	return l->conn != NULL && !l->paused && l->on_reply == NULL &&
+	    l->cmd == NULL && l->bs == NULL && l->pending == NULL &&
+	    l->query_cb == NULL && (l->state == LINK_STREAMING ||
+	    l->state == LINK_CATCHING_UP);
+}
+
+bool
+link_seedable(const struct link *l)
+{
+	return l->rc.seed && idle(l) &&
+	    l->acked == journal_durable_lsn(l->st->journal);
+}
+
+bool
+link_may_seed(const struct link *l)
+{
+	return l->rc.seed && l->conn != NULL && !l->paused &&
+	    (l->state == LINK_STREAMING || l->state == LINK_CATCHING_UP ||
+	    l->state == LINK_REPAIRING);
+}
+
+static void
+query_reply(struct link *l, const char *verb, const char *text)
+{
+	link_query_cb cb = l->query_cb;
+	struct dlist *untagged = l->untagged;
+
+	l->untagged = NULL;
+	l->query_cb = NULL;
+	cb(l->query_arg, verb, text, untagged);
+	if (l->conn != NULL && l->on_reply == NULL)
+		replay_next(l);
+}
+
+int
+link_query(struct link *l, const struct dlist *entry, link_query_cb cb,
+    void *arg)
+{
+	if (!idle(l))
+		return -EBUSY;
+	l->query_cb = cb;
+	l->query_arg = arg;
+	send_cmd(l, "GET", entry, query_reply);
+	return 0;
 }

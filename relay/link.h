@@ -67,4 +67,24 @@ void link_stats(struct link *l, struct stats_link *out);
 /* Pauses (true) or resumes a link; a paused link keeps its cursor. */
 void link_set_paused(struct link *l, bool paused);
 
+/*
+ * Questions for the replica on the store's behalf (relay/seed.c): one
+ * GET between the link's own commands.  link_seedable(): the replica
+ * may be asked (replica_seed), the link is logged in and idle, and it
+ * holds the whole journal, so the replica's answer is the state the
+ * journal left there.  link_query() sends GET entry when the link is
+ * logged in and idle, and calls cb once with the final reply and the
+ * untagged entries (a list the callee takes, or NULL), also when the
+ * connection is lost first ("NO", reason).  Returns 0, or -EBUSY (no
+ * call back).
+ */
+struct dlist;
+typedef void (*link_query_cb)(void *arg, const char *verb, const char *text,
+    struct dlist *untagged);
+bool link_seedable(const struct link *l);
+/* Could be asked once it has replayed the rest of the journal. */
+bool link_may_seed(const struct link *l);
+int link_query(struct link *l, const struct dlist *entry, link_query_cb cb,
+    void *arg);
+
 #endif

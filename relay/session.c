@@ -37,6 +37,7 @@
 #include "relay/getcmd.h"
 #include "relay/session.h"
 #include "relay/stats.h"
+#include "relay/seed.h"
 #include "relay/store.h"
 #include "storage/apply.h"
 
@@ -82,6 +83,7 @@ struct session {
 	 */
 	char *user_sync;
 	bool user_sync_refused;
+	struct dlist *seed_get;		/* a GET waiting for relay/seed.c */
 };
 
 static void session_maybe_free(struct session *s);
@@ -845,6 +847,46 @@ no_args(struct session *s, const char *text, const char *cmdname)
 	return false;
 }
 
+/* Answers a GET (but FETCH) from the shadow. */
+static void
+answer_get(struct session *s, const struct dlist *entry)
+{
+	struct getcmd_ctx gc = { s->sieve_mailbox };
+	bool refused = s->user_sync_refused;
+	char why[256];
+	enum result_code code;
+
+	buf_reset(&s->reply);
+	code = getcmd_answer(s->store->shadow, entry, &gc, &s->reply, why,
+	    sizeof(why));
+	if (code != RESULT_OK)
+		log_info("store=%s event=refused cmd=GET sub=%s code=%s "
+		    "reason=\"%s\"", store_name(s), entry->key,
+		    result_name(code), why);
+	count_result(s, code);
+	csync_print_result(&s->reply, code);
+	conn_write(s->conn, s->reply.s, s->reply.len);
+	/* GET USER may find no such user: the sync creates it. */
+	if (strcmp(entry->key, "USER") == 0 &&
+	    code == RESULT_MAILBOX_NONEXISTENT)
+		s->user_sync_refused = refused;
+}
+
+/* The replica was asked (relay/seed.c): the GET can be answered now. */
+static void
+seed_done(void *arg)
+{
+	struct session *s = arg;
+
+	s->pending--;
+	if (!s->gone) {
+		answer_get(s, s->seed_get);
+		unbusy(s);
+	}
+	dlist_free(&s->seed_get);
+	session_maybe_free(s);
+}
+
 /*
  * Follows the master's user-level syncs (design invariant 9).  GET USER
  * starts one; it ends at the next command that is not part of it
@@ -932,25 +974,17 @@ handle_line(struct session *s)
 	    strcmp(entry->key, "FETCH") == 0) {
 		cmd_get_fetch(s, entry);
 	} else if (s->store != NULL && strcmp(verb, "GET") == 0 && entry) {
-		struct getcmd_ctx gc = { s->sieve_mailbox };
-		bool refused = s->user_sync_refused;
-		char why[256];
-		enum result_code code;
-
-		buf_reset(&s->reply);
-		code = getcmd_answer(s->store->shadow, entry, &gc, &s->reply,
-		    why, sizeof(why));
-		if (code != RESULT_OK)
-			log_info("store=%s event=refused cmd=GET sub=%s code=%s "
-			    "reason=\"%s\"", store_name(s), entry->key,
-			    result_name(code), why);
-		count_result(s, code);
-		csync_print_result(&s->reply, code);
-		conn_write(s->conn, s->reply.s, s->reply.len);
-		/* GET USER may find no such user: the sync creates it. */
-		if (strcmp(entry->key, "USER") == 0 &&
-		    code == RESULT_MAILBOX_NONEXISTENT)
-			s->user_sync_refused = refused;
+		/* What the relay never heard of may be on a replica. */
+		s->busy = true;
+		s->pending++;
+		if (seed_start(s->store, entry, seed_done, s)) {
+			s->seed_get = entry;
+			entry = NULL;
+		} else {
+			s->busy = false;
+			s->pending--;
+			answer_get(s, entry);
+		}
 	} else if (s->store != NULL && strcmp(verb, "APPLY") == 0 && entry) {
 		cmd_apply(s, entry);
 	} else if (s->store != NULL && strcmp(verb, "RESTORE") == 0) {

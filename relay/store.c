@@ -124,6 +124,8 @@ store_free(struct store *st)
 	for (i = 0; i < st->nlinks; i++)
 		link_free(&st->links[i]);
 	free(st->links);
+	st->links = NULL;
+	st->nlinks = 0;		/* a seed finishing in journal_close sees it */
 	if (st->loop)
 		ev_async_stop(st->loop, &st->wake);
 	journal_close(&st->journal);
@@ -131,6 +133,7 @@ store_free(struct store *st)
 	for (i = 0; i < st->ncursors; i++)
 		cursor_close(&st->cursors[i]);
 	free(st->cursors);
+	strset_clear(&st->seed_asked);
 	free(st->name);
 	free(st->identity);
 	free(st->dir);

@@ -14,6 +14,7 @@
 
 #include <ev.h>
 
+#include "lib/strset.h"
 #include "relay/config.h"
 #include "relay/stats.h"
 #include "storage/cursor.h"
@@ -47,6 +48,9 @@ struct store {
 	uint64_t ingested_records, ingested_bytes;
 	struct stats_code_count errors[STATS_MAX_CODES];
 	size_t nerrors;
+	/* Users ("U:name") and mailboxes ("M:name") a replica was asked
+	 * about for the master (relay/seed.c), once each. */
+	struct strset seed_asked;
 	/* Called on the loop after journal completions ran. */
 	void (*on_progress)(struct store *st, void *arg);
 	void *on_progress_arg;

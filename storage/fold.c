@@ -6,7 +6,9 @@
  * an interrupted fold simply resumes.  Commands are replayed with the
  * replay context: they were accepted when journaled, so only the
  * changes are redone (force mode and SIEVE-MAILBOX cannot turn a
- * journaled command into a refusal).
+ * journaled command into a refusal).  A seed record (SEED MAILBOX ...,
+ * state taken from a replica for what the master never sent) folds
+ * like the APPLY it stands for.
  */
 #include "autoconf.h"
 
@@ -24,14 +26,22 @@
 #define FOLD_BATCH 256
 
 struct dlist *
-fold_parse_command(const char *text, size_t len)
+fold_parse_record(const char *text, size_t len, bool *seed)
 {
 	struct csync_reader *r = csync_reader_new(CSYNC_SERVER, NULL, NULL);
 	struct buf line = BUF_INIT;
 	struct dlist *e = NULL;
 	size_t used;
 
-	buf_append(&line, text, len);
+	*seed = len > 5 && memcmp(text, "SEED ", 5) == 0;
+	if (*seed) {
+		/* Read as the APPLY it stands for (the csync reader takes a
+		 * dlist only after the verbs a master sends). */
+		buf_puts(&line, "APPLY");
+		buf_append(&line, text + 4, len - 4);
+	} else {
+		buf_append(&line, text, len);
+	}
 	buf_puts(&line, "\r\n");
 	if (csync_reader_feed(r, line.s, line.len, &used) == CSYNC_LINE &&
 	    strcmp(csync_reader_verb(r), "APPLY") == 0)
@@ -41,12 +51,21 @@ fold_parse_command(const char *text, size_t len)
 	return e;
 }
 
+struct dlist *
+fold_parse_command(const char *text, size_t len)
+{
+	bool seed;
+
+	return fold_parse_record(text, len, &seed);
+}
+
 int
 fold_command_text(struct shadow *s, const char *text, size_t len,
     struct apply_outcome *out)
 {
 	static const struct apply_ctx replay = { true, true, true };
-	struct dlist *e = fold_parse_command(text, len);
+	bool seed;
+	struct dlist *e = fold_parse_record(text, len, &seed);
 
 	if (e == NULL)
 		return -EINVAL;

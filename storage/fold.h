@@ -4,6 +4,7 @@
 #ifndef SR_FOLD_H
 #define SR_FOLD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,13 @@ struct dlist;
  * caller frees it.
  */
 struct dlist *fold_parse_command(const char *text, size_t len);
+/*
+ * The same for any record: also a seed record ("SEED MAILBOX %(...)",
+ * "SEED SUB ...": state a link took from a replica, so that the shadow
+ * answers for what the master never sent; links do not replay them),
+ * read as the APPLY entry it stands for, with *seed set.
+ */
+struct dlist *fold_parse_record(const char *text, size_t len, bool *seed);
 /*
  * Applies one journal record's payload (a command's text) to s inside
  * the caller's transaction; used by fold_journal() and by ingest.

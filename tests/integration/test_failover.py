@@ -18,6 +18,7 @@ invariant 9).
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -85,6 +86,10 @@ def failover_to_a_replica_through_the_relay():
     eq(len(state["alice"]["mailboxes"]["INBOX"]["messages"]),
        len(want["mailboxes"]["INBOX"]["messages"]) + 4)
     eq(direct_applies(b, c, "alice"), [])
+    # s2 took what C holds for what B asked about (B's -u asked GET
+    # USER alice), so B had nothing to send but its new messages.
+    check("store=s2 replica=r2 event=seeded mailboxes=" in relay.logtext(),
+          relay.logtext())
     st = relay.status()["stores"][0]
     eq((st["name"], st["replicas"][0]["state"],
         st["replicas"][0]["lag_records"]), ("s2", "streaming", 0))
@@ -98,44 +103,52 @@ class Pair:
     """Two Cyrus slots, A and B, each able to be master or replica, and a
     relay with a store per direction as the failover routine of
     docs/operations.md sets it up: s17ab (identity repl-s17a: master A,
-    replica B) and s17ba (identity repl-s17b: master B, replica A).  Each replica is
-    reached through a WireTap, so every command a link sends is kept."""
+    replica B) and s17ba (identity repl-s17b: master B, replica A).  Each
+    replica is reached through a WireTap, so every command a link sends
+    is kept.  seed: whether the relay may take what a replica holds for
+    what a master never sent it (replica_seed)."""
 
-    def __init__(self):
+    def __init__(self, seed):
         self.root = tempfile.mkdtemp(prefix="syncrelay-fofb-")
         self.a = self.b = self.relay = None
-        self.log = cyrus.Syslog(os.path.join(self.root, "syslog")).start()
-        self.a = cyrus.CyrusInstance(self.root, "slota", syslog=self.log,
-                                     users=USERS)
-        self.a.start()
-        self.b = cyrus.CyrusInstance(self.root, "slotb", syslog=self.log,
-                                     users=USERS)
-        self.b.start()
-        self.tap_a, self.tap_b = WireTap(self.a.sync_port), \
-            WireTap(self.b.sync_port)
-        relay = Relay()
-        db = os.path.join(relay.dir, "sasldb2")
-        for who in ("repl-s17a", "repl-s17b"):
-            sasldb(db, who, cyrus.REPL_PASSWORD, "relay-test")
-        relay.write_conf("allowplaintext: yes\n"
-                         "sasl_sasldb_path: %s\n"
-                         "sasl_mech_list: PLAIN\n"
-                         "replica_authname: repl\n"
-                         "replica_password: %s\n"
-                         "store.s17ab.identity: repl-s17a\n"
-                         "store.s17ab.replica.b: 127.0.0.1:%d\n"
-                         "store.s17ba.identity: repl-s17b\n"
-                         "store.s17ba.replica.a: 127.0.0.1:%d\n"
-                         % (db, cyrus.REPL_PASSWORD, self.tap_b.port,
-                            self.tap_a.port))
-        self.relay = relay.start()
-        for inst, who in ((self.a, "repl-s17a"), (self.b, "repl-s17b")):
-            inst.settings.update(cyrus.replication_conf(relay.port,
-                                                        authname=who))
-            inst.write_conf()
+        self.log = self.tap_a = self.tap_b = None
+        try:
+            self.log = cyrus.Syslog(os.path.join(self.root, "syslog")).start()
+            self.a = cyrus.CyrusInstance(self.root, "slota", syslog=self.log,
+                                         users=USERS)
+            self.a.start()
+            self.b = cyrus.CyrusInstance(self.root, "slotb", syslog=self.log,
+                                         users=USERS)
+            self.b.start()
+            self.tap_a, self.tap_b = WireTap(self.a.sync_port), \
+                WireTap(self.b.sync_port)
+            relay = Relay()
+            db = os.path.join(relay.dir, "sasldb2")
+            for who in ("repl-s17a", "repl-s17b"):
+                sasldb(db, who, cyrus.REPL_PASSWORD, "relay-test")
+            relay.write_conf("allowplaintext: yes\n"
+                             "sasl_sasldb_path: %s\n"
+                             "sasl_mech_list: PLAIN\n"
+                             "replica_authname: repl\n"
+                             "replica_password: %s\n"
+                             "store.s17ab.identity: repl-s17a\n"
+                             "store.s17ab.replica.b: 127.0.0.1:%d\n"
+                             "store.s17ba.identity: repl-s17b\n"
+                             "store.s17ba.replica.a: 127.0.0.1:%d\n"
+                             "replica_seed: %s\n"
+                             % (db, cyrus.REPL_PASSWORD, self.tap_b.port,
+                                self.tap_a.port, "yes" if seed else "no"))
+            self.relay = relay.start()
+            for inst, who in ((self.a, "repl-s17a"), (self.b, "repl-s17b")):
+                inst.settings.update(cyrus.replication_conf(relay.port,
+                                                            authname=who))
+                inst.write_conf()
+        except BaseException:
+            self.stop()
+            raise
 
     def journal(self, store):
-        r = __import__("subprocess").run(
+        r = subprocess.run(
             [os.path.join(BUILDDIR, "syncrelay-journal"), "dump",
              os.path.join(self.relay.dir, "data", store, "journal"), "-F"],
             capture_output=True, text=True, timeout=60)
@@ -147,8 +160,7 @@ class Pair:
             if inst:
                 inst.stop_rolling()
                 inst.stop()
-        for tap in (getattr(self, "tap_a", None), getattr(self, "tap_b",
-                                                             None)):
+        for tap in (self.tap_a, self.tap_b):
             if tap:
                 tap.stop()
         if self.relay:
@@ -183,9 +195,8 @@ def on(inst, *steps):
     imap_steps(inst, "alice", *steps)
 
 
-@test
-def failover_and_failback_with_rolling_masters_lose_nothing():
-    pair = env["pair"] = Pair()
+def failover_and_failback(seed):
+    pair = env["pair"] = Pair(seed)
     a, b, relay, log = pair.a, pair.b, pair.relay, pair.log
     mark = log.mark()
     # A is master: a user with folders, mail, a sieve script and
@@ -231,16 +242,33 @@ def failover_and_failback_with_rolling_masters_lose_nothing():
     eq(len(want["alice"]["mailboxes"]["Work/Sub"]["messages"]), 2)
     eq(direct_applies(b, a, "alice"), [])
     text = relay.logtext()
-    check("store=s17ba replica=a event=repair_user user=alice complete=no"
-          in text, text)
+    journal = pair.journal("s17ba")
     check("event=repair_unmailbox" not in text, text)
-    check("store=s17ba replica=a event=repair_left mailbox=user.alice.Work.Sub"
-          in text, text)
-    eq(unproven(pair.tap_a, pair.journal("s17ba")), [])
+    eq(unproven(pair.tap_a, journal), [])
     ra = relay.status("s17ba")["stores"][0]["replicas"][0]
-    check(ra["left_alone"] >= 5 and "user.alice.Archiv" in
-          ra["left_alone_names"], ra)
     eq((ra["state"], ra["lag_records"]), ("streaming", 0))
+    bodies = len(re.findall(r"^\d+ \S+ BODY ", journal, flags=re.M))
+    if seed:
+        # s17ba took what A holds: B was answered as A itself would
+        # answer, sent its own rename and deletion, and the bodies of
+        # the 41 new messages only -- none of the folders it already had.
+        check("store=s17ba replica=a event=seeded" in text, text)
+        check("store=s17ba replica=a event=repair" not in text, text)
+        check(re.search(r"^\d+ \S+ APPLY RENAME %\(OLDMBOXNAME "
+                        r'"user\.alice\.Reisen 2026" NEWMBOXNAME '
+                        r'"user\.alice\.Reisen B"', journal, flags=re.M),
+              journal)
+        check(bodies <= 41, "%d bodies sent again" % bodies)
+    else:
+        # s17ba knows only what B sent since the switch while A holds
+        # the whole user: the repairs leave A's other folders alone.
+        check("store=s17ba replica=a event=repair_user user=alice "
+              "complete=no" in text, text)
+        check("store=s17ba replica=a event=repair_left mailbox=user.alice."
+              "Work.Sub" in text, text)
+        check(ra["left_alone"] >= 5 and "user.alice.Archiv" in
+              ra["left_alone_names"], ra)
+        check(bodies > 41, "%d bodies" % bodies)
     env["show"] = relay.ctl("status", "s17ba").stdout
 
     # Failback: B stops, A is master again through s17ab (its shadow is
@@ -269,11 +297,32 @@ def failover_and_failback_with_rolling_masters_lose_nothing():
     check(not log.errors(mark), log.errors(mark))
 
 
+def stop_pair():
+    pair = env.pop("pair", None)
+    if pair:
+        pair.stop()
+
+
+@test
+def failover_and_failback_lose_nothing_where_the_relay_knows_little():
+    try:
+        failover_and_failback(seed=False)
+    finally:
+        stop_pair()
+
+
+@test
+def failover_and_failback_seeded_from_the_replica_resend_nothing():
+    try:
+        failover_and_failback(seed=True)
+    finally:
+        stop_pair()
+
+
 if __name__ == "__main__":
     try:
         run("test_failover")
     finally:
         if env.get("path"):
             env["path"].stop()
-        if env.get("pair"):
-            env["pair"].stop()
+        stop_pair()

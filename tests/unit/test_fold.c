@@ -421,6 +421,69 @@ dump(const char *path, struct buf *out)
 	sqlite3_close(db);
 }
 
+/*
+ * A seed record (relay/seed.c): a replica's mailbox, records and all,
+ * whose bodies the relay never had.  Applied as a replay, it changes
+ * the shadow; journaled as "SEED MAILBOX", it reads back as a seed, and
+ * the rebuilt shadow below holds it like the live one.
+ */
+static void
+seed_records_fold(void)
+{
+	static const struct apply_ctx replay = { true, true, true };
+	static const char *const seeds[] = {
+		"SEED MAILBOX %(UNIQUEID sd1 MBOXNAME user.seedy LAST_UID 2 "
+		"HIGHESTMODSEQ 7 RECENTUID 0 RECENTTIME 0 LAST_APPENDDATE 0 "
+		"POP3_LAST_LOGIN 0 UIDVALIDITY 1001 PARTITION default ACL "
+		"\"seedy\tlrswipkxtecdan\t\" OPTIONS P RECORD (%(UID 1 "
+		"MODSEQ 6 LAST_UPDATED 1700000000 FLAGS (\\Seen) INTERNALDATE "
+		"1700000000 SIZE 1234 GUID 1111111111111111111111111111111111111111"
+		") %(UID 2 MODSEQ 7 LAST_UPDATED 1700000001 FLAGS () INTERNALDATE "
+		"1700000001 SIZE 2345 GUID 2222222222222222222222222222222222222222"
+		")))",
+		"SEED SUB %(USERID seedy MBOXNAME user.seedy)",
+	};
+	struct dlist_printer pr = { DLIST_PRINT_CLIENT, NULL, NULL };
+	struct shadow_mailbox mb;
+	struct apply_outcome out;
+	struct buf text = BUF_INIT;
+	size_t i;
+	bool seed;
+
+	for (i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		struct dlist *e = fold_parse_record(seeds[i],
+		    strlen(seeds[i]), &seed);
+
+		test_assert(e != NULL && seed);
+		if (e == NULL)
+			continue;
+		shadow_begin(st.s);
+		apply_command(st.s, e, &replay, &out);
+		test_assert(out.changed);
+		buf_reset(&text);
+		csync_print_command(&text, "SEED", e, &pr);
+		text.len -= 2;
+		journal_append(st.j, JOURNAL_COMMAND, text.s, text.len, done,
+		    NULL);
+		wait_one();
+		test_assert_int(st.err, 0);
+		shadow_commit(st.s, st.lsn);
+		dlist_free(&e);
+	}
+	buf_free(&text);
+	test_assert_int(shadow_mailbox_by_name(st.s, "user.seedy", &mb), 0);
+	test_assert_int(mb.last_uid, 2);
+	shadow_mailbox_free(&mb);
+	/* An APPLY is no seed. */
+	{
+		struct dlist *e = fold_parse_record("APPLY UNUSER seedy", 18,
+		    &seed);
+
+		test_assert(e != NULL && !seed);
+		dlist_free(&e);
+	}
+}
+
 static void
 rebuilt_shadow_equals_live(void)
 {
@@ -433,6 +496,7 @@ rebuilt_shadow_equals_live(void)
 	dump(live, &a);
 	test_assert(strstr(a.s, "user.tracy") != NULL);
 	test_assert(strstr(a.s, "user.zed") != NULL);
+	test_assert(strstr(a.s, "user.seedy") != NULL);
 
 	/* All at once. */
 	snprintf(path, sizeof(path), "%s/rebuilt.db", dir);
@@ -476,4 +540,5 @@ teardown(void)
 }
 
 TEST_MAIN(T(setup), T(recorded_sessions_get_the_replicas_answers),
-    T(every_apply_kind), T(rebuilt_shadow_equals_live), T(teardown))
+    T(every_apply_kind), T(seed_records_fold), T(rebuilt_shadow_equals_live),
+    T(teardown))
