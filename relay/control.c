@@ -24,6 +24,7 @@
 #include "lib/xmalloc.h"
 #include "relay/control.h"
 #include "relay/link.h"
+#include "relay/snapshot.h"
 #include "relay/stats.h"
 #include "relay/store.h"
 
@@ -320,7 +321,7 @@ static int
 do_status(struct client *c, const char *store, bool json)
 {
 	double now = ev_time();
-	size_t i, n = stats_store_count(), shown = 0;
+	size_t i, n = snapshot_store_count(), shown = 0;
 
 	if (store && find_store(c, store) == NULL)
 		return 2;
@@ -330,7 +331,7 @@ do_status(struct client *c, const char *store, bool json)
 	for (i = 0; i < n; i++) {
 		struct stats_store s;
 
-		stats_store(i, &s);
+		snapshot_store(i, &s);
 		if (store && strcmp(s.name, store) != 0) {
 			stats_store_release(&s);
 			continue;

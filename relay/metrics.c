@@ -6,7 +6,7 @@
  * ev_io watches; an ev_timer covers what MHD_get_timeout() asks for
  * (idle connections to close, work left from the last round).  Every
  * callback runs inside MHD_run(), on the loop, so a scrape reads the
- * stores directly through stats_store(), the one way the daemon's
+ * stores directly through snapshot_store(), the one way the daemon's
  * statistics are read.
  *
  * Format: text exposition format 0.0.4.  All samples of a family come
@@ -32,6 +32,7 @@
 #include "relay/link.h"
 #include "relay/listener.h"
 #include "relay/metrics.h"
+#include "relay/snapshot.h"
 
 #define METRICS_MAX_CONNECTIONS 16
 #define METRICS_IDLE_TIMEOUT 10		/* seconds */
@@ -327,11 +328,11 @@ scrape(const struct metrics *m, size_t *len)
 {
 	struct buf out;
 	struct stats_store *stores;
-	size_t i, n = stats_store_count();
+	size_t i, n = snapshot_store_count();
 
 	stores = xcalloc(n + 1, sizeof(*stores));
 	for (i = 0; i < n; i++)
-		stats_store(i, &stores[i]);
+		snapshot_store(i, &stores[i]);
 	buf_init(&out, METRICS_MAX_BYTES);
 	metrics_format(&out, stores, n, m->start_time);
 	for (i = 0; i < n; i++)

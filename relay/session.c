@@ -394,6 +394,7 @@ auth_finish(struct session *s)
 	/* A new master session: who knows what changed since the last. */
 	shadow_forget_complete(st->shadow);
 	st->on_progress = store_progress;
+	st->master_quiet = session_quiet;
 	csync_reader_set_limits(s->reader, &s->params->limits);
 	log_info("conn=%lu peer=%s event=login user=%s store=%s",
 	    conn_id(s->conn), conn_peer(s->conn), user, st->name);

@@ -1,12 +1,8 @@
 /*
  * stats.h -- what the daemon knows about its stores and links, for the
- * control socket (syncrelayctl) and the Prometheus metrics.
- *
- * Everything here is read on the event loop: stats_store_count() and
- * stats_store() take a snapshot of one store and its replicas into plain
- * structs, so a caller can format them without holding anything.
- * Counters are totals since the daemon started; gauges are as of the
- * snapshot.
+ * control socket (syncrelayctl) and the Prometheus metrics, as plain
+ * structs (filled by relay/snapshot.c).  Counters are totals since the
+ * daemon started; gauges are as of the snapshot.
  */
 #ifndef SR_STATS_H
 #define SR_STATS_H
@@ -75,11 +71,7 @@ struct stats_store {
 	size_t nlinks;
 };
 
-/* Number of stores (those removed by a reload are not counted). */
-size_t stats_store_count(void);
-/* Fills out with store i (0-based, of those counted); out->links is
- * malloc'ed. */
-void stats_store(size_t i, struct stats_store *out);
+/* Frees what snapshot_store() allocated in s. */
 void stats_store_release(struct stats_store *s);
 /* Adds one to the count of code in a table of at most STATS_MAX_CODES. */
 void stats_count_code(struct stats_code_count *t, size_t *n,

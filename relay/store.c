@@ -13,7 +13,6 @@
 #include "lib/xmalloc.h"
 #include "relay/cursorq.h"
 #include "relay/link.h"
-#include "relay/session.h"
 #include "relay/store.h"
 #include "storage/fold.h"
 #include "storage/retention.h"
@@ -72,7 +71,8 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 */
 	if (st->removed)
 		return;		/* no replicas to measure against: keep all */
-	if ((st->master && !session_quiet(st->master)) ||
+	if ((st->master && st->master_quiet &&
+	    !st->master_quiet(st->master)) ||
 	    journal_pending_bytes(st->journal) > 0 ||
 	    shadow_in_transaction(st->shadow) || c == NULL)
 		return;

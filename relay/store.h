@@ -54,6 +54,9 @@ struct store {
 	/* Called on the loop after journal completions ran. */
 	void (*on_progress)(struct store *st, void *arg);
 	void *on_progress_arg;
+	/* Set by the master session: false while a change of it is on its
+	 * way into the journal (retention waits). */
+	bool (*master_quiet)(const struct session *s);
 };
 
 /*

@@ -1,0 +1,76 @@
+/*
+ * snapshot.c -- a store and its replicas as plain structs (stats.h), for
+ * the control socket and the metrics: the one place that reads the
+ * store, its links and its master session together, so that none of
+ * them needs to know the others' reporting.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/xmalloc.h"
+#include "relay/link.h"
+#include "relay/session.h"
+#include "relay/snapshot.h"
+#include "relay/store.h"
+#include "storage/journal.h"
+
+/* The i-th store still in the configuration. */
+static struct store *
+active_at(size_t i)
+{
+	size_t k, n = store_count();
+
+	for (k = 0; k < n; k++)
+		if (!store_at(k)->removed && i-- == 0)
+			return store_at(k);
+	return NULL;
+}
+
+size_t
+snapshot_store_count(void)
+{
+	size_t k, n = store_count(), active = 0;
+
+	for (k = 0; k < n; k++)
+		active += !store_at(k)->removed;
+	return active;
+}
+
+void
+snapshot_store(size_t i, struct stats_store *out)
+{
+	struct store *st = active_at(i);
+	struct journal_stats js;
+	size_t k;
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+		return;
+	snprintf(out->name, sizeof(out->name), "%s", st->name);
+	snprintf(out->identity, sizeof(out->identity), "%s", st->identity);
+	if (st->master != NULL) {
+		out->master_connected = true;
+		snprintf(out->master_peer, sizeof(out->master_peer), "%s",
+		    session_peer(st->master));
+	}
+	out->master_last_command = st->master_last_command;
+	journal_get_stats(st->journal, &js);
+	out->head_lsn = js.durable_lsn;
+	out->first_lsn = js.first_lsn;
+	out->journal_bytes = js.bytes;
+	out->journal_segments = js.segments;
+	out->fsyncs = js.fsyncs;
+	memcpy(out->fsync_buckets, js.fsync_buckets,
+	    sizeof(out->fsync_buckets));
+	out->fsync_seconds_sum = js.fsync_seconds_sum;
+	out->ingested_records = st->ingested_records;
+	out->ingested_bytes = st->ingested_bytes;
+	memcpy(out->errors, st->errors, sizeof(out->errors));
+	out->nerrors = st->nerrors;
+	out->links = xcalloc(st->nlinks + 1, sizeof(*out->links));
+	for (k = 0; k < st->nlinks; k++)
+		link_stats(st->links[k], &out->links[out->nlinks++]);
+}
