@@ -11,8 +11,8 @@
 
 #include "lib/log.h"
 #include "lib/xmalloc.h"
-#include "relay/cursorq.h"
-#include "relay/link.h"
+#include "relay/replay/cursorq.h"
+#include "relay/replay/link.h"
 #include "relay/store.h"
 #include "storage/fold.h"
 #include "storage/retention.h"

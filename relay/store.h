@@ -16,7 +16,7 @@
 
 #include "lib/strset.h"
 #include "relay/config.h"
-#include "relay/stats.h"
+#include "relay/ops/stats.h"
 #include "storage/cursor.h"
 #include "storage/journal.h"
 #include "storage/shadow.h"

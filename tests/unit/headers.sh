@@ -6,7 +6,7 @@ set -u
 passed=0
 failed=0
 tmp=$(mktemp -d)
-for h in $(cd "$SRCDIR" && ls lib/*.h protocol/*.h storage/*.h relay/*.h 2>/dev/null); do
+for h in $(cd "$SRCDIR" && ls lib/*.h protocol/*.h storage/*.h relay/*.h relay/*/*.h 2>/dev/null); do
 	printf '#include "autoconf.h"\n#include "%s"\n#include "%s"\n' "$h" "$h" \
 	    > "$tmp/t.c"
 	if $CC -fsyntax-only -Wall -Werror -I"$SRCDIR" -I"$BUILDDIR" \

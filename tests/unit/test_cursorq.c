@@ -7,7 +7,7 @@
 
 #include <unistd.h>
 
-#include "relay/cursorq.h"
+#include "relay/replay/cursorq.h"
 #include "storage/cursor.h"
 #include "tests/unit/journal_util.h"
 #include "tests/unit/test.h"

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "lib/buf.h"
-#include "relay/metrics.h"
-#include "relay/stats.h"
+#include "relay/ops/metrics.h"
+#include "relay/ops/stats.h"
 #include "tests/unit/test.h"
 
 static void

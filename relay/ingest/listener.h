@@ -8,7 +8,7 @@
 
 #include <ev.h>
 
-#include "relay/session.h"
+#include "relay/ingest/session.h"
 
 struct listener;
 

@@ -29,10 +29,10 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "relay/config.h"
-#include "relay/link.h"
-#include "relay/listener.h"
-#include "relay/metrics.h"
-#include "relay/snapshot.h"
+#include "relay/replay/link.h"
+#include "relay/ingest/listener.h"
+#include "relay/ops/metrics.h"
+#include "relay/ops/snapshot.h"
 
 #define METRICS_MAX_CONNECTIONS 16
 #define METRICS_IDLE_TIMEOUT 10		/* seconds */

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "relay/stats.h"
+#include "relay/ops/stats.h"
 
 /* Number of stores (those removed by a reload are not counted). */
 size_t snapshot_store_count(void);

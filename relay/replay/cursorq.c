@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "lib/log.h"
-#include "relay/cursorq.h"
+#include "relay/replay/cursorq.h"
 #include "storage/cursor.h"
 
 static pthread_mutex_t qlock = PTHREAD_MUTEX_INITIALIZER;

@@ -24,8 +24,8 @@
 #include "lib/strset.h"
 #include "lib/xmalloc.h"
 #include "protocol/csync.h"
-#include "relay/link.h"
-#include "relay/seed.h"
+#include "relay/replay/link.h"
+#include "relay/ingest/seed.h"
 #include "relay/store.h"
 #include "storage/apply.h"
 

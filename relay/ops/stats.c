@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "relay/stats.h"
+#include "relay/ops/stats.h"
 #include "storage/journal.h"
 
 _Static_assert(STATS_FSYNC_BUCKETS == JOURNAL_FSYNC_BUCKETS,

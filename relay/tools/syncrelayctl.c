@@ -32,7 +32,7 @@
 
 #include "lib/buf.h"
 #include "relay/config.h"
-#include "relay/jfmt.h"
+#include "relay/ops/jfmt.h"
 #include "storage/journal.h"
 
 #define DEFAULT_CONFIG "/etc/syncrelay.conf"

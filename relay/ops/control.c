@@ -22,10 +22,10 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
-#include "relay/control.h"
-#include "relay/link.h"
-#include "relay/snapshot.h"
-#include "relay/stats.h"
+#include "relay/ops/control.h"
+#include "relay/replay/link.h"
+#include "relay/ops/snapshot.h"
+#include "relay/ops/stats.h"
 #include "relay/store.h"
 
 #define MAX_REQUEST 4096

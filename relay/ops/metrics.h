@@ -14,7 +14,7 @@
 #include <ev.h>
 
 #include "lib/buf.h"
-#include "relay/stats.h"
+#include "relay/ops/stats.h"
 
 struct metrics;
 

@@ -35,9 +35,9 @@
 #include "protocol/saslsrv.h"
 #include "relay/conn.h"
 #include "relay/getcmd.h"
-#include "relay/session.h"
-#include "relay/stats.h"
-#include "relay/seed.h"
+#include "relay/ingest/session.h"
+#include "relay/ops/stats.h"
+#include "relay/ingest/seed.h"
 #include "relay/store.h"
 #include "storage/apply.h"
 

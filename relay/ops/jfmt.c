@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "protocol/csync.h"
-#include "relay/jfmt.h"
+#include "relay/ops/jfmt.h"
 #include "storage/fold.h"
 
 void

@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "lib/xmalloc.h"
-#include "relay/link.h"
-#include "relay/session.h"
-#include "relay/snapshot.h"
+#include "relay/replay/link.h"
+#include "relay/ingest/session.h"
+#include "relay/ops/snapshot.h"
 #include "relay/store.h"
 #include "storage/journal.h"
 

@@ -22,7 +22,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "relay/conn.h"
-#include "relay/listener.h"
+#include "relay/ingest/listener.h"
 
 struct listener {
 	struct ev_loop *loop;

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
-#include "relay/jfmt.h"
+#include "relay/ops/jfmt.h"
 #include "storage/journal.h"
 
 static void

@@ -1,0 +1,496 @@
+/*
+ * link.c -- a link's life cycle and what the rest of the relay may ask
+ * of it (link.h): making and freeing it, a reload's new settings, a
+ * cursor reset, pause and resume, its figures for status and metrics,
+ * and GETs asked on the store's behalf (seeding).  The work is done by
+ * the parts named in link_int.h.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "protocol/tlsctx.h"
+#include "relay/conn.h"
+#include "relay/replay/link_int.h"
+#include "relay/store.h"
+#include "storage/cursor.h"
+
+static char *
+read_password(const struct replica_conf *rc)
+{
+	FILE *fp;
+	char line[1024];
+
+	if (rc->password && *rc->password)
+		return xstrdup(rc->password);
+	if (rc->password_file == NULL || *rc->password_file == '\0')
+		return xstrdup("");
+	if ((fp = fopen(rc->password_file, "r")) == NULL ||
+	    fgets(line, sizeof(line), fp) == NULL) {
+		if (fp)
+			fclose(fp);
+		return NULL;
+	}
+	fclose(fp);
+	line[strcspn(line, "\r\n")] = '\0';
+	return xstrdup(line);
+}
+
+struct link *
+link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
+    struct cursor *cursor)
+{
+	struct link *l = xcalloc(1, sizeof(*l));
+
+	l->loop = loop;
+	l->repair = &link_repair_ops;
+	l->st = st;
+	l->rc = *rc;
+	l->rc.name = xstrdup(rc->name);
+	l->rc.host = xstrdup(rc->host);
+	l->rc.authname = xstrdup(rc->authname);
+	l->rc.realm = xstrdup(rc->realm ? rc->realm : "");
+	l->rc.tls_ca_file = xstrdup(rc->tls_ca_file ? rc->tls_ca_file : "");
+	l->rc.password = l->rc.password_file = NULL;
+	l->cursor = cursor;
+	l->acked = l->posted = cursor_lsn(cursor);
+	l->needs_resync = (cursor_flags(cursor) & CURSOR_NEEDS_RESYNC) != 0;
+	l->cq.c = cursor;
+	l->cq.store = st->name;
+	l->cq.replica = l->rc.name;
+	l->fd = -1;
+	l->backoff = BACKOFF_MIN;
+	buf_init(&l->mechs, 0);
+	ev_init(&l->retry, link_retry_cb);
+	l->retry.data = l;
+	ev_timer_init(&l->cursor_timer, link_cursor_cb, 0.2, 0.2);
+	l->cursor_timer.data = l;
+	ev_timer_start(loop, &l->cursor_timer);
+	l->rate_t = ev_now(loop);
+	l->rate_acked = l->acked;
+	ev_init(&l->throttle, link_throttle_cb);
+	l->throttle.data = l;
+	ev_init(&l->idle_t, link_idle_cb);
+	l->idle_t.repeat = IDLE_TRIM;
+	l->idle_t.data = l;
+	l->bytes_bucket = (struct bucket){ (double)rc->max_bytes_per_second,
+		(double)rc->max_bytes_per_second, ev_now(loop) };
+	l->records_bucket = (struct bucket){
+		(double)rc->max_records_per_second,
+		(double)rc->max_records_per_second, ev_now(loop) };
+	snprintf(l->paused_path, sizeof(l->paused_path), "%s/cursors/%s.paused",
+	    st->dir, rc->name);
+	if (access(l->paused_path, F_OK) == 0) {
+		l->paused = true;
+		log_info("store=%s replica=%s event=link_paused acked=%llu "
+		    "note=\"paused before the restart; syncrelayctl resume "
+		    "to go on\"", st->name, rc->name,
+		    (unsigned long long)l->acked);
+		link_set_state(l, LINK_PAUSED);
+	}
+	l->password = read_password(rc);
+	if (l->password == NULL) {
+		l->password = xstrdup("");
+		link_fail(l, "cannot read the password file %s", rc->password_file);
+		return l;
+	}
+	link_connect(l);
+	return l;
+}
+
+void
+link_free(struct link **lp)
+{
+	struct link *l = *lp;
+
+	if (l == NULL)
+		return;
+	l->state = LINK_FAILED;		/* no retry from on_close */
+	if (l->conn) {
+		/* Between commands, say goodbye as sync_client does. */
+		if (l->on_reply == NULL && l->bs == NULL && !l->in_banner)
+			conn_write(l->conn, "EXIT\r\n", 6);
+		conn_close(l->conn, "shutting down", true);
+	}
+	if (l->fd >= 0) {
+		ev_io_stop(l->loop, &l->connect_w);
+		close(l->fd);
+	}
+	ev_timer_stop(l->loop, &l->retry);
+	ev_timer_stop(l->loop, &l->cursor_timer);
+	ev_timer_stop(l->loop, &l->throttle);
+	ev_timer_stop(l->loop, &l->idle_t);
+	cursorq_cancel(&l->cq);
+	cursorq_lock();
+	if (l->acked > cursor_lsn(l->cursor))
+		cursor_store(l->cursor, l->acked);
+	cursorq_unlock();
+	link_reset_session(l);
+	tlsctx_free(&l->tls_ctx);
+	buf_free(&l->mechs);
+	free(l->seen);
+	free(l->rq);
+	free(l->rc.name);
+	free(l->rc.host);
+	free(l->rc.authname);
+	free(l->rc.realm);
+	free(l->rc.tls_ca_file);
+	if (l->password) {
+		memset(l->password, 0, strlen(l->password));
+		free(l->password);
+	}
+	free(l);
+	*lp = NULL;
+}
+
+/*
+ * The operator acted (new settings, a reset, resume): a failed link is
+ * down again, without its reason, so that it retries.
+ */
+static void
+unfail(struct link *l)
+{
+	if (l->state != LINK_FAILED)
+		return;
+	l->state = LINK_DOWN;
+	l->why[0] = '\0';
+}
+
+/* What a session depends on: a change means logging in again. */
+static char *
+session_key(const struct replica_conf *rc, const char *password)
+{
+	return xasprintf("%s|%u|%s|%s|%d|%s|%d|%s", rc->host, rc->port,
+	    rc->authname, rc->realm ? rc->realm : "", (int)rc->tls,
+	    rc->tls_ca_file ? rc->tls_ca_file : "", (int)rc->compress,
+	    password);
+}
+
+void
+link_reconfigure(struct link *l, const struct replica_conf *rc)
+{
+	char *password = read_password(rc);
+	char *old, *new;
+	bool relogin;
+
+	if (password == NULL) {
+		log_error("store=%s replica=%s event=reconfigure_failed "
+		    "reason=\"cannot read the password file %s\" note=\"the "
+		    "link keeps its settings\"", l->st->name, l->rc.name,
+		    rc->password_file);
+		return;
+	}
+	old = session_key(&l->rc, l->password);
+	new = session_key(rc, password);
+	relogin = strcmp(old, new) != 0;
+	free(old);
+	free(new);
+	l->rc.restart_bytes = rc->restart_bytes;
+	l->rc.max_bytes_per_second = rc->max_bytes_per_second;
+	l->rc.max_records_per_second = rc->max_records_per_second;
+	l->rc.seed = rc->seed;
+	l->bytes_bucket.rate = (double)rc->max_bytes_per_second;
+	l->records_bucket.rate = (double)rc->max_records_per_second;
+	if (l->bytes_bucket.tokens > l->bytes_bucket.rate)
+		l->bytes_bucket.tokens = l->bytes_bucket.rate;
+	if (l->records_bucket.tokens > l->records_bucket.rate)
+		l->records_bucket.tokens = l->records_bucket.rate;
+	ev_timer_stop(l->loop, &l->throttle);
+	log_info("store=%s replica=%s event=link_reconfigured relogin=%s "
+	    "max_bytes_per_second=%llu max_records_per_second=%llu",
+	    l->st->name, l->rc.name, relogin ? "yes" : "no",
+	    (unsigned long long)rc->max_bytes_per_second,
+	    (unsigned long long)rc->max_records_per_second);
+	if (!relogin) {
+		free(password);
+		link_kick(l);	/* the timer that would have is stopped */
+		return;
+	}
+	free(l->rc.host);
+	free(l->rc.authname);
+	free(l->rc.realm);
+	free(l->rc.tls_ca_file);
+	l->rc.host = xstrdup(rc->host);
+	l->rc.port = rc->port;
+	l->rc.authname = xstrdup(rc->authname);
+	l->rc.realm = xstrdup(rc->realm ? rc->realm : "");
+	l->rc.tls = rc->tls;
+	l->rc.tls_ca_file = xstrdup(rc->tls_ca_file ? rc->tls_ca_file : "");
+	l->rc.compress = rc->compress;
+	memset(l->password, 0, strlen(l->password));
+	free(l->password);
+	l->password = password;
+	l->backoff = BACKOFF_MIN;
+	if (!l->paused)
+		unfail(l);	/* new settings deserve a new try */
+	tlsctx_free(&l->tls_ctx);	/* link_connect() makes it anew */
+	if (l->fd >= 0) {
+		ev_io_stop(l->loop, &l->connect_w);
+		close(l->fd);
+		l->fd = -1;
+	}
+	if (l->conn != NULL) {
+		bool idle = l->on_reply == NULL && l->bs == NULL &&
+		    l->cmd == NULL && !l->in_banner;
+
+		/* A command in flight is abandoned and replayed later. */
+		if (idle)
+			conn_write(l->conn, "EXIT\r\n", 6);
+		l->closing_on_purpose = true;
+		conn_close(l->conn, "reconfigured", !idle);
+	} else if (!l->paused) {
+		ev_timer_stop(l->loop, &l->retry);
+		link_connect(l);
+	}
+}
+
+void
+link_check_resync(struct link *l)
+{
+	if (cursor_flags(l->cursor) & CURSOR_NEEDS_RESYNC)
+		l->needs_resync = true;
+}
+
+int
+link_reset(struct link *l, uint64_t lsn, char *err, size_t err_len)
+{
+	uint64_t head = journal_durable_lsn(l->st->journal);
+	uint64_t first = journal_first_lsn(l->st->journal);
+
+	if (lsn > head || (first > 0 && lsn + 1 < first)) {
+		snprintf(err, err_len, "LSN %llu is outside the journal "
+		    "(records %llu..%llu are kept)", (unsigned long long)lsn,
+		    (unsigned long long)first, (unsigned long long)head);
+		return -1;
+	}
+	cursorq_cancel(&l->cq);
+	cursorq_lock();
+	if (cursor_reset(l->cursor, lsn, 0) < 0) {
+		cursorq_unlock();
+		snprintf(err, err_len, "writing the cursor failed");
+		return -1;
+	}
+	cursorq_unlock();
+	l->needs_resync = false;
+	log_warnx("store=%s replica=%s event=cursor_reset from=%llu to=%llu",
+	    l->st->name, l->rc.name, (unsigned long long)l->acked,
+	    (unsigned long long)lsn);
+	l->acked = l->posted = l->lsn = lsn;
+	l->rate_acked = lsn;
+	l->front = (struct rpos){ 0 };
+	l->nseen = 0;
+	l->nrepaired = 0;
+	if (l->conn != NULL) {
+		l->closing_on_purpose = true;
+		conn_close(l->conn, "cursor reset", true);
+	} else if (!l->paused) {
+		unfail(l);
+		l->backoff = BACKOFF_MIN;
+		ev_timer_stop(l->loop, &l->retry);
+		link_connect(l);
+	}
+	return 0;
+}
+
+void
+link_wake(struct link *l)
+{
+	if (l->state == LINK_STREAMING || l->state == LINK_CATCHING_UP)
+		link_replay_next(l);
+}
+
+uint64_t
+link_acked(const struct link *l)
+{
+	return l->acked;
+}
+
+const char *
+link_name(const struct link *l)
+{
+	return l->rc.name;
+}
+
+/* Finds the record after the cursor when replay has not read it. */
+static void
+locate_front(struct link *l)
+{
+	struct journal_reader *r;
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	char path[4096], err[256];
+
+	snprintf(path, sizeof(path), "%s/journal", l->st->dir);
+	r = journal_reader_new(path, NULL, l->acked + 1, 0, err, sizeof(err));
+	if (r != NULL && journal_reader_next(r, &rec, &raw) == 1)
+		l->front = (struct rpos){ rec.lsn, rec.time_us, rec.segment,
+			rec.offset };
+	buf_free(&raw);
+	journal_reader_free(&r);
+}
+
+void
+link_stats(struct link *l, struct stats_link *out)
+{
+	uint64_t head = journal_durable_lsn(l->st->journal);
+	struct journal_segment *segs = NULL;
+	size_t nsegs = 0, i;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", l->rc.name);
+	snprintf(out->address, sizeof(out->address), "%s:%u", l->rc.host,
+	    (unsigned)l->rc.port);
+	snprintf(out->state, sizeof(out->state), "%s", link_state_name(l->state));
+	out->paused = l->paused;
+	if (l->state == LINK_FAILED)
+		snprintf(out->reason, sizeof(out->reason), "%s", l->why);
+	else if (l->state == LINK_DOWN || l->state == LINK_CONNECTING)
+		snprintf(out->reason, sizeof(out->reason), "%s",
+		    l->last_error);
+	snprintf(out->last_error, sizeof(out->last_error), "%s",
+	    l->last_error);
+	out->last_error_time = l->last_error_time;
+	out->left_alone = l->nleft_alone;
+	snprintf(out->left_alone_names, sizeof(out->left_alone_names), "%s",
+	    l->left_alone);
+	out->cursor_lsn = l->acked;
+	out->lag_records = head > l->acked ? head - l->acked : 0;
+	out->replay_rate = l->rate;
+	out->eta_seconds = out->lag_records == 0 ? 0 : l->rate > 0.01 ?
+	    (double)out->lag_records / l->rate : -1;
+	out->replayed_records = l->replayed_records;
+	out->replayed_bytes = l->replayed_bytes;
+	out->connects = l->connects;
+	memcpy(out->errors, l->errors, sizeof(out->errors));
+	out->nerrors = l->nerrors;
+	if (out->lag_records == 0)
+		return;
+	if (l->front.lsn != l->acked + 1 && l->front_missing != l->acked + 1)
+		locate_front(l);
+	if (l->front.lsn != l->acked + 1) {
+		l->front_missing = l->acked + 1;	/* don't look again */
+		return;
+	}
+	out->lag_seconds = ev_time() - (double)l->front.time_us / 1e6;
+	if (out->lag_seconds < 0)
+		out->lag_seconds = 0;
+	journal_segments(l->st->journal, &segs, &nsegs);
+	for (i = 0; i < nsegs; i++) {
+		if (segs[i].first == l->front.segment)
+			out->lag_bytes += segs[i].bytes > l->front.offset ?
+			    segs[i].bytes - l->front.offset : 0;
+		else if (segs[i].first > l->front.segment)
+			out->lag_bytes += segs[i].bytes;
+	}
+	free(segs);
+}
+
+void
+link_set_paused(struct link *l, bool paused)
+{
+	int fd;
+
+	if (paused == l->paused && (paused || l->state != LINK_FAILED))
+		return;
+	l->paused = paused;
+	log_info("store=%s replica=%s event=%s acked=%llu", l->st->name,
+	    l->rc.name, paused ? "link_paused" : "link_resumed",
+	    (unsigned long long)l->acked);
+	if (paused) {
+		/* Kept across restarts, like the cursor. */
+		fd = open(l->paused_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+		if (fd >= 0)
+			close(fd);
+		else
+			log_warn("store=%s replica=%s event=pause_not_kept "
+			    "path=%s", l->st->name, l->rc.name,
+			    l->paused_path);
+		ev_timer_stop(l->loop, &l->retry);
+		/* A throttled command in flight still needs its timer. */
+		if (l->cmd == NULL && l->bs == NULL)
+			ev_timer_stop(l->loop, &l->throttle);
+		if (l->fd >= 0) {
+			ev_io_stop(l->loop, &l->connect_w);
+			close(l->fd);
+			l->fd = -1;
+		}
+		if (l->conn == NULL) {
+			if (l->state != LINK_FAILED)
+				link_set_state(l, LINK_PAUSED);
+		} else if (l->on_reply == NULL && l->bs == NULL &&
+		    l->cmd == NULL && !l->in_banner) {
+			conn_write(l->conn, "EXIT\r\n", 6);
+			conn_close(l->conn, "paused", false);
+		} else if (l->in_banner || l->state == LINK_LOGIN) {
+			conn_close(l->conn, "paused", true);
+		}
+		/* Otherwise the command in flight finishes first. */
+		return;
+	}
+	if (unlink(l->paused_path) < 0 && errno != ENOENT)
+		log_warn("store=%s replica=%s event=unpause_not_kept path=%s",
+		    l->st->name, l->rc.name, l->paused_path);
+	unfail(l);	/* resume retries a failed link: the operator fixed it */
+	if (l->conn == NULL) {
+		link_set_state(l, LINK_DOWN);
+		l->backoff = BACKOFF_MIN;
+		link_connect(l);
+	}
+}
+
+static bool
+idle(const struct link *l)
+{
+	return l->conn != NULL && !l->paused && l->on_reply == NULL &&
+	    l->cmd == NULL && l->bs == NULL && l->pending == NULL &&
+	    l->query_cb == NULL && (l->state == LINK_STREAMING ||
+	    l->state == LINK_CATCHING_UP);
+}
+
+bool
+link_seedable(const struct link *l)
+{
+	return l->rc.seed && idle(l) &&
+	    l->acked == journal_durable_lsn(l->st->journal);
+}
+
+bool
+link_may_seed(const struct link *l)
+{
+	return l->rc.seed && l->conn != NULL && !l->paused &&
+	    (l->state == LINK_STREAMING || l->state == LINK_CATCHING_UP ||
+	    l->state == LINK_REPAIRING);
+}
+
+static void
+query_reply(struct link *l, const char *verb, const char *text)
+{
+	link_query_cb cb = l->query_cb;
+	struct dlist *untagged = l->untagged;
+
+	l->untagged = NULL;
+	l->query_cb = NULL;
+	cb(l->query_arg, verb, text, untagged);
+	if (l->conn != NULL && l->on_reply == NULL)
+		link_replay_next(l);
+}
+
+int
+link_query(struct link *l, const struct dlist *entry, link_query_cb cb,
+    void *arg)
+{
+	if (!idle(l))
+		return -EBUSY;
+	l->query_cb = cb;
+	l->query_arg = arg;
+	link_send_cmd(l, "GET", entry, query_reply);
+	return 0;
+}

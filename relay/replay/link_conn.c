@@ -1,0 +1,445 @@
+/*
+ * link_conn.c -- a link's connection to its replica: connecting (and
+ * trying again with the backoff), TLS, reading the banner and its
+ * capabilities, logging in with Cyrus SASL, COMPRESS DEFLATE and
+ * SIEVE-MAILBOX.  Once logged in it hands over to the replay
+ * (link_replay_next()).  Every reply is read here and handed to the
+ * continuation in l->on_reply, with the untagged lines that came first.
+ *
+ * TLS (replica_tls): "starttls" reads the banner, sends STARTTLS if it
+ * is offered (the link fails if not: no silent clear text), handshakes,
+ * and reads the banner again, which a Cyrus sync_server sends anew under
+ * TLS; "implicit" handshakes before the banner.  The replica's
+ * certificate must verify against replica_tls_ca_file (or the system's
+ * CAs) and name the configured host.  A failed handshake is a connection
+ * error: logged as event=tls_failed and retried with the backoff.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "protocol/csync.h"
+#include "protocol/result.h"
+#include "protocol/saslcli.h"
+#include "protocol/tlsctx.h"
+#include "relay/conn.h"
+#include "relay/replay/link_int.h"
+#include "relay/store.h"
+
+static void start_login(struct link *l);
+static void start_starttls(struct link *l);
+static void after_login(struct link *l);
+
+void
+link_reset_session(struct link *l)
+{
+	if (l->query_cb != NULL) {
+		link_query_cb cb = l->query_cb;
+
+		l->query_cb = NULL;
+		cb(l->query_arg, "NO", "the connection to the replica was "
+		    "lost", NULL);
+	}
+	csync_reader_free(&l->reader);
+	saslcli_free(&l->sasl);
+	dlist_free(&l->untagged);
+	dlist_free(&l->cmd);
+	dlist_free(&l->pending);
+	l->pending_seed = false;
+	l->nseen = 0;
+	dlist_free(&l->missing);
+	journal_body_stream_free(&l->bs);
+	journal_reader_free(&l->jr);	/* restart from acked + 1 */
+	buf_reset(&l->mechs);
+	l->on_reply = NULL;
+	l->repairing = l->caught_up = l->user_repaired = false;
+	dlist_free(&l->repair_ops);
+	dlist_free(&l->repair_queue);
+	l->tls_up = l->tls_starting = false;
+	l->staged = 0;
+	l->rq_head = l->rq_len = 0;	/* the reader starts again */
+}
+
+void
+link_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	link_connect(w->data);
+}
+
+static void
+on_close(struct conn *c, void *arg, const char *reason)
+{
+	struct link *l = arg;
+
+	l->conn = NULL;
+	link_reset_session(l);
+	if (l->state == LINK_FAILED)
+		return;
+	if (l->paused) {
+		l->closing_on_purpose = false;
+		link_set_state(l, LINK_PAUSED);
+		return;
+	}
+	if (!l->closing_on_purpose)
+		link_note_error(l, "connection_lost", "connection lost: %s", reason);
+	l->closing_on_purpose = false;
+	log_warnx("store=%s replica=%s event=link_down reason=\"%s\" "
+	    "retry_in=%.0fs", l->st->name, l->rc.name, reason, l->backoff);
+	link_set_state(l, LINK_DOWN);
+	link_schedule_retry(l);
+}
+
+static void
+on_free(void *arg)
+{
+}
+
+static void
+on_drain(struct conn *c, void *arg)
+{
+	link_pump_files(arg);
+}
+
+static size_t
+on_input(struct conn *c, void *arg, const char *data, size_t n)
+{
+	struct link *l = arg;
+	size_t off = 0, used;
+
+	while (off < n && l->conn != NULL) {
+		enum csync_status st = csync_reader_feed(l->reader, data + off,
+		    n - off, &used);
+		const char *verb, *text;
+
+		off += used;
+		if (st == CSYNC_NEED_MORE)
+			break;
+		if (st == CSYNC_BAD_LINE) {
+			char shown[81];
+			size_t i, k = 0;
+
+			/* Show the start of what came, printable. */
+			for (i = off - used; i < n && k < sizeof(shown) - 1 &&
+			    data[i] != '\r' && data[i] != '\n'; i++)
+				shown[k++] = data[i] >= 0x20 && data[i] < 0x7f ?
+				    data[i] : '?';
+			shown[k] = '\0';
+			link_fail(l, "unreadable reply from the replica: %s (\"%s\")",
+			    csync_reader_errstr(l->reader), shown);
+			break;
+		}
+		verb = csync_reader_verb(l->reader);
+		text = csync_reader_text(l->reader);
+		if (l->in_banner) {
+			if (text && strncmp(text, "SASL ", 5) == 0)
+				buf_puts(&l->mechs, text + 5);
+			else if (text && strcmp(text, "COMPRESS DEFLATE") == 0)
+				l->offers_compress = true;
+			else if (text && strcmp(text, "SIEVE-MAILBOX") == 0)
+				l->offers_sieve = true;
+			else if (text && strcmp(text, "STARTTLS") == 0)
+				l->offers_starttls = true;
+			else if (text && strncmp(text, "OK", 2) == 0) {
+				l->in_banner = false;
+				csync_reader_set_banner(l->reader, false);
+				if (l->rc.tls == REPLICA_TLS_STARTTLS &&
+				    !l->tls_up)
+					start_starttls(l);
+				else
+					start_login(l);
+			}
+			continue;
+		}
+		if (strcmp(verb, "*") == 0) {
+			struct dlist *e = csync_reader_take_entry(l->reader);
+
+			if (e) {
+				if (l->untagged == NULL)
+					l->untagged = dlist_new_list(NULL);
+				dlist_append(l->untagged, e);
+			}
+			continue;
+		}
+		if (l->on_reply) {
+			void (*k)(struct link *, const char *, const char *) =
+			    l->on_reply;
+
+			l->on_reply = NULL;
+			if (strcmp(verb, "OK") != 0 && strcmp(verb, "+") != 0)
+				stats_count_code(l->errors, &l->nerrors,
+				    strcmp(verb, "NO") == 0 ? result_name(
+				    result_from_no_text(text ? text : "")) :
+				    verb);
+			k(l, verb, text ? text : "");
+		}
+		dlist_free(&l->untagged);
+		if (l->tls_starting) {
+			/* The conn dropped the rest: nothing may follow. */
+			l->tls_starting = false;
+			return n;
+		}
+	}
+	return off;
+}
+
+static const struct conn_ops link_ops = { on_input, on_close, on_free,
+	on_drain, true };
+
+/* The handshake is over: TLS is up (err NULL), or the conn is closing. */
+static void
+tls_done(struct conn *c, void *arg, const char *err)
+{
+	struct link *l = arg;
+
+	if (err != NULL) {
+		snprintf(l->why, sizeof(l->why), "%s", err);
+		log_warnx("store=%s replica=%s event=tls_failed addr=%s:%u "
+		    "error=\"%s\"", l->st->name, l->rc.name, l->rc.host,
+		    l->rc.port, err);
+		link_note_error(l, "tls_failed", "TLS with %s:%u: %s", l->rc.host,
+		    l->rc.port, err);
+		return;		/* on_close() schedules the retry */
+	}
+	l->tls_up = true;
+	log_info("store=%s replica=%s event=tls_up mode=%s", l->st->name,
+	    l->rc.name, l->rc.tls == REPLICA_TLS_IMPLICIT ? "implicit" :
+	    "starttls");
+}
+
+static void
+connected_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct link *l = w->data;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	char peer[300];
+
+	ev_io_stop(loop, w);
+	if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ||
+	    err != 0) {
+		log_warnx("store=%s replica=%s event=connect_failed addr=%s:%u "
+		    "error=\"%s\" retry_in=%.0fs", l->st->name, l->rc.name,
+		    l->rc.host, l->rc.port, strerror(err ? err : errno),
+		    l->backoff);
+		link_note_error(l, "connect_failed", "connecting to %s:%u: %s",
+		    l->rc.host, l->rc.port, strerror(err ? err : errno));
+		close(l->fd);
+		l->fd = -1;
+		link_set_state(l, LINK_DOWN);
+		link_schedule_retry(l);
+		return;
+	}
+	snprintf(peer, sizeof(peer), "%s:%u", l->rc.host, l->rc.port);
+	l->reader = csync_reader_new(CSYNC_CLIENT, NULL, NULL);
+	csync_reader_set_banner(l->reader, true);
+	l->in_banner = true;
+	l->offers_compress = l->offers_sieve = l->deflating = false;
+	l->offers_starttls = false;
+	l->conn = conn_new(loop, l->fd, peer, 0, &link_ops, l);
+	l->fd = -1;
+	link_set_state(l, LINK_LOGIN);
+	if (l->rc.tls == REPLICA_TLS_IMPLICIT)
+		conn_start_tls_client(l->conn, l->tls_ctx, l->rc.host,
+		    tls_done);
+}
+
+void
+link_connect(struct link *l)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[16];
+	int r;
+
+	if (l->state == LINK_FAILED || l->paused || l->conn != NULL ||
+	    l->fd >= 0)
+		return;
+	if (l->rc.tls != REPLICA_TLS_NO && l->tls_ctx == NULL) {
+		char err[300];
+
+		l->tls_ctx = tlsctx_client_new(l->rc.tls_ca_file, err,
+		    sizeof(err));
+		if (l->tls_ctx == NULL) {
+			link_fail(l, "%s", err);
+			return;
+		}
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%u", l->rc.port);
+	r = getaddrinfo(l->rc.host, port, &hints, &res);
+	if (r != 0) {
+		log_warnx("store=%s replica=%s event=connect_failed host=%s "
+		    "error=\"%s\"", l->st->name, l->rc.name, l->rc.host,
+		    gai_strerror(r));
+		link_schedule_retry(l);
+		return;
+	}
+	link_set_state(l, LINK_CONNECTING);
+	l->fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (l->fd < 0 || (connect(l->fd, res->ai_addr, res->ai_addrlen) < 0 &&
+	    errno != EINPROGRESS)) {
+		log_warn("store=%s replica=%s event=connect_failed", l->st->name,
+		    l->rc.name);
+		if (l->fd >= 0)
+			close(l->fd);
+		l->fd = -1;
+		freeaddrinfo(res);
+		link_set_state(l, LINK_DOWN);
+		link_schedule_retry(l);
+		return;
+	}
+	freeaddrinfo(res);
+	ev_io_init(&l->connect_w, connected_cb, l->fd, EV_WRITE);
+	l->connect_w.data = l;
+	ev_io_start(l->loop, &l->connect_w);
+}
+
+static void
+caps_reply(struct link *l, const char *verb, const char *text)
+{
+	if (strcmp(verb, "OK") != 0) {
+		link_fail(l, "APPLY CAPABILITIES: %s %s", verb, text);
+		return;
+	}
+	l->backoff = BACKOFF_MIN;
+	l->connects++;
+	log_info("store=%s replica=%s event=link_up acked=%llu", l->st->name,
+	    l->rc.name, (unsigned long long)l->acked);
+	link_set_state(l, LINK_CATCHING_UP);
+	link_replay_next(l);
+}
+
+static void
+compress_reply(struct link *l, const char *verb, const char *text)
+{
+	l->deflating = true;	/* asked once per session, either way */
+	if (strcmp(verb, "OK") != 0) {
+		log_warnx("store=%s replica=%s event=compress_refused "
+		    "reply=\"%s %s\"", l->st->name, l->rc.name, verb, text);
+	} else if (conn_start_deflate(l->conn) < 0) {
+		link_drop(l, "zlib failed");
+		return;
+	} else {
+		log_info("store=%s replica=%s event=compress_on", l->st->name,
+		    l->rc.name);
+	}
+	after_login(l);
+}
+
+static void
+after_login(struct link *l)
+{
+	struct dlist *caps;
+
+	if (l->rc.compress && l->offers_compress && l->on_reply == NULL &&
+	    !l->deflating) {
+		l->on_reply = compress_reply;
+		link_send_text(l, "COMPRESS DEFLATE\r\n", 18);
+		return;
+	}
+	if (!l->offers_sieve) {
+		caps_reply(l, "OK", "");
+		return;
+	}
+	caps = dlist_new_list("CAPABILITIES");
+	dlist_add_atom(caps, NULL, "SIEVE-MAILBOX");
+	link_send_cmd(l, "APPLY", caps, caps_reply);
+	dlist_free(&caps);
+}
+
+static void
+auth_reply(struct link *l, const char *verb, const char *text)
+{
+	struct buf resp = BUF_INIT;
+	const char *why = "";
+
+	if (strcmp(verb, "+") == 0) {
+		if (saslcli_step(l->sasl, text, &resp, &why) == SASLSRV_FAIL) {
+			link_send_text(l, "*\r\n", 3);
+			l->on_reply = auth_reply;
+			buf_free(&resp);
+			return;
+		}
+		buf_puts(&resp, "\r\n");
+		l->on_reply = auth_reply;
+		link_send_text(l, resp.s, resp.len);
+		buf_free(&resp);
+		return;
+	}
+	if (strcmp(verb, "OK") != 0) {
+		link_fail(l, "the replica refused the login as %s: %s %s",
+		    l->rc.authname, verb, text);
+		return;
+	}
+	after_login(l);
+}
+
+static void
+starttls_reply(struct link *l, const char *verb, const char *text)
+{
+	if (strcmp(verb, "OK") != 0) {
+		/* The replica could not set up TLS: maybe later. */
+		snprintf(l->why, sizeof(l->why), "STARTTLS: %s %s", verb, text);
+		log_warnx("store=%s replica=%s event=tls_failed addr=%s:%u "
+		    "error=\"%s\"", l->st->name, l->rc.name, l->rc.host,
+		    l->rc.port, l->why);
+		link_drop(l, "STARTTLS refused");
+		return;
+	}
+	/* Under TLS the replica sends its banner again, without STARTTLS. */
+	l->tls_starting = true;
+	l->in_banner = true;
+	csync_reader_set_banner(l->reader, true);
+	buf_reset(&l->mechs);
+	l->offers_compress = l->offers_sieve = l->offers_starttls = false;
+	conn_start_tls_client(l->conn, l->tls_ctx, l->rc.host, tls_done);
+}
+
+static void
+start_starttls(struct link *l)
+{
+	if (!l->offers_starttls) {
+		link_fail(l, "replica %s (%s:%u) does not offer STARTTLS, and "
+		    "replica_tls is starttls (is TLS set up on its "
+		    "sync_server: tls_server_cert, tls_server_key?)",
+		    l->rc.name, l->rc.host, l->rc.port);
+		return;
+	}
+	l->on_reply = starttls_reply;
+	link_send_text(l, "STARTTLS\r\n", 10);
+}
+
+static void
+start_login(struct link *l)
+{
+	struct buf initial = BUF_INIT, line = BUF_INIT;
+	const char *mech = NULL, *why = "";
+	char err[256];
+
+	l->sasl = saslcli_new(l->rc.host, l->rc.authname, l->password,
+	    l->rc.realm, "127.0.0.1;0", "127.0.0.1;0", err, sizeof(err));
+	if (l->sasl == NULL) {
+		link_fail(l, "%s", err);
+		return;
+	}
+	if (saslcli_start(l->sasl, buf_cstring(&l->mechs), &mech, &initial,
+	    &why) == SASLSRV_FAIL) {
+		link_fail(l, "no usable SASL mechanism among \"%s\": %s",
+		    buf_cstring(&l->mechs), why);
+		return;
+	}
+	buf_printf(&line, "AUTHENTICATE %s%s%s\r\n", mech, initial.len ? " " :
+	    "", buf_cstring(&initial));
+	l->on_reply = auth_reply;
+	link_send_text(l, line.s, line.len);
+	buf_free(&initial);
+	buf_free(&line);
+}

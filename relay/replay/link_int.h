@@ -1,0 +1,214 @@
+/*
+ * link_int.h -- what the parts of a link share (not for use outside
+ * relay/replay/).
+ *
+ * A link (link.h) is cut in parts, each a file, called in one direction
+ * only:
+ *
+ *   link.c          life cycle and the public API (link.h)
+ *     -> link_conn.c     connecting, TLS, SASL, banner and capabilities
+ *     -> link_replay.c   reading the journal, staging bodies, the cursor
+ *     -> link_repair.c   repair, reached from the replay only through
+ *                        l->repair (struct link_repair_ops)
+ *     -> link_fold.c     folding consecutive updates of one mailbox
+ *     -> link_policy.c   the retry backoff and the rate limits
+ *     -> link_core.c     state, errors and sending, used by all
+ *
+ * link_conn.c calls the replay (once logged in), link_repair.c calls the
+ * replay (to send a mailbox whole, then to go on); the replay reports a
+ * refusal upward through l->repair, so no two parts call each other.
+ */
+#ifndef SR_LINK_INT_H
+#define SR_LINK_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "lib/buf.h"
+#include "protocol/dlist.h"
+#include "relay/config.h"
+#include "relay/ops/stats.h"
+#include "relay/replay/cursorq.h"
+#include "relay/replay/link.h"
+#include "storage/journal.h"
+
+struct link;
+
+/*
+ * What the replay asks of repair when a replica refuses a mailbox.  Set
+ * by link_new() to link_repair_ops (link_repair.c).
+ */
+struct link_repair_ops {
+	/* CHANGED or CHECKSUM: send the mailbox whole from the shadow. */
+	void (*mailbox)(struct link *l, const char *why);
+	/* MOVED, or missing on the replica: compare the user's folders. */
+	void (*user)(struct link *l, const char *why);
+	/* A mailbox sent by a repair was accepted: true if the repair has
+	 * more to send (it goes on), false if the replay goes on. */
+	bool (*accepted)(struct link *l);
+};
+
+extern const struct link_repair_ops link_repair_ops;
+
+#define BACKOFF_MIN 1.0
+#define BACKOFF_MAX 60.0
+#define FILES_PER_MESSAGE 256
+
+/* Where a body record is, so that sending it needs no segment scan. */
+struct seen_body {
+	char guid[41];
+	uint64_t lsn, segment, offset;
+};
+
+#define MAX_SEEN 65536
+#define IDLE_TRIM 2.0		/* seconds caught up before trimming */
+#define MAX_REPAIRED 64
+
+/* A record read from the journal and not yet acknowledged. */
+struct rpos {
+	uint64_t lsn, time_us, segment, offset;
+};
+
+/* A token bucket: at most rate per second, bursts of one second. */
+struct bucket {
+	double rate;		/* 0: no limit */
+	double tokens;
+	double last;		/* ev_now() of the last refill */
+};
+
+struct link {
+	const struct link_repair_ops *repair;
+	struct ev_loop *loop;
+	struct store *st;
+	struct replica_conf rc;
+	char *password;
+	struct cursor *cursor;
+	enum link_state state;
+	char why[1024];
+
+	int fd;
+	ev_io connect_w;
+	ev_timer retry;
+	double backoff;
+	ev_timer cursor_timer;
+	struct conn *conn;
+	struct csync_reader *reader;
+	bool in_banner;
+	struct buf mechs;
+	bool offers_compress, offers_sieve, deflating;
+	bool offers_starttls;
+	void *tls_ctx;			/* client SSL_CTX, or NULL: no TLS */
+	bool tls_up;			/* TLS is on for this session */
+	bool tls_starting;		/* STARTTLS accepted: input is stale */
+	struct saslcli *sasl;
+	void (*on_reply)(struct link *l, const char *verb, const char *text);
+	struct dlist *untagged;
+
+	struct journal_reader *jr;
+	uint64_t acked;
+	uint64_t posted;		/* last LSN handed to the cursor writer */
+	struct cursorq_req cq;
+	bool needs_resync;		/* retention dropped what it lacks */
+	bool closing_on_purpose;	/* the close is ours: not an error */
+	uint64_t lsn;			/* the record being replayed */
+	struct dlist *cmd;		/* its APPLY entry */
+	struct dlist *pending;		/* read ahead, not folded into cmd */
+	bool pending_seed;		/* it is a seed record: not sent */
+	struct seen_body *seen;		/* bodies replay passed, newest last */
+	size_t nseen, seen_alloc;
+	uint64_t pending_lsn;
+	bool repairing;
+	bool user_repaired;		/* this record had a user-level repair */
+	struct dlist *repair_ops;	/* APPLY RENAME/UNMAILBOX to send */
+	struct dlist *repair_queue;	/* full APPLY MAILBOX to send */
+	char repair_why[300];
+	/* Mailboxes sent whole from the shadow: older records are moot. */
+	struct {
+		char uniqueid[64];
+		uint64_t upto;		/* the shadow's LSN then */
+	} repaired[MAX_REPAIRED];
+	size_t nrepaired;
+	bool caught_up;		/* reached the journal's end this session */
+	uint32_t r_last_uid;
+	uint64_t r_highestmodseq;	/* from the last GET MAILBOXES */
+	char r_partition[256];
+	struct dlist *missing;		/* GUIDs the replica lacks */
+	const struct dlist *next_file;
+	size_t files_in_batch;
+	struct journal_body_stream *bs;
+	uint64_t staged;		/* body bytes sent since RESTART */
+
+	/* Lag: where the oldest unacknowledged record is. */
+	struct rpos *rq;		/* read, not acked, oldest first */
+	size_t rq_head, rq_len, rq_alloc;
+	struct rpos front;		/* record acked + 1 (lsn 0: unknown) */
+	uint64_t front_missing;		/* that record could not be found */
+	/* Counters and rates for status and metrics. */
+	uint64_t replayed_records, replayed_bytes, connects;
+	double rate;			/* records/s acknowledged, smoothed */
+	double rate_t;			/* ev_now() of the last sample */
+	uint64_t rate_acked;
+	char last_error[1024];
+	double last_error_time;
+	struct stats_code_count errors[STATS_MAX_CODES];
+	size_t nerrors;
+	/* What the last user-level repair left alone: differences between
+	 * the replica and a partial shadow, which prove nothing. */
+	char left_alone[1024];
+	unsigned nleft_alone;
+	/* A GET asked on the store's behalf (link_query). */
+	link_query_cb query_cb;
+	void *query_arg;
+	/* Pause and rate limits. */
+	bool paused;
+	char paused_path[4096];		/* exists while paused */
+	struct bucket bytes_bucket, records_bucket;
+	ev_timer throttle;
+	ev_timer idle_t;		/* caught up a while: give memory back */
+};
+
+/* link_core.c: state, errors and sending. */
+void link_note_error(struct link *l, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void link_set_state(struct link *l, enum link_state st);
+void link_send_text(struct link *l, const char *text, size_t n);
+/* Sends verb entry; k gets the reply. */
+void link_send_cmd(struct link *l, const char *verb, const struct dlist *entry,
+    void (*k)(struct link *, const char *, const char *));
+/* Gives up on the connection; retries later unless the link failed. */
+void link_drop(struct link *l, const char *why);
+/* Stops the link in the failed state with the reason (log, status). */
+void link_fail(struct link *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Moves the first child of list out of it. */
+struct dlist *link_pop_child(struct dlist *list);
+
+/* link_policy.c: retry backoff and rate limits. */
+bool link_throttled(struct link *l);
+void link_schedule_retry(struct link *l);
+
+/* link_conn.c: the connection and the login. */
+void link_connect(struct link *l);
+void link_reset_session(struct link *l);
+void link_retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* link_replay.c: the replay loop. */
+void link_replay_next(struct link *l);
+void link_advance(struct link *l);
+void link_kick(struct link *l);
+void link_ask_mailbox_state(struct link *l);
+void link_pump_files(struct link *l);
+void link_remember_repaired(struct link *l, const char *uniqueid);
+void link_throttle_cb(struct ev_loop *loop, ev_timer *w, int revents);
+void link_idle_cb(struct ev_loop *loop, ev_timer *w, int revents);
+void link_cursor_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* link_fold.c: folding updates of one mailbox. */
+bool link_is_mailbox_update(const struct dlist *cmd);
+bool link_same_str(const struct dlist *a, const struct dlist *b,
+    const char *key);
+void link_fold_mailbox(struct dlist *newer, struct dlist *older);
+
+#endif

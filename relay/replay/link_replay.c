@@ -1,0 +1,707 @@
+/*
+ * link_replay.c -- replaying the journal to the replica, record after
+ * record from the cursor: reading (consecutive updates of one mailbox
+ * folded into one while catching up), asking the replica for the
+ * mailbox's state (GET MAILBOXES) to set the SINCE_* guards, staging
+ * the bodies it lacks (APPLY RESERVE, then APPLY MESSAGE streamed from
+ * the journal as the socket drains, never held whole), sending the
+ * command, and moving the cursor only past what the replica answered OK.
+ * The cursor goes to the cursor writer thread (cursorq.h) every 200 ms
+ * when it moved, so a crash replays at most that much again.
+ *
+ * A mailbox the replica refuses is handed to repair through l->repair
+ * (link_int.h); anything else the replica refuses stops the link.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "protocol/csync.h"
+#include "protocol/result.h"
+#include "relay/conn.h"
+#include "relay/replay/link_int.h"
+#include "relay/store.h"
+#include "storage/fold.h"
+#include "storage/shadow.h"
+
+#define MAX_FOLD 4096
+#define MAX_SKIP 1024
+
+static void mailbox_state_reply(struct link *l, const char *verb,
+    const char *text);
+static const struct seen_body *find_body(const struct link *l,
+    const char *guid);
+
+static void
+restart_reply(struct link *l, const char *verb, const char *text)
+{
+	if (strcmp(verb, "OK") != 0) {
+		link_fail(l, "RESTART: %s %s", verb, text);
+		return;
+	}
+	l->staged = 0;
+	link_replay_next(l);
+}
+
+/* Goes on with whatever waits: sending bodies, or the next record. */
+void
+link_kick(struct link *l)
+{
+	if (l->conn == NULL)
+		return;
+	if (l->bs != NULL || (l->missing != NULL && l->on_reply == NULL &&
+	    l->next_file != NULL))
+		link_pump_files(l);
+	else
+		link_replay_next(l);
+}
+
+void
+link_throttle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	link_kick(w->data);
+}
+
+/* Forgets the read records the replica has now acknowledged. */
+static void
+rq_ack(struct link *l)
+{
+	while (l->rq_len > 0 && l->rq[l->rq_head].lsn <= l->acked) {
+		l->rq_head = (l->rq_head + 1) % l->rq_alloc;
+		l->rq_len--;
+	}
+	l->front = l->rq_len > 0 && l->rq[l->rq_head].lsn == l->acked + 1 ?
+	    l->rq[l->rq_head] : (struct rpos){ 0 };
+}
+
+static void
+rq_push(struct link *l, const struct journal_record *rec)
+{
+	if (l->rq_len == l->rq_alloc) {
+		size_t n = l->rq_alloc ? l->rq_alloc * 2 : 64, i;
+		struct rpos *v = xreallocarray(NULL, n, sizeof(*v));
+
+		for (i = 0; i < l->rq_len; i++)
+			v[i] = l->rq[(l->rq_head + i) % l->rq_alloc];
+		free(l->rq);
+		l->rq = v;
+		l->rq_head = 0;
+		l->rq_alloc = n;
+	}
+	l->rq[(l->rq_head + l->rq_len) % l->rq_alloc] = (struct rpos){
+		rec->lsn, rec->time_us, rec->segment, rec->offset };
+	l->rq_len++;
+	if (rec->lsn == l->acked + 1)
+		l->front = l->rq[(l->rq_head + l->rq_len - 1) % l->rq_alloc];
+}
+
+void
+link_advance(struct link *l)
+{
+	if (l->lsn > l->acked) {
+		l->replayed_records += l->lsn - l->acked;
+		if (l->records_bucket.rate > 0)
+			l->records_bucket.tokens -= (double)(l->lsn - l->acked);
+	}
+	l->acked = l->lsn;
+	rq_ack(l);
+	l->repairing = l->user_repaired = false;
+	dlist_free(&l->repair_ops);
+	dlist_free(&l->repair_queue);
+	dlist_free(&l->cmd);
+	dlist_free(&l->missing);
+	/*
+	 * The replica keeps every body staged on this connection until
+	 * RESTART or EXIT: in a long catch-up that would be the whole
+	 * backlog on its disk.  Between commands, once enough has piled
+	 * up, let it go (bodies are staged again per mailbox anyway).
+	 */
+	if (l->staged >= l->rc.restart_bytes) {
+		log_info("store=%s replica=%s event=restart staged_bytes=%llu "
+		    "acked=%llu", l->st->name, l->rc.name,
+		    (unsigned long long)l->staged, (unsigned long long)l->acked);
+		l->on_reply = restart_reply;
+		link_send_text(l, "RESTART\r\n", 9);
+		return;
+	}
+	link_replay_next(l);
+}
+
+void
+link_ask_mailbox_state(struct link *l)
+{
+	struct dlist *names = dlist_new_list("MAILBOXES");
+	const char *name = NULL;
+
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
+	dlist_add_atom(names, NULL, name ? name : "");
+	link_send_cmd(l, "GET", names, mailbox_state_reply);
+	dlist_free(&names);
+}
+
+/* The replica got uniqueid whole, as of the shadow's LSN now. */
+void
+link_remember_repaired(struct link *l, const char *uniqueid)
+{
+	size_t i = l->nrepaired % MAX_REPAIRED;
+
+	snprintf(l->repaired[i].uniqueid, sizeof(l->repaired[i].uniqueid),
+	    "%s", uniqueid);
+	l->repaired[i].upto = shadow_lsn(l->st->shadow);
+	l->nrepaired++;
+}
+
+/* Was cmd's mailbox sent whole at or after lsn? */
+static bool
+repaired_since(const struct link *l, const struct dlist *cmd, uint64_t lsn)
+{
+	const char *u = NULL;
+	size_t i, n = l->nrepaired < MAX_REPAIRED ? l->nrepaired :
+	    MAX_REPAIRED;
+
+	if (dlist_get_str(cmd, "UNIQUEID", &u) < 0 || u == NULL)
+		return false;
+	for (i = 0; i < n; i++)
+		if (l->repaired[i].upto >= lsn &&
+		    strcmp(l->repaired[i].uniqueid, u) == 0)
+			return true;
+	return false;
+}
+
+static void
+mailbox_reply(struct link *l, const char *verb, const char *text)
+{
+	enum result_code code;
+
+	if (strcmp(verb, "OK") == 0) {
+		if (l->repairing && l->repair->accepted(l))
+			return;
+		if (l->state == LINK_REPAIRING)
+			link_set_state(l, l->caught_up ? LINK_STREAMING :
+			    LINK_CATCHING_UP);
+		link_advance(l);
+		return;
+	}
+	code = strcmp(verb, "NO") == 0 ? result_from_no_text(text) :
+	    RESULT_PROTOCOL_ERROR;
+	if (code == RESULT_MAILBOX_MOVED) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s %s", verb, text);
+		l->repair->user(l, why);
+		return;
+	}
+	if (code == RESULT_SYNC_CHANGED || code == RESULT_SYNC_CHECKSUM) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s %s", verb, text);
+		l->repair->mailbox(l, why);
+		return;
+	}
+	link_fail(l, "APPLY MAILBOX: %s %s", verb, text);
+}
+
+static void
+send_mailbox(struct link *l)
+{
+	link_send_cmd(l, "APPLY", l->cmd, mailbox_reply);
+}
+
+static void
+message_reply(struct link *l, const char *verb, const char *text)
+{
+	if (strcmp(verb, "OK") != 0) {
+		link_fail(l, "APPLY MESSAGE: %s %s", verb, text);
+		return;
+	}
+	if (l->next_file != NULL) {
+		link_pump_files(l);		/* the next batch */
+		return;
+	}
+	send_mailbox(l);
+}
+
+/* Sends the missing bodies as APPLY MESSAGE file literals. */
+void
+link_pump_files(struct link *l)
+{
+	struct buf chunk = BUF_INIT;
+
+	while (l->conn && l->on_reply == NULL &&
+	    conn_out_pending(l->conn) < CONN_OUT_HIGH) {
+		if (l->bytes_bucket.rate > 0 && link_throttled(l)) {
+			buf_free(&chunk);
+			return;
+		}
+		if (l->bs != NULL) {
+			ssize_t n;
+
+			buf_reset(&chunk);
+			n = journal_body_stream_read(l->bs, &chunk, 256 * 1024);
+			if (n > 0) {
+				link_send_text(l, chunk.s, chunk.len);
+				continue;
+			}
+			journal_body_stream_free(&l->bs);
+			if (n < 0) {
+				buf_free(&chunk);
+				link_fail(l, "a stored message is damaged: %s",
+				    strerror((int)-n));
+				return;
+			}
+			l->next_file = l->next_file->next;
+			l->files_in_batch++;
+			if (l->next_file == NULL ||
+			    l->files_in_batch == FILES_PER_MESSAGE) {
+				link_send_text(l, ")\r\n", 3);
+				l->on_reply = message_reply;
+				break;
+			}
+			link_send_text(l, " ", 1);
+		}
+		{
+			const struct seen_body *sb;
+			struct shadow_body b;
+			struct journal_record rec;
+			char path[4096], err[256];
+			struct buf hdr = BUF_INIT;
+
+			if (l->files_in_batch == FILES_PER_MESSAGE ||
+			    (l->next_file == l->missing->head &&
+			    l->files_in_batch == 0)) {
+				link_send_text(l, "APPLY MESSAGE (", 15);
+				l->files_in_batch = 0;
+			}
+			sb = find_body(l, l->next_file->s);
+			if (sb == NULL && shadow_body_get(l->st->shadow,
+			    l->next_file->s, &b) < 0) {
+				buf_free(&chunk);
+				link_fail(l, "message %s is not in the relay's journal "
+				    "any more", l->next_file->s);
+				return;
+			}
+			snprintf(path, sizeof(path), "%s/journal", l->st->dir);
+			l->bs = sb ? journal_body_stream_open_at(path, NULL,
+			    sb->lsn, sb->segment, sb->offset, &rec, err,
+			    sizeof(err)) : journal_body_stream_open(path, NULL,
+			    b.lsn, &rec, err, sizeof(err));
+			if (l->bs == NULL) {
+				buf_free(&chunk);
+				link_fail(l, "%s", err);
+				return;
+			}
+			buf_puts(&hdr, "%{");
+			dlist_print_astring(&hdr, l->r_partition,
+			    strlen(l->r_partition), DLIST_PRINT_CLIENT);
+			buf_printf(&hdr, " %s %u}\r\n", l->next_file->s,
+			    rec.raw_len);
+			link_send_text(l, hdr.s, hdr.len);
+			l->staged += rec.raw_len;
+			buf_free(&hdr);
+		}
+	}
+	if (l->conn && l->on_reply == NULL)
+		conn_want_drain(l->conn);
+	buf_free(&chunk);
+}
+
+static void
+reserve_reply(struct link *l, const char *verb, const char *text)
+{
+	const struct dlist *m;
+
+	if (strcmp(verb, "OK") != 0) {
+		link_fail(l, "APPLY RESERVE: %s %s", verb, text);
+		return;
+	}
+	dlist_free(&l->missing);
+	l->missing = dlist_new_list(NULL);
+	for (m = l->untagged ? l->untagged->head : NULL; m; m = m->next)
+		if (m->key && strcmp(m->key, "MISSING") == 0 &&
+		    m->type == DL_LIST) {
+			const struct dlist *g;
+
+			for (g = m->head; g; g = g->next)
+				if (g->type == DL_ATOM)
+					dlist_add_atom(l->missing, NULL, g->s);
+		}
+	if (l->missing->nchildren == 0) {
+		send_mailbox(l);
+		return;
+	}
+	l->next_file = l->missing->head;
+	l->files_in_batch = 0;
+	link_pump_files(l);
+}
+
+static void
+mailbox_state_reply(struct link *l, const char *verb, const char *text)
+{
+	const struct dlist *rmb = NULL, *records, *r;
+	struct dlist *reserve, *guids;
+	const char *part = NULL, *name = NULL;
+	uint64_t v;
+
+	if (strcmp(verb, "OK") != 0) {
+		link_fail(l, "GET MAILBOXES: %s %s", verb, text);
+		return;
+	}
+	if (l->untagged && l->untagged->head &&
+	    strcmp(l->untagged->head->key, "MAILBOX") == 0)
+		rmb = l->untagged->head;
+	l->r_last_uid = 0;
+	l->r_highestmodseq = 0;
+	dlist_get_str(l->cmd, "PARTITION", &part);
+	if (rmb) {
+		const char *rp = NULL;
+
+		if (dlist_get_num(rmb, "LAST_UID", &v) == 0)
+			l->r_last_uid = (uint32_t)v;
+		if (dlist_get_num(rmb, "HIGHESTMODSEQ", &v) == 0)
+			l->r_highestmodseq = v;
+		if (dlist_get_str(rmb, "PARTITION", &rp) == 0 && rp)
+			part = rp;
+	}
+	snprintf(l->r_partition, sizeof(l->r_partition), "%s",
+	    part ? part : "default");
+	/*
+	 * An update (it has SINCE_* guards: the master knew the mailbox)
+	 * for a mailbox the replica does not have: it was deleted or moved
+	 * there.  Applied as it is, it would create a mailbox holding only
+	 * the changed records.
+	 */
+	if (rmb == NULL && dlist_get(l->cmd, "SINCE_MODSEQ") != NULL &&
+	    !l->user_repaired) {
+		l->repair->user(l, "the mailbox is missing on the replica");
+		return;
+	}
+	/* The guards must describe the replica as it really is. */
+	if (dlist_get(l->cmd, "SINCE_MODSEQ") != NULL) {
+		dlist_remove(l->cmd, "SINCE_MODSEQ");
+		dlist_remove(l->cmd, "SINCE_CRC");
+		dlist_remove(l->cmd, "SINCE_CRC_ANNOT");
+		if (rmb) {
+			uint64_t h = 0, c1 = 0, c2 = 0;
+
+			dlist_get_num(rmb, "HIGHESTMODSEQ", &h);
+			dlist_get_num(rmb, "SYNC_CRC", &c1);
+			dlist_get_num(rmb, "SYNC_CRC_ANNOT", &c2);
+			dlist_add_num(l->cmd, "SINCE_MODSEQ", h);
+			dlist_add_num(l->cmd, "SINCE_CRC", c1);
+			dlist_add_num(l->cmd, "SINCE_CRC_ANNOT", c2);
+		}
+	}
+	/*
+	 * Stage the body of every record above the replica's LAST_UID: the
+	 * replica parses new records' files even when they arrive already
+	 * expunged.  An expunged record whose body the master never sent
+	 * (it was unlinked there) goes without.
+	 */
+	guids = dlist_new_list("GUID");
+	records = dlist_get(l->cmd, "RECORD");
+	for (r = records ? records->head : NULL; r; r = r->next) {
+		const struct dlist *fl = dlist_get(r, "FLAGS"), *f;
+		struct shadow_body b;
+		bool expunged = false;
+		char g[41];
+
+		if (dlist_get_num(r, "UID", &v) < 0 || v <= l->r_last_uid ||
+		    dlist_guid(dlist_get(r, "GUID"), g) < 0)
+			continue;
+		for (f = fl ? fl->head : NULL; f; f = f->next)
+			if (f->s && strcasecmp(f->s, "\\Expunged") == 0)
+				expunged = true;
+		if (!expunged || shadow_body_get(l->st->shadow, g, &b) == 0)
+			dlist_add_atom(guids, NULL, g);
+	}
+	if (guids->nchildren == 0) {
+		dlist_free(&guids);
+		send_mailbox(l);
+		return;
+	}
+	reserve = dlist_new_kvlist("RESERVE");
+	dlist_add_atom(reserve, "PARTITION", l->r_partition);
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
+	dlist_add_atom(dlist_add_list(reserve, "MBOXNAME"), NULL,
+	    name ? name : "");
+	dlist_append(reserve, guids);
+	link_send_cmd(l, "APPLY", reserve, reserve_reply);
+	dlist_free(&reserve);
+}
+
+static void
+other_reply(struct link *l, const char *verb, const char *text)
+{
+	bool gone = strcmp(verb, "NO") == 0 &&
+	    result_from_no_text(text) == RESULT_MAILBOX_NONEXISTENT;
+
+	if (strcmp(verb, "OK") == 0 || (gone && l->cmd &&
+	    strcmp(l->cmd->key, "UNMAILBOX") == 0)) {
+		link_advance(l);
+		return;
+	}
+	/*
+	 * A RENAME replayed twice (the cursor is stored every 200 ms, so a
+	 * crash can repeat the last commands) finds its source gone.  What
+	 * follows for the new name is checked by the replica as usual.
+	 */
+	if (gone && l->cmd && strcmp(l->cmd->key, "RENAME") == 0) {
+		const char *from = NULL;
+
+		dlist_get_str(l->cmd, "OLDMBOXNAME", &from);
+		log_warnx("store=%s replica=%s event=rename_skipped lsn=%llu "
+		    "mailbox=%s reason=\"not on the replica (renamed "
+		    "already?)\"", l->st->name, l->rc.name,
+		    (unsigned long long)l->lsn, from ? from : "?");
+		link_advance(l);
+		return;
+	}
+	link_fail(l, "APPLY %s: %s %s", l->cmd ? l->cmd->key : "?", verb, text);
+}
+
+static void
+remember_body(struct link *l, const struct journal_record *rec)
+{
+	struct seen_body *b;
+
+	if (l->nseen == MAX_SEEN)
+		l->nseen = 0;		/* the fallback is only slower */
+	if (l->nseen == l->seen_alloc) {
+		l->seen_alloc = l->seen_alloc ? l->seen_alloc * 2 : 256;
+		l->seen = xreallocarray(l->seen, l->seen_alloc,
+		    sizeof(*l->seen));
+	}
+	b = &l->seen[l->nseen++];
+	journal_guid_hex(rec->guid, b->guid);
+	b->lsn = rec->lsn;
+	b->segment = rec->segment;
+	b->offset = rec->offset;
+}
+
+static const struct seen_body *
+find_body(const struct link *l, const char *guid)
+{
+	size_t i;
+
+	for (i = l->nseen; i > 0; i--)
+		if (memcmp(l->seen[i - 1].guid, guid, 40) == 0)
+			return &l->seen[i - 1];
+	return NULL;
+}
+
+/* The records up to lsn need not be sent: count them as done. */
+static void
+skip_to(struct link *l, uint64_t lsn)
+{
+	l->lsn = lsn;
+	if (lsn > l->acked)
+		l->replayed_records += lsn - l->acked;
+	l->acked = lsn;
+	rq_ack(l);
+}
+
+void
+link_replay_next(struct link *l)
+{
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	char err[256], path[4096];
+	size_t folded = 0, skipped = 0;
+	bool seed;
+	int e = 0;
+
+	if (l->conn == NULL || l->on_reply != NULL || l->cmd != NULL ||
+	    l->state == LINK_FAILED || l->state == LINK_LOGIN)
+		return;
+	if (l->needs_resync) {
+		link_fail(l, "needs a full resync");	/* link_fail() says the rest */
+		return;
+	}
+	if (l->acked + 1 < journal_first_lsn(l->st->journal)) {
+		link_fail(l, "the journal starts at LSN %llu but the replica has "
+		    "only %llu: resync it from the master, then syncrelayctl "
+		    "reset %s %s LSN", (unsigned long long)journal_first_lsn(
+		    l->st->journal), (unsigned long long)l->acked, l->st->name,
+		    l->rc.name);
+		return;
+	}
+	if (l->paused) {
+		/* Between commands: leave the replica alone until resumed. */
+		conn_write(l->conn, "EXIT\r\n", 6);
+		conn_close(l->conn, "paused", false);
+		return;
+	}
+	if (link_throttled(l))
+		return;
+	if (l->jr == NULL) {
+		snprintf(path, sizeof(path), "%s/journal", l->st->dir);
+		l->jr = journal_reader_new(path, NULL, l->acked + 1,
+		    journal_durable_lsn(l->st->journal), err, sizeof(err));
+		if (l->jr == NULL) {
+			link_fail(l, "%s", err);
+			return;
+		}
+	}
+	journal_reader_set_upto(l->jr, journal_durable_lsn(l->st->journal));
+	if (l->pending != NULL) {
+		l->cmd = l->pending;
+		l->lsn = l->pending_lsn;
+		l->pending = NULL;
+		if (l->pending_seed || (link_is_mailbox_update(l->cmd) &&
+		    repaired_since(l, l->cmd, l->lsn))) {
+			l->pending_seed = false;
+			dlist_free(&l->cmd);
+			skip_to(l, l->lsn);
+		}
+	}
+	/*
+	 * Catching up, consecutive updates of one mailbox are sent as one
+	 * (folded), as sync_client itself would after a pause: one round of
+	 * GET/RESERVE/MESSAGE/MAILBOX instead of one per change.  The first
+	 * command that does not fold waits in l->pending.
+	 */
+	while (l->cmd == NULL || (link_is_mailbox_update(l->cmd) &&
+	    folded < MAX_FOLD && (l->records_bucket.rate <= 0 ||
+	    (double)folded + 1 < l->records_bucket.tokens))) {
+		struct dlist *next;
+
+		e = journal_reader_next(l->jr, &rec, &raw);
+		if (e <= 0)
+			break;
+		rq_push(l, &rec);
+		/*
+		 * Bodies go out with the APPLY MAILBOX that needs them (from
+		 * the body index); the cursor passes them only when that
+		 * command is acknowledged, so retention keeps them till then.
+		 */
+		if (rec.type == JOURNAL_BODY) {
+			remember_body(l, &rec);
+			continue;
+		}
+		next = fold_parse_record(raw.s, raw.len, &seed);
+		if (next == NULL) {
+			buf_free(&raw);
+			dlist_free(&l->cmd);
+			link_fail(l, "journal record %llu is not an APPLY command",
+			    (unsigned long long)rec.lsn);
+			return;
+		}
+		/* State taken from a replica: the shadow's, not the
+		 * master's; never sent. */
+		if (seed && l->cmd == NULL) {
+			dlist_free(&next);
+			skip_to(l, rec.lsn);
+			continue;
+		}
+		if (seed) {
+			l->pending = next;
+			l->pending_lsn = rec.lsn;
+			l->pending_seed = true;
+			break;
+		}
+		if (l->cmd == NULL && link_is_mailbox_update(next) &&
+		    repaired_since(l, next, rec.lsn)) {
+			/* Already there: the repair sent a later state. */
+			dlist_free(&next);
+			skip_to(l, rec.lsn);
+			if (++skipped < MAX_SKIP)
+				continue;
+			/* Let the loop breathe; go on from a timer. */
+			buf_free(&raw);
+			ev_timer_stop(l->loop, &l->throttle);
+			ev_timer_set(&l->throttle, 0, 0);
+			ev_timer_start(l->loop, &l->throttle);
+			return;
+		}
+		if (l->cmd == NULL) {
+			l->cmd = next;
+			l->lsn = rec.lsn;
+			continue;
+		}
+		if (link_is_mailbox_update(next) &&
+		    link_same_str(next, l->cmd, "UNIQUEID") &&
+		    link_same_str(next, l->cmd, "MBOXNAME")) {
+			link_fold_mailbox(next, l->cmd);
+			dlist_free(&l->cmd);
+			l->cmd = next;
+			l->lsn = rec.lsn;
+			folded++;
+			continue;
+		}
+		l->pending = next;
+		l->pending_lsn = rec.lsn;
+		break;
+	}
+	buf_free(&raw);
+	if (e < 0) {
+		dlist_free(&l->cmd);
+		link_fail(l, "reading the journal: %s", journal_reader_errstr(l->jr));
+		return;
+	}
+	if (l->cmd != NULL) {
+		if (link_is_mailbox_update(l->cmd))
+			link_ask_mailbox_state(l);
+		else
+			link_send_cmd(l, "APPLY", l->cmd, other_reply);
+		return;
+	}
+	l->caught_up = true;
+	link_set_state(l, LINK_STREAMING);
+	ev_timer_again(l->loop, &l->idle_t);	/* (re)starts the countdown */
+}
+
+/*
+ * Caught up and idle for IDLE_TRIM seconds: an idle link keeps its place
+ * in the journal but not the reader's decompression context, nor the
+ * body positions it remembered (the shadow's body index finds those
+ * bodies if they are ever needed again).  Most of 200 idle stores'
+ * memory was there.
+ */
+void
+link_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct link *l = w->data;
+
+	ev_timer_stop(loop, w);
+	if (l->cmd != NULL || l->on_reply != NULL || l->bs != NULL ||
+	    l->pending != NULL)
+		return;
+	if (l->jr)
+		journal_reader_trim(l->jr);
+	free(l->seen);
+	l->seen = NULL;
+	l->nseen = l->seen_alloc = 0;
+	if (l->rq_len == 0) {
+		free(l->rq);
+		l->rq = NULL;
+		l->rq_head = l->rq_alloc = 0;
+	}
+}
+
+void
+link_cursor_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct link *l = w->data;
+
+	double now = ev_now(loop), dt = now - l->rate_t;
+
+	if (l->acked > l->posted) {
+		cursorq_post(&l->cq, l->acked);	/* written off the loop */
+		l->posted = l->acked;
+	}
+	/* The replay rate, averaged over about ten seconds. */
+	if (dt >= 1.0) {
+		double inst = (double)(l->acked - l->rate_acked) / dt;
+		double weight = dt / 10.0 > 1.0 ? 1.0 : dt / 10.0;
+
+		l->rate += (inst - l->rate) * weight;
+		l->rate_t = now;
+		l->rate_acked = l->acked;
+	}
+}
