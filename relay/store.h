@@ -49,7 +49,7 @@ struct store {
 	struct stats_code_count errors[STATS_MAX_CODES];
 	size_t nerrors;
 	/* Users ("U:name") and mailboxes ("M:name") a replica was asked
-	 * about for the master (relay/seed.c), once each. */
+	 * about for the master (relay/ingest/seed.c), once each. */
 	struct strset seed_asked;
 	/* Called on the loop after journal completions ran. */
 	void (*on_progress)(struct store *st, void *arg);

@@ -83,7 +83,7 @@ struct session {
 	 */
 	char *user_sync;
 	bool user_sync_refused;
-	struct dlist *seed_get;		/* a GET waiting for relay/seed.c */
+	struct dlist *seed_get;		/* a GET waiting for relay/ingest/seed.c */
 };
 
 static void session_maybe_free(struct session *s);
@@ -873,7 +873,7 @@ answer_get(struct session *s, const struct dlist *entry)
 		s->user_sync_refused = refused;
 }
 
-/* The replica was asked (relay/seed.c): the GET can be answered now. */
+/* The replica was asked (relay/ingest/seed.c): the GET can be answered now. */
 static void
 seed_done(void *arg)
 {

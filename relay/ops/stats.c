@@ -1,7 +1,7 @@
 /*
  * stats.c -- the plain structs status and metrics are made of, and the
  * counting of result codes (see stats.h).  A leaf: it calls nothing of
- * the daemon's; relay/snapshot.c fills the structs.
+ * the daemon's; relay/ops/snapshot.c fills the structs.
  */
 #include "autoconf.h"
 

@@ -1,7 +1,7 @@
 /*
  * stats.h -- what the daemon knows about its stores and links, for the
  * control socket (syncrelayctl) and the Prometheus metrics, as plain
- * structs (filled by relay/snapshot.c).  Counters are totals since the
+ * structs (filled by relay/ops/snapshot.c).  Counters are totals since the
  * daemon started; gauges are as of the snapshot.
  */
 #ifndef SR_STATS_H

@@ -68,7 +68,7 @@ void link_stats(struct link *l, struct stats_link *out);
 void link_set_paused(struct link *l, bool paused);
 
 /*
- * Questions for the replica on the store's behalf (relay/seed.c): one
+ * Questions for the replica on the store's behalf (relay/ingest/seed.c): one
  * GET between the link's own commands.  link_seedable(): the replica
  * may be asked (replica_seed), the link is logged in and idle, and it
  * holds the whole journal, so the replica's answer is the state the
