@@ -69,18 +69,8 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 	l->fd = -1;
 	l->backoff = BACKOFF_MIN;
 	buf_init(&l->mechs, 0);
-	ev_init(&l->retry, link_retry_cb);
-	l->retry.data = l;
-	ev_timer_init(&l->cursor_timer, link_cursor_cb, 0.2, 0.2);
-	l->cursor_timer.data = l;
-	ev_timer_start(loop, &l->cursor_timer);
-	l->rate_t = ev_now(loop);
-	l->rate_acked = l->acked;
-	ev_init(&l->throttle, link_throttle_cb);
-	l->throttle.data = l;
-	ev_init(&l->idle_t, link_idle_cb);
-	l->idle_t.repeat = IDLE_TRIM;
-	l->idle_t.data = l;
+	link_conn_init(l);
+	link_replay_init(l);
 	l->bytes_bucket = (struct bucket){ (double)rc->max_bytes_per_second,
 		(double)rc->max_bytes_per_second, ev_now(loop) };
 	l->records_bucket = (struct bucket){

@@ -33,6 +33,7 @@
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
 
+static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void start_login(struct link *l);
 static void start_starttls(struct link *l);
 static void after_login(struct link *l);
@@ -67,8 +68,8 @@ link_reset_session(struct link *l)
 	l->rq_head = l->rq_len = 0;	/* the reader starts again */
 }
 
-void
-link_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void
+retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	link_connect(w->data);
 }
@@ -442,4 +443,12 @@ start_login(struct link *l)
 	link_send_text(l, line.s, line.len);
 	buf_free(&initial);
 	buf_free(&line);
+}
+
+/* Sets up the retry timer of a new link. */
+void
+link_conn_init(struct link *l)
+{
+	ev_init(&l->retry, retry_cb);
+	l->retry.data = l;
 }

@@ -185,30 +185,36 @@ void link_fail(struct link *l, const char *fmt, ...)
 /* Moves the first child of list out of it. */
 struct dlist *link_pop_child(struct dlist *list);
 
-/* link_policy.c: retry backoff and rate limits. */
-bool link_throttled(struct link *l);
-void link_schedule_retry(struct link *l);
-
 /* link_conn.c: the connection and the login. */
 void link_connect(struct link *l);
 void link_reset_session(struct link *l);
-void link_retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
+/* Sets up the retry timer of a new link. */
+void link_conn_init(struct link *l);
 
-/* link_replay.c: the replay loop. */
-void link_replay_next(struct link *l);
-void link_advance(struct link *l);
-void link_kick(struct link *l);
-void link_ask_mailbox_state(struct link *l);
-void link_pump_files(struct link *l);
-void link_remember_repaired(struct link *l, const char *uniqueid);
-void link_throttle_cb(struct ev_loop *loop, ev_timer *w, int revents);
-void link_idle_cb(struct ev_loop *loop, ev_timer *w, int revents);
-void link_cursor_cb(struct ev_loop *loop, ev_timer *w, int revents);
+/* link_policy.c: retry backoff and rate limits. */
+bool link_throttled(struct link *l);
+void link_schedule_retry(struct link *l);
 
 /* link_fold.c: folding updates of one mailbox. */
 bool link_is_mailbox_update(const struct dlist *cmd);
 bool link_same_str(const struct dlist *a, const struct dlist *b,
     const char *key);
 void link_fold_mailbox(struct dlist *newer, struct dlist *older);
+
+/* link_replay.c: the replay loop. */
+/* Sets up a new link's timers: the cursor's, the rate limits', idling. */
+void link_replay_init(struct link *l);
+/* Sends the next command from the journal, if the link is free to. */
+void link_replay_next(struct link *l);
+/* The replica got uniqueid whole (a repair): older records are moot. */
+void link_remember_repaired(struct link *l, const char *uniqueid);
+/* The replica accepted l->cmd: move the cursor past it and go on. */
+void link_advance(struct link *l);
+/* Goes on with whatever waits: sending bodies, or the next record. */
+void link_kick(struct link *l);
+/* Asks the replica about l->cmd's mailbox, then stages and sends it. */
+void link_ask_mailbox_state(struct link *l);
+/* Sends the bodies the replica lacks, as the socket drains. */
+void link_pump_files(struct link *l);
 
 #endif

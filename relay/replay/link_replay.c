@@ -33,6 +33,7 @@
 #define MAX_FOLD 4096
 #define MAX_SKIP 1024
 
+static void throttle_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void mailbox_state_reply(struct link *l, const char *verb,
     const char *text);
 static const struct seen_body *find_body(const struct link *l,
@@ -62,8 +63,8 @@ link_kick(struct link *l)
 		link_replay_next(l);
 }
 
-void
-link_throttle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void
+throttle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	link_kick(w->data);
 }
@@ -663,8 +664,8 @@ link_replay_next(struct link *l)
  * bodies if they are ever needed again).  Most of 200 idle stores'
  * memory was there.
  */
-void
-link_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void
+idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct link *l = w->data;
 
@@ -684,8 +685,8 @@ link_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-void
-link_cursor_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void
+cursor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct link *l = w->data;
 
@@ -704,4 +705,20 @@ link_cursor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		l->rate_t = now;
 		l->rate_acked = l->acked;
 	}
+}
+
+/* Sets up a new link's timers: the cursor's, the rate limits', idling. */
+void
+link_replay_init(struct link *l)
+{
+	ev_timer_init(&l->cursor_timer, cursor_cb, 0.2, 0.2);
+	l->cursor_timer.data = l;
+	ev_timer_start(l->loop, &l->cursor_timer);
+	l->rate_t = ev_now(l->loop);
+	l->rate_acked = l->acked;
+	ev_init(&l->throttle, throttle_cb);
+	l->throttle.data = l;
+	ev_init(&l->idle_t, idle_cb);
+	l->idle_t.repeat = IDLE_TRIM;
+	l->idle_t.data = l;
 }
