@@ -422,7 +422,7 @@ dump(const char *path, struct buf *out)
 }
 
 /*
- * A seed record (relay/seed.c): a replica's mailbox, records and all,
+ * A seed record (relay/ingest/seed.c): a replica's mailbox, records and all,
  * whose bodies the relay never had.  Applied as a replay, it changes
  * the shadow; journaled as "SEED MAILBOX", it reads back as a seed, and
  * the rebuilt shadow below holds it like the live one.
