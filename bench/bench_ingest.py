@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(SRCDIR, "tests/integration"))
 
 import cyrus  # noqa: E402
 from harness import authed_client, free_port  # noqa: E402
-from relaytest import CyrusPath, master_facing_relay  # noqa: E402
+from relaytest import CyrusPath  # noqa: E402
 
 
 class StripCompressProxy:
@@ -83,12 +83,13 @@ class StripCompressProxy:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def fresh_relay(old):
+def fresh_relay(path, old):
+    """A new relay of path's, old (if any) stopped and removed."""
     if old is not None:
         old.stop()
         shutil.rmtree(old.dir, ignore_errors=True)
     # Its replica's address is never answered: ingest alone.
-    return master_facing_relay([("r1", 1)])
+    return path.start_relay([("r1", 1)])
 
 
 def unuser(replica, users):
@@ -134,7 +135,7 @@ def main():
         for r in range(runs):
             for target in ("relay", "cyrus", "cyrus-nocompress"):
                 if target == "relay":
-                    relay = fresh_relay(relay)
+                    relay = fresh_relay(path, relay)
                     port = relay.port
                 else:
                     unuser(replica, [u for u, _, _ in work.values()])
@@ -158,8 +159,6 @@ def main():
     finally:
         if proxy:
             proxy.stop()
-        if relay:
-            relay.stop()
         path.stop()
 
 

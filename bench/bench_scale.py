@@ -68,7 +68,7 @@ sys.path.insert(0, os.path.join(SRCDIR, "tests/integration"))
 import cyrus  # noqa: E402
 import relaytest  # noqa: E402
 from harness import (Client, free_port, plain,  # noqa: E402
-                     read_reply, sasl_relay)
+                     read_reply, relay_lsn, sasl_relay)
 
 NSTORES = 200
 NACTIVE = 20            # stores ingesting at once: s001..s020
@@ -173,16 +173,6 @@ class RssSampler(threading.Thread):
             self.stop.wait(0.1)
 
 
-def journal_head(relay, store):
-    r = subprocess.run([os.path.join(BUILDDIR, "syncrelay-journal"),
-                        "summary", os.path.join(relay.dir, "data", store,
-                                                "journal")],
-                       capture_output=True, text=True, timeout=30)
-    import re
-    m = re.search(r"LSN \d+\.\.(\d+)", r.stdout)
-    return int(m.group(1)) if m else 0
-
-
 def cursor_lsn(relay, store):
     """The store's replica r1's cursor as written; 0 before it exists."""
     try:
@@ -194,7 +184,7 @@ def cursor_lsn(relay, store):
 def wait_caught_up(relay, stores, timeout=90):
     t0 = time.time()
     while time.time() - t0 < timeout:
-        if all(cursor_lsn(relay, s) >= journal_head(relay, s)
+        if all(cursor_lsn(relay, s) >= relay_lsn(relay, s)
                for s in stores):
             return time.time() - t0
         time.sleep(0.5)
