@@ -22,9 +22,7 @@ Prints both times and the ratio relay/direct (target <= 1.0, ideally
     python3 ../bench/bench_fanout.py [SMALL BIG FLAGS]   (2000 200 2000)
 """
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 SRCDIR = os.environ.get("SRCDIR", os.path.abspath(".."))
@@ -33,7 +31,7 @@ os.environ.setdefault("BUILDDIR", os.path.abspath("."))
 sys.path.insert(0, os.path.join(SRCDIR, "tests/integration"))
 
 import cyrus  # noqa: E402
-from relaytest import master_facing_relay, relay_lsn  # noqa: E402
+from relaytest import CyrusPath, relay_lsn  # noqa: E402
 
 USER = "bench"
 
@@ -71,24 +69,18 @@ def wait_match(master, replica, timeout=1800):
 def main():
     small, big, flags = (int(a) for a in (sys.argv[1:4] or
                                           (2000, 200, 2000)))
-    root = tempfile.mkdtemp(prefix="bench-fanout-")
-    log = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    insts = []
-    relay = None
+    # Replica A behind the relay (as "a"), replica B fed by the master's
+    # "direct" channel; the master logs to both channels.
+    path = CyrusPath("bench-fanout-", nreplicas=2, users=[USER], relay=False,
+                     master=False, names=("replica-a", "replica-b"))
     try:
-        ra = cyrus.CyrusInstance(root, "replica-a", syslog=log, users=[USER])
-        rb = cyrus.CyrusInstance(root, "replica-b", syslog=log, users=[USER])
-        insts += [ra, rb]
-        ra.start()
-        rb.start()
-        relay = master_facing_relay([("a", ra.sync_port)])
+        (ra, rb), log = path.replicas, path.log
+        relay = path.start_relay([("a", ra.sync_port)])
         extra = {"sync_log_channels": "relay direct", "sync_try_imap": "0",
                  "sync_repeat_interval": "1s"}
         extra.update(channel("relay", relay.port))
         extra.update(channel("direct", rb.sync_port))
-        master = cyrus.CyrusInstance(root, "master", syslog=log, extra=extra)
-        insts.append(master)
-        master.start()
+        master = path.start_master(extra)
         master.create_user(USER)
         for ch in ("relay", "direct"):
             rc, out, err = master.sync_client(["-n", ch, "-u", USER])
@@ -150,13 +142,7 @@ def main():
             return 1
         return 0
     finally:
-        for i in insts:
-            i.stop_rolling()
-            i.stop()
-        if relay:
-            relay.stop()
-        log.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        path.stop()
 
 
 if __name__ == "__main__":

@@ -19,13 +19,10 @@ Run from a build directory:  python3 ../bench/bench_ingest.py [RUNS]
 (BUILDDIR and SRCDIR default to the current directory and its parent.)
 """
 import asyncio
-import base64
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -35,7 +32,8 @@ os.environ.setdefault("BUILDDIR", os.path.abspath("."))
 sys.path.insert(0, os.path.join(SRCDIR, "tests/integration"))
 
 import cyrus  # noqa: E402
-from harness import Client, Relay, free_port  # noqa: E402
+from harness import authed_client, free_port  # noqa: E402
+from relaytest import CyrusPath  # noqa: E402
 
 
 class StripCompressProxy:
@@ -85,31 +83,18 @@ class StripCompressProxy:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def sasldb(path):
-    subprocess.run(["saslpasswd2", "-p", "-c", "-f", path, "-u",
-                    "relay-test", "repl"], input=cyrus.REPL_PASSWORD + "\n",
-                   text=True, check=True, capture_output=True)
-
-
-def fresh_relay(old):
+def fresh_relay(path, old):
+    """A new relay of path's, old (if any) stopped and removed."""
     if old is not None:
         old.stop()
         shutil.rmtree(old.dir, ignore_errors=True)
-    relay = Relay()
-    db = os.path.join(relay.dir, "sasldb2")
-    sasldb(db)
-    relay.write_conf("allowplaintext: yes\nsasl_sasldb_path: %s\n"
-                     "sasl_mech_list: PLAIN\nstore.s1.identity: repl\n"
-                     "store.s1.replica.r1: 127.0.0.1:1\n" % db)
-    return relay.start()
+    # Its replica's address is never answered: ingest alone.
+    return path.start_relay([("r1", 1)])
 
 
 def unuser(replica, users):
     """Forget the users on the replica (APPLY UNUSER), for a fresh run."""
-    c = Client(replica.sync_port)
-    c.banner()
-    auth = base64.b64encode(b"\0repl\0" + cyrus.REPL_PASSWORD.encode())
-    c.cmd("AUTHENTICATE PLAIN %s\r\n" % auth.decode())
+    c = authed_client(replica.sync_port, "repl", cyrus.REPL_PASSWORD)
     for u in users:
         r = c.cmd("APPLY UNUSER %s\r\n" % u)
         if not r.startswith("OK"):
@@ -131,16 +116,13 @@ def timed_sync(master, port, user):
 
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    root = tempfile.mkdtemp(prefix="bench-ingest-")
-    log = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    replica = master = relay = proxy = None
+    # The master replicates nowhere until timed_sync points it somewhere.
+    path = CyrusPath("bench-ingest-", users=(), relay=False, master=False)
+    relay = proxy = None
     try:
-        replica = cyrus.CyrusInstance(root, "replica", syslog=log)
-        replica.start()
+        replica = path.replica
         proxy = StripCompressProxy(replica.sync_port)
-        master = cyrus.CyrusInstance(root, "master", syslog=log,
-                                     extra=cyrus.replication_conf(1))
-        master.start()
+        master = path.start_master(cyrus.replication_conf(1))
         work = {"small": ("usmall", 2000, 4096),
                 "large": ("ularge", 200, 200 * 1024)}
         t0 = time.time()
@@ -153,7 +135,7 @@ def main():
         for r in range(runs):
             for target in ("relay", "cyrus", "cyrus-nocompress"):
                 if target == "relay":
-                    relay = fresh_relay(relay)
+                    relay = fresh_relay(path, relay)
                     port = relay.port
                 else:
                     unuser(replica, [u for u, _, _ in work.values()])
@@ -177,13 +159,7 @@ def main():
     finally:
         if proxy:
             proxy.stop()
-        if relay:
-            relay.stop()
-        for inst in (master, replica):
-            if inst:
-                inst.stop()
-        log.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        path.stop()
 
 
 if __name__ == "__main__":

@@ -55,7 +55,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -68,8 +67,8 @@ sys.path.insert(0, os.path.join(SRCDIR, "tests/integration"))
 
 import cyrus  # noqa: E402
 import relaytest  # noqa: E402
-from harness import (Client, Relay, free_port, plain,  # noqa: E402
-                     read_reply, wait_port)
+from harness import (Client, free_port, plain,  # noqa: E402
+                     read_reply, relay_lsn, sasl_relay)
 
 NSTORES = 200
 NACTIVE = 20            # stores ingesting at once: s001..s020
@@ -137,21 +136,9 @@ class MultiSyncCyrus(cyrus.CyrusInstance):
 # the relay
 
 
-def write_sasldb(path, names):
-    for n in names:
-        r = subprocess.run(["saslpasswd2", "-p", "-c", "-f", path, "-u",
-                            "relay-test", n], input=PASSWORD + "\n",
-                           text=True, capture_output=True, timeout=30)
-        if r.returncode != 0:
-            raise SystemExit("saslpasswd2: %s" % r.stderr)
-
-
-def relay_conf(db, ports):
+def relay_conf(ports):
     """ports[i - 1]: the replica port of store i."""
-    out = ["allowplaintext: yes",
-           "sasl_sasldb_path: %s" % db,
-           "sasl_mech_list: PLAIN",
-           "replica_authname: repl",
+    out = ["replica_authname: repl",
            "replica_password: %s" % cyrus.REPL_PASSWORD]
     for i in range(1, NSTORES + 1):
         port = ports[i - 1]
@@ -186,16 +173,6 @@ class RssSampler(threading.Thread):
             self.stop.wait(0.1)
 
 
-def journal_head(relay, store):
-    r = subprocess.run([os.path.join(BUILDDIR, "syncrelay-journal"),
-                        "summary", os.path.join(relay.dir, "data", store,
-                                                "journal")],
-                       capture_output=True, text=True, timeout=30)
-    import re
-    m = re.search(r"LSN \d+\.\.(\d+)", r.stdout)
-    return int(m.group(1)) if m else 0
-
-
 def cursor_lsn(relay, store):
     """The store's replica r1's cursor as written; 0 before it exists."""
     try:
@@ -207,7 +184,7 @@ def cursor_lsn(relay, store):
 def wait_caught_up(relay, stores, timeout=90):
     t0 = time.time()
     while time.time() - t0 < timeout:
-        if all(cursor_lsn(relay, s) >= journal_head(relay, s)
+        if all(cursor_lsn(relay, s) >= relay_lsn(relay, s)
                for s in stores):
             return time.time() - t0
         time.sleep(0.5)
@@ -462,23 +439,21 @@ def main():
     if os.geteuid() != 0:
         raise SystemExit("run as root (the Cyrus replica is built as root)")
     t_start = time.time()
-    root = tempfile.mkdtemp(prefix="bench-scale-")
-    log = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    replica = relay = None
+    path = relaytest.CyrusPath("bench-scale-", nreplicas=0, relay=False,
+                               master=False)
+    log, relay = path.log, None
     ok = True
     try:
-        replica = MultiSyncCyrus(root, "replica", NSTORES - 1, syslog=log)
-        replica.start()
-        relay = Relay()
-        db = os.path.join(relay.dir, "sasldb2")
-        write_sasldb(db, ["repl-" + sname(i)
-                          for i in range(1, NSTORES + 1)])
+        replica = path.add_replica(MultiSyncCyrus(path.root, "replica",
+                                                  NSTORES - 1, syslog=log))
         dead = free_port()
         while dead in replica.ports.values():       # nothing listens there
             dead = free_port()
         ports = list(replica.extra_sync_ports)
         ports.insert(DOWN - 1, dead)
-        relay.write_conf(relay_conf(db, ports))
+        relay = sasl_relay({"repl-" + sname(i): PASSWORD
+                            for i in range(1, NSTORES + 1)},
+                           relay_conf(ports), start=False)
         t = time.time()
         relay.start()
         pid = relay.proc.pid
@@ -672,10 +647,7 @@ def main():
         if relay:
             relay.stop(30)
             shutil.rmtree(relay.dir, ignore_errors=True)
-        if replica:
-            replica.stop()
-        log.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        path.stop()
 
 
 if __name__ == "__main__":

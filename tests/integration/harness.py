@@ -7,6 +7,7 @@ Everything talks to real processes over real sockets on 127.0.0.1.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,19 +29,27 @@ def test(fn):
     return fn
 
 
-def run(prog):
-    passed = failed = 0
-    for fn in _tests:
-        try:
-            fn()
-            print("ok %s" % fn.__name__, flush=True)
-            passed += 1
-        except Exception:
-            traceback.print_exc()
-            print("FAIL %s" % fn.__name__, flush=True)
-            failed += 1
-    print("summary %s passed=%d failed=%d" % (prog, passed, failed))
-    sys.exit(1 if failed else 0)
+def run(prog, teardown=None):
+    """Runs the registered tests.  teardown, if given, runs at the end
+    whatever happened, SIGTERM included (it becomes exit status 143)."""
+    if teardown:
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+    try:
+        passed = failed = 0
+        for fn in _tests:
+            try:
+                fn()
+                print("ok %s" % fn.__name__, flush=True)
+                passed += 1
+            except Exception:
+                traceback.print_exc()
+                print("FAIL %s" % fn.__name__, flush=True)
+                failed += 1
+        print("summary %s passed=%d failed=%d" % (prog, passed, failed))
+        sys.exit(1 if failed else 0)
+    finally:
+        if teardown:
+            teardown()
 
 
 def free_port():
@@ -207,6 +216,40 @@ def plain(user, password):
     import base64
     return base64.b64encode(b"\0" + user.encode() + b"\0" +
                             password.encode()).decode()
+
+
+def sasl_relay(users, conf="", mechs="PLAIN", start=True):
+    """A syncrelay whose masters log in from a sasldb of its own holding
+    users {name: password} (realm relay-test), offering mechs (None: what
+    the library has); conf (stores, replicas, ...) follows the login
+    settings.  Started unless start is False."""
+    relay = Relay()
+    relay.sasldb = os.path.join(relay.dir, "sasldb2")
+    for user, password in users.items():
+        sasldb(relay.sasldb, user, password)
+    relay.write_conf("allowplaintext: yes\n"
+                     "sasl_sasldb_path: %s\n" % relay.sasldb +
+                     ("sasl_mech_list: %s\n" % mechs if mechs else "") + conf)
+    return relay.start() if start else relay
+
+
+def authed_client(port, user, password):
+    """A Client on port, past the banner, logged in with PLAIN."""
+    c = Client(port)
+    c.banner()
+    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % plain(user, password)),
+       "OK Success (no protection)")
+    return c
+
+
+def relay_lsn(relay, store="s1"):
+    """The newest LSN in a store's journal, read offline."""
+    r = subprocess.run([os.path.join(BUILDDIR, "syncrelay-journal"),
+                        "summary", os.path.join(relay.dir, "data", store,
+                                                "journal")],
+                       capture_output=True, text=True, timeout=30)
+    m = re.search(r"LSN \d+\.\.(\d+)", r.stdout)
+    return int(m.group(1)) if m else 0
 
 
 def read_reply(c):

@@ -7,27 +7,16 @@ import select
 import shutil
 import socket
 import struct
-import subprocess
 import tempfile
 import threading
 import time
 import zlib
 
 import cyrus
-from harness import BUILDDIR, Relay, check, eq, free_port, sasldb
+from harness import check, free_port, sasl_relay
+from harness import relay_lsn  # noqa: F401 (for the tests)
 
 __import__("imaplib").Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
-
-
-
-
-def relay_lsn(relay):
-    """The newest LSN in the store's journal, read offline."""
-    r = subprocess.run([os.path.join(BUILDDIR, "syncrelay-journal"),
-                        "summary", os.path.join(relay.dir, "data/s1/journal")],
-                       capture_output=True, text=True, timeout=30)
-    m = re.search(r"LSN \d+\.\.(\d+)", r.stdout)
-    return int(m.group(1)) if m else 0
 
 
 def populate(master, user, n, big):
@@ -77,24 +66,19 @@ def imap_steps(inst, user, *steps):
         m.logout()
 
 
-def master_facing_relay(replicas, extra=""):
+def master_facing_relay(replicas, extra="", password=cyrus.REPL_PASSWORD,
+                        mechs="PLAIN"):
     """A started syncrelay with one store, s1, that a Cyrus master logs in
-    to as repl (PLAIN, from a sasldb of the relay's own), replaying to
-    replicas [(name, port), ...] on 127.0.0.1 as repl; extra is appended
-    to its config."""
-    relay = Relay()
-    db = os.path.join(relay.dir, "sasldb2")
-    sasldb(db, "repl", cyrus.REPL_PASSWORD, "relay-test")
-    relay.write_conf("allowplaintext: yes\n"
-                     "sasl_sasldb_path: %s\n"
-                     "sasl_mech_list: PLAIN\n"
-                     "replica_authname: repl\n"
-                     "replica_password: %s\n"
-                     "store.s1.identity: repl\n"
-                     % (db, cyrus.REPL_PASSWORD) +
-                     "".join("store.s1.replica.%s: 127.0.0.1:%d\n" % r
-                             for r in replicas) + extra)
-    return relay.start()
+    to as repl with password (offering mechs, None for all the library
+    has, from a sasldb of the relay's own), replaying to replicas
+    [(name, port), ...] on 127.0.0.1 as repl (cyrus.REPL_PASSWORD); extra
+    is appended to its config."""
+    return sasl_relay({"repl": password},
+                      "replica_authname: repl\n"
+                      "replica_password: %s\n"
+                      "store.s1.identity: repl\n" % cyrus.REPL_PASSWORD +
+                      "".join("store.s1.replica.%s: 127.0.0.1:%d\n" % r
+                              for r in replicas) + extra, mechs)
 
 
 def cursor_lsn(relay, name, store="s1"):
@@ -164,31 +148,41 @@ def no_errors(log, mark, relay):
     check("event=link_failed" not in relay.logtext(), relay.logtext())
 
 
-class CyrusPath:
-    """A real Cyrus master replicating through a syncrelay (store s1) into
-    real Cyrus replicas r1, r2, ...: the setup most real-Cyrus tests
-    share.  stop() tears down whatever was started, so a test can call it
-    from finally: and again at exit."""
+_paths = []
 
-    def __init__(self, prefix, nreplicas=1, extra="", users=("alice",)):
-        self.root = tempfile.mkdtemp(prefix=prefix)
-        self.master = self.relay = None
-        self.replicas = []
-        self.log = cyrus.Syslog(os.path.join(self.root, "syslog")).start()
+
+class CyrusPath:
+    """Real Cyrus replicas (r1, r2, ...), a syncrelay (store s1) replaying
+    to them and a real Cyrus master replicating into it: the setup the
+    real-Cyrus tests and benchmarks share, under one temporary root with
+    one syslog.  relay=False leaves the relay out (then the master, if
+    wanted, replicates straight into the first replica); relay=[(name,
+    port), ...] points it elsewhere than at the replicas; master=False
+    leaves the master to start_master().  replica_conf is extra imapd.conf
+    for the replicas, relay_kw goes to master_facing_relay().  stop()
+    tears down whatever was started, so a test can call it from finally:
+    and stop_paths() again at exit."""
+
+    def __init__(self, prefix, nreplicas=1, extra="", users=("alice",),
+                 relay=True, master=True, replica_conf=None, names=None,
+                 root=None, **relay_kw):
+        self.root = root or tempfile.mkdtemp(prefix=prefix)
+        self.master = self.relay = self.log = None
+        self.replicas, self.relays = [], []
+        _paths.append(self)
         try:
+            self.log = cyrus.Syslog(os.path.join(self.root, "syslog")).start()
             for i in range(nreplicas):
-                r = cyrus.CyrusInstance(
-                    self.root, "replica" if i == 0 else "replica%d" % (i + 1),
-                    syslog=self.log, users=users)
-                self.replicas.append(r)
-                r.start()
-            self.relay = master_facing_relay(
-                [("r%d" % (i + 1), r.sync_port)
-                 for i, r in enumerate(self.replicas)], extra)
-            self.master = cyrus.CyrusInstance(
-                self.root, "master", syslog=self.log,
-                extra=cyrus.replication_conf(self.relay.port))
-            self.master.start()
+                name = (names[i] if names else
+                        "replica" if i == 0 else "replica%d" % (i + 1))
+                self.add_replica(cyrus.CyrusInstance(
+                    self.root, name, syslog=self.log, users=users,
+                    extra=replica_conf))
+            if relay:
+                self.relay = self.start_relay(
+                    None if relay is True else relay, extra, **relay_kw)
+            if master:
+                self.start_master()
         except BaseException:
             self.stop()
             raise
@@ -197,21 +191,57 @@ class CyrusPath:
     def replica(self):
         return self.replicas[0]
 
+    def add_replica(self, inst):
+        """Starts inst (of this root and syslog) as one of the replicas."""
+        self.replicas.append(inst)
+        inst.start()
+        return inst
+
+    def start_relay(self, replicas=None, extra="", **kw):
+        """A master-facing relay (one more, stopped with the rest) replaying
+        to replicas [(name, port), ...], by default to r1, r2, ..."""
+        if replicas is None:
+            replicas = [("r%d" % (i + 1), r.sync_port)
+                        for i, r in enumerate(self.replicas)]
+        relay = master_facing_relay(replicas, extra, **kw)
+        self.relays.append(relay)
+        return relay
+
+    def start_master(self, extra=None):
+        """The master, replicating by default into the relay (or, without
+        one, the first replica); extra replaces that imapd.conf."""
+        if extra is None:
+            extra = cyrus.replication_conf(
+                self.relay.port if self.relay else self.replica.sync_port)
+        self.master = cyrus.CyrusInstance(self.root, "master",
+                                          syslog=self.log, extra=extra)
+        self.master.start()
+        return self.master
+
     def stop(self):
         for inst in [self.master] + self.replicas:
             if inst:
                 inst.stop_rolling()
                 inst.stop()
         self.master, self.replicas = None, []
-        if self.relay:
-            self.relay.stop()
-            self.relay = None
+        for relay in self.relays + [self.relay]:
+            if relay:
+                relay.stop()
+        self.relay, self.relays = None, []
         if self.log:
             self.log.stop()
             self.log = None
         if self.root:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+        if self in _paths:
+            _paths.remove(self)
+
+
+def stop_paths():
+    """Stops every CyrusPath still running: run()'s teardown."""
+    for path in list(_paths):
+        path.stop()
 
 
 def sync_user(master, user="alice", ok=True):

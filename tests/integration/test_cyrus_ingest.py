@@ -4,61 +4,34 @@ syncrelay: one-shot sync of a full user, the same sync again applying
 nothing, and rolling replication, with no SYNCERROR or IOERROR on the
 master and the relay's shadow matching what IMAP shows on the master.
 """
-import base64
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
-from harness import Client, check, eq, run, test
-from relaytest import master_facing_relay, populate, relay_lsn
+from harness import (Client, authed_client, check, eq, plain, read_reply,
+                     run, test)
+from relaytest import CyrusPath, populate, relay_lsn, stop_paths
 
 env = {}
-imaplib_commands = __import__("imaplib").Commands
-imaplib_commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 
 
 def setup():
-    root = env["root"] = tempfile.mkdtemp(prefix="syncrelay-cyrus-")
-    log = env["syslog"] = cyrus.Syslog(os.path.join(root, "syslog")).start()
     # Its replica's address is never answered: ingest alone.
-    relay = env["relay"] = master_facing_relay([("r1", 1)])
-    master = env["master"] = cyrus.CyrusInstance(
-        root, "master", syslog=log, extra=cyrus.replication_conf(relay.port))
-    master.start()
-    return log, relay, master
-
-
-def teardown():
-    if env.get("master"):
-        env["master"].stop()
-    if env.get("relay"):
-        env["relay"].stop()
-    if env.get("syslog"):
-        env["syslog"].stop()
-    if env.get("root"):
-        shutil.rmtree(env["root"], ignore_errors=True)
+    path = CyrusPath("syncrelay-cyrus-", nreplicas=0, relay=[("r1", 1)])
+    env.update(root=path.root, syslog=path.log, relay=path.relay,
+               master=path.master)
+    return path.log, path.relay, path.master
 
 
 def relay_get(relay, line):
     """A GET as the master would send it, on a session of our own."""
-    c = Client(relay.port)
-    c.banner()
-    auth = base64.b64encode(b"\0repl\0" + cyrus.REPL_PASSWORD.encode())
-    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % auth.decode()),
-       "OK Success (no protection)")
+    c = authed_client(relay.port, "repl", cyrus.REPL_PASSWORD)
     c.send(line + "\r\n")
-    lines = []
-    while True:
-        l = c.line()
-        lines.append(l)
-        if not l.startswith("* "):
-            break
+    lines = read_reply(c)
     c.cmd("EXIT\r\n")
     c.close()
     return lines
@@ -348,8 +321,8 @@ def tls_required():
     banner = c.banner()
     check(not any(l.startswith("* SASL") for l in banner), banner)
     check("* STARTTLS" in banner, banner)
-    auth = base64.b64encode(b"\0repl\0" + cyrus.REPL_PASSWORD.encode())
-    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % auth.decode()),
+    auth = plain("repl", cyrus.REPL_PASSWORD)
+    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % auth),
        "NO TLS is required before authentication (use STARTTLS)")
     eq(c.cmd("STARTTLS x\r\n"), "BAD Unexpected extra arguments to Starttls")
     eq(c.cmd("STARTTLS\r\n"), "OK Begin TLS negotiation now")
@@ -360,7 +333,7 @@ def tls_required():
     check("* STARTTLS" not in banner and "* COMPRESS DEFLATE" not in banner,
           banner)
     eq(c.cmd("STARTTLS\r\n"), "BAD Already did a successful Starttls")
-    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % auth.decode()),
+    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % auth),
        "OK Success (no protection)")
     eq(c.cmd("NOOP\r\n"), "OK Noop completed")
     c.cmd("EXIT\r\n")
@@ -382,7 +355,4 @@ def tls_required():
 
 
 if __name__ == "__main__":
-    try:
-        run("test_cyrus_ingest")
-    finally:
-        teardown()
+    run("test_cyrus_ingest", stop_paths)

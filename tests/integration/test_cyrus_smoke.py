@@ -3,10 +3,7 @@
 to a replica directly (no relay), one-shot and rolling, and the IMAP state
 snapshots of both sides agree."""
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -14,35 +11,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
 from harness import check, eq, test
 import cyrus
+from relaytest import CyrusPath, stop_paths
 
 env = {}
 
 
 def setup():
-    root = env["root"] = tempfile.mkdtemp(prefix="cyrus-smoke-")
-    log = env["syslog"] = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    replica = env["replica"] = cyrus.CyrusInstance(root, "replica",
-                                                   syslog=log)
-    replica.start()  # first: start() may move a port that was taken
-    master = env["master"] = cyrus.CyrusInstance(
-        root, "master", syslog=log,
-        extra=cyrus.replication_conf(replica.sync_port))
-    master.start()
-    return log, master, replica
-
-
-def teardown():
-    for key in ("master", "replica"):
-        inst = env.get(key)
-        if inst is not None:
-            try:
-                inst.stop()
-            except Exception as e:
-                print("teardown %s: %r" % (key, e), file=sys.stderr)
-    if env.get("syslog") is not None:
-        env["syslog"].stop()
-    if env.get("root"):
-        shutil.rmtree(env["root"], ignore_errors=True)
+    # No relay: the master replicates straight into the replica.
+    path = CyrusPath("cyrus-smoke-", users=(), relay=False)
+    env.update(syslog=path.log, master=path.master, replica=path.replica)
+    return path.log, path.master, path.replica
 
 
 @test
@@ -91,13 +69,5 @@ def test_rolling_sync():
     check(not errors, "\n".join(errors))
 
 
-def main():
-    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
-    try:
-        harness.run("test_cyrus_smoke")
-    finally:
-        teardown()
-
-
 if __name__ == "__main__":
-    main()
+    harness.run("test_cyrus_smoke", stop_paths)

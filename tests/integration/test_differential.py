@@ -8,18 +8,15 @@ what the relay deliberately does not emulate (a replica's own modseq
 bumps after APPLY ANNOTATION and quota modseq increments, design.md 1)
 and what crashes a real sync_server (sync-protocol.md 11a).
 """
-import base64
 import hashlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
-from harness import Client, Relay, check, eq, run, test
+from harness import authed_client, eq, run, test
+from relaytest import CyrusPath
 
 MSG1 = (b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: one\r\n"
         b"Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: "
@@ -126,11 +123,7 @@ def script():
 
 
 def session(port, user, password, cmds):
-    c = Client(port)
-    c.banner()
-    auth = base64.b64encode(b"\0" + user.encode() + b"\0" +
-                            password.encode()).decode()
-    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % auth), "OK Success (no protection)")
+    c = authed_client(port, user, password)
     replies = []
     for cmd in cmds:
         c.send(cmd)
@@ -153,24 +146,11 @@ def session(port, user, password, cmds):
 
 @test
 def same_replies_as_a_real_sync_server():
-    root = tempfile.mkdtemp(prefix="syncrelay-diff-")
-    log = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    replica = relay = None
+    # The relay's replica is a port where nothing listens: ingest alone.
+    path = CyrusPath("syncrelay-diff-", users=(), relay=[("r1", 1)],
+                     master=False)
     try:
-        replica = cyrus.CyrusInstance(root, "replica", syslog=log)
-        replica.start()
-        relay = Relay()
-        db = os.path.join(relay.dir, "sasldb2")
-        r = subprocess.run(["saslpasswd2", "-p", "-c", "-f", db, "-u",
-                            "relay-test", "repl"],
-                           input=cyrus.REPL_PASSWORD + "\n", text=True,
-                           capture_output=True)
-        eq(r.returncode, 0)
-        relay.write_conf("allowplaintext: yes\nsasl_sasldb_path: %s\n"
-                         "sasl_mech_list: PLAIN\n"
-                         "store.s1.identity: repl\n"
-                         "store.s1.replica.r1: 127.0.0.1:1\n" % db)
-        relay.start()
+        replica, relay = path.replica, path.relay
         cmds = script()
         want = session(replica.sync_port, "repl", cyrus.REPL_PASSWORD, cmds)
         got = session(relay.port, "repl", cyrus.REPL_PASSWORD, cmds)
@@ -186,12 +166,7 @@ def same_replies_as_a_real_sync_server():
                                   "\n".join(differ)))
         print("# %d scripted commands, every reply the same" % len(cmds))
     finally:
-        if relay:
-            relay.stop()
-        if replica:
-            replica.stop()
-        log.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        path.stop()
 
 
 if __name__ == "__main__":

@@ -16,24 +16,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyrus
 from harness import check, eq, run, test
 from relaytest import (CyrusPath, converge, direct_applies, imap_steps,
-                       populate, sync_user, wait_caught_up)
+                       populate, stop_paths, sync_user, wait_caught_up)
 
-env = {}
 USERS = ("alice",)
 
 
 def setup():
-    env["path"] = path = CyrusPath("syncrelay-div-")
+    path = CyrusPath("syncrelay-div-")
     populate(path.master, "alice", 12, big=set())
     sync_user(path.master)
     wait_caught_up(path.relay)
     converge(path.master, path.replica, USERS)
     return path.log, path.relay, path.master, path.replica
-
-
-def teardown():
-    if env.get("path"):
-        env.pop("path").stop()
 
 
 @test
@@ -75,7 +69,7 @@ def folders_deleted_created_and_renamed_on_the_replica_are_repaired():
         log.flush()
         check(not log.errors(mark), log.errors(mark))
     finally:
-        teardown()
+        stop_paths()
 
 
 @test
@@ -125,11 +119,8 @@ def mail_delivered_to_the_replica_stops_the_link_with_what_to_do():
         eq(relay.status()["stores"][0]["replicas"][0]["state"],
            "streaming")
     finally:
-        teardown()
+        stop_paths()
 
 
 if __name__ == "__main__":
-    try:
-        run("test_divergence")
-    finally:
-        teardown()
+    run("test_divergence", stop_paths)

@@ -17,17 +17,16 @@ invariant 9).
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
-from harness import BUILDDIR, Relay, check, eq, run, sasldb, test
+from harness import BUILDDIR, check, eq, run, sasl_relay, test
 from relaytest import (CyrusPath, WireTap, converge, direct_applies,
-                       imap_steps, populate, sync_user, wait_caught_up)
+                       imap_steps, populate, stop_paths, sync_user,
+                       wait_caught_up)
 
 env = {}
 USERS = ("alice",)
@@ -35,7 +34,7 @@ USERS = ("alice",)
 
 @test
 def failover_to_a_replica_through_the_relay():
-    path = env["path"] = CyrusPath("syncrelay-fo-", nreplicas=2)
+    path = CyrusPath("syncrelay-fo-", nreplicas=2)
     log, relay, master = path.log, path.relay, path.master
     b, c = path.replicas
     mark = log.mark()
@@ -99,7 +98,7 @@ def failover_to_a_replica_through_the_relay():
     check(not log.errors(mark), log.errors(mark))
 
 
-class Pair:
+class Pair(CyrusPath):
     """Two Cyrus slots, A and B, each able to be master or replica, and a
     relay with a store per direction as the failover routine of
     docs/operations.md sets it up: s17ab (identity repl-s17a: master A,
@@ -109,36 +108,25 @@ class Pair:
     what a master never sent it (replica_seed)."""
 
     def __init__(self, seed):
-        self.root = tempfile.mkdtemp(prefix="syncrelay-fofb-")
-        self.a = self.b = self.relay = None
-        self.log = self.tap_a = self.tap_b = None
+        self.tap_a = self.tap_b = None
+        super().__init__("syncrelay-fofb-", nreplicas=2, users=USERS,
+                         relay=False, master=False, names=("slota", "slotb"))
         try:
-            self.log = cyrus.Syslog(os.path.join(self.root, "syslog")).start()
-            self.a = cyrus.CyrusInstance(self.root, "slota", syslog=self.log,
-                                         users=USERS)
-            self.a.start()
-            self.b = cyrus.CyrusInstance(self.root, "slotb", syslog=self.log,
-                                         users=USERS)
-            self.b.start()
+            self.a, self.b = self.replicas
             self.tap_a, self.tap_b = WireTap(self.a.sync_port), \
                 WireTap(self.b.sync_port)
-            relay = Relay()
-            db = os.path.join(relay.dir, "sasldb2")
-            for who in ("repl-s17a", "repl-s17b"):
-                sasldb(db, who, cyrus.REPL_PASSWORD, "relay-test")
-            relay.write_conf("allowplaintext: yes\n"
-                             "sasl_sasldb_path: %s\n"
-                             "sasl_mech_list: PLAIN\n"
-                             "replica_authname: repl\n"
-                             "replica_password: %s\n"
-                             "store.s17ab.identity: repl-s17a\n"
-                             "store.s17ab.replica.b: 127.0.0.1:%d\n"
-                             "store.s17ba.identity: repl-s17b\n"
-                             "store.s17ba.replica.a: 127.0.0.1:%d\n"
-                             "replica_seed: %s\n"
-                             % (db, cyrus.REPL_PASSWORD, self.tap_b.port,
-                                self.tap_a.port, "yes" if seed else "no"))
-            self.relay = relay.start()
+            self.relay = relay = sasl_relay(
+                {who: cyrus.REPL_PASSWORD for who in ("repl-s17a",
+                                                      "repl-s17b")},
+                "replica_authname: repl\n"
+                "replica_password: %s\n"
+                "store.s17ab.identity: repl-s17a\n"
+                "store.s17ab.replica.b: 127.0.0.1:%d\n"
+                "store.s17ba.identity: repl-s17b\n"
+                "store.s17ba.replica.a: 127.0.0.1:%d\n"
+                "replica_seed: %s\n"
+                % (cyrus.REPL_PASSWORD, self.tap_b.port, self.tap_a.port,
+                   "yes" if seed else "no"))
             for inst, who in ((self.a, "repl-s17a"), (self.b, "repl-s17b")):
                 inst.settings.update(cyrus.replication_conf(relay.port,
                                                             authname=who))
@@ -156,19 +144,11 @@ class Pair:
         return r.stdout
 
     def stop(self):
-        for inst in (self.a, self.b):
-            if inst:
-                inst.stop_rolling()
-                inst.stop()
+        super().stop()
         for tap in (self.tap_a, self.tap_b):
             if tap:
                 tap.stop()
-        if self.relay:
-            self.relay.stop()
-        if self.log:
-            self.log.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-        self.a = self.b = self.relay = self.log = None
+        self.a = self.b = self.tap_a = self.tap_b = None
 
 
 def unproven(tap, journal):
@@ -196,7 +176,7 @@ def on(inst, *steps):
 
 
 def failover_and_failback(seed):
-    pair = env["pair"] = Pair(seed)
+    pair = Pair(seed)
     a, b, relay, log = pair.a, pair.b, pair.relay, pair.log
     mark = log.mark()
     # A is master: a user with folders, mail, a sieve script and
@@ -297,18 +277,12 @@ def failover_and_failback(seed):
     check(not log.errors(mark), log.errors(mark))
 
 
-def stop_pair():
-    pair = env.pop("pair", None)
-    if pair:
-        pair.stop()
-
-
 @test
 def failover_and_failback_lose_nothing_where_the_relay_knows_little():
     try:
         failover_and_failback(seed=False)
     finally:
-        stop_pair()
+        stop_paths()
 
 
 @test
@@ -316,13 +290,8 @@ def failover_and_failback_seeded_from_the_replica_resend_nothing():
     try:
         failover_and_failback(seed=True)
     finally:
-        stop_pair()
+        stop_paths()
 
 
 if __name__ == "__main__":
-    try:
-        run("test_failover")
-    finally:
-        if env.get("path"):
-            env["path"].stop()
-        stop_pair()
+    run("test_failover", stop_paths)

@@ -21,14 +21,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyrus
 from harness import check, eq, run, test
 from relaytest import (CyrusPath, converge, cursor_lsn, direct_applies,
-                       no_errors, populate, relay_lsn)
+                       no_errors, populate, relay_lsn, stop_paths)
 
 env = {}
 USERS = ("alice", "bob")
 
 
 def setup():
-    env["path"] = path = CyrusPath(
+    path = CyrusPath(
         "syncrelay-fanout-", nreplicas=2, users=USERS,
         extra="store.s1.replica.r1.restart_bytes: 1M\n"
               "store.s1.replica.r2.compress: yes\n")
@@ -36,11 +36,6 @@ def setup():
     env["syslog"], env["relay"], env["master"] = (path.log, path.relay,
                                                   path.master)
     return path.log, path.relay, path.master, path.replica
-
-
-def teardown():
-    if env.get("path"):
-        env.pop("path").stop()
 
 
 def replicas():
@@ -277,7 +272,4 @@ def test_a_replica_changed_behind_the_relays_back_fails_precisely():
 
 
 if __name__ == "__main__":
-    try:
-        run("test_fanout")
-    finally:
-        teardown()
+    run("test_fanout", stop_paths)

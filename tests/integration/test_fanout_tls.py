@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
 from harness import check, eq, run, test
-from relaytest import (converge, direct_applies, master_facing_relay,
-                       populate)
+from relaytest import (CyrusPath, converge, direct_applies, populate,
+                       stop_paths)
 
 env = {}
 USERS = ("alice",)
@@ -82,41 +82,24 @@ def make_certs(d):
 
 
 def setup():
-    root = env["root"] = tempfile.mkdtemp(prefix="syncrelay-fanout-tls-")
+    root = tempfile.mkdtemp(prefix="syncrelay-fanout-tls-")
     os.chmod(root, 0o755)
-    ca, wrong, cert, key = env["certs"] = make_certs(os.path.join(root,
-                                                                  "tls"))
-    log = env["syslog"] = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    tls = {"tls_server_cert": cert, "tls_server_key": key}
-    replica = env["replica"] = cyrus.CyrusInstance(
-        root, "replica", syslog=log, users=USERS, extra=tls)
-    replica.start()
-    replica2 = env["replica2"] = cyrus.CyrusInstance(
-        root, "replica2", syslog=log, users=USERS, extra=tls)
-    replica2.start()
-    relay = env["relay"] = master_facing_relay(
-        [("r1", replica.sync_port), ("r2", replica2.sync_port)],
-        "replica_tls: starttls\n"
-        "replica_tls_ca_file: %s\n"
-        "store.s1.replica.r2.tls_ca_file: %s\n" % (ca, wrong))
-    master = env["master"] = cyrus.CyrusInstance(
-        root, "master", syslog=log, extra=cyrus.replication_conf(relay.port))
-    master.start()
-    return log, relay, master, replica, replica2
-
-
-def teardown():
-    for k in ("master", "replica", "replica2"):
-        if env.get(k):
-            env[k].stop_rolling()
-            env[k].stop()
-    for k in ("relay", "relay2"):
-        if env.get(k):
-            env[k].stop()
-    if env.get("syslog"):
-        env["syslog"].stop()
-    if env.get("root"):
-        shutil.rmtree(env["root"], ignore_errors=True)
+    try:
+        ca, wrong, cert, key = env["certs"] = make_certs(
+            os.path.join(root, "tls"))
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    path = CyrusPath(
+        None, root=root, nreplicas=2, users=USERS,
+        replica_conf={"tls_server_cert": cert, "tls_server_key": key},
+        extra="replica_tls: starttls\n"
+              "replica_tls_ca_file: %s\n"
+              "store.s1.replica.r2.tls_ca_file: %s\n" % (ca, wrong))
+    env.update(syslog=path.log, relay=path.relay, master=path.master,
+               replica=path.replicas[0], replica2=path.replicas[1],
+               path=path)
+    return path.log, path.relay, path.master, path.replica, path.replicas[1]
 
 
 @test
@@ -180,7 +163,7 @@ def test_no_starttls_offered_and_implicit_against_clear_text():
     no STARTTLS; and r4, the TLS replica's sync_server, but set to
     implicit TLS, which that sync_server does not speak."""
     master, replica = env["master"], env["replica"]
-    relay2 = env["relay2"] = master_facing_relay(
+    relay2 = env["path"].start_relay(
         [("r3", master.sync_port), ("r4", replica.sync_port)],
         "replica_tls: starttls\n"
         "replica_tls_ca_file: %s\n"
@@ -195,7 +178,6 @@ def test_no_starttls_offered_and_implicit_against_clear_text():
     check("replica=r4 event=link_up" not in text, text)
     check(relay2.proc.poll() is None, "the relay exited")
     eq(relay2.stop(), 0)
-    env["relay2"] = None
     text = relay2.logtext()
     check("LeakSanitizer" not in text and "AddressSanitizer" not in text,
           text)
@@ -223,7 +205,4 @@ def test_relay_stops_cleanly_with_tls_links():
 
 
 if __name__ == "__main__":
-    try:
-        run("test_fanout_tls")
-    finally:
-        teardown()
+    run("test_fanout_tls", stop_paths)

@@ -9,32 +9,20 @@ import re
 import signal
 import subprocess
 
-from harness import (SRCDIR, Client, Relay, check, eq, plain, read_reply, run,
-                     sasldb, test)
+from harness import (SRCDIR, Client, authed_client, check, eq, plain,
+                     read_reply, relay_lsn, run, sasl_relay, sasldb, test)
 
 TRACES = os.path.join(SRCDIR, "tests/fixtures/traces")
 # The recordings log in as repl / replpw (AUTHENTICATE PLAIN AHJlcGwA...).
-STORE_CONF = ("allowplaintext: yes\n"
-              "sasl_sasldb_path: {db}\n"
-              "sasl_mech_list: PLAIN\n"
-              "store.lab.identity: repl\n"
+STORE_CONF = ("store.lab.identity: repl\n"
               "store.lab.replica.r1: 127.0.0.1:1\n"
               "store.other.identity: other\n"
               "store.other.replica.r1: 127.0.0.1:2\n")
 
 
-
-
 def relay_with_users():
-    relay = Relay()
-    db = os.path.join(relay.dir, "sasldb2")
-    sasldb(db, "repl", "replpw")
-    sasldb(db, "stranger", "pw")
-    sasldb(db, "other", "otherpw")
-    relay.write_conf(STORE_CONF.format(db=db))
-    return relay.start()
-
-
+    return sasl_relay({"repl": "replpw", "stranger": "pw",
+                       "other": "otherpw"}, STORE_CONF)
 
 
 @test
@@ -59,10 +47,7 @@ def login_selects_the_store():
         d.banner()
         eq(d.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("repl", "replpw")),
            "NO store is busy with another master session")
-        e = Client(relay.port)
-        e.banner()
-        eq(e.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("other", "otherpw")),
-           "OK Success (no protection)")
+        e = authed_client(relay.port, "other", "otherpw")
         # The initial response may also come after a "+ " challenge.
         eq(d.cmd("AUTHENTICATE PLAIN\r\n"), "+ ")
         eq(d.cmd(plain("repl", "replpw") + "\r\n"),
@@ -177,24 +162,6 @@ def durable_across_restart():
         relay.stop()
 
 
-def authed_client(relay):
-    c = Client(relay.port)
-    c.banner()
-    eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("repl", "replpw")),
-       "OK Success (no protection)")
-    return c
-
-
-def journal_lsn(relay):
-    import re as _re
-    r = subprocess.run([os.path.join(os.environ.get("BUILDDIR", "."),
-                                     "syncrelay-journal"), "summary",
-                        os.path.join(relay.dir, "data/lab/journal")],
-                       capture_output=True, text=True, timeout=30)
-    m = _re.search(r"LSN \d+\.\.(\d+)", r.stdout)
-    return int(m.group(1)) if m else 0
-
-
 MAILBOX = ("APPLY MAILBOX %%(UNIQUEID bad1 MBOXNAME user.eve SYNC_CRC 0 "
            "LAST_UID 1 HIGHESTMODSEQ 3 RECENTUID 0 RECENTTIME 0 "
            "LAST_APPENDDATE 0 POP3_LAST_LOGIN 0 UIDVALIDITY 77 PARTITION "
@@ -208,11 +175,11 @@ def bad_input_is_refused_and_nothing_is_kept():
     import hashlib
     relay = relay_with_users()
     try:
-        c = authed_client(relay)
+        c = authed_client(relay.port, "repl", "replpw")
         body = b"From: eve@example.org\r\nSubject: x\r\n\r\nhello\r\n"
         guid = hashlib.sha1(body).hexdigest()
         wrong = hashlib.sha1(b"something else").hexdigest()
-        lsn = journal_lsn(relay)
+        lsn = relay_lsn(relay, "lab")
         # A body whose bytes do not match its GUID.
         c.send(b"APPLY MESSAGE (%%{default %s %d}\r\n" % (wrong.encode(),
                                                          len(body)) +
@@ -224,7 +191,7 @@ def bad_input_is_refused_and_nothing_is_kept():
         eq(c.line(), "NO IMAP_PROTOCOL_ERROR Protocol error")
         c.send("GET MAILBOXES (user.eve)\r\n")
         eq(c.line(), "OK success")          # nothing was created
-        eq(journal_lsn(relay), lsn)         # nothing was journaled
+        eq(relay_lsn(relay, "lab"), lsn)    # nothing was journaled
         # An oversize literal, nesting too deep, junk: BAD, and the
         # session goes on.
         c.send(b"APPLY SIEVE %(USERID eve FILENAME x.script CONTENT {200000+}"
@@ -236,7 +203,7 @@ def bad_input_is_refused_and_nothing_is_kept():
         eq(c.line(), "NO IMAP_PROTOCOL_ERROR Protocol error")
         c.send("APPLY MAILBOX (1 2)\r\n")
         eq(c.line(), "NO IMAP_PROTOCOL_BAD_PARAMETERS")
-        eq(journal_lsn(relay), lsn)
+        eq(relay_lsn(relay, "lab"), lsn)
         # Now upload it properly: the same APPLY MAILBOX is accepted,
         # from any partition name the master uses.
         c.send(b"APPLY MESSAGE (%%{p2 %s %d}\r\n" % (guid.encode(),
@@ -245,7 +212,7 @@ def bad_input_is_refused_and_nothing_is_kept():
         eq(c.line(), "OK success")
         c.send(MAILBOX % (len(body), guid))
         eq(c.line(), "OK success")
-        check(journal_lsn(relay) == lsn + 2, journal_lsn(relay))
+        check(relay_lsn(relay, "lab") == lsn + 2, relay_lsn(relay, "lab"))
         c.send(b"APPLY RESERVE %%(PARTITION default MBOXNAME (user.eve) GUID "
                b"(%s %s))\r\n" % (guid.encode(), wrong.encode()))
         eq(c.line(), "* MISSING (%s)" % wrong)
@@ -269,7 +236,7 @@ def compress_deflate():
     import zlib
     relay = relay_with_users()
     try:
-        c = authed_client(relay)
+        c = authed_client(relay.port, "repl", "replpw")
         eq(c.cmd("COMPRESS DEFLATE\r\n"), "NO Compression is not enabled")
         relay.stop()
         with open(relay.conf, "a") as f:
@@ -310,7 +277,7 @@ def get_fetch_streams_the_body_back():
     import random
     relay = relay_with_users()
     try:
-        c = authed_client(relay)
+        c = authed_client(relay.port, "repl", "replpw")
         rnd = random.Random(7)
         body = (b"From: f@example.org\r\nSubject: big\r\n\r\n" +
                 bytes(rnd.getrandbits(8) for _ in range(3 * 1024 * 1024)))
@@ -368,10 +335,7 @@ def sighup_adds_stores_and_identities():
                     "store.late.replica.r1: 127.0.0.1:3\n")
         relay.signal(signal.SIGHUP)
         relay.wait_log("store=late event=opened identity=late")
-        c = Client(relay.port)
-        c.banner()
-        eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("late", "latepw")),
-           "OK Success (no protection)")
+        c = authed_client(relay.port, "late", "latepw")
         eq(c.cmd("APPLY SUB %(USERID x MBOXNAME user.x)\r\n"), "OK success")
         check(os.path.isdir(os.path.join(relay.dir, "data/late/journal")))
     finally:
@@ -396,7 +360,7 @@ def full_disk_refuses_and_other_stores_go_on():
         check(r.returncode == 0, "cannot mount a tmpfs: %s" % r.stderr)
         mounted = True
         relay.start()
-        c = authed_client(relay)
+        c = authed_client(relay.port, "repl", "replpw")
         acked = []
         refusal = None
         for i in range(40):
@@ -416,10 +380,7 @@ def full_disk_refuses_and_other_stores_go_on():
         eq(c.cmd("APPLY SUB %(USERID x MBOXNAME user.x)\r\n"),
            "NO Unknown error (the relay's journal cannot be written)")
         # The other store is unaffected.
-        e = Client(relay.port)
-        e.banner()
-        eq(e.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("other", "otherpw")),
-           "OK Success (no protection)")
+        e = authed_client(relay.port, "other", "otherpw")
         eq(e.cmd("APPLY SUB %(USERID y MBOXNAME user.y)\r\n"), "OK success")
         log = relay.logtext()
         check("No space left on device" in log, log[-2000:])

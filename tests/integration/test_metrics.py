@@ -11,7 +11,6 @@ error name, and a replica that cannot be reached.
 """
 import hashlib
 import math
-import os
 import re
 import socket
 import subprocess
@@ -19,8 +18,8 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import (SYNCRELAY, Client, Relay, check, eq, free_port, plain,
-                     run, sasldb, test)
+from harness import (SYNCRELAY, Relay, authed_client, check, eq, free_port,
+                     relay_lsn, run, sasl_relay, test)
 
 # ---- a strict parser of the text format ------------------------------------
 
@@ -213,28 +212,10 @@ def scrape(relay):
     return parse(body)
 
 
-
-
 def relay_with_store(closed_port):
-    relay = Relay()
-    db = os.path.join(relay.dir, "sasldb2")
-    sasldb(db, "repl", "replpw")
-    relay.write_conf("allowplaintext: yes\n"
-                     "sasl_sasldb_path: %s\n"
-                     "sasl_mech_list: PLAIN\n"
-                     "store.lab.identity: repl\n"
-                     "store.lab.replica.r1: 127.0.0.1:%d\n" %
-                     (db, closed_port))
-    return relay.start()
-
-
-def journal_lsn(relay):
-    r = subprocess.run([os.path.join(os.environ.get("BUILDDIR", "."),
-                                     "syncrelay-journal"), "summary",
-                        os.path.join(relay.dir, "data/lab/journal")],
-                       capture_output=True, text=True, timeout=30)
-    m = re.search(r"LSN \d+\.\.(\d+)", r.stdout)
-    return int(m.group(1)) if m else 0
+    return sasl_relay({"repl": "replpw"},
+                      "store.lab.identity: repl\n"
+                      "store.lab.replica.r1: 127.0.0.1:%d\n" % closed_port)
 
 
 def wait_for(relay, predicate, timeout=10.0):
@@ -297,10 +278,7 @@ def scrape_counts_what_the_master_sent():
                  store="lab"), 0)
         eq(value(before, "syncrelay_store_master_connected", store="lab"), 0)
         check(value(before, "syncrelay_start_time_seconds") > 1e9)
-        c = Client(relay.port)
-        c.banner()
-        eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("repl", "replpw")),
-           "OK Success (no protection)")
+        c = authed_client(relay.port, "repl", "replpw")
         sent_records = sent_bytes = 0
         for i in range(7):
             cmd = "APPLY SUB %%(USERID u%d MBOXNAME user.u%d.x)" % (i, i)
@@ -328,7 +306,7 @@ def scrape_counts_what_the_master_sent():
            sent_records)
         eq(value(after, "syncrelay_store_ingested_bytes_total", **lab),
            sent_bytes)
-        head = journal_lsn(relay)
+        head = relay_lsn(relay, "lab")
         eq(head, sent_records)
         eq(value(after, "syncrelay_store_head_lsn", **lab), head)
         eq(value(after, "syncrelay_store_first_lsn", **lab), 1)

@@ -14,10 +14,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
-from harness import (BUILDDIR, Client, Relay, check, eq, free_port, plain,
-                     run, sasldb, test)
-from relaytest import (CyrusPath, converge, populate, sync_user,
-                       wait_caught_up)
+from harness import (BUILDDIR, authed_client, check, eq, free_port, run,
+                     sasl_relay, test)
+from relaytest import (CyrusPath, converge, populate, stop_paths,
+                       sync_user, wait_caught_up)
 
 
 SEG_HEADER = 32
@@ -109,24 +109,14 @@ def status_and_lag_of_a_known_backlog():
     """Exactly 100 records journaled while the replica is unreachable: the
     lag is 100 records, exactly the bytes those records take in the
     segment, and at least as many seconds as the outage lasted."""
-    relay = Relay()
-    db = os.path.join(relay.dir, "sasldb2")
-    sasldb(db, "m1", "pw1", "relay-test")
-    sasldb(db, "m2", "pw2", "relay-test")
-    dead = free_port()
-    relay.write_conf("allowplaintext: yes\nsasl_sasldb_path: %s\n"
-                     "sasl_mech_list: PLAIN\n"
-                     "store.s1.identity: m1\n"
-                     "store.s1.replica.r1: 127.0.0.1:%d\n"
-                     "store.s2.identity: m2\n"
-                     "store.s2.replica.r1: 127.0.0.1:%d\n"
-                     % (db, dead, free_port()))
-    relay.start()
+    relay = sasl_relay({"m1": "pw1", "m2": "pw2"},
+                       "store.s1.identity: m1\n"
+                       "store.s1.replica.r1: 127.0.0.1:%d\n"
+                       "store.s2.identity: m2\n"
+                       "store.s2.replica.r1: 127.0.0.1:%d\n"
+                       % (free_port(), free_port()))
     try:
-        c = Client(relay.port)
-        c.banner()
-        eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("m1", "pw1")),
-           "OK Success (no protection)")
+        c = authed_client(relay.port, "m1", "pw1")
         t0 = time.time()
         for i in range(100):
             eq(c.cmd("APPLY SUB %%(USERID u%d MBOXNAME user.u%d.f)\r\n"
@@ -212,18 +202,12 @@ def status_and_lag_of_a_known_backlog():
         relay.stop()
 
 
-env = {}
 USERS = ("alice",)
 
 
 def setup():
-    env["path"] = path = CyrusPath("syncrelay-ops-")
+    path = CyrusPath("syncrelay-ops-")
     return path.log, path.relay, path.master, path.replica
-
-
-def teardown():
-    if env.get("path"):
-        env.pop("path").stop()
 
 
 @test
@@ -304,7 +288,7 @@ def pause_resume_wait_and_outage_with_real_cyrus():
         check(not log.errors(mark), log.errors(mark))
         check("event=link_failed" not in relay.logtext(), relay.logtext())
     finally:
-        teardown()
+        stop_paths()
 
 
 @test
@@ -360,8 +344,8 @@ def rate_limit_set_by_reload_slows_catch_up():
         wait_caught_up(relay, timeout=60)
         converge(master, replica, USERS)
     finally:
-        teardown()
+        stop_paths()
 
 
 if __name__ == "__main__":
-    run("test_operations")
+    run("test_operations", stop_paths)

@@ -16,10 +16,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
 from harness import check, eq, run, test
-from relaytest import (CyrusPath, converge, direct_applies, sync_user,
-                       wait_caught_up)
+from relaytest import (CyrusPath, converge, direct_applies, stop_paths,
+                       sync_user, wait_caught_up)
 
-env = {}
 USERS = ("alice",)
 SMALL = ("journal_segment_bytes: 64K\n"
          "retention_interval: 1s\n"
@@ -27,16 +26,11 @@ SMALL = ("journal_segment_bytes: 64K\n"
 
 
 def setup(extra):
-    env["path"] = path = CyrusPath("syncrelay-ret-", extra=extra)
+    path = CyrusPath("syncrelay-ret-", extra=extra)
     path.master.create_user("alice")
     sync_user(path.master)
     wait_caught_up(path.relay)
     return path.log, path.relay, path.master, path.replica
-
-
-def teardown():
-    if env.get("path"):
-        env.pop("path").stop()
 
 
 def store(relay):
@@ -98,7 +92,7 @@ def segments_go_once_every_replica_has_them_and_not_before():
         log.flush()
         check(not log.errors(mark), log.errors(mark))
     finally:
-        teardown()
+        stop_paths()
 
 
 @test
@@ -135,7 +129,7 @@ def over_the_cap_the_master_is_refused_and_nothing_is_lost():
         eq(len(state["alice"]["mailboxes"]["INBOX"]["messages"]), 45)
         eq(direct_applies(master, replica, "alice"), [])
     finally:
-        teardown()
+        stop_paths()
 
 
 @test
@@ -173,11 +167,8 @@ def over_the_cap_the_slowest_replica_is_marked_for_resync():
         eq(direct_applies(master, replica, "alice"), [])
         eq(store(relay)["replicas"][0]["state"], "streaming")
     finally:
-        teardown()
+        stop_paths()
 
 
 if __name__ == "__main__":
-    try:
-        run("test_retention")
-    finally:
-        teardown()
+    run("test_retention", stop_paths)

@@ -4,15 +4,14 @@ as its links will use it: logging in to a real Debian 3.6.1 sync_server
 and to syncrelay itself, with the mechanism the library picks and with
 each mechanism forced, and refused with a wrong password."""
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
-from harness import BUILDDIR, Relay, check, eq, run, test
+from harness import BUILDDIR, check, eq, run, test
+from relaytest import CyrusPath
 
 LOGIN = os.path.join(BUILDDIR, "tests/unit/csync_login")
 
@@ -24,16 +23,14 @@ def login(port, user, password, mechs=None):
 
 @test
 def logs_in_to_a_real_sync_server_and_to_the_relay():
-    root = tempfile.mkdtemp(prefix="syncrelay-sasl-")
-    log = cyrus.Syslog(os.path.join(root, "syslog")).start()
-    replica = relay = None
+    # A replica offering what Debian's libsasl2 has (sasldb secrets), and
+    # a relay offering all its library has, its replica a dead port.
+    path = CyrusPath("syncrelay-sasl-", users=(), master=False,
+                     replica_conf={"sasl_mech_list": "PLAIN LOGIN "
+                                   "SCRAM-SHA-256 DIGEST-MD5 CRAM-MD5"},
+                     relay=[("r1", 1)], password="pw", mechs=None)
     try:
-        # A replica offering what Debian's libsasl2 has (sasldb secrets).
-        replica = cyrus.CyrusInstance(
-            root, "replica", syslog=log,
-            extra={"sasl_mech_list": "PLAIN LOGIN SCRAM-SHA-256 "
-                                     "DIGEST-MD5 CRAM-MD5"})
-        replica.start()
+        replica, relay = path.replica, path.relay
         r = login(replica.sync_port, "repl", cyrus.REPL_PASSWORD)
         eq(r.returncode, 0)
         check(r.stdout.startswith("OK "), r.stdout + r.stderr)
@@ -45,25 +42,11 @@ def logs_in_to_a_real_sync_server_and_to_the_relay():
         eq(r.returncode, 1)
         check("NO" in r.stderr, r.stderr)
         # And the relay's own server side.
-        relay = Relay()
-        db = os.path.join(relay.dir, "sasldb2")
-        subprocess.run(["saslpasswd2", "-p", "-c", "-f", db, "-u",
-                        "relay-test", "repl"], input="pw\n", text=True,
-                       check=True)
-        relay.write_conf("allowplaintext: yes\nsasl_sasldb_path: %s\n"
-                         "store.s1.identity: repl\n"
-                         "store.s1.replica.r1: 127.0.0.1:1\n" % db)
-        relay.start()
         for mech in ("PLAIN", "SCRAM-SHA-256"):
             r = login(relay.port, "repl", "pw", mech)
             eq((r.returncode, r.stdout.strip()), (0, "OK " + mech))
     finally:
-        if relay:
-            relay.stop()
-        if replica:
-            replica.stop()
-        log.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        path.stop()
 
 
 if __name__ == "__main__":
