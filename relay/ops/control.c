@@ -104,6 +104,32 @@ json_codes(struct buf *b, const struct stats_code_count *t, size_t n)
 	buf_putc(b, '}');
 }
 
+/* ,"parked":N,"parked_list":[{...}] */
+static void
+json_parked(struct buf *b, const struct stats_link *l, double now)
+{
+	unsigned i;
+
+	buf_printf(b, ",\"parked\":%llu,\"parked_list\":[",
+	    (unsigned long long)l->parked);
+	for (i = 0; i < l->parked && i < STATS_MAX_PARKED; i++) {
+		const struct stats_parked *p = &l->parked_list[i];
+
+		buf_printf(b, "%s{\"kind\":\"%s\",\"name\":", i ? "," : "",
+		    p->mailbox ? "mailbox" : "record");
+		json_str(b, p->name);
+		buf_puts(b, ",\"reply\":");
+		json_str(b, p->reply);
+		buf_printf(b, ",\"lsn\":%llu,\"tries\":%u,\"since_seconds\":",
+		    (unsigned long long)p->lsn, p->tries);
+		json_num(b, now - p->since);
+		buf_puts(b, ",\"next_try_seconds\":");
+		json_num(b, p->next_try);
+		buf_putc(b, '}');
+	}
+	buf_putc(b, ']');
+}
+
 static void
 json_store(struct buf *b, const struct stats_store *s, double now)
 {
@@ -172,6 +198,7 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 		buf_printf(b, ",\"left_alone\":%u,\"left_alone_names\":",
 		    l->left_alone);
 		json_str(b, l->left_alone_names);
+		json_parked(b, l, now);
 		buf_puts(b, ",\"errors\":");
 		json_codes(b, l->errors, l->nerrors);
 		buf_putc(b, '}');
@@ -215,6 +242,7 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 {
 	char jb[32], lb[32], ls[32], eta[32], age[32];
 	size_t i;
+	unsigned j;
 
 	human_bytes(jb, sizeof(jb), s->journal_bytes);
 	buf_printf(b, "store %s  identity %s  head %llu  journal %s in %llu "
@@ -255,6 +283,25 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 			buf_printf(b, "           left alone by repair: %u "
 			    "(%s%s)\n", l->left_alone, l->left_alone_names,
 			    l->left_alone > 8 ? ", ..." : "");
+		if (l->parked)
+			buf_printf(b, "           parked: %llu (the replica "
+			    "refused them; the rest goes on; syncrelayctl retry "
+			    "or giveup)\n", (unsigned long long)l->parked);
+		for (j = 0; j < l->parked && j < STATS_MAX_PARKED; j++) {
+			const struct stats_parked *p = &l->parked_list[j];
+
+			human_secs(age, sizeof(age), now - p->since);
+			human_secs(eta, sizeof(eta), p->next_try);
+			buf_printf(b, "             %s %s  LSN %llu  since %s  "
+			    "tries %u  next try in %s: %s\n", p->mailbox ?
+			    "mailbox" : "record", p->name,
+			    (unsigned long long)p->lsn, age, p->tries, eta,
+			    p->reply);
+		}
+		if (l->parked > STATS_MAX_PARKED)
+			buf_printf(b, "             ... and %llu more (see the "
+			    "log, event=parked)\n", (unsigned long long)(
+			    l->parked - STATS_MAX_PARKED));
 	}
 }
 
@@ -390,10 +437,19 @@ wait_done(struct client *c, struct buf *why)
 		    strcmp(c->replica, sl.name) != 0)
 			continue;
 		any = true;
-		if (sl.cursor_lsn >= c->target)
+		if (sl.cursor_lsn >= c->target && sl.parked == 0)
 			continue;
 		done = false;
-		if (why)
+		/* Parked is not caught up: the replica lacks those. */
+		if (why && sl.parked)
+			buf_printf(why, "!store %s replica %s (%s): %llu parked, "
+			    "e.g. %s %s (%s): the replica refused them; "
+			    "syncrelayctl retry or giveup\n", c->store, sl.name,
+			    sl.state, (unsigned long long)sl.parked,
+			    sl.parked_list[0].mailbox ?
+			    "mailbox" : "record", sl.parked_list[0].name,
+			    sl.parked_list[0].reply);
+		if (why && sl.cursor_lsn < c->target)
 			buf_printf(why, "!store %s replica %s (%s): %llu "
 			    "records behind LSN %llu, %llu bytes, %.0f s\n",
 			    c->store, sl.name, sl.state,
@@ -433,6 +489,36 @@ wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	answer(c, 1);
 }
 
+/* retry STORE [REPLICA]: every parked entry of the link(s) now. */
+static int
+do_retry(struct client *c, const char *store, const char *replica)
+{
+	struct store *st;
+	struct link *l;
+	struct stats_link sl;
+	unsigned long long n = 0;
+	size_t i;
+
+	if (replica != NULL) {
+		if ((l = find_link(c, store, replica)) == NULL)
+			return 2;
+		link_stats(l, &sl);
+		n = sl.parked;
+		link_retry_parked(l);
+	} else {
+		if ((st = find_store(c, store)) == NULL)
+			return 2;
+		for (i = 0; i < st->nlinks; i++) {
+			link_stats(st->links[i], &sl);
+			n += sl.parked;
+			link_retry_parked(st->links[i]);
+		}
+	}
+	buf_printf(&c->out, "store %s: retrying %llu parked entr%s now (see "
+	    "status)\n", store, n, n == 1 ? "y" : "ies");
+	return 0;
+}
+
 static void
 request(struct client *c, char *line)
 {
@@ -442,8 +528,15 @@ request(struct client *c, char *line)
 	struct link *l;
 
 	for (tok = strtok_r(line, " \t", &save); tok && argc < 8;
-	    tok = strtok_r(NULL, " \t", &save))
+	    tok = strtok_r(NULL, " \t", &save)) {
 		argv[argc++] = tok;
+		/* giveup's NAME is the rest of the line: names have spaces. */
+		if (argc == 3 && strcmp(argv[0], "giveup") == 0 && save &&
+		    *save) {
+			argv[argc++] = save;
+			break;
+		}
+	}
 	if (argc == 0) {
 		buf_puts(&c->out, "!empty request\n");
 		answer(c, 2);
@@ -513,13 +606,31 @@ request(struct client *c, char *line)
 			buf_printf(&c->out, "store %s replica %s: cursor set to "
 			    "LSN %llu\n", argv[1], argv[2], lsn);
 		}
+	} else if (strcmp(argv[0], "retry") == 0 && (argc == 2 || argc == 3)) {
+		status = do_retry(c, argv[1], argc == 3 ? argv[2] : NULL);
+	} else if (strcmp(argv[0], "giveup") == 0 && argc == 4) {
+		size_t n;
+
+		if ((l = find_link(c, argv[1], argv[2])) == NULL) {
+			status = 2;
+		} else if ((n = link_give_up(l, argv[3])) == 0) {
+			buf_printf(&c->out, "!store %s replica %s has nothing "
+			    "parked named %s\n", argv[1], argv[2], argv[3]);
+			status = 2;
+		} else {
+			buf_printf(&c->out, "store %s replica %s: gave up %zu "
+			    "parked entr%s named %s (the replica keeps what "
+			    "it has of it)\n", argv[1], argv[2], n, n == 1 ?
+			    "y" : "ies", argv[3]);
+		}
 	} else if (strcmp(argv[0], "reload") == 0 && argc == 1) {
 		c->ctl->reload();
 		buf_puts(&c->out, "reloaded (see the log for what changed)\n");
 	} else {
 		buf_printf(&c->out, "!unknown request \"%s\" (status [STORE] "
 		    "[json], pause|resume STORE REPLICA, wait STORE REPLICA|* "
-		    "SECONDS, reset STORE REPLICA LSN, reload)\n", argv[0]);
+		    "SECONDS, reset STORE REPLICA LSN, retry STORE [REPLICA], "
+		    "giveup STORE REPLICA NAME, reload)\n", argv[0]);
 		status = 2;
 	}
 	answer(c, status);

@@ -16,6 +16,12 @@
  *   reset STORE REPLICA LSN      set a replica's cursor (it was brought
  *                                up to LSN some other way, e.g. a full
  *                                sync_client run after a resync flag)
+ *   retry STORE [REPLICA]        try every parked mailbox or record of
+ *                                the replica(s) again now
+ *   giveup STORE REPLICA NAME    stop trying a parked mailbox (or
+ *                                record) NAME: it leaves the parked list,
+ *                                with a log line; the replica keeps what
+ *                                it has of it
  *   reload                       re-read the configuration (as SIGHUP)
  *
  * Whoever can connect can do all of this: the socket's mode and group

@@ -168,6 +168,10 @@ static const struct u64_metric link_u64[] = {
 	{ "syncrelay_replica_connects_total", "counter",
 	  "Successful logins to the replica since the daemon started",
 	  offsetof(struct stats_link, connects) },
+	{ "syncrelay_replica_parked", "gauge",
+	  "Mailboxes and records the replica refused, parked while the rest "
+	  "replicates (0: none)",
+	  offsetof(struct stats_link, parked) },
 };
 
 /* A state name as a label value: spaces as underscores. */
@@ -252,6 +256,28 @@ format_fsync_histogram(struct buf *out, const struct stats_store *st,
 }
 
 static void
+parked_series(struct buf *out, const struct stats_store *s,
+    const struct stats_link *l, const struct stats_parked *p)
+{
+	char lsn[32];
+
+	snprintf(lsn, sizeof(lsn), "%llu", (unsigned long long)p->lsn);
+	buf_puts(out, "syncrelay_replica_parked_since_timestamp_seconds"
+	    "{store=\"");
+	put_label_value(out, s->name);
+	buf_puts(out, "\",replica=\"");
+	put_label_value(out, l->name);
+	buf_printf(out, "\",%s=\"", p->mailbox ? "mailbox" : "record");
+	put_label_value(out, p->name);
+	buf_puts(out, "\",lsn=\"");
+	put_label_value(out, lsn);
+	buf_puts(out, "\",reply=\"");
+	put_label_value(out, p->reply);
+	buf_puts(out, "\"} ");
+	end_double(out, p->since);
+}
+
+static void
 format_links(struct buf *out, const struct stats_store *st, size_t n)
 {
 	char cur[sizeof(st->links->state)], label[sizeof(cur)];
@@ -293,6 +319,16 @@ format_links(struct buf *out, const struct stats_store *st, size_t n)
 			    &st[i].links[j], NULL, NULL);
 			end_double(out, st[i].links[j].lag_seconds);
 		}
+	family(out, "syncrelay_replica_parked_since_timestamp_seconds", "gauge",
+	    "When a parked mailbox or record was parked, epoch seconds (the "
+	    "first few per replica; labels: what, the first LSN refused, the "
+	    "replica's reply)");
+	for (i = 0; i < n; i++)
+		for (j = 0; j < st[i].nlinks; j++)
+			for (k = 0; k < st[i].links[j].parked &&
+			    k < STATS_MAX_PARKED; k++)
+				parked_series(out, &st[i], &st[i].links[j],
+				    &st[i].links[j].parked_list[k]);
 	family(out, "syncrelay_replica_errors_total", "counter",
 	    "Errors on the link to the replica, by result code");
 	for (i = 0; i < n; i++)

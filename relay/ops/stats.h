@@ -25,6 +25,18 @@ struct stats_code_count {
 	uint64_t n;
 };
 
+/* A parked mailbox or record (relay/replay/link_park.c). */
+#define STATS_MAX_PARKED 4
+struct stats_parked {
+	bool mailbox;		/* a mailbox (else another record) */
+	char name[256];
+	char reply[300];	/* the replica's reply, or the reason */
+	uint64_t lsn;		/* the first record refused */
+	double since;		/* epoch seconds */
+	unsigned tries;
+	double next_try;	/* seconds from now */
+};
+
 struct stats_link {
 	char name[128];
 	char address[300];	/* host:port */
@@ -37,6 +49,9 @@ struct stats_link {
 	 * was partial): how many, and the first few names. */
 	unsigned left_alone;
 	char left_alone_names[1024];
+	/* Parked: how many, and the first STATS_MAX_PARKED. */
+	uint64_t parked;
+	struct stats_parked parked_list[STATS_MAX_PARKED];
 	uint64_t cursor_lsn;	/* last LSN the replica acknowledged */
 	uint64_t lag_records;	/* head_lsn - cursor_lsn */
 	uint64_t lag_bytes;	/* journal bytes after the cursor */

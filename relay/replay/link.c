@@ -92,6 +92,8 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 		link_fail(l, "cannot read the password file %s", rc->password_file);
 		return l;
 	}
+	if (link_park_load(l) < 0)
+		return l;
 	link_connect(l);
 	return l;
 }
@@ -124,6 +126,7 @@ link_free(struct link **lp)
 		cursor_store(l->cursor, l->acked);
 	cursorq_unlock();
 	link_reset_session(l);
+	link_park_free(l);
 	tlsctx_free(&l->tls_ctx);
 	buf_free(&l->mechs);
 	free(l->seen);
@@ -152,6 +155,9 @@ unfail(struct link *l)
 		return;
 	l->state = LINK_DOWN;
 	l->why[0] = '\0';
+	/* A parked list that could not be read must be, before replay. */
+	if (l->park_unread)
+		link_park_load(l);
 }
 
 /* What a session depends on: a change means logging in again. */
@@ -278,6 +284,8 @@ link_reset(struct link *l, uint64_t lsn, char *err, size_t err_len)
 	l->front = (struct rpos){ 0 };
 	l->nseen = 0;
 	l->nrepaired = 0;
+	link_park_clear(l, "the cursor was reset: the replica was brought up "
+	    "to date some other way");
 	if (l->conn != NULL) {
 		l->closing_on_purpose = true;
 		conn_close(l->conn, "cursor reset", true);
@@ -349,6 +357,22 @@ link_stats(struct link *l, struct stats_link *out)
 	    l->last_error);
 	out->last_error_time = l->last_error_time;
 	out->left_alone = l->nleft_alone;
+	out->parked = l->nparked;
+	for (i = 0; i < l->nparked && i < STATS_MAX_PARKED; i++) {
+		struct stats_parked *p = &out->parked_list[i];
+
+		p->mailbox = l->parked[i].p.kind == PARKED_MAILBOX;
+		snprintf(p->name, sizeof(p->name), "%.255s",
+		    l->parked[i].p.name);
+		snprintf(p->reply, sizeof(p->reply), "%.299s",
+		    l->parked[i].p.reply);
+		p->lsn = l->parked[i].p.lsn;
+		p->since = (double)l->parked[i].p.since;
+		p->tries = l->parked[i].p.tries;
+		p->next_try = l->parked[i].due - ev_now(l->loop);
+		if (p->next_try < 0)
+			p->next_try = 0;
+	}
 	snprintf(out->left_alone_names, sizeof(out->left_alone_names), "%s",
 	    l->left_alone);
 	out->cursor_lsn = l->acked;
@@ -429,6 +453,8 @@ link_set_paused(struct link *l, bool paused)
 		log_warn("store=%s replica=%s event=unpause_not_kept path=%s",
 		    l->st->name, l->rc.name, l->paused_path);
 	unfail(l);	/* resume retries a failed link: the operator fixed it */
+	if (l->state == LINK_FAILED)
+		return;		/* its parked list is still unreadable */
 	if (l->conn == NULL) {
 		link_set_state(l, LINK_DOWN);
 		l->backoff = BACKOFF_MIN;
@@ -483,4 +509,22 @@ link_query(struct link *l, const struct dlist *entry, link_query_cb cb,
 	l->query_arg = arg;
 	link_send_cmd(l, "GET", entry, query_reply);
 	return 0;
+}
+
+void
+link_retry_parked(struct link *l)
+{
+	if (l->nparked == 0)
+		return;
+	log_info("store=%s replica=%s event=parked_retry_now count=%zu",
+	    l->st->name, l->rc.name, l->nparked);
+	link_park_retry_now(l);
+	if (l->cmd == NULL && l->on_reply == NULL)
+		link_kick(l);
+}
+
+size_t
+link_give_up(struct link *l, const char *name)
+{
+	return link_park_give_up(l, name);
 }

@@ -66,6 +66,14 @@ struct stats_link;
 void link_stats(struct link *l, struct stats_link *out);
 /* Pauses (true) or resumes a link; a paused link keeps its cursor. */
 void link_set_paused(struct link *l, bool paused);
+/*
+ * What the replica refused and repair could not fix is parked (the rest
+ * goes on; link_park.c): link_retry_parked() tries every parked entry
+ * again now; link_give_up() drops the entries named name (a mailbox, or
+ * what a record changes), loudly, and returns how many.
+ */
+void link_retry_parked(struct link *l);
+size_t link_give_up(struct link *l, const char *name);
 
 /*
  * Questions for the replica on the store's behalf (relay/ingest/seed.c): one

@@ -35,6 +35,7 @@
 
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void start_login(struct link *l);
+static void replica_died(struct link *l, const char *said);
 static void start_starttls(struct link *l);
 static void after_login(struct link *l);
 
@@ -64,6 +65,7 @@ link_reset_session(struct link *l)
 	dlist_free(&l->repair_ops);
 	dlist_free(&l->repair_queue);
 	l->tls_up = l->tls_starting = false;
+	l->replica_died = l->retrying = false;
 	l->staged = 0;
 	l->rq_head = l->rq_len = 0;	/* the reader starts again */
 }
@@ -132,6 +134,10 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 				shown[k++] = data[i] >= 0x20 && data[i] < 0x7f ?
 				    data[i] : '?';
 			shown[k] = '\0';
+			if (strncmp(shown, "* Fatal error:", 14) == 0) {
+				replica_died(l, shown + 2);
+				break;
+			}
 			link_fail(l, "unreadable reply from the replica: %s (\"%s\")",
 			    csync_reader_errstr(l->reader), shown);
 			break;
@@ -192,6 +198,36 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 
 static const struct conn_ops link_ops = { on_input, on_close, on_free,
 	on_drain, true };
+
+/*
+ * The replica's sync_server said "* Fatal error: ..." and exits (it
+ * does for some commands it cannot carry out, e.g. a message for a
+ * partition it lacks).  The command in flight is answered NO with what
+ * it said, so that the replay parks what it concerns, and the link
+ * logs in again: the replay resumes from the cursor.
+ */
+static void
+replica_died(struct link *l, const char *said)
+{
+	char why[300];
+
+	snprintf(why, sizeof(why), "the replica's sync_server stopped: %s",
+	    said);
+	log_warnx("store=%s replica=%s event=replica_fatal lsn=%llu "
+	    "said=\"%s\"", l->st->name, l->rc.name,
+	    (unsigned long long)l->lsn, said);
+	l->replica_died = true;
+	if (l->on_reply) {
+		void (*k)(struct link *, const char *, const char *) =
+		    l->on_reply;
+
+		l->on_reply = NULL;
+		stats_count_code(l->errors, &l->nerrors, "replica_fatal");
+		k(l, "NO", why);
+	}
+	if (l->conn)
+		link_drop(l, "the replica's sync_server stopped");
+}
 
 /* The handshake is over: TLS is up (err NULL), or the conn is closing. */
 static void

@@ -10,6 +10,7 @@
  *     -> link_replay.c   reading the journal, staging bodies, the cursor
  *     -> link_repair.c   repair, reached from the replay only through
  *                        l->repair (struct link_repair_ops)
+ *     -> link_park.c     what the replica refused, parked; retries
  *     -> link_fold.c     folding consecutive updates of one mailbox
  *     -> link_policy.c   the retry backoff and the rate limits
  *     -> link_core.c     state, errors and sending, used by all
@@ -33,6 +34,7 @@
 #include "relay/replay/cursorq.h"
 #include "relay/replay/link.h"
 #include "storage/journal.h"
+#include "storage/parked.h"
 
 struct link;
 
@@ -48,6 +50,16 @@ struct link_repair_ops {
 	/* A mailbox sent by a repair was accepted: true if the repair has
 	 * more to send (it goes on), false if the replay goes on. */
 	bool (*accepted)(struct link *l);
+	/* Something was parked (link_park.c): go on with the rest of the
+	 * repair under way, if any, else with the replay. */
+	void (*parked)(struct link *l);
+};
+
+/* A parked entry, with when to try it again. */
+struct link_parked {
+	struct parked p;
+	double due;		/* ev_now() of the next try */
+	double backoff;		/* seconds, doubling */
 };
 
 extern const struct link_repair_ops link_repair_ops;
@@ -112,6 +124,7 @@ struct link {
 	struct cursorq_req cq;
 	bool needs_resync;		/* retention dropped what it lacks */
 	bool closing_on_purpose;	/* the close is ours: not an error */
+	bool replica_died;		/* it said "* Fatal error": send nothing */
 	uint64_t lsn;			/* the record being replayed */
 	struct dlist *cmd;		/* its APPLY entry */
 	struct dlist *pending;		/* read ahead, not folded into cmd */
@@ -158,6 +171,15 @@ struct link {
 	 * the replica and a partial shadow, which prove nothing. */
 	char left_alone[1024];
 	unsigned nleft_alone;
+	/* Parked: what the replica refused and repair could not fix. */
+	struct link_parked *parked;
+	size_t nparked;
+	char parked_path[4096];
+	bool retrying;			/* l->cmd retries a parked entry */
+	bool park_unread;		/* the list could not be read */
+	uint64_t retry_lsn;		/* that entry's first LSN */
+	char repair_target[64];		/* UNIQUEID a user repair is for */
+	char repair_name[512];		/* ... and its name */
 	/* A GET asked on the store's behalf (link_query). */
 	link_query_cb query_cb;
 	void *query_arg;
@@ -194,6 +216,39 @@ void link_conn_init(struct link *l);
 /* link_policy.c: retry backoff and rate limits. */
 bool link_throttled(struct link *l);
 void link_schedule_retry(struct link *l);
+
+/* link_park.c: what the replica refused, parked. */
+/* Reads the parked list (a failure fails the link); 0 or -errno. */
+int link_park_load(struct link *l);
+void link_park_free(struct link *l);
+/*
+ * Parks a mailbox by UNIQUEID, or (link_park_record) l->cmd by what it
+ * changes, with the reason; durable before it returns.  True if parked,
+ * false if the link failed instead (it could not be kept).
+ */
+bool link_park_mailbox(struct link *l, const char *uniqueid,
+    const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+bool link_park_record(struct link *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The replica accepted l->cmd: drop or rename what it settles. */
+void link_park_settled(struct link *l);
+/* Is cmd an update of a parked mailbox (so not to be sent)? */
+bool link_park_skips(const struct link *l, const struct dlist *cmd);
+/* Is an entry due for a retry at now? */
+bool link_park_due(const struct link *l, double now);
+/*
+ * The command that retries a due entry (the mailbox whole from the
+ * shadow, or the record again), with *mailbox saying which; NULL if
+ * none can be tried now.  Sets l->retrying and l->retry_lsn.
+ */
+struct dlist *link_park_take_due(struct link *l, double now, bool *mailbox);
+/* Every entry is due now (syncrelayctl retry). */
+void link_park_retry_now(struct link *l);
+/* Drops the entries named name (mailbox or key); how many. */
+size_t link_park_give_up(struct link *l, const char *name);
+/* Drops every entry, with the reason in the log (a cursor reset). */
+void link_park_clear(struct link *l, const char *why);
 
 /* link_fold.c: folding updates of one mailbox. */
 bool link_is_mailbox_update(const struct dlist *cmd);

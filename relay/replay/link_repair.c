@@ -49,6 +49,7 @@ struct user_scan {
 };
 
 static void diagnose(struct link *l, const char *why);
+static void repair_parked(struct link *l);
 static void next_repair_step(struct link *l);
 static void repair_user(struct link *l, const char *why);
 
@@ -146,6 +147,7 @@ diagnose_reply(struct link *l, const char *verb, const char *text)
 	char user[256];
 	struct diag d = { l, NULL, NULL, NULL };
 	uint64_t r_last = 0, r_hms = 0;
+	bool parked;
 
 	dlist_get_str(l->cmd, "MBOXNAME", &name);
 	dlist_get_str(l->cmd, "UNIQUEID", &uniqueid);
@@ -154,8 +156,9 @@ diagnose_reply(struct link *l, const char *verb, const char *text)
 		rmb = l->untagged->head;
 	if (strcmp(verb, "OK") != 0 || rmb == NULL || uniqueid == NULL ||
 	    shadow_mailbox_by_uniqueid(l->st->shadow, uniqueid, &mb) < 0) {
-		link_fail(l, "repairing %s failed: %s", name ? name : "?",
-		    l->repair_why);
+		if (link_park_mailbox(l, uniqueid, name, "repairing %s "
+		    "failed: %s", name ? name : "?", l->repair_why))
+			repair_parked(l);
 		return;
 	}
 	dlist_get_num(rmb, "LAST_UID", &r_last);
@@ -178,17 +181,21 @@ diagnose_reply(struct link *l, const char *verb, const char *text)
 	if (mboxname_userid(name ? name : "", user, sizeof(user)) < 0)
 		snprintf(user, sizeof(user), "?");
 	if (d.reason != NULL)
-		link_fail(l, "repairing %s failed: %s; %s: resync it from the "
-		    "master (sync_client -u %s straight to the replica, which "
-		    "copies what only the replica has back to the master), "
-		    "then syncrelayctl resume %s %s", name ? name : "?",
-		    l->repair_why, d.reason, user, l->st->name, l->rc.name);
+		parked = link_park_mailbox(l, uniqueid, name, "repairing %s "
+		    "failed: %s; %s: resync it from the master (sync_client "
+		    "-u %s straight to the replica, which copies what only the "
+		    "replica has back to the master), then syncrelayctl retry "
+		    "%s %s", name ? name : "?", l->repair_why, d.reason, user,
+		    l->st->name, l->rc.name);
 	else
-		link_fail(l, "repairing %s failed: %s (the replica's copy differs "
-		    "from the master's in a way the relay cannot tell)",
-		    name ? name : "?", l->repair_why);
+		parked = link_park_mailbox(l, uniqueid, name, "repairing %s "
+		    "failed: %s (the replica's copy differs from the master's "
+		    "in a way the relay cannot tell)", name ? name : "?",
+		    l->repair_why);
 	free(d.reason);
 	shadow_mailbox_free(&mb);
+	if (parked)
+		repair_parked(l);
 }
 
 /* The replica refused the shadow's own state: find out why, then stop. */
@@ -222,8 +229,10 @@ repair_op_reply(struct link *l, const char *verb, const char *text)
 
 	if (strcmp(verb, "OK") != 0 && !(gone && l->cmd &&
 	    strcmp(l->cmd->key, "UNMAILBOX") == 0)) {
-		link_fail(l, "repairing: APPLY %s: %s %s", l->cmd ? l->cmd->key :
-		    "?", verb, text);
+		if (link_park_mailbox(l, l->repair_target, l->repair_name,
+		    "repairing: APPLY %s: %s %s", l->cmd ? l->cmd->key : "?",
+		    verb, text))
+			next_repair_step(l);
 		return;
 	}
 	next_repair_step(l);
@@ -363,7 +372,9 @@ user_state_reply(struct link *l, const char *verb, const char *text)
 	dlist_get_str(l->cmd, "UNIQUEID", &uniqueid);
 	dlist_get_str(l->cmd, "MBOXNAME", &name);
 	if (mboxname_userid(name ? name : "", user, sizeof(user)) < 0) {
-		link_fail(l, "repairing: %s belongs to no user", name ? name : "?");
+		if (link_park_mailbox(l, uniqueid, name, "repairing: %s "
+		    "belongs to no user", name ? name : "?"))
+			repair_parked(l);
 		return;
 	}
 	u.target = uniqueid ? uniqueid : "";
@@ -402,12 +413,16 @@ user_state_reply(struct link *l, const char *verb, const char *text)
 	}
 	shadow_mailbox_each_user(l->st->shadow, user, user_scan_mailbox, &u);
 	if (u.occupied) {
-		link_fail(l, "repairing user %s: the replica holds %s as another "
-		    "mailbox (another UNIQUEID), and the relay has no complete "
-		    "list from the master to prove that one gone: rename or "
-		    "remove it on the replica, or run sync_client -u %s "
-		    "through the relay, then syncrelayctl resume %s %s", user,
-		    u.occupied, user, l->st->name, l->rc.name);
+		dlist_free(&l->repair_ops);
+		dlist_free(&l->repair_queue);
+		if (link_park_mailbox(l, uniqueid, name, "repairing user %s: "
+		    "the replica holds %s as another mailbox (another "
+		    "UNIQUEID), and the relay has no complete list from the "
+		    "master to prove that one gone: rename or remove it on the "
+		    "replica, or run sync_client -u %s through the relay, then "
+		    "syncrelayctl retry %s %s", user, u.occupied, user,
+		    l->st->name, l->rc.name))
+			repair_parked(l);
 		return;
 	}
 	log_warnx("store=%s replica=%s event=repair_user user=%s complete=%s "
@@ -433,7 +448,7 @@ user_state_reply(struct link *l, const char *verb, const char *text)
 static void
 repair_user(struct link *l, const char *why)
 {
-	const char *name = NULL;
+	const char *name = NULL, *uniqueid;
 	char user[256];
 	struct dlist *get;
 
@@ -448,6 +463,11 @@ repair_user(struct link *l, const char *why)
 	    user, name, (unsigned long long)l->lsn, why);
 	link_note_error(l, "repair", "repaired user %s: %s", user, why);
 	snprintf(l->repair_why, sizeof(l->repair_why), "%s", why);
+	uniqueid = NULL;
+	dlist_get_str(l->cmd, "UNIQUEID", &uniqueid);
+	snprintf(l->repair_target, sizeof(l->repair_target), "%s",
+	    uniqueid ? uniqueid : "");
+	snprintf(l->repair_name, sizeof(l->repair_name), "%s", name);
 	l->repairing = l->user_repaired = true;
 	link_set_state(l, LINK_REPAIRING);
 	get = dlist_new_atom("USER", user, strlen(user));
@@ -470,5 +490,20 @@ repair_accepted(struct link *l)
 	return false;
 }
 
+/*
+ * Something was parked: go on with the rest of the repair under way, if
+ * any, else with the replay (the cursor passes the parked record).
+ */
+static void
+repair_parked(struct link *l)
+{
+	if (l->repair_queue || l->repair_ops) {
+		next_repair_step(l);
+		return;
+	}
+	link_set_state(l, l->caught_up ? LINK_STREAMING : LINK_CATCHING_UP);
+	link_advance(l);
+}
+
 const struct link_repair_ops link_repair_ops = { repair_mailbox,
-	repair_user, repair_accepted };
+	repair_user, repair_accepted, repair_parked };

@@ -14,6 +14,7 @@
  */
 #include "autoconf.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,38 @@
 static void throttle_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void mailbox_state_reply(struct link *l, const char *verb,
     const char *text);
+static void other_reply(struct link *l, const char *verb, const char *text);
+
+/*
+ * The replica refused l->cmd's mailbox and nothing here can fix it: park
+ * it (link_park.c) and go on with the rest.  mid_command: part of a
+ * command is on the wire (bodies), so the connection is dropped, and
+ * the replay resumes after a login from the cursor, skipping the parked
+ * mailbox's records.
+ */
+static void
+park_mailbox(struct link *l, bool mid_command, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+park_mailbox(struct link *l, bool mid_command, const char *fmt, ...)
+{
+	const char *u = NULL, *name = NULL;
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	dlist_get_str(l->cmd, "UNIQUEID", &u);
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
+	if (!link_park_mailbox(l, u, name, "%s", why))
+		return;
+	if (mid_command)
+		link_drop(l, "a parked mailbox's bodies were cut short");
+	else
+		l->repair->parked(l);
+}
 static const struct seen_body *find_body(const struct link *l,
     const char *guid);
 
@@ -112,7 +145,7 @@ link_advance(struct link *l)
 	}
 	l->acked = l->lsn;
 	rq_ack(l);
-	l->repairing = l->user_repaired = false;
+	l->repairing = l->user_repaired = l->retrying = false;
 	dlist_free(&l->repair_ops);
 	dlist_free(&l->repair_queue);
 	dlist_free(&l->cmd);
@@ -181,6 +214,7 @@ mailbox_reply(struct link *l, const char *verb, const char *text)
 	enum result_code code;
 
 	if (strcmp(verb, "OK") == 0) {
+		link_park_settled(l);
 		if (l->repairing && l->repair->accepted(l))
 			return;
 		if (l->state == LINK_REPAIRING)
@@ -205,7 +239,7 @@ mailbox_reply(struct link *l, const char *verb, const char *text)
 		l->repair->mailbox(l, why);
 		return;
 	}
-	link_fail(l, "APPLY MAILBOX: %s %s", verb, text);
+	park_mailbox(l, false, "APPLY MAILBOX: %s %s", verb, text);
 }
 
 static void
@@ -218,7 +252,7 @@ static void
 message_reply(struct link *l, const char *verb, const char *text)
 {
 	if (strcmp(verb, "OK") != 0) {
-		link_fail(l, "APPLY MESSAGE: %s %s", verb, text);
+		park_mailbox(l, false, "APPLY MESSAGE: %s %s", verb, text);
 		return;
 	}
 	if (l->next_file != NULL) {
@@ -252,7 +286,8 @@ link_pump_files(struct link *l)
 			journal_body_stream_free(&l->bs);
 			if (n < 0) {
 				buf_free(&chunk);
-				link_fail(l, "a stored message is damaged: %s",
+				park_mailbox(l, true, "a stored message is "
+				    "damaged: %s",
 				    strerror((int)-n));
 				return;
 			}
@@ -283,8 +318,9 @@ link_pump_files(struct link *l)
 			if (sb == NULL && shadow_body_get(l->st->shadow,
 			    l->next_file->s, &b) < 0) {
 				buf_free(&chunk);
-				link_fail(l, "message %s is not in the relay's journal "
-				    "any more", l->next_file->s);
+				park_mailbox(l, true, "message %s is not in the "
+				    "relay's journal any more: only the master can "
+				    "send it again", l->next_file->s);
 				return;
 			}
 			snprintf(path, sizeof(path), "%s/journal", l->st->dir);
@@ -294,7 +330,7 @@ link_pump_files(struct link *l)
 			    b.lsn, &rec, err, sizeof(err));
 			if (l->bs == NULL) {
 				buf_free(&chunk);
-				link_fail(l, "%s", err);
+				park_mailbox(l, true, "%s", err);
 				return;
 			}
 			buf_puts(&hdr, "%{");
@@ -318,7 +354,7 @@ reserve_reply(struct link *l, const char *verb, const char *text)
 	const struct dlist *m;
 
 	if (strcmp(verb, "OK") != 0) {
-		link_fail(l, "APPLY RESERVE: %s %s", verb, text);
+		park_mailbox(l, false, "APPLY RESERVE: %s %s", verb, text);
 		return;
 	}
 	dlist_free(&l->missing);
@@ -444,6 +480,7 @@ other_reply(struct link *l, const char *verb, const char *text)
 
 	if (strcmp(verb, "OK") == 0 || (gone && l->cmd &&
 	    strcmp(l->cmd->key, "UNMAILBOX") == 0)) {
+		link_park_settled(l);
 		link_advance(l);
 		return;
 	}
@@ -463,7 +500,9 @@ other_reply(struct link *l, const char *verb, const char *text)
 		link_advance(l);
 		return;
 	}
-	link_fail(l, "APPLY %s: %s %s", l->cmd ? l->cmd->key : "?", verb, text);
+	if (link_park_record(l, "APPLY %s: %s %s", l->cmd ? l->cmd->key : "?",
+	    verb, text))
+		link_advance(l);
 }
 
 static void
@@ -518,7 +557,8 @@ link_replay_next(struct link *l)
 	int e = 0;
 
 	if (l->conn == NULL || l->on_reply != NULL || l->cmd != NULL ||
-	    l->state == LINK_FAILED || l->state == LINK_LOGIN)
+	    l->state == LINK_FAILED || l->state == LINK_LOGIN ||
+	    l->replica_died)
 		return;
 	if (l->needs_resync) {
 		link_fail(l, "needs a full resync");	/* link_fail() says the rest */
@@ -550,12 +590,32 @@ link_replay_next(struct link *l)
 		}
 	}
 	journal_reader_set_upto(l->jr, journal_durable_lsn(l->st->journal));
+	/* A parked entry due for a retry goes first (the cursor stays). */
+	if (l->nparked > 0 && link_park_due(l, ev_now(l->loop))) {
+		bool mailbox = false;
+		struct dlist *retry = link_park_take_due(l, ev_now(l->loop),
+		    &mailbox);
+
+		if (retry != NULL) {
+			l->cmd = retry;
+			l->lsn = l->acked;
+			if (mailbox) {
+				l->repairing = true;
+				link_set_state(l, LINK_REPAIRING);
+				link_ask_mailbox_state(l);
+			} else {
+				link_send_cmd(l, "APPLY", l->cmd, other_reply);
+			}
+			return;
+		}
+	}
 	if (l->pending != NULL) {
 		l->cmd = l->pending;
 		l->lsn = l->pending_lsn;
 		l->pending = NULL;
 		if (l->pending_seed || (link_is_mailbox_update(l->cmd) &&
-		    repaired_since(l, l->cmd, l->lsn))) {
+		    repaired_since(l, l->cmd, l->lsn)) ||
+		    link_park_skips(l, l->cmd)) {
 			l->pending_seed = false;
 			dlist_free(&l->cmd);
 			skip_to(l, l->lsn);
@@ -607,8 +667,10 @@ link_replay_next(struct link *l)
 			break;
 		}
 		if (l->cmd == NULL && link_is_mailbox_update(next) &&
-		    repaired_since(l, next, rec.lsn)) {
-			/* Already there: the repair sent a later state. */
+		    (repaired_since(l, next, rec.lsn) ||
+		    link_park_skips(l, next))) {
+			/* Already there (a repair sent a later state), or
+			 * parked (a retry will send it whole). */
 			dlist_free(&next);
 			skip_to(l, rec.lsn);
 			if (++skipped < MAX_SKIP)
@@ -705,6 +767,11 @@ cursor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		l->rate_t = now;
 		l->rate_acked = l->acked;
 	}
+	/* A parked entry's retry is due while the link has nothing to do. */
+	if (l->nparked > 0 && l->cmd == NULL && l->on_reply == NULL &&
+	    (l->state == LINK_STREAMING || l->state == LINK_CATCHING_UP) &&
+	    link_park_due(l, now))
+		link_kick(l);
 }
 
 /* Sets up a new link's timers: the cursor's, the rate limits', idling. */

@@ -6,6 +6,8 @@
  *   syncrelayctl ... resume STORE REPLICA
  *   syncrelayctl ... wait STORE [--replica R] --timeout SECONDS
  *   syncrelayctl ... reset STORE REPLICA LSN
+ *   syncrelayctl ... retry STORE [REPLICA]
+ *   syncrelayctl ... giveup STORE REPLICA NAME
  *   syncrelayctl ... reload
  *   syncrelayctl ... journal STORE [--from LSN] [--limit N] [--follow]
  *   syncrelayctl ... journal STORE --lsn N --full
@@ -51,6 +53,8 @@ usage(void)
 	    "head\n"
 	    "  reset STORE REPLICA LSN      set a replica's cursor (after a "
 	    "full resync)\n"
+	    "  retry STORE [REPLICA]        try what is parked again now\n"
+	    "  giveup STORE REPLICA NAME    stop trying a parked mailbox\n"
 	    "  reload                       re-read the configuration\n"
 	    "  journal STORE [--from LSN] [--limit N] [--follow]\n"
 	    "  journal STORE --lsn N --full what the backlog holds\n"
@@ -320,6 +324,13 @@ main(int argc, char **argv)
 		status = ask(socket_path, buf_cstring(&req), 30);
 	} else if (strcmp(cmd, "reset") == 0 && argc == 4) {
 		buf_printf(&req, "reset %s %s %s", argv[1], argv[2], argv[3]);
+		status = ask(socket_path, buf_cstring(&req), 30);
+	} else if (strcmp(cmd, "retry") == 0 && (argc == 2 || argc == 3)) {
+		buf_printf(&req, "retry %s%s%s", argv[1], argc == 3 ? " " : "",
+		    argc == 3 ? argv[2] : "");
+		status = ask(socket_path, buf_cstring(&req), 30);
+	} else if (strcmp(cmd, "giveup") == 0 && argc == 4) {
+		buf_printf(&req, "giveup %s %s %s", argv[1], argv[2], argv[3]);
 		status = ask(socket_path, buf_cstring(&req), 30);
 	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {
 		status = ask(socket_path, "reload", 30);

@@ -4,7 +4,8 @@ real Debian Cyrus at both ends.  While its link is paused, the replica's
 own IMAP users delete, create and rename folders and receive mail there.
 When the link resumes, it must either repair the replica to exactly the
 master's state (folders renamed back, recreated, or removed, as Cyrus's
-own sync_client would) or stop with a reason precise enough to act on --
+own sync_client would) or park the mailbox it cannot mend (the rest goes
+on) with a reason precise enough to act on --
 and acting on it must work.
 """
 import os
@@ -73,7 +74,7 @@ def folders_deleted_created_and_renamed_on_the_replica_are_repaired():
 
 
 @test
-def mail_delivered_to_the_replica_stops_the_link_with_what_to_do():
+def mail_delivered_to_the_replica_parks_the_mailbox_with_what_to_do():
     log, relay, master, replica = setup()
     try:
         eq(relay.ctl("pause", "s1", "r1").returncode, 0)
@@ -83,10 +84,12 @@ def mail_delivered_to_the_replica_stops_the_link_with_what_to_do():
             master.deliver("alice", cyrus.make_message(901 + i, 1900))
         sync_user(master)
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
-        relay.wait_log("replica=r1 event=link_failed", timeout=60)
+        relay.wait_log("replica=r1 event=parked mailbox=user.alice ",
+                       timeout=60)
         text = relay.logtext()
-        m = re.search(r"replica=r1 event=link_failed .*reason=\"(.*)\"",
-                      text)
+        check("event=link_failed" not in text, text)
+        m = re.search(r"replica=r1 event=parked mailbox=user\.alice .*"
+                      r"reason=\"(.*)\"", text)
         check(m, text)
         why = m.group(1)
         check(re.search(r"repairing user\.alice failed: NO "
@@ -97,27 +100,27 @@ def mail_delivered_to_the_replica_stops_the_link_with_what_to_do():
                         r"delivered to the replica directly: resync it "
                         r"from the master \(sync_client -u alice straight "
                         r"to the replica", why), why)
-        check("then syncrelayctl resume s1 r1" in why, why)
+        check("then syncrelayctl retry s1 r1" in why, why)
         st = relay.status()
         r1 = st["stores"][0]["replicas"][0]
-        eq(r1["state"], "failed")
-        eq(r1["reason"], why)
+        eq((r1["state"], r1["parked"]), ("streaming", 1))
+        eq(r1["parked_list"][0]["reply"], why[:299])
         r = relay.ctl("wait", "s1", "--timeout", "1")
         eq(r.returncode, 1)
-        check("(failed)" in r.stderr, r.stderr)
+        check("1 parked, e.g. mailbox user.alice" in r.stderr, r.stderr)
         # Doing what it says: Cyrus copies the replica's message back to
         # the master, the master replicates that to the relay, and the
         # resumed link brings the replica to the master's state.
         direct_applies(master, replica, "alice")
         sync_user(master)
-        eq(relay.ctl("resume", "s1", "r1").returncode, 0)
+        eq(relay.ctl("retry", "s1", "r1").returncode, 0)
         wait_caught_up(relay)
         state = converge(master, replica, USERS)
         inbox = state["alice"]["mailboxes"]["INBOX"]["messages"]
         eq(len(inbox), 12 - 1 + 3 + 1)   # populate expunged one
         eq(direct_applies(master, replica, "alice"), [])
-        eq(relay.status()["stores"][0]["replicas"][0]["state"],
-           "streaming")
+        r1 = relay.status()["stores"][0]["replicas"][0]
+        eq((r1["state"], r1["parked"]), ("streaming", 0))
     finally:
         stop_paths()
 

@@ -21,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyrus
 from harness import check, eq, run, test
 from relaytest import (CyrusPath, converge, cursor_lsn, direct_applies,
-                       no_errors, populate, relay_lsn, stop_paths)
+                       no_errors, populate, relay_lsn, stop_paths,
+                       sync_user)
 
 env = {}
 USERS = ("alice", "bob")
@@ -232,10 +233,11 @@ def test_killing_the_replica_and_the_relay_during_catch_up():
 
 
 @test
-def test_a_replica_changed_behind_the_relays_back_fails_precisely():
+def test_a_replica_changed_behind_the_relays_back_is_parked_precisely():
     """Flags changed on the replica itself push its modseqs above the
     master's; Cyrus cannot lower them again (APPLY FORCE asserts in 3.6),
-    so the link stops with the reason, and the other replica goes on."""
+    so that mailbox is parked for that replica with the reason, and the
+    rest goes on: bob on r1, and everything on r2."""
     log, relay, master = env["syslog"], env["relay"], env["master"]
     r1, r2 = replicas()
     relay.stop()
@@ -257,15 +259,19 @@ def test_a_replica_changed_behind_the_relays_back_fails_precisely():
     mark = log.mark()
     rc, out, err = master.sync_client(["-u", "alice"], timeout=120)
     check(rc == 0, "sync_client rc=%r\n%s%s" % (rc, out, err))
-    relay.wait_log("replica=r1 event=link_failed", timeout=60)
+    relay.wait_log("replica=r1 event=parked mailbox=user.alice ", timeout=60)
     text = relay.logtext()[since:]
     check("replica=r1 event=repair mailbox=user.alice" in text, text)
-    check(re.search(r"replica=r1 event=link_failed .*repairing user\.alice "
-                    r"failed: NO IMAP_SYNC_CHECKSUM.*UID [123] was changed "
-                    r"on the replica \(MODSEQ \d+ there, \d+ on the "
-                    r"master\): resync it from the master", text), text)
-    check("replica=r2 event=link_failed" not in text, text)
+    check(re.search(r"replica=r1 event=parked mailbox=user\.alice .*"
+                    r"repairing user\.alice failed: NO IMAP_SYNC_CHECKSUM.*"
+                    r"UID [123] was changed on the replica \(MODSEQ \d+ "
+                    r"there, \d+ on the master\): resync it from the "
+                    r"master", text), text)
+    check("event=link_failed" not in text, text)
     converge(master, r2, ["alice", "bob"])
+    master.deliver("bob", cyrus.make_message(990, 1800))
+    sync_user(master, "bob")
+    converge(master, r1, ["bob"])
     # The failed replica was left as it was: nothing crashed there.
     log.flush()
     check(not log.errors(mark), log.errors(mark))
