@@ -38,6 +38,17 @@ def create_on(inst, user, folder, partition):
         m.logout()
 
 
+def add_partition(inst, name):
+    """Gives a Cyrus instance one more partition, and restarts it."""
+    where = os.path.join(inst.dir, "spool-" + name)
+    os.makedirs(where)
+    cyrus._chown_tree(where)
+    inst.settings["partition-" + name] = where
+    inst.write_conf()
+    inst.stop()
+    inst.start()
+
+
 def r1_status(relay):
     return relay.status()["stores"][0]["replicas"][0]
 
@@ -130,13 +141,7 @@ def a_mailbox_the_replica_refuses_is_parked_and_the_rest_replicates():
     eq(r1_status(relay)["parked"], 1)
 
     # The operator gives r1 the partition; a retry brings the mailbox.
-    replica.settings["partition-p2"] = os.path.join(replica.dir, "spool-p2")
-    os.makedirs(replica.settings["partition-p2"])
-    cyrus._chown_tree(replica.settings["partition-p2"])
-    replica.write_conf()
-    replica.stop()
-    replica.start()
-    mark = len(relay.logtext())
+    add_partition(replica, "p2")
     r = relay.ctl("retry", "s1", "r1")
     eq(r.returncode, 0)
     check("retrying 1 parked entry" in r.stdout, r.stdout)
@@ -150,12 +155,7 @@ def a_mailbox_the_replica_refuses_is_parked_and_the_rest_replicates():
     check("event=link_failed" not in relay.logtext(), relay.logtext())
 
     # Given up by the operator: a second mailbox on a partition r1 lacks.
-    master.settings["partition-p3"] = os.path.join(path.root, "spool-p3")
-    os.makedirs(master.settings["partition-p3"])
-    cyrus._chown_tree(master.settings["partition-p3"])
-    master.write_conf()
-    master.stop()
-    master.start()
+    add_partition(master, "p3")
     create_on(master, "bob", "Cold Storage", "p3")
     master.append("bob", "Cold Storage", cyrus.make_message(900, 1500))
     sync_user(master, "bob")
