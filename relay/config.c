@@ -333,7 +333,7 @@ parse_store_key(struct config *c, const char *key, const char *value,
 			    "(known: authname, password, password_file, realm, "
 			    "tls, tls_ca_file, compress, restart_bytes, "
 			    "max_bytes_per_second, max_records_per_second, "
-			    "seed)",
+			    "timeout, timeout_rate, keepalive, seed)",
 			    rdot + 1);
 		}
 		if (config_parse_value(o, value, &num, e, sizeof(e)) < 0) {
@@ -409,12 +409,24 @@ replica_string(const struct config *c, const char *store, const char *rep,
 	return xstrdup(config_text(c, opt));
 }
 
+/* A replica's numeric setting (checked when it was read). */
+static uint64_t
+replica_num(const struct config *c, const char *store, const char *rep,
+    const char *field, enum config_opt opt)
+{
+	char *v = replica_string(c, store, rep, field, opt), e[200];
+	uint64_t num = 0;
+
+	config_parse_value(&config_options[opt], v, &num, e, sizeof(e));
+	free(v);
+	return num;
+}
+
 /* Whole-file checks, and replica settings from defaults + overrides. */
 static int
 check_stores(struct config *c)
 {
 	size_t i, j, k;
-	char e[200];
 
 	for (i = 0; i < c->noverrides; i++) {
 		const struct store_conf *st =
@@ -448,8 +460,6 @@ check_stores(struct config *c)
 				    c->stores[j].name, st->name, st->identity);
 		for (j = 0; j < st->nreplicas; j++) {
 			struct replica_conf *rc = &st->replicas[j];
-			uint64_t num;
-			char *v;
 
 			if (rc->port == 0)
 				rc->port = (uint16_t)config_num(c,
@@ -461,39 +471,18 @@ check_stores(struct config *c)
 			rc->password_file = RSTR(password_file);
 			rc->realm = RSTR(realm);
 			rc->tls_ca_file = RSTR(tls_ca_file);
-			v = RSTR(tls);
-			config_parse_value(&config_options[OPT_replica_tls], v,
-			    &num, e, sizeof(e));
-			rc->tls = (enum replica_tls)num;
-			free(v);
-			v = RSTR(compress);
-			config_parse_value(&config_options[OPT_replica_compress],
-			    v, &num, e, sizeof(e));
-			rc->compress = num != 0;
-			free(v);
-			v = RSTR(restart_bytes);
-			config_parse_value(
-			    &config_options[OPT_replica_restart_bytes], v, &num,
-			    e, sizeof(e));
-			rc->restart_bytes = num;
-			free(v);
-			v = RSTR(max_bytes_per_second);
-			config_parse_value(
-			    &config_options[OPT_replica_max_bytes_per_second], v,
-			    &num, e, sizeof(e));
-			rc->max_bytes_per_second = num;
-			free(v);
-			v = RSTR(max_records_per_second);
-			config_parse_value(
-			    &config_options[OPT_replica_max_records_per_second],
-			    v, &num, e, sizeof(e));
-			rc->max_records_per_second = num;
-			free(v);
-			v = RSTR(seed);
-			config_parse_value(&config_options[OPT_replica_seed], v,
-			    &num, e, sizeof(e));
-			rc->seed = num != 0;
-			free(v);
+#define RNUM(field) replica_num(c, st->name, rc->name, #field, \
+    OPT_replica_##field)
+			rc->tls = (enum replica_tls)RNUM(tls);
+			rc->compress = RNUM(compress) != 0;
+			rc->restart_bytes = RNUM(restart_bytes);
+			rc->max_bytes_per_second = RNUM(max_bytes_per_second);
+			rc->max_records_per_second = RNUM(max_records_per_second);
+			rc->timeout = (double)RNUM(timeout);
+			rc->timeout_rate = RNUM(timeout_rate);
+			rc->keepalive = (double)RNUM(keepalive);
+			rc->seed = RNUM(seed) != 0;
+#undef RNUM
 #undef RSTR
 			if (*rc->password != '\0' && *rc->password_file != '\0')
 				return cerr(c, rc->line, "store %s replica %s: "

@@ -64,6 +64,9 @@ struct replica_conf {
 	uint64_t max_bytes_per_second;		/* 0: no limit */
 	uint64_t max_records_per_second;	/* 0: no limit */
 	bool seed;		/* may answer for what the relay lacks */
+	double timeout;		/* seconds: connection, banner, reply */
+	uint64_t timeout_rate;	/* bytes/s each command's deadline allows */
+	double keepalive;	/* seconds idle before a NOOP (0: never) */
 	int line;		/* where it was declared */
 };
 

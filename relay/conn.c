@@ -14,6 +14,8 @@
 #include "autoconf.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -351,6 +353,23 @@ idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	conn_kill((struct conn *)w->data, "idle timeout");
 }
 
+/*
+ * TCP keepalive on every connection, master's or replica's: a peer that
+ * vanished without a word (power off, a dropped route) is noticed after
+ * about two minutes of silence even when nothing is being sent.
+ */
+static void
+set_keepalive(int fd)
+{
+	int on = 1, idle = 60, intvl = 10, cnt = 6;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+	    sizeof(intvl));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
 struct conn *
 conn_new(struct ev_loop *loop, int fd, const char *peer, double idle_timeout,
     const struct conn_ops *ops, void *arg)
@@ -359,6 +378,7 @@ conn_new(struct ev_loop *loop, int fd, const char *peer, double idle_timeout,
 
 	c->loop = loop;
 	c->fd = fd;
+	set_keepalive(fd);
 	c->peer = xstrdup(peer);
 	c->id = next_id++;
 	c->ops = ops;

@@ -198,6 +198,8 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 		buf_printf(b, ",\"left_alone\":%u,\"left_alone_names\":",
 		    l->left_alone);
 		json_str(b, l->left_alone_names);
+		buf_puts(b, ",\"waiting_seconds\":");
+		json_num(b, l->waiting_seconds);
 		json_parked(b, l, now);
 		buf_puts(b, ",\"errors\":");
 		json_codes(b, l->errors, l->nerrors);
@@ -273,6 +275,11 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 		    (unsigned long long)l->cursor_lsn,
 		    (unsigned long long)l->lag_records, lb, ls, l->replay_rate,
 		    eta);
+		if (l->waiting_seconds >= 1) {
+			human_secs(age, sizeof(age), l->waiting_seconds);
+			buf_printf(b, "           waiting %s for the replica's "
+			    "reply\n", age);
+		}
 		if (*l->last_error && strcmp(l->last_error, l->reason) != 0) {
 			human_secs(age, sizeof(age),
 			    now - l->last_error_time);

@@ -329,6 +329,15 @@ format_links(struct buf *out, const struct stats_store *st, size_t n)
 			    k < STATS_MAX_PARKED; k++)
 				parked_series(out, &st[i], &st[i].links[j],
 				    &st[i].links[j].parked_list[k]);
+	family(out, "syncrelay_replica_waiting_seconds", "gauge",
+	    "How long the link has waited for the replica's current reply "
+	    "(0: it waits for nothing; past replica_timeout it reconnects)");
+	for (i = 0; i < n; i++)
+		for (j = 0; j < st[i].nlinks; j++) {
+			begin(out, "syncrelay_replica_waiting_seconds", &st[i],
+			    &st[i].links[j], NULL, NULL);
+			end_double(out, st[i].links[j].waiting_seconds);
+		}
 	family(out, "syncrelay_replica_errors_total", "counter",
 	    "Errors on the link to the replica, by result code");
 	for (i = 0; i < n; i++)

@@ -49,6 +49,9 @@ struct stats_link {
 	 * was partial): how many, and the first few names. */
 	unsigned left_alone;
 	char left_alone_names[1024];
+	/* How long the link has waited for the replica's reply (0: it
+	 * waits for nothing). */
+	double waiting_seconds;
 	/* Parked: how many, and the first STATS_MAX_PARKED. */
 	uint64_t parked;
 	struct stats_parked parked_list[STATS_MAX_PARKED];

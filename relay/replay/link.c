@@ -117,6 +117,7 @@ link_free(struct link **lp)
 		close(l->fd);
 	}
 	ev_timer_stop(l->loop, &l->retry);
+	ev_timer_stop(l->loop, &l->deadline_t);
 	ev_timer_stop(l->loop, &l->cursor_timer);
 	ev_timer_stop(l->loop, &l->throttle);
 	ev_timer_stop(l->loop, &l->idle_t);
@@ -193,6 +194,9 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 	l->rc.max_bytes_per_second = rc->max_bytes_per_second;
 	l->rc.max_records_per_second = rc->max_records_per_second;
 	l->rc.seed = rc->seed;
+	l->rc.timeout = rc->timeout;
+	l->rc.timeout_rate = rc->timeout_rate;
+	l->rc.keepalive = rc->keepalive;
 	l->bytes_bucket.rate = (double)rc->max_bytes_per_second;
 	l->records_bucket.rate = (double)rc->max_records_per_second;
 	if (l->bytes_bucket.tokens > l->bytes_bucket.rate)
@@ -358,6 +362,9 @@ link_stats(struct link *l, struct stats_link *out)
 	out->last_error_time = l->last_error_time;
 	out->left_alone = l->nleft_alone;
 	out->parked = l->nparked;
+	if (l->conn != NULL && (l->on_reply != NULL || l->in_banner ||
+	    conn_out_pending(l->conn) > 0))
+		out->waiting_seconds = ev_now(l->loop) - l->wait_since;
 	for (i = 0; i < l->nparked && i < STATS_MAX_PARKED; i++) {
 		struct stats_parked *p = &out->parked_list[i];
 

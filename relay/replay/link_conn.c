@@ -34,6 +34,8 @@
 #include "relay/store.h"
 
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void connect_failed(struct link *l, const char *err);
 static void start_login(struct link *l);
 static void replica_died(struct link *l, const char *said);
 static void start_starttls(struct link *l);
@@ -90,6 +92,13 @@ on_close(struct conn *c, void *arg, const char *reason)
 		link_set_state(l, LINK_PAUSED);
 		return;
 	}
+	/* Closed before the login was through: not back yet (e.g. a proxy
+	 * in front of a replica that is down).  Try again soon. */
+	if (l->state == LINK_LOGIN && !l->closing_on_purpose &&
+	    !l->heard && !l->tls_failed) {
+		connect_failed(l, reason);
+		return;
+	}
 	if (!l->closing_on_purpose)
 		link_note_error(l, "connection_lost", "connection lost: %s", reason);
 	l->closing_on_purpose = false;
@@ -116,6 +125,8 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 	struct link *l = arg;
 	size_t off = 0, used;
 
+	l->last_activity = ev_now(l->loop);	/* a sign of life */
+	l->heard = true;
 	while (off < n && l->conn != NULL) {
 		enum csync_status st = csync_reader_feed(l->reader, data + off,
 		    n - off, &used);
@@ -179,6 +190,7 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 			    l->on_reply;
 
 			l->on_reply = NULL;
+			l->wait_bytes = 0;	/* answered */
 			if (strcmp(verb, "OK") != 0 && strcmp(verb, "+") != 0)
 				stats_count_code(l->errors, &l->nerrors,
 				    strcmp(verb, "NO") == 0 ? result_name(
@@ -236,6 +248,7 @@ tls_done(struct conn *c, void *arg, const char *err)
 	struct link *l = arg;
 
 	if (err != NULL) {
+		l->tls_failed = true;	/* retried with the backoff */
 		snprintf(l->why, sizeof(l->why), "%s", err);
 		log_warnx("store=%s replica=%s event=tls_failed addr=%s:%u "
 		    "error=\"%s\"", l->st->name, l->rc.name, l->rc.host,
@@ -250,6 +263,130 @@ tls_done(struct conn *c, void *arg, const char *err)
 	    "starttls");
 }
 
+/* (Re)starts the deadline timer to fire in secs. */
+static void
+arm(struct link *l, double secs)
+{
+	ev_timer_stop(l->loop, &l->deadline_t);
+	ev_timer_set(&l->deadline_t, secs > 0.001 ? secs : 0.001, 0);
+	ev_timer_start(l->loop, &l->deadline_t);
+}
+
+/*
+ * A connection attempt failed (refused, unreachable, no answer within
+ * replica_timeout): try again soon -- a replica back from maintenance is
+ * replaying within a second -- and log the first failure, then a
+ * summary about once a minute instead of a line per attempt.
+ */
+static void
+connect_failed(struct link *l, const char *err)
+{
+	double now = ev_now(l->loop);
+
+	if (l->fd >= 0) {
+		ev_io_stop(l->loop, &l->connect_w);
+		close(l->fd);
+		l->fd = -1;
+	}
+	ev_timer_stop(l->loop, &l->deadline_t);
+	if (l->connect_failures++ == 0) {
+		l->connect_fail_since = l->connect_fail_logged = now;
+		log_warnx("store=%s replica=%s event=connect_failed addr=%s:%u "
+		    "error=\"%s\" note=\"retrying every %.1fs or less; a "
+		    "summary follows each minute\"", l->st->name, l->rc.name,
+		    l->rc.host, l->rc.port, err, CONNECT_RETRY_MAX);
+	} else if (now - l->connect_fail_logged >= 60) {
+		l->connect_fail_logged = now;
+		log_warnx("store=%s replica=%s event=connect_failing addr=%s:%u "
+		    "attempts=%u for=%.0fs error=\"%s\"", l->st->name,
+		    l->rc.name, l->rc.host, l->rc.port, l->connect_failures,
+		    now - l->connect_fail_since, err);
+	}
+	link_note_error(l, "connect_failed", "connecting to %s:%u: %s",
+	    l->rc.host, l->rc.port, err);
+	link_set_state(l, LINK_DOWN);
+	link_schedule_connect_retry(l);
+}
+
+/* Sends NOOP on an idle link: the replica must still answer. */
+static void
+noop_reply(struct link *l, const char *verb, const char *text)
+{
+	if (strcmp(verb, "OK") != 0) {
+		link_drop(l, "the replica did not take NOOP");
+		return;
+	}
+	link_replay_next(l);	/* the journal may have grown meanwhile */
+}
+
+/* Is the link waiting for the replica: a banner, a reply, or to read? */
+static bool
+waiting(const struct link *l)
+{
+	return l->in_banner || l->on_reply != NULL ||
+	    conn_out_pending(l->conn) > 0;
+}
+
+/*
+ * The deadline: while waiting for the replica, replica_timeout after the
+ * last sign of life (a byte read or queued), plus 1/timeout_rate seconds
+ * per byte sent since its last reply -- a big command takes a replica
+ * longer to read and apply.  Past it the link reconnects and says why
+ * (event=link_timeout).  Idle, it sends NOOP after replica_keepalive.
+ */
+static void
+deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct link *l = w->data;
+	double now = ev_now(loop), limit;
+
+	if (l->conn == NULL) {
+		if (l->fd < 0)
+			return;
+		/* Still connecting. */
+		if (now - l->last_activity >= l->rc.timeout) {
+			connect_failed(l, "no answer within replica_timeout");
+			return;
+		}
+		arm(l, l->last_activity + l->rc.timeout - now);
+		return;
+	}
+	if (waiting(l)) {
+		limit = l->last_activity + l->rc.timeout +
+		    (double)l->wait_bytes / (double)l->rc.timeout_rate;
+		if (now < limit) {
+			arm(l, limit - now);
+			return;
+		}
+		log_warnx("store=%s replica=%s event=link_timeout waited=%.0fs "
+		    "sent_bytes=%llu lsn=%llu note=\"no sign of life from the "
+		    "replica within replica_timeout (%.0fs + %.0fs for what was "
+		    "sent): reconnecting\"", l->st->name, l->rc.name,
+		    now - l->wait_since, (unsigned long long)l->wait_bytes,
+		    (unsigned long long)l->lsn, l->rc.timeout,
+		    (double)l->wait_bytes / (double)l->rc.timeout_rate);
+		link_note_error(l, "link_timeout", "no reply from the replica "
+		    "for %.0fs", now - l->last_activity);
+		l->closing_on_purpose = true;	/* counted just above */
+		link_drop(l, "no reply within replica_timeout");
+		return;
+	}
+	/* Idle: look again within replica_timeout, for what comes next. */
+	if (l->rc.keepalive <= 0 || l->cmd != NULL || l->bs != NULL ||
+	    (l->state != LINK_STREAMING && l->state != LINK_CATCHING_UP)) {
+		arm(l, l->rc.timeout);
+		return;
+	}
+	if (now - l->last_activity < l->rc.keepalive) {
+		limit = l->last_activity + l->rc.keepalive - now;
+		arm(l, limit < l->rc.timeout ? limit : l->rc.timeout);
+		return;
+	}
+	l->on_reply = noop_reply;
+	link_send_text(l, "NOOP\r\n", 6);
+	arm(l, l->rc.timeout);
+}
+
 static void
 connected_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -261,16 +398,7 @@ connected_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_stop(loop, w);
 	if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ||
 	    err != 0) {
-		log_warnx("store=%s replica=%s event=connect_failed addr=%s:%u "
-		    "error=\"%s\" retry_in=%.0fs", l->st->name, l->rc.name,
-		    l->rc.host, l->rc.port, strerror(err ? err : errno),
-		    l->backoff);
-		link_note_error(l, "connect_failed", "connecting to %s:%u: %s",
-		    l->rc.host, l->rc.port, strerror(err ? err : errno));
-		close(l->fd);
-		l->fd = -1;
-		link_set_state(l, LINK_DOWN);
-		link_schedule_retry(l);
+		connect_failed(l, strerror(err ? err : errno));
 		return;
 	}
 	snprintf(peer, sizeof(peer), "%s:%u", l->rc.host, l->rc.port);
@@ -281,6 +409,10 @@ connected_cb(struct ev_loop *loop, ev_io *w, int revents)
 	l->offers_starttls = false;
 	l->conn = conn_new(loop, l->fd, peer, 0, &link_ops, l);
 	l->fd = -1;
+	l->last_activity = l->wait_since = ev_now(loop);
+	l->wait_bytes = 0;
+	l->heard = l->tls_failed = false;
+	arm(l, l->rc.timeout);
 	link_set_state(l, LINK_LOGIN);
 	if (l->rc.tls == REPLICA_TLS_IMPLICIT)
 		conn_start_tls_client(l->conn, l->tls_ctx, l->rc.host,
@@ -312,10 +444,7 @@ link_connect(struct link *l)
 	snprintf(port, sizeof(port), "%u", l->rc.port);
 	r = getaddrinfo(l->rc.host, port, &hints, &res);
 	if (r != 0) {
-		log_warnx("store=%s replica=%s event=connect_failed host=%s "
-		    "error=\"%s\"", l->st->name, l->rc.name, l->rc.host,
-		    gai_strerror(r));
-		link_schedule_retry(l);
+		connect_failed(l, gai_strerror(r));
 		return;
 	}
 	link_set_state(l, LINK_CONNECTING);
@@ -323,20 +452,16 @@ link_connect(struct link *l)
 	    SOCK_CLOEXEC, 0);
 	if (l->fd < 0 || (connect(l->fd, res->ai_addr, res->ai_addrlen) < 0 &&
 	    errno != EINPROGRESS)) {
-		log_warn("store=%s replica=%s event=connect_failed", l->st->name,
-		    l->rc.name);
-		if (l->fd >= 0)
-			close(l->fd);
-		l->fd = -1;
 		freeaddrinfo(res);
-		link_set_state(l, LINK_DOWN);
-		link_schedule_retry(l);
+		connect_failed(l, strerror(errno));
 		return;
 	}
 	freeaddrinfo(res);
 	ev_io_init(&l->connect_w, connected_cb, l->fd, EV_WRITE);
 	l->connect_w.data = l;
 	ev_io_start(l->loop, &l->connect_w);
+	l->last_activity = ev_now(l->loop);
+	arm(l, l->rc.timeout);
 }
 
 static void
@@ -347,6 +472,13 @@ caps_reply(struct link *l, const char *verb, const char *text)
 		return;
 	}
 	l->backoff = BACKOFF_MIN;
+	l->connect_backoff = 0;
+	if (l->connect_failures > 0)
+		log_info("store=%s replica=%s event=connect_recovered "
+		    "attempts=%u after=%.1fs", l->st->name, l->rc.name,
+		    l->connect_failures, ev_now(l->loop) -
+		    l->connect_fail_since);
+	l->connect_failures = 0;
 	l->connects++;
 	log_info("store=%s replica=%s event=link_up acked=%llu", l->st->name,
 	    l->rc.name, (unsigned long long)l->acked);
@@ -481,10 +613,12 @@ start_login(struct link *l)
 	buf_free(&line);
 }
 
-/* Sets up the retry timer of a new link. */
+/* Sets up the retry and deadline timers of a new link. */
 void
 link_conn_init(struct link *l)
 {
 	ev_init(&l->retry, retry_cb);
 	l->retry.data = l;
+	ev_init(&l->deadline_t, deadline_cb);
+	l->deadline_t.data = l;
 }

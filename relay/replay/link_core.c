@@ -54,6 +54,10 @@ void
 link_send_text(struct link *l, const char *text, size_t n)
 {
 	conn_write(l->conn, text, n);
+	if (l->wait_bytes == 0)
+		l->wait_since = ev_now(l->loop);
+	l->wait_bytes += n;
+	l->last_activity = ev_now(l->loop);
 	l->replayed_bytes += n;
 	if (l->bytes_bucket.rate > 0)
 		l->bytes_bucket.tokens -= (double)n;

@@ -66,6 +66,8 @@ extern const struct link_repair_ops link_repair_ops;
 
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 60.0
+#define CONNECT_RETRY_MIN 0.1	/* connection refused: try again soon */
+#define CONNECT_RETRY_MAX 0.5
 #define FILES_PER_MESSAGE 256
 
 /* Where a body record is, so that sending it needs no segment scan. */
@@ -104,6 +106,17 @@ struct link {
 	ev_io connect_w;
 	ev_timer retry;
 	double backoff;
+	/* Deadlines and keepalive (link_conn.c). */
+	ev_timer deadline_t;
+	double last_activity;		/* ev_now() of the last byte in/out */
+	double wait_since;		/* the current command's first byte */
+	uint64_t wait_bytes;		/* sent since the last reply */
+	/* Connection attempts failing in a row, for the log. */
+	double connect_backoff;		/* seconds (link_policy.c) */
+	unsigned connect_failures;
+	bool heard;			/* this connection brought a byte */
+	bool tls_failed;		/* its TLS handshake failed */
+	double connect_fail_since, connect_fail_logged;
 	ev_timer cursor_timer;
 	struct conn *conn;
 	struct csync_reader *reader;
@@ -215,7 +228,10 @@ void link_conn_init(struct link *l);
 
 /* link_policy.c: retry backoff and rate limits. */
 bool link_throttled(struct link *l);
+/* After a lost session: 1 s, doubling to 60 s. */
 void link_schedule_retry(struct link *l);
+/* After a failed connection attempt: 0.1 s, doubling to 0.5 s. */
+void link_schedule_connect_retry(struct link *l);
 
 /* link_park.c: what the replica refused, parked. */
 /* Reads the parked list (a failure fails the link); 0 or -errno. */
