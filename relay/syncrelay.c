@@ -39,7 +39,7 @@
 #include "protocol/saslsrv.h"
 #include "protocol/tlsctx.h"
 
-#define DEFAULT_CONFIG "/etc/syncrelay.conf"
+#define DEFAULT_CONFIG "/etc/syncrelay/syncrelay.conf"
 
 static struct {
 	const char *config_path;

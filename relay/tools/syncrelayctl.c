@@ -35,7 +35,7 @@
 #include "relay/ops/jfmt.h"
 #include "storage/journal.h"
 
-#define DEFAULT_CONFIG "/etc/syncrelay.conf"
+#define DEFAULT_CONFIG "/etc/syncrelay/syncrelay.conf"
 
 static void
 usage(void)
