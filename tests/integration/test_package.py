@@ -250,6 +250,7 @@ def the_package_installs_and_replicates():
                   "/usr/share/man/man8/syncrelay.8.gz",
                   "/usr/share/man/man8/syncrelayctl.8.gz",
                   "/usr/share/man/man5/syncrelay.conf.5.gz",
+                  "/usr/share/man/man1/syncrelay-journal.1.gz",
                   "/lib/systemd/system/syncrelay.service",
                   "/usr/share/bash-completion/completions/syncrelayctl"):
             check(os.path.exists(chroot.path(p)), "not installed: " + p)
