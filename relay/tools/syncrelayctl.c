@@ -319,7 +319,7 @@ journal_cmd(const char *datadir, const struct store_conf *sc,
 		}
 		while (!stop && shown < o->limit &&
 		    (e = journal_reader_next(r, &rec, &raw)) == 1) {
-			if (rec.lsn > next && !o->lsn && next > 1)
+			if (rec.lsn > next && !o->lsn)
 				fprintf(stderr, "syncrelayctl: records %llu..%llu "
 				    "are no longer in the journal (retention)\n",
 				    (unsigned long long)next,
