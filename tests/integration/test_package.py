@@ -8,11 +8,12 @@ lintian on it (no errors allowed), and installs it with
 "apt-get install ./syncrelay_*.deb" into a clean Debian 12 root: every
 dependency must resolve from Debian's archive.  In that root it checks
 the files the package promises (binaries, conffile, user, data directory,
-unit, completion), that "syncrelay -n" accepts the shipped configuration,
+unit), that "syncrelay -n" accepts the shipped configuration,
 and then runs the installed daemon, as the unit runs it (its ExecStartPre
 and ExecStart lines, as its User), between a real Cyrus 3.6.1 master and
 replica on the host (cyrus.py); loopback is shared by the chroot.  A user
-synced by the master must show the same on the replica.
+synced by the master must show the same on the replica, and bash
+completes syncrelayctl's commands, stores and replicas.
 
 The clean root: "debootstrap --variant=minbase bookworm" once, cached
 outside the checkout in /var/cache/syncrelay-test/roots/bookworm-YYYYMM
@@ -350,6 +351,28 @@ def the_package_installs_and_replicates():
                        "syncrelayctl journal", user="%d:%d" % (uid, gid))
         check("APPLY MAILBOX user.alice: " in r.stdout, r.stdout)
         check("---- cursor r1 = " in r.stdout, r.stdout)
+        # Bash completion as an operator gets it (bash-completion
+        # installed beside): commands, then stores and replicas from the
+        # configuration.
+        chroot.run(["apt-get", "install", "-y", "bash-completion"],
+                   "apt-get install bash-completion")
+        script = r"""
+source /usr/share/bash-completion/bash_completion
+t() {
+	COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+	COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}; COMPREPLY=()
+	_completion_loader syncrelayctl
+	fn=$(complete -p syncrelayctl | sed -n 's/.*-F \([^ ]*\) .*/\1/p')
+	"$fn" syncrelayctl "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}"
+	echo "${COMPREPLY[*]}"
+}
+t syncrelayctl jo
+t syncrelayctl pause ""
+t syncrelayctl pause s1 ""
+t syncrelayctl journal s1 --a
+"""
+        r = chroot.run(["bash", "-c", script], "bash completion")
+        eq(r.stdout.splitlines(), ["journal", "s1", "r1", "--all"])
         print("syncrelayctl journal s1 --all (installed):\n" +
               "\n".join(r.stdout.splitlines()[:40]))
         print("package %.0f s, lintian+root %.0f s, install %.0f s, "
