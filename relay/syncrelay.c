@@ -32,6 +32,7 @@
 #include "relay/ops/control.h"
 #include "relay/replay/cursorq.h"
 #include "relay/ingest/listener.h"
+#include "relay/ops/htpasswd.h"
 #include "relay/ops/metrics.h"
 #include "relay/ingest/session.h"
 #include "relay/store.h"
@@ -39,7 +40,7 @@
 #include "protocol/saslsrv.h"
 #include "protocol/tlsctx.h"
 
-#define DEFAULT_CONFIG "/etc/syncrelay.conf"
+#define DEFAULT_CONFIG "/etc/syncrelay/syncrelay.conf"
 
 static struct {
 	const char *config_path;
@@ -155,6 +156,11 @@ reload(void)
 	relay.params.servername = *config_str(c, OPT_servername) ?
 	    config_str(c, OPT_servername) : relay.hostname;
 	apply_reloadable(c);
+	if (relay.metrics != NULL &&
+	    metrics_set_auth(relay.metrics, config_str(c, OPT_metrics_auth_file),
+	    err, sizeof(err)) < 0)
+		log_error("event=reload_failed option=metrics_auth_file "
+		    "error=\"%s\" (keeping the users read before)", err);
 	log_info("event=reloaded config=%s stores=%zu", relay.config_path,
 	    config_nstores(c));
 }
@@ -316,7 +322,23 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		const char *auth = config_str(relay.config,
+		    OPT_metrics_auth_file);
 		size_t i, nrep = 0;
+
+		if (*auth) {
+			struct htpasswd *h = htpasswd_load(auth, err,
+			    sizeof(err));
+
+			if (h == NULL) {
+				fprintf(stderr, "syncrelay: %s: "
+				    "metrics_auth_file: %s\n",
+				    relay.config_path, err);
+				config_free(&relay.config);
+				return 1;
+			}
+			htpasswd_free(&h);
+		}
 
 		for (i = 0; i < config_nstores(relay.config); i++)
 			nrep += config_store(relay.config, i)->nreplicas;
@@ -369,6 +391,9 @@ main(int argc, char **argv)
 			fatalx("event=metrics_listen_failed error=\"%s\" "
 			    "(set metrics_listen to a free address, or empty "
 			    "to serve no metrics)", err);
+		if (metrics_set_auth(relay.metrics, config_str(relay.config,
+		    OPT_metrics_auth_file), err, sizeof(err)) < 0)
+			fatalx("event=metrics_auth_failed error=\"%s\"", err);
 	}
 	if (!foreground) {
 		ready_fd = daemonize();

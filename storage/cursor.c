@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/crc32c.h"
 #include "lib/xmalloc.h"
@@ -178,4 +179,45 @@ int
 cursor_reset(struct cursor *c, uint64_t lsn, uint32_t flags)
 {
 	return write_value(c, lsn, flags);
+}
+
+int
+cursor_peek(const char *path, uint64_t *lsn, uint32_t *flags, char *err,
+    size_t err_len)
+{
+	uint8_t buf[2 * SLOT];
+	uint64_t best_seq = 0;
+	ssize_t n;
+	int fd, i, valid = 0, r;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = -errno;
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return r;
+	}
+	n = fileops_pread_all(&fileops_posix, fd, buf, sizeof(buf), 0);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror((int)-n));
+		return (int)n;
+	}
+	memset(buf + n, 0, sizeof(buf) - (size_t)n);
+	for (i = 0; i < 2; i++) {
+		uint32_t f;
+		uint64_t seq, l;
+
+		if (slot_decode(buf + i * SLOT, &f, &seq, &l) < 0)
+			continue;
+		if (!valid || seq > best_seq) {
+			best_seq = seq;
+			*lsn = l;
+			*flags = f;
+		}
+		valid++;
+	}
+	if (!valid) {
+		snprintf(err, err_len, "%s: no valid cursor in the file", path);
+		return -EBADMSG;
+	}
+	return 0;
 }

@@ -29,6 +29,13 @@ struct cursor;
 int cursor_open(const char *path, const struct fileops *fops,
     struct cursor **out, char *err, size_t err_len);
 void cursor_close(struct cursor **cp);
+/*
+ * Reads the cursor file at path without changing it (for the tools).
+ * Returns 0 with *lsn and *flags set, -ENOENT when there is none, or
+ * another negative errno (-EBADMSG: no valid slot) with err set.
+ */
+int cursor_peek(const char *path, uint64_t *lsn, uint32_t *flags, char *err,
+    size_t err_len);
 uint64_t cursor_lsn(const struct cursor *c);
 uint32_t cursor_flags(const struct cursor *c);
 /*

@@ -18,6 +18,13 @@ void jfmt_time(uint64_t us, char *out, size_t len);
  */
 void jfmt_describe(const struct buf *raw, struct buf *out);
 /*
+ * What a command record changed, in an operator's words: "APPLY MAILBOX
+ * user.bob: 2 added, 1 changed, 1 expunged (last UID 14); flags \\Seen
+ * x2; annotations /shared/comment", "APPLY RENAME user.jo.A ->
+ * user.jo.B", "APPLY SUB bob user.bob.Work".
+ */
+void jfmt_explain(const struct buf *raw, struct buf *out);
+/*
  * A journal_reader_body() sink that only adds the bytes to the uint64_t
  * at arg: reading a body whole checks its size and SHA-1.
  */

@@ -13,6 +13,11 @@
  * together after its HELP and TYPE lines; label values are escaped
  * (backslash, double quote, newline).  Only GET and HEAD of /metrics are
  * served; a scrape's request body, if any, is ignored.
+ *
+ * With metrics_auth_file set, every request first needs HTTP basic
+ * authentication by a user of that htpasswd file (htpasswd.c); without
+ * it the answer is 401 with a WWW-Authenticate challenge, whatever the
+ * URL.  The file is re-read on SIGHUP (metrics_set_auth()).
  */
 #include "autoconf.h"
 
@@ -31,12 +36,14 @@
 #include "relay/config.h"
 #include "relay/replay/link.h"
 #include "relay/ingest/listener.h"
+#include "relay/ops/htpasswd.h"
 #include "relay/ops/metrics.h"
 #include "relay/ops/snapshot.h"
 
 #define METRICS_MAX_CONNECTIONS 16
 #define METRICS_IDLE_TIMEOUT 10		/* seconds */
 #define METRICS_MAX_BYTES ((size_t)256 << 20)
+#define METRICS_REALM "syncrelay metrics"
 
 struct metrics {
 	struct ev_loop *loop;
@@ -44,6 +51,7 @@ struct metrics {
 	ev_io io;			/* MHD's epoll descriptor */
 	ev_timer timer;			/* MHD_get_timeout() */
 	double start_time;
+	struct htpasswd *auth;		/* NULL: no authentication asked */
 	char address[320];
 };
 
@@ -409,6 +417,49 @@ reply_text(struct MHD_Connection *c, unsigned status, char *text, size_t len,
 	return ret;
 }
 
+/* True when the request carries a user and password of the auth file. */
+static bool
+authorized(struct metrics *m, struct MHD_Connection *c)
+{
+	char *user, *password = NULL;
+	bool ok;
+
+	if (m->auth == NULL)
+		return true;
+	user = MHD_basic_auth_get_username_password(c, &password);
+	ok = user != NULL && password != NULL &&
+	    htpasswd_check(m->auth, user, password);
+	if (!ok)
+		log_debug("metrics=%s event=http_unauthorized user=%s",
+		    m->address, user ? user : "(none)");
+	if (password != NULL) {
+		explicit_bzero(password, strlen(password));
+		MHD_free(password);
+	}
+	if (user != NULL)
+		MHD_free(user);
+	return ok;
+}
+
+static enum MHD_Result
+refuse_unauthorized(struct MHD_Connection *c)
+{
+	static char text[] = "Unauthorized: basic authentication "
+	    "by a user of metrics_auth_file\n";
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(strlen(text), text,
+	    MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "text/plain; charset=utf-8");
+	ret = MHD_queue_basic_auth_fail_response(c, METRICS_REALM, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -429,6 +480,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (!authorized(m, c))
+		return refuse_unauthorized(c);
 	if (strcmp(url, "/metrics") != 0) {
 		text = xstrdup("Not found; metrics are at /metrics\n");
 		return reply_text(c, MHD_HTTP_NOT_FOUND, text, strlen(text),
@@ -546,6 +599,7 @@ metrics_free(struct metrics **mp)
 	ev_io_stop(m->loop, &m->io);
 	ev_timer_stop(m->loop, &m->timer);
 	MHD_stop_daemon(m->mhd);	/* closes the listening socket too */
+	htpasswd_free(&m->auth);
 	free(m);
 	*mp = NULL;
 }
@@ -554,4 +608,18 @@ const char *
 metrics_address(const struct metrics *m)
 {
 	return m->address;
+}
+
+int
+metrics_set_auth(struct metrics *m, const char *path, char *err,
+    size_t err_len)
+{
+	struct htpasswd *h = NULL;
+
+	if (*path != '\0' &&
+	    (h = htpasswd_load(path, err, err_len)) == NULL)
+		return -1;
+	htpasswd_free(&m->auth);
+	m->auth = h;
+	return 0;
 }

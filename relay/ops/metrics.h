@@ -27,6 +27,14 @@ struct metrics *metrics_new(struct ev_loop *loop, const char *address,
     double start_time, char *err, size_t err_len);
 /* Stops serving, closes the socket; NULL-safe; sets *mp NULL. */
 void metrics_free(struct metrics **mp);
+/*
+ * Asks every request for basic authentication by a user of the htpasswd
+ * file at path (bcrypt, as htpasswd -B writes), or for none when path is
+ * "".  Returns 0, or -1 with err set, keeping the users it had, when the
+ * file cannot be used.
+ */
+int metrics_set_auth(struct metrics *m, const char *path, char *err,
+    size_t err_len);
 /* The bound address, "host:port" (the real port when 0 was asked). */
 const char *metrics_address(const struct metrics *m);
 

@@ -9,12 +9,15 @@
  *   syncrelayctl ... retry STORE [REPLICA]
  *   syncrelayctl ... giveup STORE REPLICA NAME
  *   syncrelayctl ... reload
- *   syncrelayctl ... journal STORE [--from LSN] [--limit N] [--follow]
+ *   syncrelayctl ... journal STORE [--all | --from LSN] [--limit N] [--follow]
  *   syncrelayctl ... journal STORE --lsn N --full
+ *   syncrelayctl ... help [COMMAND]   (or COMMAND --help)
  *
  * Everything but "journal" is a request on the daemon's control socket
  * (control.h); "journal" reads the store's journal under datadir
- * directly, read-only, as syncrelay-journal does.  Exit status: 0 done,
+ * directly, read-only, as syncrelay-journal does, and the replicas'
+ * cursor files beside it (storage/cursor.h, cursor_peek()) to start at
+ * the backlog and mark where each replica stands.  Exit status: 0 done,
  * 1 "wait" timed out, 2 usage or unknown store, 3 the daemon cannot be
  * reached or stopped.
  */
@@ -35,33 +38,98 @@
 #include "lib/buf.h"
 #include "relay/config.h"
 #include "relay/ops/jfmt.h"
+#include "storage/cursor.h"
 #include "storage/journal.h"
 
-#define DEFAULT_CONFIG "/etc/syncrelay.conf"
+#define DEFAULT_CONFIG "/etc/syncrelay/syncrelay.conf"
+
+/* One line of the summary and the help of each command. */
+static const struct command {
+	const char *name;
+	const char *synopsis;
+	const char *help;
+} commands[] = {
+	{ "status", "status [STORE] [--json]",
+	  "Stores, their master session, head LSN and journal; per replica\n"
+	  "the state, cursor, lag (records, bytes, seconds), rate, ETA and\n"
+	  "last error.  --json: one JSON object, as the man page describes.\n" },
+	{ "pause", "pause STORE REPLICA",
+	  "Stops replaying to a replica (kept across restarts) until resume.\n" },
+	{ "resume", "resume STORE REPLICA",
+	  "Replays to a paused replica again; retries a failed link.\n" },
+	{ "wait", "wait STORE [--replica R] --timeout SECONDS",
+	  "Exits 0 once every replica (or R) has acknowledged the head as of\n"
+	  "the call; 1 with the lag left when SECONDS pass first.\n" },
+	{ "reset", "reset STORE REPLICA LSN",
+	  "Sets a replica's cursor to LSN (after a full resync of it).\n" },
+	{ "retry", "retry STORE [REPLICA]",
+	  "Tries every mailbox or record parked for the replica (or every\n"
+	  "replica of STORE) again now.  A replica that refuses a record,\n"
+	  "where repair cannot help, holds back only what it concerns: that\n"
+	  "mailbox is parked (see status) and the rest replicates.\n" },
+	{ "giveup", "giveup STORE REPLICA NAME",
+	  "Stops trying the parked mailbox (or record) NAME, the whole name\n"
+	  "as status shows it; logged; the replica keeps what it has of it.\n" },
+	{ "reload", "reload",
+	  "Makes the daemon re-read its configuration (as SIGHUP does).\n" },
+	{ "journal", "journal STORE [--all | --from LSN] [--limit N] [--follow]\n"
+	  "  journal STORE --lsn N --full",
+	  "The store's journal, read from datadir (no daemon needed), one\n"
+	  "record a line in words: both names of a rename, a mailbox's\n"
+	  "records added, changed and expunged, flags and annotations.\n"
+	  "It starts after the lowest replica cursor (the backlog) and marks\n"
+	  "each replica's cursor where it stands:\n"
+	  "  ---- cursor r2 = 36 (paused)\n"
+	  "records above the mark are on that replica, those below are not.\n"
+	  "  --all        from the oldest record kept\n"
+	  "  --from LSN   from LSN\n"
+	  "  --limit N    at most N records\n"
+	  "  --follow     keep showing records as they come (until ^C)\n"
+	  "  --lsn N --full   record N whole, as the master sent it\n" },
+	{ "help", "help [COMMAND]",
+	  "Says what COMMAND does and takes (also: COMMAND --help).\n" },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void
+usage_to(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: syncrelayctl [-C config] [-s socket] COMMAND "
+	    "[ARGS]\n");
+	for (i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %s\n", commands[i].synopsis);
+	fprintf(f,
+	    "  -C file    configuration (default " DEFAULT_CONFIG ")\n"
+	    "  -s socket  control socket (default: control_socket in the "
+	    "configuration)\n"
+	    "syncrelayctl COMMAND --help says more about COMMAND; see "
+	    "syncrelayctl(8).\n");
+}
 
 static void
 usage(void)
 {
-	fprintf(stderr,
-	    "usage: syncrelayctl [-C config] [-s socket] COMMAND\n"
-	    "  status [STORE] [--json]      stores, replicas, lag\n"
-	    "  pause STORE REPLICA          stop replaying to a replica\n"
-	    "  resume STORE REPLICA         replay again (retries a failed "
-	    "link)\n"
-	    "  wait STORE [--replica R] --timeout SECONDS\n"
-	    "                               until the replicas reach today's "
-	    "head\n"
-	    "  reset STORE REPLICA LSN      set a replica's cursor (after a "
-	    "full resync)\n"
-	    "  retry STORE [REPLICA]        try what is parked again now\n"
-	    "  giveup STORE REPLICA NAME    stop trying a parked mailbox\n"
-	    "  reload                       re-read the configuration\n"
-	    "  journal STORE [--from LSN] [--limit N] [--follow]\n"
-	    "  journal STORE --lsn N --full what the backlog holds\n"
-	    "  -C file    configuration (default " DEFAULT_CONFIG ")\n"
-	    "  -s socket  control socket (default: control_socket in the "
-	    "configuration)\n");
+	usage_to(stderr);
 	exit(2);
+}
+
+/* Prints a command's help to stdout; returns 0, or 2 if unknown. */
+static int
+command_help(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0) {
+			printf("usage: syncrelayctl [-C config] [-s socket] %s\n\n%s",
+			    commands[i].synopsis, commands[i].help);
+			return 0;
+		}
+	fprintf(stderr, "syncrelayctl: no command called %s\n", name);
+	usage_to(stderr);
+	return 2;
 }
 
 /* Sends one request line and copies the answer out; returns exit=N. */
@@ -149,26 +217,105 @@ on_signal(int sig)
 	stop = 1;
 }
 
+/* Where a replica stands, read from its cursor file. */
+struct mark {
+	const char *replica;
+	uint64_t lsn;
+	bool paused, resync, missing, shown;
+};
+
+/* Reads the cursors of the store's replicas; returns the lowest. */
+static uint64_t
+read_marks(const char *datadir, const struct store_conf *sc,
+    struct mark *marks)
+{
+	char path[4096], err[512];
+	uint64_t low = UINT64_MAX;
+	size_t i;
+
+	for (i = 0; i < sc->nreplicas; i++) {
+		struct mark *m = &marks[i];
+		uint32_t flags = 0;
+		int r;
+
+		memset(m, 0, sizeof(*m));
+		m->replica = sc->replicas[i].name;
+		snprintf(path, sizeof(path), "%s/%s/cursors/%s.cursor", datadir,
+		    sc->name, m->replica);
+		r = cursor_peek(path, &m->lsn, &flags, err, sizeof(err));
+		if (r == -ENOENT)
+			m->missing = true;
+		else if (r < 0)
+			fprintf(stderr, "syncrelayctl: %s\n", err);
+		m->resync = (flags & CURSOR_NEEDS_RESYNC) != 0;
+		snprintf(path, sizeof(path), "%s/%s/cursors/%s.paused", datadir,
+		    sc->name, m->replica);
+		m->paused = access(path, F_OK) == 0;
+		if (m->lsn < low)
+			low = m->lsn;
+	}
+	return low == UINT64_MAX ? 0 : low;
+}
+
+/* Prints the marks of the replicas whose cursor is below lsn. */
+static void
+print_marks(struct mark *marks, size_t n, uint64_t below)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct mark *m = &marks[i];
+
+		if (m->shown || m->lsn >= below)
+			continue;
+		m->shown = true;
+		printf("---- cursor %s = %llu%s%s%s\n", m->replica,
+		    (unsigned long long)m->lsn,
+		    m->missing ? " (never connected)" : "",
+		    m->paused ? " (paused)" : "",
+		    m->resync ? " (needs a full resync)" : "");
+	}
+}
+
+struct listing {
+	uint64_t from;		/* 0: after the lowest cursor */
+	uint64_t limit;
+	uint64_t lsn;		/* one record, or 0 */
+	bool all, follow, full;
+};
+
 /* Lists (or prints whole) journal records of a store. */
 static int
-journal_cmd(const char *datadir, const char *store, uint64_t from,
-    uint64_t limit, bool follow, uint64_t lsn, bool full)
+journal_cmd(const char *datadir, const struct store_conf *sc,
+    const struct listing *o)
 {
 	char dir[4096], err[512], when[40];
 	struct journal_record rec;
 	struct buf raw = BUF_INIT, desc = BUF_INIT;
-	uint64_t shown = 0, next = lsn ? lsn : from;
+	struct mark *marks = calloc(sc->nreplicas + 1, sizeof(*marks));
+	uint64_t shown = 0, next, last = 0, low;
+	const char *store = sc->name;
 	int e = 0;
 
 	snprintf(dir, sizeof(dir), "%s/%s/journal", datadir, store);
-	if (access(dir, R_OK | X_OK) < 0) {
+	if (marks == NULL || access(dir, R_OK | X_OK) < 0) {
 		fprintf(stderr, "syncrelayctl: store %s: %s: %s\n", store, dir,
 		    strerror(errno));
+		free(marks);
 		return 2;
 	}
+	low = read_marks(datadir, sc, marks);
+	if (o->lsn)
+		next = o->lsn;
+	else if (o->from)
+		next = o->from;
+	else if (o->all)
+		next = 1;
+	else
+		next = low + 1;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	if (!lsn)
+	if (!o->lsn)
 		printf("%-10s %-24s %-8s %s\n", "LSN", "TIME (UTC)", "BYTES",
 		    "WHAT");
 	do {
@@ -177,24 +324,28 @@ journal_cmd(const char *datadir, const char *store, uint64_t from,
 
 		if (r == NULL) {
 			fprintf(stderr, "syncrelayctl: %s\n", err);
+			free(marks);
 			return 2;
 		}
-		while (!stop && shown < limit &&
+		while (!stop && shown < o->limit &&
 		    (e = journal_reader_next(r, &rec, &raw)) == 1) {
-			if (rec.lsn > next && !lsn)
+			if (rec.lsn > next && !o->lsn)
 				fprintf(stderr, "syncrelayctl: records %llu..%llu "
 				    "are no longer in the journal (retention)\n",
 				    (unsigned long long)next,
 				    (unsigned long long)rec.lsn - 1);
 			next = rec.lsn + 1;
-			if (lsn && rec.lsn != lsn)
+			if (o->lsn && rec.lsn != o->lsn)
 				break;
+			if (!o->lsn)
+				print_marks(marks, sc->nreplicas, rec.lsn);
+			last = rec.lsn;
 			jfmt_time(rec.time_us, when, sizeof(when));
 			if (rec.type == JOURNAL_BODY) {
 				char hex[41];
 
 				journal_guid_hex(rec.guid, hex);
-				if (lsn && full) {
+				if (o->lsn && o->full) {
 					uint64_t got = 0;
 
 					/* Bodies are not dlist: say what it is. */
@@ -208,22 +359,23 @@ journal_cmd(const char *datadir, const char *store, uint64_t from,
 					    (unsigned long long)rec.lsn, when,
 					    hex, rec.raw_len, rec.payload_len);
 				} else {
-					printf("%-10llu %-24s %-8u BODY %s\n",
+					printf("%-10llu %-24s %-8u BODY %s "
+					    "(a message body)\n",
 					    (unsigned long long)rec.lsn, when,
 					    rec.raw_len, hex);
 				}
-			} else if (lsn && full) {
+			} else if (o->lsn && o->full) {
 				printf("%llu %s\n%s\n",
 				    (unsigned long long)rec.lsn, when,
 				    buf_cstring(&raw));
 			} else {
-				jfmt_describe(&raw, &desc);
+				jfmt_explain(&raw, &desc);
 				printf("%-10llu %-24s %-8u %s\n",
 				    (unsigned long long)rec.lsn, when,
 				    rec.raw_len, buf_cstring(&desc));
 			}
 			shown++;
-			if (lsn)
+			if (o->lsn)
 				break;
 		}
 		if (e < 0)
@@ -231,19 +383,24 @@ journal_cmd(const char *datadir, const char *store, uint64_t from,
 			    journal_reader_errstr(r));
 		journal_reader_free(&r);
 		fflush(stdout);
-		if (lsn && shown == 0) {
+		if (o->lsn && shown == 0) {
 			fprintf(stderr, "syncrelayctl: store %s has no record "
 			    "%llu (retired, or not written yet)\n", store,
-			    (unsigned long long)lsn);
+			    (unsigned long long)o->lsn);
 			buf_free(&raw);
 			buf_free(&desc);
+			free(marks);
 			return 2;
 		}
-		if (follow && !stop && shown < limit)
+		if (o->follow && !stop && shown < o->limit)
 			usleep(250000);
-	} while (follow && !stop && shown < limit && e >= 0);
+	} while (o->follow && !stop && shown < o->limit && e >= 0);
+	/* The replicas at or past the last record shown stand below it. */
+	if (!o->lsn && e >= 0)
+		print_marks(marks, sc->nreplicas, last ? last + 1 : next);
 	buf_free(&raw);
 	buf_free(&desc);
+	free(marks);
 	return e < 0 ? 2 : 0;
 }
 
@@ -272,7 +429,12 @@ main(int argc, char **argv)
 	const char *cmd;
 	int ch, status;
 
-	while ((ch = getopt(argc, argv, "+C:s:h")) != -1) {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while ((ch = getopt_long(argc, argv, "+C:s:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'C':
 			config_path = optarg;
@@ -280,6 +442,9 @@ main(int argc, char **argv)
 		case 's':
 			socket_path = optarg;
 			break;
+		case 'h':
+			usage_to(stdout);
+			return 0;
 		default:
 			usage();
 		}
@@ -288,6 +453,20 @@ main(int argc, char **argv)
 	argv += optind;
 	if (argc < 1)
 		usage();
+	if (strcmp(argv[0], "help") == 0) {
+		if (argc > 1 && (strcmp(argv[1], "--help") == 0 ||
+		    strcmp(argv[1], "-h") == 0))
+			return command_help("help");
+		if (argc == 1) {
+			usage_to(stdout);
+			return 0;
+		}
+		return command_help(argv[1]);
+	}
+	for (ch = 1; ch < argc; ch++)
+		if (strcmp(argv[ch], "--help") == 0 ||
+		    strcmp(argv[ch], "-h") == 0)
+			return command_help(argv[0]);
 	cmd = argv[0];
 	if (socket_path == NULL || strcmp(cmd, "journal") == 0) {
 		c = config_load(config_path, err, sizeof(err));
@@ -364,34 +543,36 @@ main(int argc, char **argv)
 		status = ask(socket_path, buf_cstring(&req),
 		    strtod(timeout, NULL) + 30);
 	} else if (strcmp(cmd, "journal") == 0 && argc >= 2) {
-		uint64_t from = 1, limit = UINT64_MAX, lsn = 0;
-		bool follow = false, full = false;
+		struct listing o = { .limit = UINT64_MAX };
+		const struct store_conf *sc;
 		int i;
 
 		for (i = 2; i < argc; i++)
 			if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
-				from = num_arg("--from", argv[++i]);
+				o.from = num_arg("--from", argv[++i]);
 			else if (strcmp(argv[i], "--limit") == 0 &&
 			    i + 1 < argc)
-				limit = num_arg("--limit", argv[++i]);
+				o.limit = num_arg("--limit", argv[++i]);
 			else if (strcmp(argv[i], "--lsn") == 0 && i + 1 < argc)
-				lsn = num_arg("--lsn", argv[++i]);
+				o.lsn = num_arg("--lsn", argv[++i]);
+			else if (strcmp(argv[i], "--all") == 0)
+				o.all = true;
 			else if (strcmp(argv[i], "--follow") == 0)
-				follow = true;
+				o.follow = true;
 			else if (strcmp(argv[i], "--full") == 0)
-				full = true;
+				o.full = true;
 			else
 				usage();
-		if ((full && lsn == 0) || (lsn && follow))
+		if ((o.full && o.lsn == 0) || (o.lsn && o.follow) ||
+		    (o.all && o.from))
 			usage();
-		if (config_store_by_name(c, argv[1]) == NULL) {
+		if ((sc = config_store_by_name(c, argv[1])) == NULL) {
 			fprintf(stderr, "syncrelayctl: %s declares no store "
 			    "called %s\n", config_path, argv[1]);
 			config_free(&c);
 			return 2;
 		}
-		status = journal_cmd(config_str(c, OPT_datadir), argv[1], from,
-		    limit, follow, lsn, full);
+		status = journal_cmd(config_str(c, OPT_datadir), sc, &o);
 	} else {
 		usage();
 	}

@@ -415,5 +415,157 @@ def busy_metrics_port_stops_the_daemon():
         busy.close()
 
 
+# ---- metrics_auth_file: basic authentication -------------------------------
+
+def htpasswd(path, user, password, create=False, scheme="-B"):
+    """Adds user to an htpasswd file as apache2-utils' htpasswd does."""
+    subprocess.run(["htpasswd", scheme, "-b"] + (["-c"] if create else []) +
+                   [path, user, password], check=True, capture_output=True,
+                   timeout=30)
+
+
+def get_auth(relay, user=None, password=None, path="/metrics",
+             headers=None):
+    """GET with basic auth (or none); returns (status, headers, body)."""
+    import base64
+    import http.client
+    h = http.client.HTTPConnection("127.0.0.1", relay.metrics_port,
+                                   timeout=10)
+    hdrs = dict(headers or {})
+    if user is not None:
+        token = base64.b64encode(("%s:%s" % (user, password)).encode())
+        hdrs["Authorization"] = "Basic " + token.decode()
+    try:
+        h.request("GET", path, headers=hdrs)
+        r = h.getresponse()
+        return r.status, r.headers, r.read().decode("utf-8")
+    finally:
+        h.close()
+
+
+def check_refused(relay, *args, **kw):
+    status, headers, body = get_auth(relay, *args, **kw)
+    eq(status, 401)
+    eq(headers["WWW-Authenticate"], 'Basic realm="syncrelay metrics"')
+    check("syncrelay_" not in body, body)
+
+
+@test
+def metrics_auth_file_asks_who_is_reading():
+    relay = Relay()
+    users = os.path.join(relay.dir, "metrics.htpasswd")
+    htpasswd(users, "prometheus", "sc4pe-me", create=True)
+    htpasswd(users, "grafana", "other pw")
+    check(open(users).read().startswith("prometheus:$2y$"), "not bcrypt")
+    relay.write_conf("metrics_auth_file: %s\n" % users)
+    r = subprocess.run([SYNCRELAY, "-C", relay.conf, "-n"],
+                       capture_output=True, text=True, timeout=30)
+    eq(r.returncode, 0)
+    relay.start()
+    try:
+        relay.wait_log("event=metrics_listening")
+        check_refused(relay)                                # no credentials
+        check_refused(relay, "prometheus", "wrong")         # wrong password
+        check_refused(relay, "prometheus", "")
+        check_refused(relay, "nobody", "sc4pe-me")          # unknown user
+        check_refused(relay, "grafana", "sc4pe-me")         # another's pw
+        check_refused(relay, path="/")                      # any URL
+        status, headers, body = get_auth(relay, "prometheus", "sc4pe-me")
+        eq(status, 200)
+        parse(body)
+        status, _, body = get_auth(relay, "grafana", "other pw")
+        eq(status, 200)
+        status, _, _ = get_auth(relay, "prometheus", "sc4pe-me", path="/")
+        eq(status, 404)
+        # As Prometheus scrapes (basic_auth in its scrape_config): its
+        # Accept and timeout headers, one keep-alive connection, over and
+        # over; the remembered password answers the later ones.
+        import base64
+        import http.client
+        h = http.client.HTTPConnection("127.0.0.1", relay.metrics_port,
+                                       timeout=10)
+        prom = {
+            "Authorization": "Basic " + base64.b64encode(
+                b"prometheus:sc4pe-me").decode(),
+            "Accept": "application/openmetrics-text;version=1.0.0,"
+                      "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            "User-Agent": "Prometheus/2.42.0",
+            "X-Prometheus-Scrape-Timeout-Seconds": "10",
+        }
+        for _ in range(5):
+            h.request("GET", "/metrics", headers=prom)
+            r = h.getresponse()
+            eq(r.status, 200)
+            eq(r.headers["Content-Type"],
+               "text/plain; version=0.0.4; charset=utf-8")
+            fams = parse(r.read().decode())
+            check("syncrelay_store_head_lsn" in fams, str(fams.keys()))
+        h.close()
+        check_refused(relay, "prometheus", "sc4pe-mE")
+    finally:
+        eq(relay.stop(), 0)
+
+
+@test
+def metrics_auth_file_is_read_again_on_sighup():
+    import signal
+    relay = Relay()
+    users = os.path.join(relay.dir, "metrics.htpasswd")
+    htpasswd(users, "prometheus", "first", create=True)
+    relay.write_conf("metrics_auth_file: %s\n" % users)
+    relay.start()
+    try:
+        relay.wait_log("event=metrics_listening")
+        eq(get_auth(relay, "prometheus", "first")[0], 200)
+        htpasswd(users, "prometheus", "second", create=True)
+        relay.signal(signal.SIGHUP)
+        relay.wait_log("event=reloaded")
+        check_refused(relay, "prometheus", "first")
+        eq(get_auth(relay, "prometheus", "second")[0], 200)
+        # A file the relay cannot use (htpasswd's MD5 default) is refused
+        # on reload, loudly, and the users read before stay.
+        htpasswd(users, "prometheus", "third", create=True, scheme="-m")
+        relay.signal(signal.SIGHUP)
+        relay.wait_log("option=metrics_auth_file")
+        check("cannot check" in relay.logtext(), relay.logtext())
+        eq(get_auth(relay, "prometheus", "second")[0], 200)
+        check_refused(relay, "prometheus", "third")
+        # Emptied in the config: no authentication any more.
+        relay.write_conf("")
+        relay.signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while fetch_status(relay) != 200 and time.time() < deadline:
+            time.sleep(0.1)
+        eq(fetch_status(relay), 200)
+    finally:
+        eq(relay.stop(), 0)
+
+
+def fetch_status(relay):
+    try:
+        return fetch(relay)[0]
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@test
+def an_unusable_metrics_auth_file_is_refused_at_start():
+    relay = Relay()
+    users = os.path.join(relay.dir, "metrics.htpasswd")
+    htpasswd(users, "prometheus", "pw", create=True, scheme="-m")
+    for path, say in [(users, "cannot check"),
+                      (users + ".missing", "No such file")]:
+        relay.write_conf("metrics_auth_file: %s\n" % path)
+        r = subprocess.run([SYNCRELAY, "-C", relay.conf, "-n"],
+                           capture_output=True, text=True, timeout=30)
+        eq(r.returncode, 1)
+        check(say in r.stderr, r.stderr)
+        r = subprocess.run([SYNCRELAY, "-C", relay.conf, "-f"],
+                           capture_output=True, text=True, timeout=30)
+        eq(r.returncode, 1)
+        check("event=metrics_auth_failed" in r.stderr and say in r.stderr,
+              r.stderr)
+
+
 if __name__ == "__main__":
     run("test_metrics.py")

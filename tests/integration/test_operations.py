@@ -164,12 +164,33 @@ def status_and_lag_of_a_known_backlog():
         r = relay.ctl("journal", "s1", "--from", "95")
         eq(r.returncode, 0)
         lines = r.stdout.strip().splitlines()
-        eq(len(lines), 1 + 6)
+        # The header, r1's cursor (records below it are its backlog),
+        # records 95..100.
+        eq(len(lines), 1 + 1 + 6)
+        eq(lines[1], "---- cursor r1 = 0")
+        lines.pop(1)
         check(re.match(r"95 +\d{4}-\d\d-\d\dT[\d:.]+Z +\d+ +APPLY SUB "
-                       r"user\.u94\.f$", lines[1]), lines[1])
+                       r"u94 user\.u94\.f$", lines[1]), lines[1])
         check(lines[-1].startswith("100 "), lines[-1])
         r = relay.ctl("journal", "s1", "--limit", "3")
-        eq(len(r.stdout.strip().splitlines()), 1 + 3)
+        eq(r.stdout.strip().splitlines()[1:], ["---- cursor r1 = 0"] + [
+            l for l in r.stdout.splitlines() if re.match(r"[123] ", l)])
+        # By default the listing starts after the lowest cursor; --all
+        # from the oldest record; --help is no store name.
+        r = relay.ctl("journal", "s1", "--all", "--limit", "1")
+        check(r.stdout.splitlines()[2].startswith("1 "), r.stdout)
+        r = relay.ctl("journal", "--help")
+        eq(r.returncode, 0)
+        check(r.stdout.startswith("usage: syncrelayctl") and
+              "--all" in r.stdout, r.stdout)
+        for cmd in ("status", "pause", "resume", "wait", "reset", "reload",
+                    "journal", "help"):
+            r = relay.ctl(cmd, "--help")
+            eq((r.returncode, r.stderr), (0, ""))
+            check(r.stdout.startswith("usage: syncrelayctl [-C config] "
+                                      "[-s socket] " + cmd), r.stdout)
+        r = relay.ctl("--help")
+        eq(r.returncode, 0)
         r = relay.ctl("journal", "s1", "--lsn", "42", "--full")
         eq(r.returncode, 0)
         check("APPLY SUB %(USERID u41 MBOXNAME user.u41.f)" in r.stdout,

@@ -77,7 +77,7 @@ def segments_go_once_every_replica_has_them_and_not_before():
         check(s["first_lsn"] > 1 and s["head_lsn"] == head, s)
         r = relay.ctl("journal", "s1", "--lsn", "2", "--full")
         eq(r.returncode, 2)
-        r = relay.ctl("journal", "s1", "--limit", "1")
+        r = relay.ctl("journal", "s1", "--all", "--limit", "1")
         eq(r.returncode, 0)
         check(re.search(r"records 1\.\.%d are no longer in the journal"
                         % (s["first_lsn"] - 1), r.stderr), r.stderr)
