@@ -7,10 +7,16 @@
  * bumps on APPLY ANNOTATION, quota modseq increments) is not emulated:
  * the shadow echoes the master's values, as design.md 1 asks.
  *
- * Known simplifications, to be settled by the differential tests of the
- * ingest work: no tombstone is left behind by RENAME; user flags are not
- * normalised across the records of a mailbox; annotation entries are not
- * checked against Cyrus's list of defined entries.
+ * What a 3.6.1 replica refuses, the relay refuses with the same code
+ * (tests/integration/test_differential.py compares them): UNMAILBOX of
+ * a name no mailbox ever had (a name one left, by UNMAILBOX, RENAME or
+ * UNUSER, holds a tombstone: OK), RENAME onto itself, annotations Cyrus
+ * does not define or in the wrong type (storage/annotdef.c), QUOTA of
+ * the root "", UNSIEVE of a script that is not there.  Where a replica
+ * reads a wrong shape as empty (a UID that is not a list, an UNUSER of
+ * a list) so does the relay.  QUOTA is stored as a replica prints it
+ * (LIMIT and STORAGE both the storage limit, then MODSEQ: the master's,
+ * else the one stored before).
  */
 #include "autoconf.h"
 
@@ -25,8 +31,10 @@
 
 #include "lib/buf.h"
 #include "lib/xmalloc.h"
+#include "protocol/dlist_parse.h"
 #include "protocol/dlist_print.h"
 #include "protocol/synccrc.h"
+#include "storage/annotdef.h"
 #include "storage/apply.h"
 #include "storage/mboxname.h"
 
@@ -518,13 +526,14 @@ apply_unmailbox(struct shadow *s, const struct dlist *e,
 	char user[512], inbox[512];
 	int r;
 
-	if (e->type != DL_ATOM) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "UNMAILBOX needs "
-		    "a name");
-		return;
-	}
-	if (shadow_mailbox_by_name(s, e->s, &mb) < 0) {
-		out->code = RESULT_OK;	/* nothing to delete */
+	if (e->type != DL_ATOM || shadow_mailbox_by_name(s, e->s, &mb) < 0) {
+		/* A tombstone is deleted again silently; no name at all is
+		 * refused, as Cyrus does. */
+		if (e->type == DL_ATOM && shadow_gone_has(s, e->s))
+			out->code = RESULT_OK;
+		else
+			outcome(out, RESULT_MAILBOX_NONEXISTENT, "no mailbox "
+			    "%s", e->type == DL_ATOM ? e->s : "(not a name)");
 		return;
 	}
 	out->changed = true;
@@ -543,7 +552,9 @@ apply_unmailbox(struct shadow *s, const struct dlist *e,
 		im.acl = (char *)(uintptr_t)"";
 		im.options = (char *)(uintptr_t)"";
 		im.createdmodseq = mb.createdmodseq;
-		im.foldermodseq = mb.foldermodseq;
+		/* A replica keeps its UIDVALIDITY and stamps the change. */
+		im.uidvalidity = mb.uidvalidity;
+		im.foldermodseq = mb.highestmodseq;
 		r = shadow_mailbox_delete(s, mb.uniqueid);
 		if (r == 0)
 			r = shadow_mailbox_put(s, &im);
@@ -578,6 +589,12 @@ apply_rename(struct shadow *s, const struct dlist *e,
 		    old);
 		return;
 	}
+	if (strcmp(old, new) == 0 && mb.partition &&
+	    strcmp(mb.partition, part) == 0) {
+		shadow_mailbox_free(&mb);
+		outcome(out, RESULT_UNKNOWN, "%s renamed onto itself", old);
+		return;
+	}
 	if (strcmp(old, new) != 0 &&
 	    shadow_mailbox_by_name(s, new, &other) == 0) {
 		shadow_mailbox_free(&other);
@@ -600,7 +617,10 @@ apply_rename(struct shadow *s, const struct dlist *e,
 	if (dlist_get_num(e, "UIDVALIDITY", &uv) == 0)
 		mb.uidvalidity = (uint32_t)uv;
 	mb.foldermodseq = mb.highestmodseq;
-	if ((r = shadow_mailbox_put(s, &mb)) < 0)
+	r = shadow_mailbox_put(s, &mb);
+	if (r == 0 && strcmp(old, new) != 0)
+		r = shadow_gone_put(s, old);	/* the replica's tombstone */
+	if (r < 0)
 		storage_error(out, s, r);
 	else
 		out->code = RESULT_OK;
@@ -619,8 +639,7 @@ apply_expunge(struct shadow *s, const struct dlist *e,
 	bool last_missing = false;
 	int r;
 
-	if (name == NULL || uid == NULL || uids == NULL ||
-	    uids->type != DL_LIST) {
+	if (name == NULL || uid == NULL || uids == NULL) {
 		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "EXPUNGE needs "
 		    "MBOXNAME, UNIQUEID and UID");
 		return;
@@ -636,7 +655,9 @@ apply_expunge(struct shadow *s, const struct dlist *e,
 		shadow_mailbox_free(&mb);
 		return;
 	}
-	for (u = uids->head; u != NULL; u = u->next) {
+	/* A UID that is not a list is an empty list to a replica. */
+	for (u = uids->type == DL_LIST ? uids->head : NULL; u != NULL;
+	    u = u->next) {
 		struct shadow_record rec;
 		uint64_t n;
 
@@ -666,11 +687,73 @@ done:
 	shadow_mailbox_free(&mb);
 }
 
+/* A 32-bit number under key, as Cyrus's dlist_getnum32 reads it. */
+static bool
+num32(const struct dlist *kv, const char *key, uint64_t *v)
+{
+	return dlist_get_num(kv, key, v) == 0 && *v <= UINT32_MAX;
+}
+
+/* The MODSEQ stored with root before, or 0. */
+static uint64_t
+stored_quota_modseq(struct shadow *s, const char *root)
+{
+	struct dlist_parser *p;
+	struct buf b = BUF_INIT;
+	char *fields = NULL;
+	uint64_t m = 0;
+	size_t used;
+
+	if (shadow_quota_get(s, root, &fields) < 0)
+		return 0;
+	p = dlist_parser_new(NULL, NULL);
+	buf_printf(&b, "QUOTA %s\r\n", fields);
+	if (dlist_parser_feed(p, b.s, b.len, &used) == DLIST_DONE) {
+		struct dlist *q = dlist_parser_take(p);
+
+		m = opt_num(q, "MODSEQ");
+		dlist_free(&q);
+	}
+	dlist_parser_free(&p);
+	buf_free(&b);
+	free(fields);
+	return m;
+}
+
+/* The quota as a replica decodes and prints it (sync-protocol.md 5.6). */
+static void
+quota_text(struct shadow *s, const struct dlist *e, const char *root,
+    struct buf *out)
+{
+	static const char *const res[] = { "STORAGE", "MESSAGE",
+	    "X-ANNOTATION-STORAGE", "X-NUM-FOLDERS" };
+	struct dlist_printer pr = { DLIST_PRINT_CLIENT, NULL, NULL };
+	struct dlist *q = dlist_new_kvlist(NULL);
+	int64_t lim[4] = { -1, -1, -1, -1 };
+	uint64_t v;
+	size_t i;
+
+	if (num32(e, "LIMIT", &v) && v != UINT32_MAX)
+		lim[0] = (int64_t)v;
+	for (i = 0; i < 4; i++)
+		if (num32(e, res[i], &v))
+			lim[i] = (int64_t)v;
+	dlist_add_atom(q, "ROOT", root);
+	dlist_add_num(q, "LIMIT", lim[0] < 0 ? UINT32_MAX : (uint64_t)lim[0]);
+	for (i = 0; i < 4; i++)
+		if (lim[i] >= 0)
+			dlist_add_num(q, res[i], (uint64_t)lim[i]);
+	if (dlist_get_num(e, "MODSEQ", &v) < 0)
+		v = stored_quota_modseq(s, root);
+	dlist_add_num(q, "MODSEQ", v);
+	dlist_print_value(q, out, &pr);
+	dlist_free(&q);
+}
+
 static void
 apply_quota(struct shadow *s, const struct dlist *e, bool set,
     struct apply_outcome *out)
 {
-	struct dlist_printer pr = { DLIST_PRINT_CLIENT, NULL, NULL };
 	struct buf b = BUF_INIT;
 	const char *root = set ? req_str(e, "ROOT") : (e->type == DL_ATOM ?
 	    e->s : NULL);
@@ -680,8 +763,12 @@ apply_quota(struct shadow *s, const struct dlist *e, bool set,
 		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "QUOTA needs ROOT");
 		return;
 	}
+	if (set && *root == '\0') {
+		outcome(out, RESULT_UNKNOWN, "no quota root \"\"");
+		return;
+	}
 	if (set) {
-		dlist_print_value(e, &b, &pr);
+		quota_text(s, e, root, &b);
 		r = shadow_quota_put(s, root, buf_cstring(&b));
 	} else {
 		r = shadow_quota_delete(s, root);
@@ -695,7 +782,7 @@ apply_annotation(struct shadow *s, const struct dlist *e, bool set,
     struct apply_outcome *out)
 {
 	const char *name = req_str(e, "MBOXNAME"), *entry = req_str(e, "ENTRY");
-	const char *userid = req_str(e, "USERID"), *value = NULL;
+	const char *userid = req_str(e, "USERID"), *value = NULL, *canon;
 	struct shadow_mailbox mb;
 	struct shadow_annot a;
 	size_t vl = 0;
@@ -713,11 +800,23 @@ apply_annotation(struct shadow *s, const struct dlist *e, bool set,
 		    name);
 		return;
 	}
+	if (!annotdef_writable(*name == '\0', entry, userid, set ? value :
+	    NULL, set ? vl : 0, &canon)) {
+		shadow_mailbox_free(&mb);
+		outcome(out, RESULT_UNKNOWN, "a replica does not write %s "
+		    "(%s) %s", entry, *userid ? "private" : "shared",
+		    set ? "with this value" : "");
+		return;
+	}
 	a.entry = entry;
 	a.userid = userid;
 	a.modseq = 0;
 	a.value = set && value && vl ? value : NULL;
 	a.value_len = vl;
+	if (a.value && canon) {
+		a.value = canon;
+		a.value_len = strlen(canon);
+	}
 	r = shadow_annot_put(s, *name ? mb.uniqueid : "", &a);
 	shadow_mailbox_free(&mb);
 	changed(out, s, r);
@@ -781,6 +880,16 @@ sieve_find_cb(void *arg, const struct shadow_sieve *sv)
 	return 0;
 }
 
+static int
+sieve_any_cb(void *arg, const struct shadow_sieve *sv)
+{
+	struct sieve_find *f = arg;
+
+	(void)sv;
+	f->found = true;
+	return 0;
+}
+
 static void
 apply_sieve(struct shadow *s, const char *sub, const struct dlist *e,
     struct apply_outcome *out)
@@ -833,8 +942,15 @@ apply_sieve(struct shadow *s, const char *sub, const struct dlist *e,
 			snprintf(sv.guid + 2 * i, 3, "%02x", g[i]);
 		r = shadow_sieve_put(s, &sv);
 	} else if (strcmp(sub, "UNSIEVE") == 0) {
+		struct sieve_find f = { file, false };
+
 		if (!ends_with(file, ".script")) {
 			out->code = RESULT_OK;
+			return;
+		}
+		shadow_sieve_each(s, user, sieve_find_cb, &f);
+		if (!f.found) {
+			outcome(out, RESULT_UNKNOWN, "no sieve script %s", file);
 			return;
 		}
 		r = shadow_sieve_delete(s, user, file);
@@ -862,6 +978,16 @@ apply_sieve(struct shadow *s, const char *sub, const struct dlist *e,
 		r = shadow_sieve_activate(s, user, script.s);
 		buf_free(&script);
 	} else {
+		struct sieve_find f = { "", false };
+
+		/* Cyrus fails to open the sieve store of a user who never
+		 * had a script; approximated by "has none". */
+		shadow_sieve_each(s, user, sieve_any_cb, &f);
+		if (!f.found) {
+			outcome(out, RESULT_UNKNOWN, "%s has no sieve scripts",
+			    user);
+			return;
+		}
 		r = shadow_sieve_activate(s, user, NULL);
 	}
 	changed(out, s, r);
@@ -894,13 +1020,10 @@ apply_unuser(struct shadow *s, const struct dlist *e, struct apply_outcome *out)
 	size_t i;
 	int r = 0;
 
-	if (e->type != DL_ATOM) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "UNUSER needs a "
-		    "userid");
-		return;
-	}
+	/* No userid (not a name, or "") is nothing to do, as on a
+	 * replica. */
 	out->code = RESULT_OK;
-	if (*e->s == '\0')
+	if (e->type != DL_ATOM || *e->s == '\0')
 		return;
 	shadow_mailbox_each_user(s, e->s, collect_user_boxes, &u);
 	for (i = 0; i < u.n; i++) {
@@ -924,11 +1047,24 @@ apply_command(struct shadow *s, const struct dlist *e,
 {
 	const char *sub = e->key ? e->key : "";
 
+	static const char *const known[] = { "MAILBOX", "UNMAILBOX", "RENAME",
+	    "EXPUNGE", "QUOTA", "UNQUOTA", "ANNOTATION", "UNANNOTATION",
+	    "SEEN", "SUB", "UNSUB", "SIEVE", "UNSIEVE", "ACTIVATE_SIEVE",
+	    "UNACTIVATE_SIEVE", "UNUSER" };
+	size_t i;
+
 	memset(out, 0, sizeof(*out));
 	out->code = RESULT_PROTOCOL_ERROR;
-	if (!strncmp(sub, "LOCAL_", 6))
+	if (!strncmp(sub, "LOCAL_", 6) && (!strcmp(sub + 6, "MAILBOX") ||
+	    !strcmp(sub + 6, "UNMAILBOX") || !strcmp(sub + 6, "RENAME") ||
+	    !strcmp(sub + 6, "UNUSER")))
 		sub += 6;
-	if (strcmp(sub, "MAILBOX") == 0 && e->type == DL_KVLIST)
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(sub, known[i]) == 0)
+			break;
+	if (i == sizeof(known) / sizeof(known[0]))
+		outcome(out, RESULT_PROTOCOL_ERROR, "unknown APPLY %s", sub);
+	else if (strcmp(sub, "MAILBOX") == 0 && e->type == DL_KVLIST)
 		apply_mailbox(s, e, ctx, out);
 	else if (strcmp(sub, "MAILBOX") == 0)
 		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "MAILBOX needs a "

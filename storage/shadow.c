@@ -18,6 +18,9 @@
  *   sub(userid, mboxname, PK)
  *   sieve(userid, filename, last_update, guid, active, content, PK)
  *   quota(root PK, fields)
+ *   gone(name PK)      names a mailbox left (deleted, renamed away): a
+ *                      replica keeps a tombstone there, so UNMAILBOX of
+ *                      them is OK and of a name never used is not
  *   body(guid PK, lsn, size, needed_lsn) index on lsn
  *
  * mailbox.owner is the user owning the name (mboxname.c), indexed for
@@ -86,6 +89,7 @@ static const char schema[] =
     " guid TEXT, active INTEGER, content BLOB,"
     " PRIMARY KEY (userid, filename)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS quota (root TEXT PRIMARY KEY, fields TEXT);"
+    "CREATE TABLE IF NOT EXISTS gone (name TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS body ("
     " guid TEXT PRIMARY KEY, lsn INTEGER, size INTEGER,"
     " needed_lsn INTEGER NOT NULL DEFAULT 0);"
@@ -426,6 +430,7 @@ shadow_mailbox_put(struct shadow *s, const struct shadow_mailbox *mb)
 	    "uidvalidity = ?14, partition = ?15, acl = ?16, options = ?17, "
 	    "quotaroot = ?18, createdmodseq = ?19, foldermodseq = ?20");
 	char owner[512];
+	int r;
 
 	if (st == NULL)
 		return sqerr(s);
@@ -450,13 +455,45 @@ shadow_mailbox_put(struct shadow *s, const struct shadow_mailbox *mb)
 	bind_text(st, 18, mb->quotaroot);
 	bind_u64(st, 19, mb->createdmodseq);
 	bind_u64(st, 20, mb->foldermodseq);
+	if ((r = step_done(s, st)) < 0)
+		return r;
+	if ((st = prep(s, "DELETE FROM gone WHERE name = ?1")) == NULL)
+		return sqerr(s);
+	bind_text(st, 1, mb->name);
 	return step_done(s, st);
+}
+
+int
+shadow_gone_put(struct shadow *s, const char *name)
+{
+	sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO gone VALUES (?1)");
+
+	if (st == NULL)
+		return sqerr(s);
+	bind_text(st, 1, name);
+	return step_done(s, st);
+}
+
+bool
+shadow_gone_has(struct shadow *s, const char *name)
+{
+	sqlite3_stmt *st = prep(s, "SELECT 1 FROM gone WHERE name = ?1");
+	bool r;
+
+	if (st == NULL)
+		return false;
+	bind_text(st, 1, name);
+	r = step_row(s, st) == 1;
+	sqlite3_finalize(st);
+	return r;
 }
 
 int
 shadow_mailbox_delete(struct shadow *s, const char *uniqueid)
 {
 	static const char *const sql[] = {
+		"INSERT OR IGNORE INTO gone SELECT name FROM mailbox WHERE "
+		"uniqueid = ?1",
 		"DELETE FROM record WHERE uniqueid = ?1",
 		"DELETE FROM mbannot WHERE uniqueid = ?1",
 		"DELETE FROM mailbox WHERE uniqueid = ?1",
@@ -464,7 +501,7 @@ shadow_mailbox_delete(struct shadow *s, const char *uniqueid)
 	size_t i;
 	int r;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		sqlite3_stmt *st = prep(s, sql[i]);
 
 		if (st == NULL)
@@ -996,7 +1033,7 @@ shadow_user_forget(struct shadow *s, const char *userid)
 	size_t i;
 	int r;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		sqlite3_stmt *st = prep(s, sql[i]);
 
 		if (st == NULL)
