@@ -38,7 +38,7 @@ struct csync_reader {
 	enum rstate state;
 	bool line_done;		/* a line was returned; reset on next feed */
 	bool raw_next;		/* the next line is text without a verb */
-	bool text_only;		/* server: no dlist arguments (before login) */
+	bool text_only;		/* server: no dlist arguments */
 	struct buf verb;
 	struct buf text;
 	bool has_text;

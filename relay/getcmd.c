@@ -7,9 +7,10 @@
  * mailbox always has, then S D A).  Records as a replica prints them:
  * user flags in the mailbox's flag order and spelling (the first
  * spelling of a flag, case-insensitively, in UID order), annotations
- * sorted by (entry, userid) with the per-message values after them.  A mailbox's quota root, and the QUOTA
- * lines of GET USER, follow the stored quota roots: a mailbox belongs to
- * the longest root that is its name or a parent of it.
+ * sorted by (entry, userid) with the per-message values after them.
+ * A mailbox's quota root, and the QUOTA lines of GET USER, follow the
+ * stored quota roots: a mailbox belongs to the longest root that is its
+ * name or a parent of it.
  */
 #include "autoconf.h"
 
@@ -189,7 +190,7 @@ sort_annots(struct dlist *rec)
 }
 
 struct flag_slots {
-	char **names;		/* the mailbox's user flags, first spelling */
+	char **names;		/* the mailbox's flags, first spelling */
 	size_t n;
 };
 
@@ -588,7 +589,8 @@ getcmd_answer(struct shadow *s, const struct dlist *e,
 		bool byname = sub[0] == 'M';
 
 		/* Anything but a list is an empty list to a replica. */
-		for (n = e->type == DL_LIST ? e->head : NULL; n != NULL; n = n->next) {
+		for (n = e->type == DL_LIST ? e->head : NULL; n != NULL;
+		    n = n->next) {
 			int r;
 
 			if (n->type != DL_ATOM)

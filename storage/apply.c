@@ -14,7 +14,9 @@
  * does not define or in the wrong type (storage/annotdef.c), QUOTA of
  * the root "", UNSIEVE of a script that is not there.  Where a replica
  * reads a wrong shape as empty (a UID that is not a list, an UNUSER of
- * a list) so does the relay.  QUOTA is stored as a replica prints it
+ * a list) so does the relay.  A user's mailbox created before its
+ * parents gets them, as on a replica (create_parents()); one deleted
+ * under its children becomes an intermediate.  QUOTA is stored as a replica prints it
  * (LIMIT and STORAGE both the storage limit, then MODSEQ: the master's,
  * else the one stored before).
  */
@@ -241,6 +243,67 @@ fill_header(struct shadow_mailbox *mb, const struct dlist *e)
 	mb->foldermodseq = fms ? fms : hms;
 }
 
+/*
+ * A replica creates the missing parents of a user's new mailbox, below
+ * an INBOX it has, as real empty mailboxes: the INBOX's ACL, the child's
+ * partition and FOLDERMODSEQ, modseqs of 1.  So does the shadow, so that
+ * GET USER shows the master what a replica would (and the master deletes
+ * them if it has none).  A replica picks their uniqueid and UIDVALIDITY;
+ * the shadow derives them from the child's, so the fold of the journal
+ * stays the same.  Returns 0 or a negative errno.
+ */
+static int
+create_parents(struct shadow *s, const struct shadow_mailbox *child)
+{
+	struct shadow_mailbox in, p, nmb;
+	char user[512], inbox[512], *parent;
+	const char *dot;
+	size_t n;
+	int r = 0;
+
+	if (mboxname_userid(child->name, user, sizeof(user)) < 0 ||
+	    mboxname_inbox(user, inbox, sizeof(inbox)) < 0)
+		return 0;
+	n = strlen(inbox);
+	if (strncmp(child->name, inbox, n) != 0 || child->name[n] != '.' ||
+	    shadow_mailbox_by_name(s, inbox, &in) < 0)
+		return 0;
+	for (dot = strchr(child->name + n + 1, '.'); dot != NULL && r == 0;
+	    dot = strchr(dot + 1, '.')) {
+		unsigned char d[EVP_MAX_MD_SIZE];
+		unsigned dl = 0;
+		char id[25];
+		struct buf seed = BUF_INIT;
+		int i;
+
+		parent = xmemdup0(child->name, (size_t)(dot - child->name));
+		if (shadow_mailbox_by_name(s, parent, &p) == 0) {
+			shadow_mailbox_free(&p);
+			free(parent);
+			continue;
+		}
+		buf_printf(&seed, "%s/%s", child->uniqueid, parent);
+		EVP_Digest(seed.s, seed.len, d, &dl, EVP_sha1(), NULL);
+		buf_free(&seed);
+		for (i = 0; i < 12; i++)
+			snprintf(id + 2 * i, 3, "%02x", d[i]);
+		memset(&nmb, 0, sizeof(nmb));
+		nmb.uniqueid = id;
+		nmb.name = parent;
+		nmb.partition = child->partition;
+		nmb.acl = in.acl;
+		nmb.options = (char *)(uintptr_t)"P";
+		nmb.uidvalidity = child->uidvalidity;
+		nmb.highestmodseq = 1;
+		nmb.createdmodseq = 1;
+		nmb.foldermodseq = child->foldermodseq;
+		r = shadow_mailbox_put(s, &nmb);
+		free(parent);
+	}
+	shadow_mailbox_free(&in);
+	return r;
+}
+
 static void
 apply_mailbox(struct shadow *s, const struct dlist *e,
     const struct apply_ctx *ctx, struct apply_outcome *out)
@@ -367,6 +430,7 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 		nmb.createdmodseq = opt_num(e, "CREATEDMODSEQ");
 		nmb.foldermodseq = opt_num(e, "FOLDERMODSEQ");
 		if ((r = shadow_mailbox_put(s, &nmb)) < 0 ||
+		    (r = create_parents(s, &nmb)) < 0 ||
 		    (r = shadow_mailbox_by_name(s, name, &cur)) < 0) {
 			storage_error(out, s, r);
 			return;
@@ -523,7 +587,7 @@ apply_unmailbox(struct shadow *s, const struct dlist *e,
     struct apply_outcome *out)
 {
 	struct shadow_mailbox mb;
-	char user[512], inbox[512];
+	char user[512];
 	int r;
 
 	if (e->type != DL_ATOM || shadow_mailbox_by_name(s, e->s, &mb) < 0) {
@@ -538,11 +602,9 @@ apply_unmailbox(struct shadow *s, const struct dlist *e,
 	}
 	out->changed = true;
 	if (mboxname_userid(e->s, user, sizeof(user)) == 0 &&
-	    mboxname_inbox(user, inbox, sizeof(inbox)) == 0 &&
-	    strcmp(inbox, e->s) == 0 &&
 	    shadow_mailbox_each_user(s, user, has_children_cb,
 	    (void *)(uintptr_t)e->s) == 1) {
-		/* An INBOX with children becomes an intermediate. */
+		/* A user's mailbox with children becomes an intermediate. */
 		struct shadow_mailbox im;
 
 		memset(&im, 0, sizeof(im));
@@ -619,7 +681,7 @@ apply_rename(struct shadow *s, const struct dlist *e,
 	mb.foldermodseq = mb.highestmodseq;
 	r = shadow_mailbox_put(s, &mb);
 	if (r == 0 && strcmp(old, new) != 0)
-		r = shadow_gone_put(s, old);	/* the replica's tombstone */
+		r = shadow_gone_put(s, old);	/* a replica's tombstone */
 	if (r < 0)
 		storage_error(out, s, r);
 	else
@@ -950,7 +1012,8 @@ apply_sieve(struct shadow *s, const char *sub, const struct dlist *e,
 		}
 		shadow_sieve_each(s, user, sieve_find_cb, &f);
 		if (!f.found) {
-			outcome(out, RESULT_UNKNOWN, "no sieve script %s", file);
+			outcome(out, RESULT_UNKNOWN, "no sieve script %s",
+			    file);
 			return;
 		}
 		r = shadow_sieve_delete(s, user, file);
