@@ -2,8 +2,8 @@
  * annotdef.h -- the mailbox and server annotations a 3.6 replica lets
  * APPLY ANNOTATION / UNANNOTATION write.
  */
-#ifndef SYNCRELAY_ANNOTDEF_H
-#define SYNCRELAY_ANNOTDEF_H
+#ifndef SR_ANNOTDEF_H
+#define SR_ANNOTDEF_H
 
 #include <stdbool.h>
 #include <stddef.h>

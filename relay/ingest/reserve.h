@@ -1,8 +1,8 @@
 /*
  * reserve.h -- APPLY RESERVE answered from the store's bodies.
  */
-#ifndef SYNCRELAY_RESERVE_H
-#define SYNCRELAY_RESERVE_H
+#ifndef SR_RESERVE_H
+#define SR_RESERVE_H
 
 #include "lib/buf.h"
 #include "protocol/dlist.h"
