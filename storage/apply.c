@@ -366,7 +366,7 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 		nmb.createdmodseq = apply_opt_num(e, "CREATEDMODSEQ");
 		nmb.foldermodseq = apply_opt_num(e, "FOLDERMODSEQ");
 		if ((r = shadow_mailbox_put(s, &nmb)) < 0 ||
-		    (r = create_parents(s, &nmb)) < 0 ||
+		    (!ctx->seed && (r = create_parents(s, &nmb)) < 0) ||
 		    (r = shadow_mailbox_by_name(s, name, &cur)) < 0) {
 			apply_storage_error(out, s, r);
 			return;
