@@ -5,9 +5,9 @@
  * Mailboxes are printed in Cyrus's field order; intermediates in their
  * short form; OPTIONS as a replica reports them (P, which a replica's
  * mailbox always has, then S D A).  Records as a replica prints them:
- * user flags in the mailbox's flag order and spelling (the first
- * spelling of a flag, case-insensitively, in UID order), annotations
- * sorted by (entry, userid) with the per-message values after them.
+ * user flags in the order and spelling of the mailbox's flag slots
+ * (storage/shadow_names.c), annotations sorted by (entry, userid) with
+ * the per-message values after them.
  * A mailbox's quota root, and the QUOTA lines of GET USER, follow the
  * stored quota roots: a mailbox belongs to the longest root that is its
  * name or a parent of it.
@@ -216,17 +216,26 @@ is_user_flag(const struct dlist *f)
 	return f->s != NULL && f->s[0] != '\\';
 }
 
+static int
+slot_cb(void *arg, const char *flag)
+{
+	slot_of(arg, flag, true);
+	return 0;
+}
+
 /*
- * Gives the records' user flags the mailbox's spelling and order, and
- * their annotations a replica's order.
+ * Gives the records' user flags the mailbox's spelling and order (its
+ * flag slots; a flag without one, from a shadow older than the slots,
+ * after them in UID order), and their annotations a replica's order.
  */
 static void
-canon_records(struct dlist *records)
+canon_records(struct shadow *s, const char *uniqueid, struct dlist *records)
 {
 	struct flag_slots fs = { NULL, 0 };
 	struct dlist *r, *f, **v = NULL;
 	size_t i, n, cap = 0;
 
+	shadow_uflag_each(s, uniqueid, slot_cb, &fs);
 	for (r = records->head; r != NULL; r = r->next) {
 		struct dlist *fl = child(r, "FLAGS");
 
@@ -354,7 +363,7 @@ getcmd_mailbox_dlist(struct shadow *s, const struct shadow_mailbox *mb,
 		struct dlist *rl = dlist_add_list(kv, "RECORD");
 
 		shadow_record_each(s, mb->uniqueid, 0, add_record_cb, rl);
-		canon_records(rl);
+		canon_records(s, mb->uniqueid, rl);
 	}
 	buf_free(&tmp);
 	return kv;

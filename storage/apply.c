@@ -15,7 +15,8 @@
  * shape as empty (a UID that is not a list, an UNUSER of a list) so does
  * the relay.  A user's mailbox created before its parents gets them, as
  * on a replica (create_parents()); one deleted under its children
- * becomes an intermediate.  Quota, annotation and sieve APPLYs are in
+ * becomes an intermediate.  A record's user flags take the mailbox's
+ * flag slots as they come (add_uflags(), shadow_names.c).  Quota, annotation and sieve APPLYs are in
  * apply_meta.c, the helpers in apply_util.c (apply_int.h).
  */
 #include "autoconf.h"
@@ -94,6 +95,27 @@ flags_text(const struct dlist *flags, bool *expunged)
 			buf_printf(&b, "%s%s", b.len ? " " : "", f->s);
 	}
 	return buf_release(&b);
+}
+
+/* Gives the user flags of a record's flag text their mailbox slots. */
+static int
+add_uflags(struct shadow *s, const char *uniqueid, const char *flags)
+{
+	const char *f = flags ? flags : "";
+	int r = 0;
+
+	while (*f && r == 0) {
+		size_t n = strcspn(f, " ");
+
+		if (n && f[0] != '\\') {
+			char *flag = xmemdup0(f, n);
+
+			r = shadow_uflag_add(s, uniqueid, flag);
+			free(flag);
+		}
+		f += n + (f[n] == ' ');
+	}
+	return r;
 }
 
 /* Reads a RECORD kvlist into rec (caller frees the strings). */
@@ -479,7 +501,9 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 			/* Replaying this append will need the body. */
 			shadow_body_need(s, rec.guid);
 		}
-		r = shadow_record_put(s, cur.uniqueid, &rec);
+		r = add_uflags(s, cur.uniqueid, rec.flags);
+		if (r == 0)
+			r = shadow_record_put(s, cur.uniqueid, &rec);
 		shadow_record_free(&rec);
 		if (r < 0) {
 			apply_fail(out, r == -EINVAL ? RESULT_PROTOCOL_ERROR :

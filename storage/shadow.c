@@ -21,6 +21,10 @@
  *   gone(name PK)      names a mailbox left (deleted, renamed away): a
  *                      replica keeps a tombstone there, so UNMAILBOX of
  *                      them is OK and of a name never used is not
+ *   uflag(uniqueid, slot, name, PK(uniqueid, slot))  a mailbox's user
+ *                      flags in the order and spelling it first saw them
+ *                      (a replica's flag slots)
+ * gone and uflag are read and written in shadow_names.c.
  *   body(guid PK, lsn, size, needed_lsn) index on lsn
  *
  * mailbox.owner is the user owning the name (mboxname.c), indexed for
@@ -45,15 +49,7 @@
 #include "protocol/synccrc.h"
 #include "storage/mboxname.h"
 #include "storage/shadow.h"
-
-struct shadow {
-	sqlite3 *db;
-	uint64_t lsn;
-	bool in_tx;
-	char (*needed)[41];	/* bodies the open transaction needs */
-	size_t nneeded;
-	struct strset complete;	/* users with the master's whole list */
-};
+#include "storage/shadow_int.h"
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);"
@@ -90,6 +86,9 @@ static const char schema[] =
     " PRIMARY KEY (userid, filename)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS quota (root TEXT PRIMARY KEY, fields TEXT);"
     "CREATE TABLE IF NOT EXISTS gone (name TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS uflag (uniqueid TEXT NOT NULL,"
+    " slot INTEGER NOT NULL, name TEXT NOT NULL,"
+    " PRIMARY KEY (uniqueid, slot)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS body ("
     " guid TEXT PRIMARY KEY, lsn INTEGER, size INTEGER,"
     " needed_lsn INTEGER NOT NULL DEFAULT 0);"
@@ -177,6 +176,25 @@ step_done(struct shadow *s, sqlite3_stmt *st)
 
 	sqlite3_finalize(st);
 	return r;
+}
+
+/* The helpers above, for the other parts of the shadow (shadow_int.h). */
+int
+shadow_sqerr(struct shadow *s)
+{
+	return sqerr(s);
+}
+
+sqlite3_stmt *
+shadow_prep(struct shadow *s, const char *sql)
+{
+	return prep(s, sql);
+}
+
+int
+shadow_step_done(struct shadow *s, sqlite3_stmt *st)
+{
+	return step_done(s, st);
 }
 
 /* ---- open, close, transactions ---------------------------------------- */
@@ -464,31 +482,6 @@ shadow_mailbox_put(struct shadow *s, const struct shadow_mailbox *mb)
 }
 
 int
-shadow_gone_put(struct shadow *s, const char *name)
-{
-	sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO gone VALUES (?1)");
-
-	if (st == NULL)
-		return sqerr(s);
-	bind_text(st, 1, name);
-	return step_done(s, st);
-}
-
-bool
-shadow_gone_has(struct shadow *s, const char *name)
-{
-	sqlite3_stmt *st = prep(s, "SELECT 1 FROM gone WHERE name = ?1");
-	bool r;
-
-	if (st == NULL)
-		return false;
-	bind_text(st, 1, name);
-	r = step_row(s, st) == 1;
-	sqlite3_finalize(st);
-	return r;
-}
-
-int
 shadow_mailbox_delete(struct shadow *s, const char *uniqueid)
 {
 	static const char *const sql[] = {
@@ -496,6 +489,7 @@ shadow_mailbox_delete(struct shadow *s, const char *uniqueid)
 		"uniqueid = ?1",
 		"DELETE FROM record WHERE uniqueid = ?1",
 		"DELETE FROM mbannot WHERE uniqueid = ?1",
+		"DELETE FROM uflag WHERE uniqueid = ?1",
 		"DELETE FROM mailbox WHERE uniqueid = ?1",
 	};
 	size_t i;

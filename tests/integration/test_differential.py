@@ -567,6 +567,16 @@ def groups():
         mbox("user.fay", "fayfaybox1", [M1 % ("", ""), M2 % ("", "")],
              last_uid=2, hms=11),
         "GET FULLMAILBOX user.fay\r\n",
+        # User flags: a replica keeps one spelling per flag and orders
+        # them by when the mailbox first saw each.
+        mbox("user.fay", "fayfaybox1", [M1 % ("b New", ""),
+                                        M2 % ("zz B a Zz", "")],
+             last_uid=2, hms=12),
+        "GET FULLMAILBOX user.fay\r\n",
+        mbox("user.fay", "fayfaybox1", [M1 % ("late ZZ", ""),
+                                        M2 % ("Late new", "")],
+             last_uid=2, hms=13),
+        "GET FULLMAILBOX user.fay\r\n",
         "apply mailbox " + mbox("user.fay.lc", "faylc1")[14:],
         "GET USER fay\r\n",
     ]

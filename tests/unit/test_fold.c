@@ -296,6 +296,14 @@ every_apply_kind(void)
 		/* Before its parent: user.zed.p is made, the same way when
 		 * the journal is folded. */
 		{ MB("user.zed.p.q", "zzq", ""), "OK success" },
+		/* User flags take the mailbox's slots as they come. */
+		{ "APPLY MAILBOX %(UNIQUEID zzq MBOXNAME user.zed.p.q LAST_UID "
+		    "1 HIGHESTMODSEQ 6 RECENTUID 0 RECENTTIME 0 LAST_APPENDDATE "
+		    "0 POP3_LAST_LOGIN 0 UIDVALIDITY 1000 PARTITION default ACL "
+		    "\"zed\tlrswipkxtecdan\t\" OPTIONS P RECORD (%(UID 1 MODSEQ "
+		    "6 LAST_UPDATED 1 FLAGS (b A \\Expunged) INTERNALDATE 1 "
+		    "SIZE 1 GUID 1111111111111111111111111111111111111111)))",
+		    "OK success" },
 		{ MB("user.zed.Moved", "zz1", ""),
 		    "NO IMAP_MAILBOX_MOVED Mailbox exists with another name or "
 		    "uniqueid" },
@@ -395,6 +403,7 @@ dump(const char *path, struct buf *out)
 		"SELECT * FROM sieve ORDER BY 1, 2",
 		"SELECT * FROM quota ORDER BY 1",
 		"SELECT * FROM gone ORDER BY 1",
+		"SELECT * FROM uflag ORDER BY 1, 2",
 		"SELECT * FROM body ORDER BY 1",
 	};
 	sqlite3 *db;
@@ -501,6 +510,7 @@ rebuilt_shadow_equals_live(void)
 	test_assert(strstr(a.s, "user.tracy") != NULL);
 	test_assert(strstr(a.s, "user.zed") != NULL);
 	test_assert(strstr(a.s, "|user.zed.p|") != NULL);	/* a parent */
+	test_assert(strstr(a.s, "zzq|1|A|") != NULL);	/* a flag slot */
 	test_assert(strstr(a.s, "user.seedy") != NULL);
 
 	/* All at once. */
