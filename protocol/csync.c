@@ -38,6 +38,7 @@ struct csync_reader {
 	enum rstate state;
 	bool line_done;		/* a line was returned; reset on next feed */
 	bool raw_next;		/* the next line is text without a verb */
+	bool text_only;		/* server: no dlist arguments */
 	struct buf verb;
 	struct buf text;
 	bool has_text;
@@ -102,12 +103,20 @@ csync_reader_set_banner(struct csync_reader *r, bool on)
 	r->banner = on;
 }
 
+void
+csync_reader_set_text_only(struct csync_reader *r, bool on)
+{
+	r->text_only = on;
+}
+
 /* Does this verb take a dlist argument in this role? */
 static bool
 verb_takes_dlist(const struct csync_reader *r)
 {
 	const char *v = buf_cstring(&r->verb);
 
+	if (r->role == CSYNC_SERVER && r->text_only)
+		return false;
 	if (r->role == CSYNC_SERVER)
 		return strcmp(v, "GET") == 0 || strcmp(v, "APPLY") == 0 ||
 		    strcmp(v, "RESTORE") == 0;

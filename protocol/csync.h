@@ -66,6 +66,11 @@ void csync_reader_set_limits(struct csync_reader *r,
 void csync_reader_raw_line(struct csync_reader *r);
 /* Client: read "* ..." lines as text (the banner) rather than dlists. */
 void csync_reader_set_banner(struct csync_reader *r, bool on);
+/*
+ * Server: read every argument as text, GET/APPLY/RESTORE too (before
+ * authentication a sync_server refuses those without parsing them).
+ */
+void csync_reader_set_text_only(struct csync_reader *r, bool on);
 
 /* Feeds n bytes; *used gets the bytes consumed.  See csync_status. */
 enum csync_status csync_reader_feed(struct csync_reader *r, const char *data,

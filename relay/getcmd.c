@@ -3,21 +3,27 @@
  * ANNOTATION and FETCH_SIEVE, answered from the shadow.
  *
  * Mailboxes are printed in Cyrus's field order; intermediates in their
- * short form; OPTIONS as a replica reports them (letters in the order
- * P S D A, an empty set as P).  A mailbox's quota root, and the QUOTA
- * lines of GET USER, follow the stored quota roots: a mailbox belongs to
- * the longest root that is its name or a parent of it.
+ * short form; OPTIONS as a replica reports them (P, which a replica's
+ * mailbox always has, then S D A).  Records as a replica prints them:
+ * user flags in the order and spelling of the mailbox's flag slots
+ * (storage/shadow_names.c), annotations sorted by (entry, userid) with
+ * the per-message values after them.
+ * A mailbox's quota root, and the QUOTA lines of GET USER, follow the
+ * stored quota roots: a mailbox belongs to the longest root that is its
+ * name or a parent of it.
  */
 #include "autoconf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/xmalloc.h"
 #include "protocol/csync.h"
 #include "protocol/dlist_parse.h"
 #include "relay/getcmd.h"
+#include "storage/annotdef.h"
 #include "storage/mboxname.h"
 
 /* Parses stored dlist text (a printed value) back into a node. */
@@ -44,11 +50,12 @@ add_options(struct dlist *kv, const char *opts)
 	char out[8];
 	size_t i, n = 0;
 
-	for (i = 0; i < 4; i++)
+	/* A replica's mailbox keeps P from its creation, whatever the
+	 * master sends. */
+	out[n++] = 'P';
+	for (i = 1; i < 4; i++)
 		if (opts && strchr(opts, order[i]))
 			out[n++] = order[i];
-	if (n == 0)
-		out[n++] = 'P';
 	out[n] = '\0';
 	dlist_add_atom(kv, "OPTIONS", out);
 }
@@ -99,6 +106,195 @@ add_annot_cb(void *arg, const struct shadow_annot *a)
 	return 0;
 }
 
+/* The child of kv with the given key, writable, or NULL. */
+static struct dlist *
+child(struct dlist *kv, const char *key)
+{
+	struct dlist *c;
+
+	for (c = kv->head; c != NULL; c = c->next)
+		if (c->key && strcmp(c->key, key) == 0)
+			return c;
+	return NULL;
+}
+
+/* Relinks the children of list in the order of the sorted array. */
+static void
+relink(struct dlist *list, struct dlist **v, size_t n)
+{
+	size_t i;
+
+	list->head = n ? v[0] : NULL;
+	list->tail = n ? v[n - 1] : NULL;
+	for (i = 0; i < n; i++)
+		v[i]->next = i + 1 < n ? v[i + 1] : NULL;
+}
+
+/* The position of a per-message annotation among the virtual ones
+ * (thrid, savedate, createdmodseq), or 0 for a real annotation. */
+static int
+virtual_rank(const struct dlist *a)
+{
+	static const char *const v[] = { "thrid", "savedate",
+	    "createdmodseq" };
+	const struct dlist *e = dlist_get(a, "ENTRY");
+	size_t i, n = strlen("/vendor/cmu/cyrus-imapd/");
+
+	if (e == NULL || e->s == NULL ||
+	    strncmp(e->s, "/vendor/cmu/cyrus-imapd/", n) != 0)
+		return 0;
+	for (i = 0; i < 3; i++)
+		if (strcmp(e->s + n, v[i]) == 0)
+			return (int)i + 1;
+	return 0;
+}
+
+static const char *
+str_of(const struct dlist *a, const char *key)
+{
+	const struct dlist *d = dlist_get(a, key);
+
+	return d && d->s ? d->s : "";
+}
+
+static int
+annot_cmp(const void *x, const void *y)
+{
+	const struct dlist *a = *(struct dlist *const *)x;
+	const struct dlist *b = *(struct dlist *const *)y;
+	int ra = virtual_rank(a), rb = virtual_rank(b), c;
+
+	if (ra != rb)
+		return ra - rb;
+	if ((c = strcmp(str_of(a, "ENTRY"), str_of(b, "ENTRY"))) != 0)
+		return c;
+	return strcmp(str_of(a, "USERID"), str_of(b, "USERID"));
+}
+
+/* Sorts a record's ANNOTATIONS as a replica prints them. */
+static void
+sort_annots(struct dlist *rec)
+{
+	struct dlist *an = child(rec, "ANNOTATIONS");
+	struct dlist **v, *c;
+	size_t n = 0;
+
+	if (an == NULL || an->nchildren < 2)
+		return;
+	v = xreallocarray(NULL, an->nchildren, sizeof(*v));
+	for (c = an->head; c != NULL && n < an->nchildren; c = c->next)
+		v[n++] = c;
+	qsort(v, n, sizeof(*v), annot_cmp);
+	relink(an, v, n);
+	free(v);
+}
+
+struct flag_slots {
+	char **names;		/* the mailbox's flags, first spelling */
+	size_t n;
+};
+
+static size_t
+slot_of(struct flag_slots *fs, const char *flag, bool add)
+{
+	size_t i;
+
+	for (i = 0; i < fs->n; i++)
+		if (strcasecmp(fs->names[i], flag) == 0)
+			return i;
+	if (add) {
+		fs->names = xreallocarray(fs->names, fs->n + 1,
+		    sizeof(char *));
+		fs->names[fs->n++] = xstrdup(flag);
+	}
+	return i;
+}
+
+static bool
+is_user_flag(const struct dlist *f)
+{
+	return f->s != NULL && f->s[0] != '\\';
+}
+
+static int
+slot_cb(void *arg, const char *flag)
+{
+	slot_of(arg, flag, true);
+	return 0;
+}
+
+/*
+ * Gives the records' user flags the mailbox's spelling and order (its
+ * flag slots; a flag without one, from a shadow older than the slots,
+ * after them in UID order), and their annotations a replica's order.
+ */
+static void
+canon_records(struct shadow *s, const char *uniqueid, struct dlist *records)
+{
+	struct flag_slots fs = { NULL, 0 };
+	struct dlist *r, *f, **v = NULL;
+	size_t i, n, cap = 0;
+
+	shadow_uflag_each(s, uniqueid, slot_cb, &fs);
+	for (r = records->head; r != NULL; r = r->next) {
+		struct dlist *fl = child(r, "FLAGS");
+
+		sort_annots(r);
+		for (f = fl ? fl->head : NULL; f != NULL; f = f->next)
+			if (is_user_flag(f))
+				slot_of(&fs, f->s, true);
+	}
+	for (r = records->head; r != NULL; r = r->next) {
+		struct dlist *fl = child(r, "FLAGS");
+		size_t nsys = 0;
+
+		if (fl == NULL || fl->nchildren == 0)
+			continue;
+		if (fl->nchildren > cap) {
+			cap = fl->nchildren;
+			v = xreallocarray(v, cap, sizeof(*v));
+		}
+		n = 0;
+		for (f = fl->head; f != NULL && n < cap; f = f->next)
+			v[n++] = f;
+		/* System flags keep their order; user flags follow in
+		 * slot order, spelled as the slot is. */
+		for (i = 0; i < n; i++)
+			if (!is_user_flag(v[i]))
+				v[nsys++] = v[i];
+		n = nsys;
+		for (i = 0; i < fs.n; i++)
+			for (f = fl->head; f != NULL; f = f->next)
+				if (is_user_flag(f) &&
+				    strcasecmp(f->s, fs.names[i]) == 0) {
+					free(f->s);
+					f->s = xstrdup(fs.names[i]);
+					f->len = strlen(f->s);
+					v[n++] = f;
+					break;
+				}
+		/* Duplicates of a slot are dropped. */
+		for (f = fl->head; f != NULL;) {
+			struct dlist *next = f->next;
+			bool kept = false;
+
+			for (i = 0; i < n && !kept; i++)
+				kept = v[i] == f;
+			if (!kept) {
+				f->next = NULL;
+				dlist_free(&f);
+			}
+			f = next;
+		}
+		relink(fl, v, n);
+		fl->nchildren = n;
+	}
+	for (i = 0; i < fs.n; i++)
+		free(fs.names[i]);
+	free(fs.names);
+	free(v);
+}
+
 /* The MAILBOX kvlist a replica would print for mb. */
 struct dlist *
 getcmd_mailbox_dlist(struct shadow *s, const struct shadow_mailbox *mb,
@@ -121,7 +317,7 @@ getcmd_mailbox_dlist(struct shadow *s, const struct shadow_mailbox *mb,
 		dlist_add_num(kv, "LAST_APPENDDATE", 0);
 		dlist_add_num(kv, "POP3_LAST_LOGIN", 0);
 		dlist_add_num(kv, "POP3_SHOW_AFTER", 0);
-		dlist_add_num(kv, "UIDVALIDITY", 0);
+		dlist_add_num(kv, "UIDVALIDITY", mb->uidvalidity);
 		dlist_add_nil(kv, "PARTITION");
 		dlist_add_atom(kv, "ACL", "");
 		dlist_add_atom(kv, "OPTIONS", "");
@@ -163,9 +359,12 @@ getcmd_mailbox_dlist(struct shadow *s, const struct shadow_mailbox *mb,
 		else
 			dlist_free(&an);
 	}
-	if (records)
-		shadow_record_each(s, mb->uniqueid, 0, add_record_cb,
-		    dlist_add_list(kv, "RECORD"));
+	if (records) {
+		struct dlist *rl = dlist_add_list(kv, "RECORD");
+
+		shadow_record_each(s, mb->uniqueid, 0, add_record_cb, rl);
+		canon_records(s, mb->uniqueid, rl);
+	}
 	buf_free(&tmp);
 	return kv;
 }
@@ -385,6 +584,9 @@ getcmd_answer(struct shadow *s, const struct dlist *e,
 
 	why[0] = '\0';
 	if (strcmp(sub, "USER") == 0 || strcmp(sub, "META") == 0) {
+		/* A replica finds no user behind anything but a name. */
+		if (e->type != DL_ATOM && strcmp(sub, "USER") == 0)
+			return RESULT_OK;
 		if (e->type != DL_ATOM)
 			return RESULT_PROTOCOL_BAD_PARAMETERS;
 		if (strcmp(sub, "USER") == 0)
@@ -395,9 +597,9 @@ getcmd_answer(struct shadow *s, const struct dlist *e,
 	if (strcmp(sub, "MAILBOXES") == 0 || strcmp(sub, "UNIQUEIDS") == 0) {
 		bool byname = sub[0] == 'M';
 
-		if (e->type != DL_LIST)
-			return RESULT_PROTOCOL_BAD_PARAMETERS;
-		for (n = e->head; n != NULL; n = n->next) {
+		/* Anything but a list is an empty list to a replica. */
+		for (n = e->type == DL_LIST ? e->head : NULL; n != NULL;
+		    n = n->next) {
 			int r;
 
 			if (n->type != DL_ATOM)
@@ -445,14 +647,16 @@ getcmd_answer(struct shadow *s, const struct dlist *e,
 		if (e->type != DL_ATOM && e->type != DL_NIL)
 			return RESULT_PROTOCOL_BAD_PARAMETERS;
 		memset(&mb, 0, sizeof(mb));
-		if (e->len && shadow_mailbox_by_name(s, e->s, &mb) < 0) {
-			snprintf(why, why_len, "no mailbox %s", e->s);
-			return RESULT_MAILBOX_NONEXISTENT;
-		}
+		/* No such mailbox: nothing matches, as on a replica. */
+		if (e->len && shadow_mailbox_by_name(s, e->s, &mb) < 0)
+			return RESULT_OK;
 		list = dlist_new_list(NULL);
 		shadow_annot_each(s, e->len ? mb.uniqueid : "", add_annot_cb,
 		    list);
 		for (a = list->head; a != NULL; a = a->next) {
+			if (!annotdef_listed(e->len == 0,
+			    dlist_get(a, "ENTRY")->s))
+				continue;
 			kv = dlist_new_kvlist("ANNOTATION");
 			dlist_add_atom(kv, "MBOXNAME", e->len ? e->s : "");
 			dlist_add_atom(kv, "ENTRY", dlist_get(a, "ENTRY")->s);

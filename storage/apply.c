@@ -7,15 +7,21 @@
  * bumps on APPLY ANNOTATION, quota modseq increments) is not emulated:
  * the shadow echoes the master's values, as design.md 1 asks.
  *
- * Known simplifications, to be settled by the differential tests of the
- * ingest work: no tombstone is left behind by RENAME; user flags are not
- * normalised across the records of a mailbox; annotation entries are not
- * checked against Cyrus's list of defined entries.
+ * What a 3.6.1 replica refuses, the relay refuses with the same code
+ * (tests/integration/test_differential.py compares them): UNMAILBOX of
+ * a name no mailbox ever had (a name one left, by UNMAILBOX, RENAME or
+ * UNUSER, holds a tombstone: OK), RENAME onto itself, an unknown
+ * sub-command whatever its argument.  Where a replica reads a wrong
+ * shape as empty (a UID that is not a list, an UNUSER of a list) so does
+ * the relay.  A user's mailbox created before its parents gets them, as
+ * on a replica (create_parents()); one deleted under its children
+ * becomes an intermediate.  A record's user flags take the mailbox's
+ * flag slots as they come (add_uflags(), shadow_names.c).  Quota, annotation and sieve APPLYs are in
+ * apply_meta.c, the helpers in apply_util.c (apply_int.h).
  */
 #include "autoconf.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,43 +33,8 @@
 #include "lib/xmalloc.h"
 #include "protocol/dlist_print.h"
 #include "protocol/synccrc.h"
-#include "storage/apply.h"
+#include "storage/apply_int.h"
 #include "storage/mboxname.h"
-
-static void
-outcome(struct apply_outcome *out, enum result_code code, const char *fmt,
-    ...) __attribute__((format(printf, 3, 4)));
-
-static void
-outcome(struct apply_outcome *out, enum result_code code, const char *fmt,
-    ...)
-{
-	va_list ap;
-
-	out->code = code;
-	va_start(ap, fmt);
-	vsnprintf(out->why, sizeof(out->why), fmt, ap);
-	va_end(ap);
-}
-
-static void
-storage_error(struct apply_outcome *out, struct shadow *s, int r)
-{
-	outcome(out, RESULT_UNKNOWN, "shadow: %s (%s)", strerror(-r),
-	    shadow_errmsg(s));
-}
-
-/* Ends a handler whose one change returned r. */
-static void
-changed(struct apply_outcome *out, struct shadow *s, int r)
-{
-	if (r < 0) {
-		storage_error(out, s, r);
-		return;
-	}
-	out->changed = true;
-	out->code = RESULT_OK;
-}
 
 bool
 apply_changes_state(const char *sub)
@@ -72,30 +43,6 @@ apply_changes_state(const char *sub)
 	    strcmp(sub, "CAPABILITIES") != 0 && strcmp(sub, "FORCE") != 0;
 }
 
-/* A required string field (NIL refused). */
-static const char *
-req_str(const struct dlist *kv, const char *key)
-{
-	const char *s;
-
-	if (dlist_get_str(kv, key, &s) < 0)
-		return NULL;
-	return s;
-}
-
-static int
-req_num(const struct dlist *kv, const char *key, uint64_t *v)
-{
-	return dlist_get_num(kv, key, v);
-}
-
-static uint64_t
-opt_num(const struct dlist *kv, const char *key)
-{
-	uint64_t v = 0;
-
-	return dlist_get_num(kv, key, &v) == 0 ? v : 0;
-}
 
 /* The ANNOTATIONS list printed back to dlist text, or NULL if absent. */
 static char *
@@ -150,6 +97,27 @@ flags_text(const struct dlist *flags, bool *expunged)
 	return buf_release(&b);
 }
 
+/* Gives the user flags of a record's flag text their mailbox slots. */
+static int
+add_uflags(struct shadow *s, const char *uniqueid, const char *flags)
+{
+	const char *f = flags ? flags : "";
+	int r = 0;
+
+	while (*f && r == 0) {
+		size_t n = strcspn(f, " ");
+
+		if (n && f[0] != '\\') {
+			char *flag = xmemdup0(f, n);
+
+			r = shadow_uflag_add(s, uniqueid, flag);
+			free(flag);
+		}
+		f += n + (f[n] == ' ');
+	}
+	return r;
+}
+
 /* Reads a RECORD kvlist into rec (caller frees the strings). */
 static int
 record_from_dlist(const struct dlist *r, struct shadow_record *rec)
@@ -158,11 +126,11 @@ record_from_dlist(const struct dlist *r, struct shadow_record *rec)
 	const struct dlist *flags = dlist_get(r, "FLAGS");
 
 	memset(rec, 0, sizeof(*rec));
-	if (r->type != DL_KVLIST || req_num(r, "UID", &uid) < 0 ||
-	    req_num(r, "MODSEQ", &rec->modseq) < 0 ||
-	    req_num(r, "LAST_UPDATED", &rec->last_updated) < 0 ||
-	    req_num(r, "INTERNALDATE", &rec->internaldate) < 0 ||
-	    req_num(r, "SIZE", &size) < 0 ||
+	if (r->type != DL_KVLIST || apply_req_num(r, "UID", &uid) < 0 ||
+	    apply_req_num(r, "MODSEQ", &rec->modseq) < 0 ||
+	    apply_req_num(r, "LAST_UPDATED", &rec->last_updated) < 0 ||
+	    apply_req_num(r, "INTERNALDATE", &rec->internaldate) < 0 ||
+	    apply_req_num(r, "SIZE", &size) < 0 ||
 	    dlist_guid(dlist_get(r, "GUID"), rec->guid) < 0 ||
 	    flags == NULL || flags->type != DL_LIST)
 		return -EINVAL;
@@ -190,11 +158,11 @@ set_mailbox_annots(struct shadow *s, const char *uniqueid,
 			size_t vl;
 
 			if (e->type != DL_KVLIST ||
-			    (a[n].entry = req_str(e, "ENTRY")) == NULL ||
-			    (a[n].userid = req_str(e, "USERID")) == NULL ||
+			    (a[n].entry = apply_req_str(e, "ENTRY")) == NULL ||
+			    (a[n].userid = apply_req_str(e, "USERID")) == NULL ||
 			    dlist_str(dlist_get(e, "VALUE"), &v, &vl) < 0)
 				continue;
-			a[n].modseq = opt_num(e, "MODSEQ");
+			a[n].modseq = apply_opt_num(e, "MODSEQ");
 			a[n].value = v;
 			a[n].value_len = vl;
 			if (v != NULL && vl > 0)
@@ -216,29 +184,90 @@ contains(const char *s, char c)
 static void
 fill_header(struct shadow_mailbox *mb, const struct dlist *e)
 {
-	uint64_t hms = opt_num(e, "HIGHESTMODSEQ");
-	uint64_t fms = opt_num(e, "FOLDERMODSEQ");
+	uint64_t hms = apply_opt_num(e, "HIGHESTMODSEQ");
+	uint64_t fms = apply_opt_num(e, "FOLDERMODSEQ");
 
-	mb->last_uid = (uint32_t)opt_num(e, "LAST_UID");
+	mb->last_uid = (uint32_t)apply_opt_num(e, "LAST_UID");
 	mb->highestmodseq = hms;
-	mb->recentuid = (uint32_t)opt_num(e, "RECENTUID");
-	mb->recenttime = opt_num(e, "RECENTTIME");
-	mb->last_appenddate = opt_num(e, "LAST_APPENDDATE");
-	mb->pop3_last_login = opt_num(e, "POP3_LAST_LOGIN");
-	mb->pop3_show_after = opt_num(e, "POP3_SHOW_AFTER");
-	mb->xconvmodseq = opt_num(e, "XCONVMODSEQ");
-	mb->raclmodseq = opt_num(e, "RACLMODSEQ");
-	mb->uidvalidity = (uint32_t)opt_num(e, "UIDVALIDITY");
-	mb->createdmodseq = opt_num(e, "CREATEDMODSEQ");
+	mb->recentuid = (uint32_t)apply_opt_num(e, "RECENTUID");
+	mb->recenttime = apply_opt_num(e, "RECENTTIME");
+	mb->last_appenddate = apply_opt_num(e, "LAST_APPENDDATE");
+	mb->pop3_last_login = apply_opt_num(e, "POP3_LAST_LOGIN");
+	mb->pop3_show_after = apply_opt_num(e, "POP3_SHOW_AFTER");
+	mb->xconvmodseq = apply_opt_num(e, "XCONVMODSEQ");
+	mb->raclmodseq = apply_opt_num(e, "RACLMODSEQ");
+	mb->uidvalidity = (uint32_t)apply_opt_num(e, "UIDVALIDITY");
+	mb->createdmodseq = apply_opt_num(e, "CREATEDMODSEQ");
 	mb->foldermodseq = fms ? fms : hms;
+}
+
+/*
+ * A replica creates the missing parents of a user's new mailbox, below
+ * an INBOX it has, as real empty mailboxes: the INBOX's ACL, the child's
+ * partition and FOLDERMODSEQ, modseqs of 1.  So does the shadow, so that
+ * GET USER shows the master what a replica would (and the master deletes
+ * them if it has none).  A replica picks their uniqueid and UIDVALIDITY;
+ * the shadow derives them from the child's, so the fold of the journal
+ * stays the same.  Returns 0 or a negative errno.
+ */
+static int
+create_parents(struct shadow *s, const struct shadow_mailbox *child)
+{
+	struct shadow_mailbox in, p, nmb;
+	char user[512], inbox[512], *parent;
+	const char *dot;
+	size_t n;
+	int r = 0;
+
+	if (mboxname_userid(child->name, user, sizeof(user)) < 0 ||
+	    mboxname_inbox(user, inbox, sizeof(inbox)) < 0)
+		return 0;
+	n = strlen(inbox);
+	if (strncmp(child->name, inbox, n) != 0 || child->name[n] != '.' ||
+	    shadow_mailbox_by_name(s, inbox, &in) < 0)
+		return 0;
+	for (dot = strchr(child->name + n + 1, '.'); dot != NULL && r == 0;
+	    dot = strchr(dot + 1, '.')) {
+		unsigned char d[EVP_MAX_MD_SIZE];
+		unsigned dl = 0;
+		char id[25];
+		struct buf seed = BUF_INIT;
+		int i;
+
+		parent = xmemdup0(child->name, (size_t)(dot - child->name));
+		if (shadow_mailbox_by_name(s, parent, &p) == 0) {
+			shadow_mailbox_free(&p);
+			free(parent);
+			continue;
+		}
+		buf_printf(&seed, "%s/%s", child->uniqueid, parent);
+		EVP_Digest(seed.s, seed.len, d, &dl, EVP_sha1(), NULL);
+		buf_free(&seed);
+		for (i = 0; i < 12; i++)
+			snprintf(id + 2 * i, 3, "%02x", d[i]);
+		memset(&nmb, 0, sizeof(nmb));
+		nmb.uniqueid = id;
+		nmb.name = parent;
+		nmb.partition = child->partition;
+		nmb.acl = in.acl;
+		nmb.options = (char *)(uintptr_t)"P";
+		nmb.uidvalidity = child->uidvalidity;
+		nmb.highestmodseq = 1;
+		nmb.createdmodseq = 1;
+		nmb.foldermodseq = child->foldermodseq;
+		r = shadow_mailbox_put(s, &nmb);
+		free(parent);
+	}
+	shadow_mailbox_free(&in);
+	return r;
 }
 
 static void
 apply_mailbox(struct shadow *s, const struct dlist *e,
     const struct apply_ctx *ctx, struct apply_outcome *out)
 {
-	const char *uniqueid = req_str(e, "UNIQUEID");
-	const char *name = req_str(e, "MBOXNAME"), *mbtype = NULL;
+	const char *uniqueid = apply_req_str(e, "UNIQUEID");
+	const char *name = apply_req_str(e, "MBOXNAME"), *mbtype = NULL;
 	const char *partition, *acl, *options;
 	const struct dlist *records, *rl;
 	struct shadow_mailbox cur, byid, nmb;
@@ -249,18 +278,18 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 
 	memset(&cur, 0, sizeof(cur));
 	if (uniqueid == NULL || name == NULL ||
-	    req_num(e, "HIGHESTMODSEQ", &hms) < 0) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS,
+	    apply_req_num(e, "HIGHESTMODSEQ", &hms) < 0) {
+		apply_fail(out, RESULT_PROTOCOL_BAD_PARAMETERS,
 		    "MAILBOX needs UNIQUEID, MBOXNAME and HIGHESTMODSEQ");
 		return;
 	}
 	if (dlist_get(e, "MBOXTYPE") != NULL &&
 	    dlist_get_str(e, "MBOXTYPE", &mbtype) < 0) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "bad MBOXTYPE");
+		apply_fail(out, RESULT_PROTOCOL_BAD_PARAMETERS, "bad MBOXTYPE");
 		return;
 	}
 	if (contains(mbtype, 'f') && !ctx->sieve_mailbox && !ctx->replay) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS,
+		apply_fail(out, RESULT_PROTOCOL_BAD_PARAMETERS,
 		    "sieve mailbox %s without SIEVE-MAILBOX", name);
 		return;
 	}
@@ -272,7 +301,7 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 		nmb.mbtype = (char *)(uintptr_t)mbtype;
 		nmb.acl = (char *)(uintptr_t)"";
 		nmb.options = (char *)(uintptr_t)"";
-		nmb.createdmodseq = opt_num(e, "CREATEDMODSEQ");
+		nmb.createdmodseq = apply_opt_num(e, "CREATEDMODSEQ");
 		nmb.foldermodseq = hms;
 		if (shadow_mailbox_by_name(s, name, &cur) == 0) {
 			if (strcmp(cur.uniqueid, uniqueid) != 0)
@@ -280,24 +309,24 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 			shadow_mailbox_free(&cur);
 		}
 		if ((r = shadow_mailbox_put(s, &nmb)) < 0)
-			storage_error(out, s, r);
+			apply_storage_error(out, s, r);
 		else
 			out->code = RESULT_OK;
 		out->changed = r == 0;
 		return;
 	}
-	partition = req_str(e, "PARTITION");
-	acl = req_str(e, "ACL");
-	options = req_str(e, "OPTIONS");
+	partition = apply_req_str(e, "PARTITION");
+	acl = apply_req_str(e, "ACL");
+	options = apply_req_str(e, "OPTIONS");
 	records = dlist_get(e, "RECORD");
 	if (partition == NULL || acl == NULL || options == NULL ||
 	    records == NULL || records->type != DL_LIST ||
-	    req_num(e, "LAST_UID", &v) < 0 || req_num(e, "RECENTUID", &v) < 0 ||
-	    req_num(e, "RECENTTIME", &v) < 0 ||
-	    req_num(e, "LAST_APPENDDATE", &v) < 0 ||
-	    req_num(e, "POP3_LAST_LOGIN", &v) < 0 ||
-	    req_num(e, "UIDVALIDITY", &v) < 0) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS,
+	    apply_req_num(e, "LAST_UID", &v) < 0 || apply_req_num(e, "RECENTUID", &v) < 0 ||
+	    apply_req_num(e, "RECENTTIME", &v) < 0 ||
+	    apply_req_num(e, "LAST_APPENDDATE", &v) < 0 ||
+	    apply_req_num(e, "POP3_LAST_LOGIN", &v) < 0 ||
+	    apply_req_num(e, "UIDVALIDITY", &v) < 0) {
+		apply_fail(out, RESULT_PROTOCOL_BAD_PARAMETERS,
 		    "MAILBOX %s lacks a required field", name);
 		return;
 	}
@@ -305,7 +334,7 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 	exists = shadow_mailbox_by_name(s, name, &cur) == 0;
 	if (exists && strcmp(cur.uniqueid, uniqueid) != 0) {
 		if (!ctx->force && !ctx->replay && cur.last_uid != 0) {
-			outcome(out, RESULT_MAILBOX_MOVED, "%s exists with "
+			apply_fail(out, RESULT_MAILBOX_MOVED, "%s exists with "
 			    "uniqueid %s, not %s", name, cur.uniqueid, uniqueid);
 			shadow_mailbox_free(&cur);
 			return;
@@ -333,7 +362,7 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 			missing = !rec.expunged &&
 			    shadow_body_get(s, rec.guid, &body) != 0;
 			if (missing)
-				outcome(out, RESULT_PROTOCOL_ERROR, "%s: UID %u "
+				apply_fail(out, RESULT_PROTOCOL_ERROR, "%s: UID %u "
 				    "needs message %s, which was never uploaded",
 				    name, rec.uid, rec.guid);
 			shadow_record_free(&rec);
@@ -343,7 +372,7 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 	}
 	if (!exists) {
 		if (shadow_mailbox_by_uniqueid(s, uniqueid, &byid) == 0) {
-			outcome(out, RESULT_MAILBOX_MOVED, "uniqueid %s is %s, "
+			apply_fail(out, RESULT_MAILBOX_MOVED, "uniqueid %s is %s, "
 			    "not %s", uniqueid, byid.name, name);
 			shadow_mailbox_free(&byid);
 			return;
@@ -355,39 +384,40 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 		nmb.partition = (char *)(uintptr_t)partition;
 		nmb.acl = (char *)(uintptr_t)acl;
 		nmb.options = (char *)(uintptr_t)options;
-		nmb.uidvalidity = (uint32_t)opt_num(e, "UIDVALIDITY");
-		nmb.createdmodseq = opt_num(e, "CREATEDMODSEQ");
-		nmb.foldermodseq = opt_num(e, "FOLDERMODSEQ");
+		nmb.uidvalidity = (uint32_t)apply_opt_num(e, "UIDVALIDITY");
+		nmb.createdmodseq = apply_opt_num(e, "CREATEDMODSEQ");
+		nmb.foldermodseq = apply_opt_num(e, "FOLDERMODSEQ");
 		if ((r = shadow_mailbox_put(s, &nmb)) < 0 ||
+		    (!ctx->seed && (r = create_parents(s, &nmb)) < 0) ||
 		    (r = shadow_mailbox_by_name(s, name, &cur)) < 0) {
-			storage_error(out, s, r);
+			apply_storage_error(out, s, r);
 			return;
 		}
 		created = true;
 		out->changed = true;
 	}
 	/* SINCE check: the master's idea of us must still hold. */
-	since = opt_num(e, "SINCE_MODSEQ");
+	since = apply_opt_num(e, "SINCE_MODSEQ");
 	if (since != 0 && (since != cur.highestmodseq ||
-	    !synccrc_match((uint32_t)opt_num(e, "SINCE_CRC"),
-	    (uint32_t)opt_num(e, "SINCE_CRC_ANNOT"), cur.sync_crc,
+	    !synccrc_match((uint32_t)apply_opt_num(e, "SINCE_CRC"),
+	    (uint32_t)apply_opt_num(e, "SINCE_CRC_ANNOT"), cur.sync_crc,
 	    cur.sync_crc_annot))) {
-		outcome(out, RESULT_SYNC_CHANGED, "%s: SINCE_MODSEQ %llu, have "
+		apply_fail(out, RESULT_SYNC_CHANGED, "%s: SINCE_MODSEQ %llu, have "
 		    "%llu", name, (unsigned long long)since,
 		    (unsigned long long)cur.highestmodseq);
 		goto done;
 	}
 	if ((cur.mbtype == NULL) != (mbtype == NULL) ||
 	    (mbtype && strcmp(cur.mbtype, mbtype) != 0)) {
-		outcome(out, RESULT_UNKNOWN, "%s: type %s, not %s", name,
+		apply_fail(out, RESULT_UNKNOWN, "%s: type %s, not %s", name,
 		    cur.mbtype ? cur.mbtype : "e", mbtype ? mbtype : "e");
 		goto done;
 	}
 	if (!ctx->force && !ctx->replay && !created &&
 	    (hms < cur.highestmodseq ||
-	    opt_num(e, "UIDVALIDITY") < cur.uidvalidity ||
-	    opt_num(e, "LAST_UID") < cur.last_uid)) {
-		outcome(out, RESULT_SYNC_CHECKSUM, "%s: the master is behind "
+	    apply_opt_num(e, "UIDVALIDITY") < cur.uidvalidity ||
+	    apply_opt_num(e, "LAST_UID") < cur.last_uid)) {
+		apply_fail(out, RESULT_SYNC_CHECKSUM, "%s: the master is behind "
 		    "us (modseq %llu < %llu or uidvalidity or last_uid)", name,
 		    (unsigned long long)hms,
 		    (unsigned long long)cur.highestmodseq);
@@ -401,7 +431,7 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 
 		if (record_from_dlist(rl, &rec) < 0 || rec.uid <= prev_uid) {
 			shadow_record_free(&rec);
-			outcome(out, RESULT_PROTOCOL_ERROR, "%s: bad or "
+			apply_fail(out, RESULT_PROTOCOL_ERROR, "%s: bad or "
 			    "unordered RECORD after UID %u", name, prev_uid);
 			goto done;
 		}
@@ -418,11 +448,11 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 		} else if (rec.uid <= cur.last_uid) {
 			if (!rec.expunged)
 				bad = RESULT_SYNC_CHECKSUM;
-		} else if (rec.uid > opt_num(e, "LAST_UID")) {
+		} else if (rec.uid > apply_opt_num(e, "LAST_UID")) {
 			bad = RESULT_PROTOCOL_ERROR;
 		} else if (!rec.expunged && !ctx->replay &&
 		    shadow_body_get(s, rec.guid, &body) != 0) {
-			outcome(out, RESULT_PROTOCOL_ERROR, "%s: UID %u needs "
+			apply_fail(out, RESULT_PROTOCOL_ERROR, "%s: UID %u needs "
 			    "message %s, which was never uploaded", name,
 			    rec.uid, rec.guid);
 			shadow_record_free(&rec);
@@ -430,7 +460,7 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 		}
 		shadow_record_free(&rec);
 		if (bad != RESULT_OK) {
-			outcome(out, bad, "%s: record UID %u disagrees with "
+			apply_fail(out, bad, "%s: record UID %u disagrees with "
 			    "ours", name, prev_uid);
 			goto done;
 		}
@@ -444,7 +474,7 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 	if ((r = shadow_mailbox_put(s, &nmb)) < 0 ||
 	    (r = set_mailbox_annots(s, cur.uniqueid,
 	    dlist_get(e, "ANNOTATIONS"))) < 0) {
-		storage_error(out, s, r);
+		apply_storage_error(out, s, r);
 		goto done;
 	}
 	for (rl = records->head; rl != NULL; rl = rl->next) {
@@ -471,10 +501,12 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 			/* Replaying this append will need the body. */
 			shadow_body_need(s, rec.guid);
 		}
-		r = shadow_record_put(s, cur.uniqueid, &rec);
+		r = add_uflags(s, cur.uniqueid, rec.flags);
+		if (r == 0)
+			r = shadow_record_put(s, cur.uniqueid, &rec);
 		shadow_record_free(&rec);
 		if (r < 0) {
-			outcome(out, r == -EINVAL ? RESULT_PROTOCOL_ERROR :
+			apply_fail(out, r == -EINVAL ? RESULT_PROTOCOL_ERROR :
 			    RESULT_UNKNOWN, "%s: cannot store a record: %s",
 			    name, strerror(-r));
 			goto done;
@@ -483,15 +515,15 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 	/* The final CRC check, against what we now hold. */
 	shadow_mailbox_free(&cur);
 	if ((r = shadow_mailbox_by_name(s, name, &cur)) < 0) {
-		storage_error(out, s, r);
+		apply_storage_error(out, s, r);
 		return;
 	}
-	if (!synccrc_match((uint32_t)opt_num(e, "SYNC_CRC"),
-	    (uint32_t)opt_num(e, "SYNC_CRC_ANNOT"), cur.sync_crc,
+	if (!synccrc_match((uint32_t)apply_opt_num(e, "SYNC_CRC"),
+	    (uint32_t)apply_opt_num(e, "SYNC_CRC_ANNOT"), cur.sync_crc,
 	    cur.sync_crc_annot)) {
-		outcome(out, RESULT_SYNC_CHECKSUM, "%s: CRCs %llu/%llu, ours "
-		    "%u/%u", name, (unsigned long long)opt_num(e, "SYNC_CRC"),
-		    (unsigned long long)opt_num(e, "SYNC_CRC_ANNOT"),
+		apply_fail(out, RESULT_SYNC_CHECKSUM, "%s: CRCs %llu/%llu, ours "
+		    "%u/%u", name, (unsigned long long)apply_opt_num(e, "SYNC_CRC"),
+		    (unsigned long long)apply_opt_num(e, "SYNC_CRC_ANNOT"),
 		    cur.sync_crc, cur.sync_crc_annot);
 		goto done;
 	}
@@ -515,25 +547,24 @@ apply_unmailbox(struct shadow *s, const struct dlist *e,
     struct apply_outcome *out)
 {
 	struct shadow_mailbox mb;
-	char user[512], inbox[512];
+	char user[512];
 	int r;
 
-	if (e->type != DL_ATOM) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "UNMAILBOX needs "
-		    "a name");
-		return;
-	}
-	if (shadow_mailbox_by_name(s, e->s, &mb) < 0) {
-		out->code = RESULT_OK;	/* nothing to delete */
+	if (e->type != DL_ATOM || shadow_mailbox_by_name(s, e->s, &mb) < 0) {
+		/* A tombstone is deleted again silently; no name at all is
+		 * refused, as Cyrus does. */
+		if (e->type == DL_ATOM && shadow_gone_has(s, e->s))
+			out->code = RESULT_OK;
+		else
+			apply_fail(out, RESULT_MAILBOX_NONEXISTENT, "no mailbox "
+			    "%s", e->type == DL_ATOM ? e->s : "(not a name)");
 		return;
 	}
 	out->changed = true;
 	if (mboxname_userid(e->s, user, sizeof(user)) == 0 &&
-	    mboxname_inbox(user, inbox, sizeof(inbox)) == 0 &&
-	    strcmp(inbox, e->s) == 0 &&
 	    shadow_mailbox_each_user(s, user, has_children_cb,
 	    (void *)(uintptr_t)e->s) == 1) {
-		/* An INBOX with children becomes an intermediate. */
+		/* A user's mailbox with children becomes an intermediate. */
 		struct shadow_mailbox im;
 
 		memset(&im, 0, sizeof(im));
@@ -543,7 +574,9 @@ apply_unmailbox(struct shadow *s, const struct dlist *e,
 		im.acl = (char *)(uintptr_t)"";
 		im.options = (char *)(uintptr_t)"";
 		im.createdmodseq = mb.createdmodseq;
-		im.foldermodseq = mb.foldermodseq;
+		/* A replica keeps its UIDVALIDITY and stamps the change. */
+		im.uidvalidity = mb.uidvalidity;
+		im.foldermodseq = mb.highestmodseq;
 		r = shadow_mailbox_delete(s, mb.uniqueid);
 		if (r == 0)
 			r = shadow_mailbox_put(s, &im);
@@ -551,7 +584,7 @@ apply_unmailbox(struct shadow *s, const struct dlist *e,
 		r = shadow_mailbox_delete(s, mb.uniqueid);
 	}
 	if (r < 0)
-		storage_error(out, s, r);
+		apply_storage_error(out, s, r);
 	else
 		out->code = RESULT_OK;
 	shadow_mailbox_free(&mb);
@@ -561,35 +594,41 @@ static void
 apply_rename(struct shadow *s, const struct dlist *e,
     struct apply_outcome *out)
 {
-	const char *old = req_str(e, "OLDMBOXNAME"), *new = req_str(e,
-	    "NEWMBOXNAME"), *part = req_str(e, "PARTITION");
+	const char *old = apply_req_str(e, "OLDMBOXNAME"), *new = apply_req_str(e,
+	    "NEWMBOXNAME"), *part = apply_req_str(e, "PARTITION");
 	struct shadow_mailbox mb, other;
 	char ou[512], nu[512];
 	uint64_t uv;
 	int r;
 
 	if (old == NULL || new == NULL || part == NULL) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "RENAME needs "
+		apply_fail(out, RESULT_PROTOCOL_BAD_PARAMETERS, "RENAME needs "
 		    "OLDMBOXNAME, NEWMBOXNAME and PARTITION");
 		return;
 	}
 	if (shadow_mailbox_by_name(s, old, &mb) < 0) {
-		outcome(out, RESULT_MAILBOX_NONEXISTENT, "%s does not exist",
+		apply_fail(out, RESULT_MAILBOX_NONEXISTENT, "%s does not exist",
 		    old);
+		return;
+	}
+	if (strcmp(old, new) == 0 && mb.partition &&
+	    strcmp(mb.partition, part) == 0) {
+		shadow_mailbox_free(&mb);
+		apply_fail(out, RESULT_UNKNOWN, "%s renamed onto itself", old);
 		return;
 	}
 	if (strcmp(old, new) != 0 &&
 	    shadow_mailbox_by_name(s, new, &other) == 0) {
 		shadow_mailbox_free(&other);
 		shadow_mailbox_free(&mb);
-		outcome(out, RESULT_UNKNOWN, "%s already exists", new);
+		apply_fail(out, RESULT_UNKNOWN, "%s already exists", new);
 		return;
 	}
 	if (mboxname_userid(old, ou, sizeof(ou)) == 0 &&
 	    mboxname_inbox(ou, nu, sizeof(nu)) == 0 && strcmp(nu, old) == 0 &&
 	    (mboxname_userid(new, nu, sizeof(nu)) < 0 || strcmp(nu, ou) != 0)) {
 		shadow_mailbox_free(&mb);
-		outcome(out, RESULT_MAILBOX_NOTSUPPORTED, "cannot move the "
+		apply_fail(out, RESULT_MAILBOX_NOTSUPPORTED, "cannot move the "
 		    "INBOX %s into %s", old, new);
 		return;
 	}
@@ -600,8 +639,11 @@ apply_rename(struct shadow *s, const struct dlist *e,
 	if (dlist_get_num(e, "UIDVALIDITY", &uv) == 0)
 		mb.uidvalidity = (uint32_t)uv;
 	mb.foldermodseq = mb.highestmodseq;
-	if ((r = shadow_mailbox_put(s, &mb)) < 0)
-		storage_error(out, s, r);
+	r = shadow_mailbox_put(s, &mb);
+	if (r == 0 && strcmp(old, new) != 0)
+		r = shadow_gone_put(s, old);	/* a replica's tombstone */
+	if (r < 0)
+		apply_storage_error(out, s, r);
 	else
 		out->code = RESULT_OK;
 	out->changed = r == 0;
@@ -612,31 +654,32 @@ static void
 apply_expunge(struct shadow *s, const struct dlist *e,
     struct apply_outcome *out)
 {
-	const char *name = req_str(e, "MBOXNAME"), *uid = req_str(e,
+	const char *name = apply_req_str(e, "MBOXNAME"), *uid = apply_req_str(e,
 	    "UNIQUEID");
 	const struct dlist *uids = dlist_get(e, "UID"), *u;
 	struct shadow_mailbox mb;
 	bool last_missing = false;
 	int r;
 
-	if (name == NULL || uid == NULL || uids == NULL ||
-	    uids->type != DL_LIST) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "EXPUNGE needs "
+	if (name == NULL || uid == NULL || uids == NULL) {
+		apply_fail(out, RESULT_PROTOCOL_BAD_PARAMETERS, "EXPUNGE needs "
 		    "MBOXNAME, UNIQUEID and UID");
 		return;
 	}
 	if (shadow_mailbox_by_name(s, name, &mb) < 0) {
-		outcome(out, RESULT_MAILBOX_NONEXISTENT, "%s does not exist",
+		apply_fail(out, RESULT_MAILBOX_NONEXISTENT, "%s does not exist",
 		    name);
 		return;
 	}
 	if (strcmp(mb.uniqueid, uid) != 0) {
-		outcome(out, RESULT_MAILBOX_MOVED, "%s is %s, not %s", name,
+		apply_fail(out, RESULT_MAILBOX_MOVED, "%s is %s, not %s", name,
 		    mb.uniqueid, uid);
 		shadow_mailbox_free(&mb);
 		return;
 	}
-	for (u = uids->head; u != NULL; u = u->next) {
+	/* A UID that is not a list is an empty list to a replica. */
+	for (u = uids->type == DL_LIST ? uids->head : NULL; u != NULL;
+	    u = u->next) {
 		struct shadow_record rec;
 		uint64_t n;
 
@@ -651,14 +694,14 @@ apply_expunge(struct shadow *s, const struct dlist *e,
 			out->changed = true;
 			if (r < 0) {
 				shadow_record_free(&rec);
-				storage_error(out, s, r);
+				apply_storage_error(out, s, r);
 				goto done;
 			}
 		}
 		shadow_record_free(&rec);
 	}
 	if (last_missing)
-		outcome(out, RESULT_UNKNOWN, "%s: the last UID to expunge is "
+		apply_fail(out, RESULT_UNKNOWN, "%s: the last UID to expunge is "
 		    "not there", name);
 	else
 		out->code = RESULT_OK;
@@ -666,62 +709,6 @@ done:
 	shadow_mailbox_free(&mb);
 }
 
-static void
-apply_quota(struct shadow *s, const struct dlist *e, bool set,
-    struct apply_outcome *out)
-{
-	struct dlist_printer pr = { DLIST_PRINT_CLIENT, NULL, NULL };
-	struct buf b = BUF_INIT;
-	const char *root = set ? req_str(e, "ROOT") : (e->type == DL_ATOM ?
-	    e->s : NULL);
-	int r;
-
-	if (root == NULL) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "QUOTA needs ROOT");
-		return;
-	}
-	if (set) {
-		dlist_print_value(e, &b, &pr);
-		r = shadow_quota_put(s, root, buf_cstring(&b));
-	} else {
-		r = shadow_quota_delete(s, root);
-	}
-	buf_free(&b);
-	changed(out, s, r);
-}
-
-static void
-apply_annotation(struct shadow *s, const struct dlist *e, bool set,
-    struct apply_outcome *out)
-{
-	const char *name = req_str(e, "MBOXNAME"), *entry = req_str(e, "ENTRY");
-	const char *userid = req_str(e, "USERID"), *value = NULL;
-	struct shadow_mailbox mb;
-	struct shadow_annot a;
-	size_t vl = 0;
-	int r;
-
-	if (name == NULL || entry == NULL || userid == NULL ||
-	    (set && dlist_str(dlist_get(e, "VALUE"), &value, &vl) < 0)) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "ANNOTATION needs "
-		    "MBOXNAME, ENTRY, USERID%s", set ? " and VALUE" : "");
-		return;
-	}
-	memset(&mb, 0, sizeof(mb));
-	if (*name && shadow_mailbox_by_name(s, name, &mb) < 0) {
-		outcome(out, RESULT_MAILBOX_NONEXISTENT, "%s does not exist",
-		    name);
-		return;
-	}
-	a.entry = entry;
-	a.userid = userid;
-	a.modseq = 0;
-	a.value = set && value && vl ? value : NULL;
-	a.value_len = vl;
-	r = shadow_annot_put(s, *name ? mb.uniqueid : "", &a);
-	shadow_mailbox_free(&mb);
-	changed(out, s, r);
-}
 
 static void
 apply_seen(struct shadow *s, const struct dlist *e, struct apply_outcome *out)
@@ -730,142 +717,34 @@ apply_seen(struct shadow *s, const struct dlist *e, struct apply_outcome *out)
 	uint64_t lastuid;
 
 	memset(&v, 0, sizeof(v));
-	if ((v.userid = req_str(e, "USERID")) == NULL ||
-	    (v.uniqueid = req_str(e, "UNIQUEID")) == NULL ||
-	    req_num(e, "LASTREAD", &v.lastread) < 0 ||
-	    req_num(e, "LASTUID", &lastuid) < 0 ||
-	    req_num(e, "LASTCHANGE", &v.lastchange) < 0 ||
-	    (v.seenuids = req_str(e, "SEENUIDS")) == NULL) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "SEEN needs USERID, "
+	if ((v.userid = apply_req_str(e, "USERID")) == NULL ||
+	    (v.uniqueid = apply_req_str(e, "UNIQUEID")) == NULL ||
+	    apply_req_num(e, "LASTREAD", &v.lastread) < 0 ||
+	    apply_req_num(e, "LASTUID", &lastuid) < 0 ||
+	    apply_req_num(e, "LASTCHANGE", &v.lastchange) < 0 ||
+	    (v.seenuids = apply_req_str(e, "SEENUIDS")) == NULL) {
+		apply_fail(out, RESULT_PROTOCOL_BAD_PARAMETERS, "SEEN needs USERID, "
 		    "UNIQUEID, LASTREAD, LASTUID, LASTCHANGE, SEENUIDS");
 		return;
 	}
 	v.lastuid = (uint32_t)lastuid;
-	changed(out, s, shadow_seen_put(s, &v));
+	apply_changed(out, s, shadow_seen_put(s, &v));
 }
 
 static void
 apply_sub(struct shadow *s, const struct dlist *e, bool on,
     struct apply_outcome *out)
 {
-	const char *user = req_str(e, "USERID"), *name = req_str(e, "MBOXNAME");
+	const char *user = apply_req_str(e, "USERID"), *name = apply_req_str(e, "MBOXNAME");
 
 	if (user == NULL || name == NULL) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "SUB needs USERID "
+		apply_fail(out, RESULT_PROTOCOL_BAD_PARAMETERS, "SUB needs USERID "
 		    "and MBOXNAME");
 		return;
 	}
-	changed(out, s, shadow_sub_set(s, user, name, on));
+	apply_changed(out, s, shadow_sub_set(s, user, name, on));
 }
 
-static bool
-ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), k = strlen(suffix);
-
-	return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-struct sieve_find {
-	const char *name;
-	bool found;
-};
-
-static int
-sieve_find_cb(void *arg, const struct shadow_sieve *sv)
-{
-	struct sieve_find *f = arg;
-
-	if (strcmp(sv->filename, f->name) == 0)
-		f->found = true;
-	return 0;
-}
-
-static void
-apply_sieve(struct shadow *s, const char *sub, const struct dlist *e,
-    struct apply_outcome *out)
-{
-	const char *user = req_str(e, "USERID"), *file = req_str(e, "FILENAME");
-	struct shadow_mailbox inbox;
-	char name[512];
-	int r = 0;
-
-	if (user == NULL || (file == NULL &&
-	    strcmp(sub, "UNACTIVATE_SIEVE") != 0)) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "%s needs USERID "
-		    "and FILENAME", sub);
-		return;
-	}
-	if (strcmp(sub, "SIEVE") == 0) {
-		struct shadow_sieve sv;
-		const char *content;
-		size_t len;
-		unsigned char d[EVP_MAX_MD_SIZE];
-		unsigned dl = 0;
-		uint8_t g[20];
-
-		if (req_num(e, "LAST_UPDATE", &sv.last_update) < 0 ||
-		    dlist_str(dlist_get(e, "CONTENT"), &content, &len) < 0 ||
-		    content == NULL) {
-			outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "SIEVE "
-			    "needs LAST_UPDATE and CONTENT");
-			return;
-		}
-		if (!ends_with(file, ".script")) {
-			out->code = RESULT_OK;	/* ignored, as Cyrus does */
-			return;
-		}
-		if (mboxname_inbox(user, name, sizeof(name)) < 0 ||
-		    shadow_mailbox_by_name(s, name, &inbox) < 0) {
-			outcome(out, RESULT_UNKNOWN, "SIEVE for %s, who has no "
-			    "INBOX", user);
-			return;
-		}
-		shadow_mailbox_free(&inbox);
-		sv.userid = user;
-		sv.filename = file;
-		sv.active = false;
-		sv.content = content;
-		sv.content_len = len;
-		EVP_Digest(content, len, d, &dl, EVP_sha1(), NULL);
-		memcpy(g, d, 20);
-		for (int i = 0; i < 20; i++)
-			snprintf(sv.guid + 2 * i, 3, "%02x", g[i]);
-		r = shadow_sieve_put(s, &sv);
-	} else if (strcmp(sub, "UNSIEVE") == 0) {
-		if (!ends_with(file, ".script")) {
-			out->code = RESULT_OK;
-			return;
-		}
-		r = shadow_sieve_delete(s, user, file);
-	} else if (strcmp(sub, "ACTIVATE_SIEVE") == 0) {
-		struct buf script = BUF_INIT;
-		bool found = false;
-
-		/* The client names the bytecode: "x.bc" activates x.script. */
-		if (ends_with(file, ".bc")) {
-			buf_append(&script, file, strlen(file) - 3);
-			buf_puts(&script, ".script");
-		}
-		if (script.len) {
-			struct sieve_find f = { script.s, false };
-
-			shadow_sieve_each(s, user, sieve_find_cb, &f);
-			found = f.found;
-		}
-		if (!found) {
-			buf_free(&script);
-			outcome(out, RESULT_UNKNOWN, "no sieve script behind %s",
-			    file);
-			return;
-		}
-		r = shadow_sieve_activate(s, user, script.s);
-		buf_free(&script);
-	} else {
-		r = shadow_sieve_activate(s, user, NULL);
-	}
-	changed(out, s, r);
-}
 
 struct user_boxes {
 	char **uniqueids;
@@ -894,13 +773,10 @@ apply_unuser(struct shadow *s, const struct dlist *e, struct apply_outcome *out)
 	size_t i;
 	int r = 0;
 
-	if (e->type != DL_ATOM) {
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "UNUSER needs a "
-		    "userid");
-		return;
-	}
+	/* No userid (not a name, or "") is nothing to do, as on a
+	 * replica. */
 	out->code = RESULT_OK;
-	if (*e->s == '\0')
+	if (e->type != DL_ATOM || *e->s == '\0')
 		return;
 	shadow_mailbox_each_user(s, e->s, collect_user_boxes, &u);
 	for (i = 0; i < u.n; i++) {
@@ -914,7 +790,7 @@ apply_unuser(struct shadow *s, const struct dlist *e, struct apply_outcome *out)
 	if (r == 0 && mboxname_inbox(e->s, inbox, sizeof(inbox)) == 0)
 		r = shadow_quota_delete(s, inbox);
 	if (r < 0)
-		storage_error(out, s, r);
+		apply_storage_error(out, s, r);
 	out->changed = true;
 }
 
@@ -924,20 +800,33 @@ apply_command(struct shadow *s, const struct dlist *e,
 {
 	const char *sub = e->key ? e->key : "";
 
+	static const char *const known[] = { "MAILBOX", "UNMAILBOX", "RENAME",
+	    "EXPUNGE", "QUOTA", "UNQUOTA", "ANNOTATION", "UNANNOTATION",
+	    "SEEN", "SUB", "UNSUB", "SIEVE", "UNSIEVE", "ACTIVATE_SIEVE",
+	    "UNACTIVATE_SIEVE", "UNUSER" };
+	size_t i;
+
 	memset(out, 0, sizeof(*out));
 	out->code = RESULT_PROTOCOL_ERROR;
-	if (!strncmp(sub, "LOCAL_", 6))
+	if (!strncmp(sub, "LOCAL_", 6) && (!strcmp(sub + 6, "MAILBOX") ||
+	    !strcmp(sub + 6, "UNMAILBOX") || !strcmp(sub + 6, "RENAME") ||
+	    !strcmp(sub + 6, "UNUSER")))
 		sub += 6;
-	if (strcmp(sub, "MAILBOX") == 0 && e->type == DL_KVLIST)
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(sub, known[i]) == 0)
+			break;
+	if (i == sizeof(known) / sizeof(known[0]))
+		apply_fail(out, RESULT_PROTOCOL_ERROR, "unknown APPLY %s", sub);
+	else if (strcmp(sub, "MAILBOX") == 0 && e->type == DL_KVLIST)
 		apply_mailbox(s, e, ctx, out);
 	else if (strcmp(sub, "MAILBOX") == 0)
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "MAILBOX needs a "
+		apply_fail(out, RESULT_PROTOCOL_BAD_PARAMETERS, "MAILBOX needs a "
 		    "kvlist");
 	else if (strcmp(sub, "UNMAILBOX") == 0)
 		apply_unmailbox(s, e, out);
 	else if (e->type != DL_KVLIST && strcmp(sub, "UNQUOTA") != 0 &&
 	    strcmp(sub, "UNUSER") != 0)
-		outcome(out, RESULT_PROTOCOL_BAD_PARAMETERS, "%s needs a kvlist",
+		apply_fail(out, RESULT_PROTOCOL_BAD_PARAMETERS, "%s needs a kvlist",
 		    sub);
 	else if (strcmp(sub, "RENAME") == 0)
 		apply_rename(s, e, out);
@@ -964,5 +853,5 @@ apply_command(struct shadow *s, const struct dlist *e,
 	else if (strcmp(sub, "UNUSER") == 0)
 		apply_unuser(s, e, out);
 	else
-		outcome(out, RESULT_PROTOCOL_ERROR, "unknown APPLY %s", sub);
+		apply_fail(out, RESULT_PROTOCOL_ERROR, "unknown APPLY %s", sub);
 }

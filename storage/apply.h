@@ -25,6 +25,8 @@ struct apply_ctx {
 	bool force;		/* APPLY FORCE was sent on the connection */
 	bool sieve_mailbox;	/* SIEVE-MAILBOX is enabled */
 	bool replay;		/* folding the journal: accepted before */
+	bool seed;		/* state a replica reported (a seed record):
+				 * the replica made the parents it has */
 };
 
 struct apply_outcome {

@@ -8,7 +8,8 @@
  * changes are redone (force mode and SIEVE-MAILBOX cannot turn a
  * journaled command into a refusal).  A seed record (SEED MAILBOX ...,
  * state taken from a replica for what the master never sent) folds
- * like the APPLY it stands for.
+ * like the APPLY it stands for, but makes no parents (the replica
+ * reported those it has).
  */
 #include "autoconf.h"
 
@@ -63,13 +64,14 @@ int
 fold_command_text(struct shadow *s, const char *text, size_t len,
     struct apply_outcome *out)
 {
-	static const struct apply_ctx replay = { true, true, true };
+	static const struct apply_ctx replay = { true, true, true, false };
+	static const struct apply_ctx seeded = { true, true, true, true };
 	bool seed;
 	struct dlist *e = fold_parse_record(text, len, &seed);
 
 	if (e == NULL)
 		return -EINVAL;
-	apply_command(s, e, &replay, out);
+	apply_command(s, e, seed ? &seeded : &replay, out);
 	dlist_free(&e);
 	return 0;
 }

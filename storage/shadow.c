@@ -18,6 +18,13 @@
  *   sub(userid, mboxname, PK)
  *   sieve(userid, filename, last_update, guid, active, content, PK)
  *   quota(root PK, fields)
+ *   gone(name PK)      names a mailbox left (deleted, renamed away): a
+ *                      replica keeps a tombstone there, so UNMAILBOX of
+ *                      them is OK and of a name never used is not
+ *   uflag(uniqueid, slot, name, PK(uniqueid, slot))  a mailbox's user
+ *                      flags in the order and spelling it first saw them
+ *                      (a replica's flag slots)
+ * gone and uflag are read and written in shadow_names.c.
  *   body(guid PK, lsn, size, needed_lsn) index on lsn
  *
  * mailbox.owner is the user owning the name (mboxname.c), indexed for
@@ -42,15 +49,7 @@
 #include "protocol/synccrc.h"
 #include "storage/mboxname.h"
 #include "storage/shadow.h"
-
-struct shadow {
-	sqlite3 *db;
-	uint64_t lsn;
-	bool in_tx;
-	char (*needed)[41];	/* bodies the open transaction needs */
-	size_t nneeded;
-	struct strset complete;	/* users with the master's whole list */
-};
+#include "storage/shadow_int.h"
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);"
@@ -86,6 +85,10 @@ static const char schema[] =
     " guid TEXT, active INTEGER, content BLOB,"
     " PRIMARY KEY (userid, filename)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS quota (root TEXT PRIMARY KEY, fields TEXT);"
+    "CREATE TABLE IF NOT EXISTS gone (name TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS uflag (uniqueid TEXT NOT NULL,"
+    " slot INTEGER NOT NULL, name TEXT NOT NULL,"
+    " PRIMARY KEY (uniqueid, slot)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS body ("
     " guid TEXT PRIMARY KEY, lsn INTEGER, size INTEGER,"
     " needed_lsn INTEGER NOT NULL DEFAULT 0);"
@@ -173,6 +176,25 @@ step_done(struct shadow *s, sqlite3_stmt *st)
 
 	sqlite3_finalize(st);
 	return r;
+}
+
+/* The helpers above, for the other parts of the shadow (shadow_int.h). */
+int
+shadow_sqerr(struct shadow *s)
+{
+	return sqerr(s);
+}
+
+sqlite3_stmt *
+shadow_prep(struct shadow *s, const char *sql)
+{
+	return prep(s, sql);
+}
+
+int
+shadow_step_done(struct shadow *s, sqlite3_stmt *st)
+{
+	return step_done(s, st);
 }
 
 /* ---- open, close, transactions ---------------------------------------- */
@@ -426,6 +448,7 @@ shadow_mailbox_put(struct shadow *s, const struct shadow_mailbox *mb)
 	    "uidvalidity = ?14, partition = ?15, acl = ?16, options = ?17, "
 	    "quotaroot = ?18, createdmodseq = ?19, foldermodseq = ?20");
 	char owner[512];
+	int r;
 
 	if (st == NULL)
 		return sqerr(s);
@@ -450,6 +473,11 @@ shadow_mailbox_put(struct shadow *s, const struct shadow_mailbox *mb)
 	bind_text(st, 18, mb->quotaroot);
 	bind_u64(st, 19, mb->createdmodseq);
 	bind_u64(st, 20, mb->foldermodseq);
+	if ((r = step_done(s, st)) < 0)
+		return r;
+	if ((st = prep(s, "DELETE FROM gone WHERE name = ?1")) == NULL)
+		return sqerr(s);
+	bind_text(st, 1, mb->name);
 	return step_done(s, st);
 }
 
@@ -457,14 +485,17 @@ int
 shadow_mailbox_delete(struct shadow *s, const char *uniqueid)
 {
 	static const char *const sql[] = {
+		"INSERT OR IGNORE INTO gone SELECT name FROM mailbox WHERE "
+		"uniqueid = ?1",
 		"DELETE FROM record WHERE uniqueid = ?1",
 		"DELETE FROM mbannot WHERE uniqueid = ?1",
+		"DELETE FROM uflag WHERE uniqueid = ?1",
 		"DELETE FROM mailbox WHERE uniqueid = ?1",
 	};
 	size_t i;
 	int r;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		sqlite3_stmt *st = prep(s, sql[i]);
 
 		if (st == NULL)
@@ -996,7 +1027,7 @@ shadow_user_forget(struct shadow *s, const char *userid)
 	size_t i;
 	int r;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		sqlite3_stmt *st = prep(s, sql[i]);
 
 		if (st == NULL)

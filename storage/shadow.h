@@ -108,6 +108,19 @@ int shadow_mailbox_by_uniqueid(struct shadow *s, const char *uniqueid,
 int shadow_mailbox_put(struct shadow *s, const struct shadow_mailbox *mb);
 /* Deletes a mailbox with its records and annotations; 0 or -ENOENT. */
 int shadow_mailbox_delete(struct shadow *s, const char *uniqueid);
+/* Notes that a mailbox left name (0 or a negative errno); a mailbox put
+ * under the name clears it.  Deleting a mailbox notes its name. */
+int shadow_gone_put(struct shadow *s, const char *name);
+/* Did a mailbox leave name (and none came back)? */
+bool shadow_gone_has(struct shadow *s, const char *name);
+/* Gives a user flag of the mailbox a slot unless one has it, compared
+ * without case (a replica's flag slots); 0 or a negative errno. */
+int shadow_uflag_add(struct shadow *s, const char *uniqueid,
+    const char *flag);
+/* Calls cb with the mailbox's user flags in slot order, as first spelled;
+ * stops at a non-zero return, which it returns. */
+int shadow_uflag_each(struct shadow *s, const char *uniqueid,
+    int (*cb)(void *arg, const char *flag), void *arg);
 /* Calls fn for each mailbox owned by userid, by name. */
 int shadow_mailbox_each_user(struct shadow *s, const char *userid,
     int (*fn)(void *arg, const struct shadow_mailbox *mb), void *arg);

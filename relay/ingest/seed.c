@@ -214,7 +214,7 @@ written(void *arg, uint64_t lsn, int err)
 static bool
 take(struct seed *sd, const struct dlist *e)
 {
-	static const struct apply_ctx replay = { true, true, true };
+	static const struct apply_ctx replay = { true, true, true, true };
 	struct dlist_printer pr = { DLIST_PRINT_CLIENT, NULL, NULL };
 	struct store *st = sd->st;
 	struct apply_outcome out;

@@ -35,6 +35,7 @@
 #include "protocol/saslsrv.h"
 #include "relay/conn.h"
 #include "relay/getcmd.h"
+#include "relay/ingest/reserve.h"
 #include "relay/ingest/session.h"
 #include "relay/ops/stats.h"
 #include "relay/ingest/seed.h"
@@ -63,6 +64,7 @@ struct session {
 	bool tls;			/* STARTTLS done */
 	bool switched;			/* the transport just changed */
 	bool gone;			/* the connection is closed */
+	bool exited;			/* EXIT was answered */
 	int pending;			/* journal operations in flight */
 	struct journal_body_stream *fetch;	/* GET FETCH being sent */
 	/* APPLY MESSAGE in progress */
@@ -396,6 +398,7 @@ auth_finish(struct session *s)
 	st->on_progress = store_progress;
 	st->master_quiet = session_quiet;
 	csync_reader_set_limits(s->reader, &s->params->limits);
+	csync_reader_set_text_only(s->reader, false);
 	log_info("conn=%lu peer=%s event=login user=%s store=%s",
 	    conn_id(s->conn), conn_peer(s->conn), user, st->name);
 	send_line(s, "OK", "Success (no protection)");
@@ -509,32 +512,13 @@ apply_capabilities(struct session *s, const struct dlist *e)
 static void
 apply_reserve(struct session *s, const struct dlist *e)
 {
-	const struct dlist *guids = dlist_get(e, "GUID"), *g;
-	struct dlist *missing;
-	const char *part;
+	enum result_code code;
 
-	if (e->type != DL_KVLIST || dlist_get_str(e, "PARTITION", &part) < 0 ||
-	    guids == NULL || guids->type != DL_LIST ||
-	    dlist_get(e, "MBOXNAME") == NULL) {
-		send_result(s, RESULT_PROTOCOL_BAD_PARAMETERS);
-		return;
-	}
-	missing = dlist_new_list("MISSING");
-	for (g = guids->head; g != NULL; g = g->next) {
-		struct shadow_body b;
-		char hex[41];
-
-		if (dlist_guid(g, hex) < 0)
-			continue;
-		if (shadow_body_get(s->store->shadow, hex, &b) < 0)
-			dlist_add_guid(missing, NULL, hex);
-	}
 	buf_reset(&s->reply);
-	if (missing->nchildren)
-		csync_print_untagged(&s->reply, missing);
-	csync_print_result(&s->reply, RESULT_OK);
+	code = reserve_answer(s->store->shadow, e, &s->reply);
+	count_result(s, code);
+	csync_print_result(&s->reply, code);
 	conn_write(s->conn, s->reply.s, s->reply.len);
-	dlist_free(&missing);
 }
 
 static void
@@ -714,14 +698,14 @@ cmd_compress(struct session *s, const char *text)
 		send_line(s, "NO", msg);
 		return;
 	}
-	if (!s->params->compress) {
-		send_line(s, "NO", "Compression is not enabled");
-		return;
-	}
 	if (strcasecmp(text, "DEFLATE") != 0) {
 		snprintf(msg, sizeof(msg), "Unknown compression algorithm: "
 		    "%.64s", text);
 		send_line(s, "NO", msg);
+		return;
+	}
+	if (!s->params->compress) {
+		send_line(s, "NO", "Compression is not enabled");
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%.64s active", text);
@@ -936,7 +920,11 @@ handle_line(struct session *s)
 	const char *verb = csync_reader_verb(s->reader);
 	const char *text = csync_reader_text(s->reader);
 	struct dlist *entry = csync_reader_take_entry(s->reader);
+	char *k;
 
+	/* Sub-command names are case-insensitive, as Cyrus's ucase(). */
+	for (k = entry ? entry->key : NULL; k && *k; k++)
+		*k = (char)toupper((unsigned char)*k);
 	s->commands++;
 	if (s->sasl_stepping) {
 		auth_step(s, text);
@@ -956,6 +944,7 @@ handle_line(struct session *s)
 			send_line(s, "OK", "Restarting");
 	} else if (strcmp(verb, "EXIT") == 0) {
 		if (no_args(s, text, "Exit")) {
+			s->exited = true;	/* nothing after it is read */
 			send_line(s, "OK", "Finished");
 			conn_close(s->conn, "client sent EXIT", false);
 		}
@@ -1042,7 +1031,7 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 	struct session *s = arg;
 	size_t off = 0, used;
 
-	while (off < n && !s->busy && !s->throttled) {
+	while (off < n && !s->busy && !s->throttled && !s->exited) {
 		enum csync_status st = csync_reader_feed(s->reader, data + off,
 		    n - off, &used);
 
@@ -1129,6 +1118,7 @@ session_start(struct ev_loop *loop, int fd, const char *peer,
 	s->sasl_remote = xstrdup(sasl_remote);
 	sink.arg = s;
 	s->reader = csync_reader_new(CSYNC_SERVER, &params->preauth, &sink);
+	csync_reader_set_text_only(s->reader, true);
 	buf_init(&s->reply, 0);
 	s->conn = conn_new(loop, fd, peer, params->idle_timeout, &session_ops,
 	    s);

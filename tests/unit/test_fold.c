@@ -293,6 +293,17 @@ every_apply_kind(void)
 		{ MB("user.zed", "zz1", ""), "OK success" },
 		{ MB("user.zed.Work", "zz2", "ANNOTATIONS (%(ENTRY /comment "
 		    "USERID \"\" MODSEQ 5 VALUE note)) "), "OK success" },
+		/* Before its parent: user.zed.p is made, the same way when
+		 * the journal is folded. */
+		{ MB("user.zed.p.q", "zzq", ""), "OK success" },
+		/* User flags take the mailbox's slots as they come. */
+		{ "APPLY MAILBOX %(UNIQUEID zzq MBOXNAME user.zed.p.q LAST_UID "
+		    "1 HIGHESTMODSEQ 6 RECENTUID 0 RECENTTIME 0 LAST_APPENDDATE "
+		    "0 POP3_LAST_LOGIN 0 UIDVALIDITY 1000 PARTITION default ACL "
+		    "\"zed\tlrswipkxtecdan\t\" OPTIONS P RECORD (%(UID 1 MODSEQ "
+		    "6 LAST_UPDATED 1 FLAGS (b A \\Expunged) INTERNALDATE 1 "
+		    "SIZE 1 GUID 1111111111111111111111111111111111111111)))",
+		    "OK success" },
 		{ MB("user.zed.Moved", "zz1", ""),
 		    "NO IMAP_MAILBOX_MOVED Mailbox exists with another name or "
 		    "uniqueid" },
@@ -391,6 +402,8 @@ dump(const char *path, struct buf *out)
 		"SELECT * FROM sub ORDER BY 1, 2",
 		"SELECT * FROM sieve ORDER BY 1, 2",
 		"SELECT * FROM quota ORDER BY 1",
+		"SELECT * FROM gone ORDER BY 1",
+		"SELECT * FROM uflag ORDER BY 1, 2",
 		"SELECT * FROM body ORDER BY 1",
 	};
 	sqlite3 *db;
@@ -430,7 +443,7 @@ dump(const char *path, struct buf *out)
 static void
 seed_records_fold(void)
 {
-	static const struct apply_ctx replay = { true, true, true };
+	static const struct apply_ctx replay = { true, true, true, true };
 	static const char *const seeds[] = {
 		"SEED MAILBOX %(UNIQUEID sd1 MBOXNAME user.seedy LAST_UID 2 "
 		"HIGHESTMODSEQ 7 RECENTUID 0 RECENTTIME 0 LAST_APPENDDATE 0 "
@@ -496,6 +509,8 @@ rebuilt_shadow_equals_live(void)
 	dump(live, &a);
 	test_assert(strstr(a.s, "user.tracy") != NULL);
 	test_assert(strstr(a.s, "user.zed") != NULL);
+	test_assert(strstr(a.s, "|user.zed.p|") != NULL);	/* a parent */
+	test_assert(strstr(a.s, "zzq|1|A|") != NULL);	/* a flag slot */
 	test_assert(strstr(a.s, "user.seedy") != NULL);
 
 	/* All at once. */
