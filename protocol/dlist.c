@@ -224,6 +224,13 @@ dlist_get(const struct dlist *kv, const char *key)
 	return NULL;
 }
 
+struct dlist *
+dlist_get_mut(struct dlist *kv, const char *key)
+{
+	/* kv is the caller's to change, and so are its children. */
+	return (struct dlist *)(uintptr_t)dlist_get(kv, key);
+}
+
 int
 dlist_num(const struct dlist *dl, uint64_t *out)
 {

@@ -80,6 +80,8 @@ struct dlist *dlist_add_kvlist(struct dlist *parent, const char *key);
 void dlist_remove(struct dlist *kv, const char *key);
 /* Returns the first child of kv whose key is exactly key, or NULL. */
 const struct dlist *dlist_get(const struct dlist *kv, const char *key);
+/* The same, for a kv the caller may change: the child is writable. */
+struct dlist *dlist_get_mut(struct dlist *kv, const char *key);
 
 /*
  * Value readers.  Each returns 0 on success, -ENOENT when the node is

@@ -106,18 +106,6 @@ add_annot_cb(void *arg, const struct shadow_annot *a)
 	return 0;
 }
 
-/* The child of kv with the given key, writable, or NULL. */
-static struct dlist *
-child(struct dlist *kv, const char *key)
-{
-	struct dlist *c;
-
-	for (c = kv->head; c != NULL; c = c->next)
-		if (c->key && strcmp(c->key, key) == 0)
-			return c;
-	return NULL;
-}
-
 /* Relinks the children of list in the order of the sorted array. */
 static void
 relink(struct dlist *list, struct dlist **v, size_t n)
@@ -175,7 +163,7 @@ annot_cmp(const void *x, const void *y)
 static void
 sort_annots(struct dlist *rec)
 {
-	struct dlist *an = child(rec, "ANNOTATIONS");
+	struct dlist *an = dlist_get_mut(rec, "ANNOTATIONS");
 	struct dlist **v, *c;
 	size_t n = 0;
 
@@ -237,7 +225,7 @@ canon_records(struct shadow *s, const char *uniqueid, struct dlist *records)
 
 	shadow_uflag_each(s, uniqueid, slot_cb, &fs);
 	for (r = records->head; r != NULL; r = r->next) {
-		struct dlist *fl = child(r, "FLAGS");
+		struct dlist *fl = dlist_get_mut(r, "FLAGS");
 
 		sort_annots(r);
 		for (f = fl ? fl->head : NULL; f != NULL; f = f->next)
@@ -245,7 +233,7 @@ canon_records(struct shadow *s, const char *uniqueid, struct dlist *records)
 				slot_of(&fs, f->s, true);
 	}
 	for (r = records->head; r != NULL; r = r->next) {
-		struct dlist *fl = child(r, "FLAGS");
+		struct dlist *fl = dlist_get_mut(r, "FLAGS");
 		size_t nsys = 0;
 
 		if (fl == NULL || fl->nchildren == 0)

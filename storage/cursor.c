@@ -63,6 +63,33 @@ slot_decode(const uint8_t in[SLOT], uint32_t *flags, uint64_t *seq,
 	return 0;
 }
 
+/*
+ * The newest valid slot of the two in buf: its value, sequence number
+ * and index.  Returns how many slots were valid (0: none, nothing set).
+ */
+static int
+pick_slot(const uint8_t buf[2 * SLOT], uint32_t *flags, uint64_t *seq,
+    uint64_t *lsn, int *slot)
+{
+	int i, valid = 0;
+
+	for (i = 0; i < 2; i++) {
+		uint32_t f;
+		uint64_t q, l;
+
+		if (slot_decode(buf + i * SLOT, &f, &q, &l) < 0)
+			continue;
+		if (!valid || q > *seq) {
+			*seq = q;
+			*lsn = l;
+			*flags = f;
+			*slot = i;
+		}
+		valid++;
+	}
+	return valid;
+}
+
 static int
 write_value(struct cursor *c, uint64_t lsn, uint32_t flags)
 {
@@ -88,7 +115,7 @@ cursor_open(const char *path, const struct fileops *fops, struct cursor **out,
 	struct cursor *c = xcalloc(1, sizeof(*c));
 	uint8_t buf[2 * SLOT];
 	ssize_t n;
-	int i, valid = 0, r;
+	int valid, r;
 
 	c->fo = fops ? fops : &fileops_posix;
 	c->fd = c->fo->open(c->fo->ctx, path, O_RDWR | O_CREAT, 0640);
@@ -106,20 +133,7 @@ cursor_open(const char *path, const struct fileops *fops, struct cursor **out,
 		return r;
 	}
 	memset(buf + n, 0, sizeof(buf) - (size_t)n);
-	for (i = 0; i < 2; i++) {
-		uint32_t flags;
-		uint64_t seq, lsn;
-
-		if (slot_decode(buf + i * SLOT, &flags, &seq, &lsn) < 0)
-			continue;
-		if (!valid || seq > c->seq) {
-			c->seq = seq;
-			c->lsn = lsn;
-			c->flags = flags;
-			c->slot = i;
-		}
-		valid++;
-	}
+	valid = pick_slot(buf, &c->flags, &c->seq, &c->lsn, &c->slot);
 	if (!valid && n > 0) {
 		snprintf(err, err_len, "%s: no valid cursor in the file", path);
 		cursor_close(&c);
@@ -186,9 +200,9 @@ cursor_peek(const char *path, uint64_t *lsn, uint32_t *flags, char *err,
     size_t err_len)
 {
 	uint8_t buf[2 * SLOT];
-	uint64_t best_seq = 0;
+	uint64_t seq = 0;
 	ssize_t n;
-	int fd, i, valid = 0, r;
+	int fd, slot, r;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		r = -errno;
@@ -202,20 +216,7 @@ cursor_peek(const char *path, uint64_t *lsn, uint32_t *flags, char *err,
 		return (int)n;
 	}
 	memset(buf + n, 0, sizeof(buf) - (size_t)n);
-	for (i = 0; i < 2; i++) {
-		uint32_t f;
-		uint64_t seq, l;
-
-		if (slot_decode(buf + i * SLOT, &f, &seq, &l) < 0)
-			continue;
-		if (!valid || seq > best_seq) {
-			best_seq = seq;
-			*lsn = l;
-			*flags = f;
-		}
-		valid++;
-	}
-	if (!valid) {
+	if (!pick_slot(buf, flags, &seq, lsn, &slot)) {
 		snprintf(err, err_len, "%s: no valid cursor in the file", path);
 		return -EBADMSG;
 	}

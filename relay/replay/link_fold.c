@@ -28,17 +28,6 @@ link_same_str(const struct dlist *a, const struct dlist *b, const char *key)
 	return x != NULL && y != NULL && strcmp(x, y) == 0;
 }
 
-static struct dlist *
-child(struct dlist *kv, const char *key)
-{
-	struct dlist *d;
-
-	for (d = kv->head; d != NULL; d = d->next)
-		if (d->key && strcmp(d->key, key) == 0)
-			return d;
-	return NULL;
-}
-
 static uint64_t
 record_uid(const struct dlist *r)
 {
@@ -57,7 +46,8 @@ record_uid(const struct dlist *r)
 void
 link_fold_mailbox(struct dlist *newer, struct dlist *older)
 {
-	struct dlist *a = child(older, "RECORD"), *b = child(newer, "RECORD");
+	struct dlist *a = dlist_get_mut(older, "RECORD");
+	struct dlist *b = dlist_get_mut(newer, "RECORD");
 	struct dlist *out = dlist_new_list("RECORD");
 
 	while (a->head != NULL || b->head != NULL) {

@@ -26,26 +26,18 @@ import struct
 import threading
 import time
 
-from harness import free_port
+from harness import TcpProxy
 
 
-class FaultProxy:
+class FaultProxy(TcpProxy):
     def __init__(self, target_port, mode="pass"):
-        self.target = target_port
         self.mode = mode
         self.chunk, self.delay = 512, 0.01
         self.rst_after = 0
         self.up_bytes = self.down_bytes = self.connections = 0
         self.resets = 0
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.port = free_port()
-        self.lsock.bind(("127.0.0.1", self.port))
-        self.lsock.listen(64)
         self.socks = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        TcpProxy.__init__(self, target_port, 64)
 
     def stop(self):
         self.stopping = True
@@ -57,19 +49,10 @@ class FaultProxy:
                 except OSError:
                     pass
 
-    def _accept(self):
-        while not self.stopping:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                self.socks.append(c)
-            threading.Thread(target=self._serve, args=(c,),
-                             daemon=True).start()
-
-    def _serve(self, c):
+    def handle(self, c):
+        with self.lock:
+            self.connections += 1
+            self.socks.append(c)
         # Half-open: accepted, never answered, while hanging.
         while self.mode in ("hang", "blackhole") and not self.stopping:
             if self.mode == "blackhole":

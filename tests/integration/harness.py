@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -58,6 +59,40 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def listening_socket(backlog=16):
+    """A TCP socket listening on 127.0.0.1, and its port."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    port = free_port()
+    s.bind(("127.0.0.1", port))
+    s.listen(backlog)
+    return s, port
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 in front of target_port: each accepted
+    connection is handed to self.handle(sock) in a thread of its own."""
+
+    def __init__(self, target_port, backlog=16):
+        self.target = target_port
+        self.lsock, self.port = listening_socket(backlog)
+        self.lock = threading.Lock()
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(c,),
+                             daemon=True).start()
+
+    def handle(self, c):
+        raise NotImplementedError
 
 
 def wait_port(port, timeout=10.0):

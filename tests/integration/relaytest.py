@@ -13,7 +13,7 @@ import time
 import zlib
 
 import cyrus
-from harness import check, free_port, sasl_relay
+from harness import TcpProxy, check, sasl_relay
 from harness import relay_lsn  # noqa: F401 (for the tests)
 
 __import__("imaplib").Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
@@ -262,34 +262,17 @@ def wait_caught_up(relay, *args, timeout=90, store="s1"):
     return r
 
 
-class WireTap:
+class WireTap(TcpProxy):
     """A TCP proxy on 127.0.0.1 in front of a replica's sync_server that
     keeps what the relay's link sends it, inflated after COMPRESS
     DEFLATE: the commands as they crossed the wire, to check what a link
     asked a replica to delete or rename."""
 
     def __init__(self, target_port):
-        self.target = target_port
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.port = free_port()
-        self.lsock.bind(("127.0.0.1", self.port))
-        self.lsock.listen(16)
-        self.lock = threading.Lock()
         self.sent = []
-        self.stopping = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        TcpProxy.__init__(self, target_port)
 
-    def _accept(self):
-        while not self.stopping:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._pipe, args=(c,),
-                             daemon=True).start()
-
-    def _pipe(self, c):
+    def handle(self, c):
         try:
             u = socket.create_connection(("127.0.0.1", self.target), 10)
         except OSError:

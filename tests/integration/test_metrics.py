@@ -11,6 +11,7 @@ error name, and a replica that cannot be reached.
 """
 import hashlib
 import math
+import os
 import re
 import socket
 import subprocess
