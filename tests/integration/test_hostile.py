@@ -97,6 +97,12 @@ def flood_of_idle_connections_does_not_keep_the_master_out():
         relay.wait_log("event=preauth_summary", timeout=15)
         print("# evicted %d; %d connect/disconnect lines logged" %
               (evicted, lines))
+        for line in relay.logtext().splitlines():
+            if "event=preauth_summary" in line:
+                print("# " + line)
+        for k, v in sorted(scrape(relay).items()):
+            if "preauth" in k or "login_failures" in k:
+                print("# %s %d" % (k, v))
     finally:
         for s in flood:
             s.close()
