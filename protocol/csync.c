@@ -6,6 +6,14 @@
  * parser (dlist verbs) or captures it as text.  Text capture steps over
  * a trailing "{N}"/"{N+}" literal the way Cyrus skips unknown commands,
  * so a stray literal can never be taken for further commands.
+ *
+ * Before authentication the reader is in pre-auth mode: every line is a
+ * word and plain text, read to its end and never past it, so a line
+ * that announces a literal ("APPLY MESSAGE ({999999999999}") is answered
+ * at once, as Cyrus answers it.  Cyrus then drops a refused line's
+ * non-synchronizing literal ("{N+}" at the end of a line) with the rest
+ * of the line after it; csync_reader_eat() does the same, within the
+ * pre-auth line limit and never further.
  */
 #include "autoconf.h"
 
@@ -28,7 +36,11 @@ enum rstate {
 	R_TEXT,		/* capturing text to end of line */
 	R_TEXT_LIT,	/* dropping a literal inside text */
 	R_SKIP,		/* dropping a bad line (word too long) */
+	R_EAT_LIT,	/* pre-auth: dropping a refused line's literal */
+	R_EAT_LINE,	/* pre-auth: dropping the rest of that line */
 };
+
+#define EAT_TAIL 32		/* bytes kept to spot "{N+}" at a line's end */
 
 struct csync_reader {
 	enum csync_role role;
@@ -38,7 +50,10 @@ struct csync_reader {
 	enum rstate state;
 	bool line_done;		/* a line was returned; reset on next feed */
 	bool raw_next;		/* the next line is text without a verb */
-	bool text_only;		/* server: no dlist arguments */
+	bool preauth;		/* lines are words and text, no literals */
+	uint64_t eat_left;	/* bytes csync_reader_eat() may still drop */
+	char tail[EAT_TAIL];	/* the end of the line being dropped */
+	size_t tail_len;
 	struct buf verb;
 	struct buf text;
 	bool has_text;
@@ -98,15 +113,61 @@ csync_reader_raw_line(struct csync_reader *r)
 }
 
 void
-csync_reader_set_banner(struct csync_reader *r, bool on)
+csync_reader_set_preauth(struct csync_reader *r, bool on)
 {
-	r->banner = on;
+	r->preauth = on;
+}
+
+bool
+csync_literal_plus(const char *text, size_t len, uint64_t *n)
+{
+	size_t i;
+
+	if (len < 4 || text[len - 1] != '}' || text[len - 2] != '+')
+		return false;
+	i = len - 2;
+	while (i > 0 && text[i - 1] >= '0' && text[i - 1] <= '9')
+		i--;
+	return i > 0 && text[i - 1] == '{' && i < len - 2 &&
+	    parse_u64(text + i, len - 2 - i, n) == 0;
+}
+
+int
+csync_reader_eat(struct csync_reader *r, uint64_t n)
+{
+	if (n > r->lim.max_line)
+		return -1;
+	r->eat_left = r->lim.max_line - n;
+	r->lit_left = n;
+	r->tail_len = 0;
+	r->state = n > 0 ? R_EAT_LIT : R_EAT_LINE;
+	r->line_done = false;
+	return 0;
+}
+
+/* Keeps the last EAT_TAIL bytes of the line being dropped. */
+static void
+eat_tail(struct csync_reader *r, const char *p, size_t n)
+{
+	if (n >= EAT_TAIL) {
+		memcpy(r->tail, p + n - EAT_TAIL, EAT_TAIL);
+		r->tail_len = EAT_TAIL;
+		return;
+	}
+	if (r->tail_len + n > EAT_TAIL) {
+		size_t drop = r->tail_len + n - EAT_TAIL;
+
+		memmove(r->tail, r->tail + drop, r->tail_len - drop);
+		r->tail_len -= drop;
+	}
+	memcpy(r->tail + r->tail_len, p, n);
+	r->tail_len += n;
 }
 
 void
-csync_reader_set_text_only(struct csync_reader *r, bool on)
+csync_reader_set_banner(struct csync_reader *r, bool on)
 {
-	r->text_only = on;
+	r->banner = on;
 }
 
 /* Does this verb take a dlist argument in this role? */
@@ -115,7 +176,7 @@ verb_takes_dlist(const struct csync_reader *r)
 {
 	const char *v = buf_cstring(&r->verb);
 
-	if (r->role == CSYNC_SERVER && r->text_only)
+	if (r->preauth)
 		return false;
 	if (r->role == CSYNC_SERVER)
 		return strcmp(v, "GET") == 0 || strcmp(v, "APPLY") == 0 ||
@@ -309,7 +370,7 @@ csync_feed_bytes(struct csync_reader *r, const char *data, size_t n,
 			i++;
 			if (r->text.len && r->text.s[r->text.len - 1] == '\r')
 				r->text.s[--r->text.len] = '\0';
-			if (!r->text_truncated &&
+			if (!r->text_truncated && !r->preauth &&
 			    text_literal_header(&r->text, &r->lit_left)) {
 				r->text_literal = true;
 				r->state = R_TEXT_LIT;
@@ -340,10 +401,54 @@ csync_feed_bytes(struct csync_reader *r, const char *data, size_t n,
 			r->state = R_VERB;
 			return CSYNC_BAD_LINE;
 		}
+		case R_EAT_LIT:
+			k = n - i;
+			if (k > r->lit_left)
+				k = (size_t)r->lit_left;
+			i += k;
+			r->lit_left -= k;
+			if (r->lit_left == 0)
+				r->state = R_EAT_LINE;
+			break;
+		case R_EAT_LINE: {
+			const char *nl = memchr(data + i, '\n', n - i);
+			size_t end = nl ? (size_t)(nl - data) : n;
+			uint64_t lit;
+
+			if (end - i > r->eat_left)
+				goto too_much;
+			r->eat_left -= end - i;
+			eat_tail(r, data + i, end - i);
+			i = end;
+			if (nl == NULL)
+				break;
+			i++;
+			if (r->tail_len && r->tail[r->tail_len - 1] == '\r')
+				r->tail_len--;
+			if (!csync_literal_plus(r->tail, r->tail_len, &lit)) {
+				start_line(r);
+				break;
+			}
+			if (lit > r->eat_left)
+				goto too_much;
+			r->eat_left -= lit;
+			r->lit_left = lit;
+			r->tail_len = 0;
+			r->state = lit > 0 ? R_EAT_LIT : R_EAT_LINE;
+			break;
+		}
 		}
 	}
 	*used = i;
 	return CSYNC_NEED_MORE;
+
+too_much:
+	*used = i;
+	r->bad = CSYNC_BAD_LITERAL;
+	snprintf(r->errstr, sizeof(r->errstr), "a literal before "
+	    "authentication beyond %zu bytes", r->lim.max_line);
+	r->state = R_VERB;
+	return CSYNC_BAD_LINE;
 
 missing:
 	r->bad = CSYNC_BAD_MISSING;

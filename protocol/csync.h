@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lib/buf.h"
 #include "protocol/dlist.h"
@@ -43,6 +44,7 @@ enum csync_bad {
 	CSYNC_BAD_TEXT,		/* text arguments too long */
 	CSYNC_BAD_MISSING,	/* a dlist verb without its argument */
 	CSYNC_BAD_DLIST,	/* the dlist argument broke a rule */
+	CSYNC_BAD_LITERAL,	/* pre-auth: a literal over the line limit */
 };
 
 struct csync_reader;
@@ -64,13 +66,24 @@ void csync_reader_set_limits(struct csync_reader *r,
  * CSYNC_LINE with verb "" and the line as text.
  */
 void csync_reader_raw_line(struct csync_reader *r);
+/*
+ * Server, before authentication: every line is a word and text read to
+ * its end, never a dlist, and a literal announced in it is not read.
+ */
+void csync_reader_set_preauth(struct csync_reader *r, bool on);
+/*
+ * Pre-auth, after a refused line that ended in "{n+}": drops the next n
+ * bytes and the rest of the line they end, and so on while such lines
+ * end in "{N+}" again, as Cyrus steps over a refused command.  Returns
+ * 0, or -1 (nothing dropped) when n is over the line limit (max_line);
+ * a later literal over what is left of it makes the next feed return
+ * CSYNC_BAD_LINE with CSYNC_BAD_LITERAL.
+ */
+int csync_reader_eat(struct csync_reader *r, uint64_t n);
+/* Does text (len bytes) end in a non-synchronizing literal "{N+}"? */
+bool csync_literal_plus(const char *text, size_t len, uint64_t *n);
 /* Client: read "* ..." lines as text (the banner) rather than dlists. */
 void csync_reader_set_banner(struct csync_reader *r, bool on);
-/*
- * Server: read every argument as text, GET/APPLY/RESTORE too (before
- * authentication a sync_server refuses those without parsing them).
- */
-void csync_reader_set_text_only(struct csync_reader *r, bool on);
 
 /* Feeds n bytes; *used gets the bytes consumed.  See csync_status. */
 enum csync_status csync_reader_feed(struct csync_reader *r, const char *data,

@@ -31,6 +31,7 @@
 #include "relay/conn.h"
 #include "relay/ops/control.h"
 #include "relay/replay/cursorq.h"
+#include "relay/ingest/guard.h"
 #include "relay/ingest/listener.h"
 #include "relay/ops/htpasswd.h"
 #include "relay/ops/metrics.h"
@@ -108,6 +109,16 @@ apply_reloadable(const struct config *c)
 	relay.params.preauth = limits_from_config(c, true);
 	relay.params.limits = limits_from_config(c, false);
 	relay.max_connections = (size_t)config_num(c, OPT_max_connections);
+	relay.params.guard_limits.login_timeout =
+	    (double)config_num(c, OPT_login_timeout);
+	relay.params.guard_limits.max_preauth =
+	    (size_t)config_num(c, OPT_max_preauth_connections);
+	relay.params.guard_limits.max_preauth_per_address =
+	    (size_t)config_num(c, OPT_max_preauth_per_address);
+	relay.params.guard_limits.failed_login_pause =
+	    (double)config_num(c, OPT_failedloginpause);
+	relay.params.guard_limits.max_login_failures =
+	    (unsigned)config_num(c, OPT_max_login_failures);
 }
 
 static void
@@ -379,6 +390,7 @@ main(int argc, char **argv)
 	if (config_split_address(config_str(relay.config, OPT_listen), 2005,
 	    &host, &port, err, sizeof(err)) < 0)
 		fatalx("listen: %s", err);
+	relay.params.guard = guard_new(loop, &relay.params.guard_limits);
 	relay.listener = listener_new(loop, host, port, &relay.params,
 	    &relay.max_connections, err, sizeof(err));
 	free(host);
@@ -450,6 +462,7 @@ main(int argc, char **argv)
 	store_close_all();
 	cursorq_stop();
 	conn_reap(loop);
+	guard_free(&relay.params.guard);
 	tlsctx_free(&relay.params.tls_ctx);
 	unlink(relay.pidfile);
 	log_info("event=stopped");

@@ -14,6 +14,9 @@
  * and a completion for a gone session still commits or rolls back the
  * shadow (the journal is the truth), it just has nobody to answer.
  *
+ * Before login, lines are read as Cyrus reads them then (no literals)
+ * and guard.c caps, times and slows the session (failed logins).
+ *
  * For the store's statistics (stats.h) the session counts records as
  * they become durable, the NO/BAD replies it sends by error name, and
  * notes when the master last sent a command.
@@ -36,6 +39,7 @@
 #include "relay/conn.h"
 #include "relay/getcmd.h"
 #include "relay/ingest/reserve.h"
+#include "relay/ingest/guard.h"
 #include "relay/ingest/session.h"
 #include "relay/ops/stats.h"
 #include "relay/ingest/seed.h"
@@ -57,6 +61,7 @@ struct session {
 	char *user;
 	struct store *store;		/* set once authenticated */
 	struct apply_ctx ctx;
+	struct guard_conn *ge;		/* until authenticated */
 	bool sieve_mailbox;
 	bool busy;			/* a command waits for the journal */
 	bool throttled;			/* reading paused for the journal */
@@ -398,10 +403,24 @@ auth_finish(struct session *s)
 	st->on_progress = store_progress;
 	st->master_quiet = session_quiet;
 	csync_reader_set_limits(s->reader, &s->params->limits);
-	csync_reader_set_text_only(s->reader, false);
+	csync_reader_set_preauth(s->reader, false);
+	guard_login(&s->ge);
+	conn_set_timeout(s->conn, s->params->idle_timeout);
 	log_info("conn=%lu peer=%s event=login user=%s store=%s",
 	    conn_id(s->conn), conn_peer(s->conn), user, st->name);
 	send_line(s, "OK", "Success (no protection)");
+}
+
+/* Answered after failedloginpause; nothing is read meanwhile. */
+static void
+login_failed(struct session *s, const char *why)
+{
+	if (s->ge == NULL) {
+		send_line(s, "NO", why);
+		return;
+	}
+	s->busy = true;
+	guard_login_failed(s->ge, why);
 }
 
 static void
@@ -416,10 +435,21 @@ auth_result(struct session *s, enum saslsrv_status st, struct buf *challenge,
 		send_line(s, "+", challenge->s);
 	} else {
 		s->sasl_stepping = false;
-		log_warnx("conn=%lu peer=%s event=auth_failed reason=\"%s\"",
-		    conn_id(s->conn), conn_peer(s->conn), why);
-		send_line(s, "NO", why);
+		login_failed(s, why);
 	}
+}
+
+static void
+login_pause_done(void *arg, const char *reply, bool close)
+{
+	struct session *s = arg;
+
+	send_line(s, "NO", reply);
+	if (close)
+		conn_close(s->conn, "too many failed logins "
+		    "(max_login_failures)", false);
+	else
+		unbusy(s);
 }
 
 static void
@@ -921,6 +951,7 @@ handle_line(struct session *s)
 	const char *text = csync_reader_text(s->reader);
 	struct dlist *entry = csync_reader_take_entry(s->reader);
 	char *k;
+	bool preauth = s->store == NULL && !s->sasl_stepping;
 
 	/* Sub-command names are case-insensitive, as Cyrus's ucase(). */
 	for (k = entry ? entry->key : NULL; k && *k; k++)
@@ -988,6 +1019,8 @@ handle_line(struct session *s)
 		send_line(s, "BAD", "IMAP_PROTOCOL_ERROR Unrecognized command");
 	}
 	dlist_free(&entry);
+	if (preauth && !s->gone)
+		guard_after_line(s->ge, s->reader, verb, text);
 	if (s->store != NULL)
 		s->store->master_last_command = ev_now(s->store->loop);
 }
@@ -998,6 +1031,10 @@ handle_bad_line(struct session *s)
 	const char *verb = csync_reader_verb(s->reader);
 	char msg[128];
 
+	if (csync_reader_bad(s->reader) == CSYNC_BAD_LITERAL) {
+		guard_literal_refused(s->ge);
+		return;
+	}
 	log_info("conn=%lu peer=%s store=%s event=bad_command cmd=%.64s "
 	    "error=\"%s\"", conn_id(s->conn), conn_peer(s->conn), store_name(s),
 	    verb, csync_reader_errstr(s->reader));
@@ -1005,8 +1042,11 @@ handle_bad_line(struct session *s)
 		s->sasl_stepping = false;
 		send_line(s, "NO", "Error reading client response: line too "
 		    "long");
-	} else if (csync_reader_bad(s->reader) == CSYNC_BAD_WORD) {
+	} else if (csync_reader_bad(s->reader) == CSYNC_BAD_WORD &&
+	    s->store != NULL) {
 		send_line(s, "BAD", "IMAP_PROTOCOL_ERROR Command word too long");
+	} else if (s->store == NULL && strcmp(verb, "AUTHENTICATE") == 0) {
+		login_failed(s, "overflowed buffer");	/* as Cyrus */
 	} else if (s->store == NULL && (verb[0] == 'A' || verb[0] == 'G' ||
 	    verb[0] == 'R')) {
 		send_line(s, "NO", "Please authenticate first");
@@ -1031,7 +1071,8 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 	struct session *s = arg;
 	size_t off = 0, used;
 
-	while (off < n && !s->busy && !s->throttled && !s->exited) {
+	while (off < n && !s->busy && !s->throttled && !s->exited &&
+	    !s->gone) {
 		enum csync_status st = csync_reader_feed(s->reader, data + off,
 		    n - off, &used);
 
@@ -1061,10 +1102,12 @@ on_close(struct conn *c, void *arg, const char *reason)
 {
 	struct session *s = arg;
 
-	log_info("conn=%lu peer=%s event=disconnect store=%s commands=%lu "
-	    "reason=\"%s\"", conn_id(c), conn_peer(c), store_name(s),
-	    s->commands, reason);
+	if (s->store != NULL || guard_log_ok(s->params->guard))
+		log_info("conn=%lu peer=%s event=disconnect store=%s "
+		    "commands=%lu reason=\"%s\"", conn_id(c), conn_peer(c),
+		    store_name(s), s->commands, reason);
 	s->gone = true;
+	guard_leave(&s->ge);
 	journal_body_stream_free(&s->fetch);
 	if (s->body) {
 		journal_body_abort(s->body);
@@ -1118,12 +1161,15 @@ session_start(struct ev_loop *loop, int fd, const char *peer,
 	s->sasl_remote = xstrdup(sasl_remote);
 	sink.arg = s;
 	s->reader = csync_reader_new(CSYNC_SERVER, &params->preauth, &sink);
-	csync_reader_set_text_only(s->reader, true);
+	csync_reader_set_preauth(s->reader, true);
 	buf_init(&s->reply, 0);
-	s->conn = conn_new(loop, fd, peer, params->idle_timeout, &session_ops,
-	    s);
+	guard_admit(params->guard, peer);
+	s->conn = conn_new(loop, fd, peer, 0, &session_ops, s); /* guarded */
+	s->ge = guard_enter(params->guard, s->conn, login_pause_done, s);
 	new_sasl(s);
-	log_info("conn=%lu peer=%s event=connect", conn_id(s->conn), peer);
+	if (guard_log_ok(params->guard))
+		log_info("conn=%lu peer=%s event=connect", conn_id(s->conn),
+		    peer);
 	send_banner(s);
 }
 

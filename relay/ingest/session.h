@@ -15,16 +15,19 @@
 #include <ev.h>
 
 #include "protocol/dlist_parse.h"
+#include "relay/ingest/guard.h"
 
 struct session_params {
 	const char *servername;
-	double idle_timeout;		/* seconds */
+	double idle_timeout;		/* seconds, once logged in */
 	bool allowplaintext;		/* offer PLAIN/LOGIN without TLS */
 	bool compress;			/* offer COMPRESS DEFLATE */
 	void *tls_ctx;			/* SSL_CTX for STARTTLS, or NULL */
 	bool tls_required;		/* no authentication before TLS */
 	struct dlist_limits preauth;	/* limits before authentication */
 	struct dlist_limits limits;	/* limits after authentication */
+	struct guard_params guard_limits;	/* before authentication */
+	struct guard *guard;		/* the listener's (guard.h) */
 };
 
 /*

@@ -35,6 +35,7 @@
 #include "lib/xmalloc.h"
 #include "relay/config.h"
 #include "relay/replay/link.h"
+#include "relay/ingest/guard.h"
 #include "relay/ingest/listener.h"
 #include "relay/ops/htpasswd.h"
 #include "relay/ops/metrics.h"
@@ -373,6 +374,29 @@ metrics_format(struct buf *out, const struct stats_store *stores, size_t n,
 	format_links(out, stores, n);
 }
 
+void
+metrics_format_guard(struct buf *out, const struct guard_counts *g)
+{
+	family(out, "syncrelay_preauth_connections", "gauge",
+	    "Connections to the csync port not yet authenticated");
+	buf_printf(out, "syncrelay_preauth_connections %" PRIu64 "\n",
+	    g->preauth_open);
+	family(out, "syncrelay_preauth_closed_total", "counter",
+	    "Unauthenticated connections the relay closed, by reason");
+	buf_printf(out, "syncrelay_preauth_closed_total{reason=\"evicted\"} "
+	    "%" PRIu64 "\n", g->evicted);
+	buf_printf(out, "syncrelay_preauth_closed_total{reason=\"login_timeout"
+	    "\"} %" PRIu64 "\n", g->deadline);
+	buf_printf(out, "syncrelay_preauth_closed_total{reason=\"login_"
+	    "failures\"} %" PRIu64 "\n", g->failures_closed);
+	buf_printf(out, "syncrelay_preauth_closed_total{reason=\"literal\"} "
+	    "%" PRIu64 "\n", g->literal_closed);
+	family(out, "syncrelay_login_failures_total", "counter",
+	    "Failed logins on the csync port");
+	buf_printf(out, "syncrelay_login_failures_total %" PRIu64 "\n",
+	    g->login_failures);
+}
+
 /* ---- HTTP -------------------------------------------------------------- */
 
 /* Takes every store's snapshot now and formats it. */
@@ -381,6 +405,7 @@ scrape(const struct metrics *m, size_t *len)
 {
 	struct buf out;
 	struct stats_store *stores;
+	struct guard_counts gc;
 	size_t i, n = snapshot_store_count();
 
 	stores = xcalloc(n + 1, sizeof(*stores));
@@ -388,6 +413,8 @@ scrape(const struct metrics *m, size_t *len)
 		snapshot_store(i, &stores[i]);
 	buf_init(&out, METRICS_MAX_BYTES);
 	metrics_format(&out, stores, n, m->start_time);
+	guard_counts(&gc);
+	metrics_format_guard(&out, &gc);
 	for (i = 0; i < n; i++)
 		stats_store_release(&stores[i]);
 	free(stores);

@@ -14,6 +14,7 @@
 #include <ev.h>
 
 #include "lib/buf.h"
+#include "relay/ingest/guard.h"
 #include "relay/ops/stats.h"
 
 struct metrics;
@@ -44,5 +45,8 @@ const char *metrics_address(const struct metrics *m);
  */
 void metrics_format(struct buf *out, const struct stats_store *stores,
     size_t n, double start_time);
+
+/* Appends the families of the unauthenticated side (guard.h). */
+void metrics_format_guard(struct buf *out, const struct guard_counts *g);
 
 #endif

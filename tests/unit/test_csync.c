@@ -276,5 +276,93 @@ writers(void)
 	dlist_free(&l);
 }
 
-TEST_MAIN(T(server_reads_commands), T(server_limits),
+/*
+ * Before authentication: literals are not read; a refused line's "{N+}"
+ * literal is dropped on request with the rest of its line, within
+ * max_line, whatever the chunking.
+ */
+static void
+preauth_lines(void)
+{
+	static const char in[] =
+	    "APPLY MESSAGE ({999999999999}\r\n"
+	    "GET USER {5+}\r\nalice\r\n"
+	    "APPLY X ({3+}\r\nabc {2+}\r\nxy)\r\n"
+	    "NOOP\r\n"
+	    "GET USER {5+}x\r\n"
+	    "APPLY ({65+}\r\n";
+	static const char *want[] = { "APPLY", "GET", "APPLY", "NOOP", "GET",
+	    "APPLY" };
+	struct dlist_limits lim = dlist_limits_default;
+	size_t chunks[] = { 1, 3, 7, sizeof(in) };
+	size_t c;
+
+	lim.max_line = 64;
+	lim.max_token = 64;
+	for (c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+		struct csync_reader *r = csync_reader_new(CSYNC_SERVER, &lim,
+		    NULL);
+		size_t off = 0, used, n = sizeof(in) - 1;
+		int count = 0, refused = 0;
+
+		csync_reader_set_preauth(r, true);
+		while (off < n) {
+			size_t k = n - off < chunks[c] ? n - off : chunks[c];
+			enum csync_status st = csync_reader_feed(r, in + off, k,
+			    &used);
+			const char *t;
+			uint64_t lit;
+
+			off += used;
+			if (st == CSYNC_NEED_MORE)
+				continue;
+			test_assert_int(st, CSYNC_LINE);
+			test_assert(count < 6);
+			test_assert_str(csync_reader_verb(r), want[count]);
+			test_assert(csync_reader_take_entry(r) == NULL);
+			t = csync_reader_text(r);
+			if (count == 0)
+				test_assert_str(t, "MESSAGE ({999999999999}");
+			count++;
+			if (t && csync_literal_plus(t, strlen(t), &lit) &&
+			    csync_reader_eat(r, lit) < 0)
+				refused++;
+		}
+		test_assert_int(count, 6);
+		test_assert_int(refused, 1);
+		csync_reader_free(&r);
+	}
+}
+
+/* A second literal over what is left of max_line is refused. */
+static void
+preauth_literal_limit(void)
+{
+	static const char in[] = "GET ({40+}\r\n"
+	    "0123456789012345678901234567890123456789 {40+}\r\n";
+	struct dlist_limits lim = dlist_limits_default;
+	struct csync_reader *r;
+	size_t used, off;
+	uint64_t lit;
+
+	lim.max_line = 64;
+	r = csync_reader_new(CSYNC_SERVER, &lim, NULL);
+	csync_reader_set_preauth(r, true);
+	test_assert_int(csync_reader_feed(r, in, sizeof(in) - 1, &used),
+	    CSYNC_LINE);
+	test_assert(csync_literal_plus(csync_reader_text(r),
+	    strlen(csync_reader_text(r)), &lit));
+	test_assert_int(lit, 40);
+	test_assert_int(csync_reader_eat(r, lit), 0);
+	off = used;
+	test_assert_int(csync_reader_feed(r, in + off, sizeof(in) - 1 - off,
+	    &used), CSYNC_BAD_LINE);
+	test_assert_int(csync_reader_bad(r), CSYNC_BAD_LITERAL);
+	test_assert(!csync_literal_plus("{5}", 3, &lit));
+	test_assert(!csync_literal_plus("{+}", 3, &lit));
+	csync_reader_free(&r);
+}
+
+TEST_MAIN(T(server_reads_commands), T(server_limits), T(preauth_lines),
+    T(preauth_literal_limit),
     T(client_reads_replies), T(result_lines_are_exact), T(writers))
