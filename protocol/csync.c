@@ -380,13 +380,16 @@ csync_feed_bytes(struct csync_reader *r, const char *data, size_t n,
 			return finish_text(r);
 		}
 		case R_TEXT_LIT:
+		case R_EAT_LIT:
+			/* A literal in text, kept or dropped: then the line. */
 			k = n - i;
 			if (k > r->lit_left)
 				k = (size_t)r->lit_left;
 			i += k;
 			r->lit_left -= k;
 			if (r->lit_left == 0)
-				r->state = R_TEXT;
+				r->state = r->state == R_TEXT_LIT ? R_TEXT :
+				    R_EAT_LINE;
 			break;
 		case R_SKIP: {
 			/* The word was too long; drop to end of line. */
@@ -401,15 +404,6 @@ csync_feed_bytes(struct csync_reader *r, const char *data, size_t n,
 			r->state = R_VERB;
 			return CSYNC_BAD_LINE;
 		}
-		case R_EAT_LIT:
-			k = n - i;
-			if (k > r->lit_left)
-				k = (size_t)r->lit_left;
-			i += k;
-			r->lit_left -= k;
-			if (r->lit_left == 0)
-				r->state = R_EAT_LINE;
-			break;
 		case R_EAT_LINE: {
 			const char *nl = memchr(data + i, '\n', n - i);
 			size_t end = nl ? (size_t)(nl - data) : n;

@@ -180,19 +180,19 @@ sieve_find_cb(void *arg, const struct shadow_sieve *sv)
 {
 	struct sieve_find *f = arg;
 
-	if (strcmp(sv->filename, f->name) == 0)
+	if (f->name == NULL || strcmp(sv->filename, f->name) == 0)
 		f->found = true;
 	return 0;
 }
 
-static int
-sieve_any_cb(void *arg, const struct shadow_sieve *sv)
+/* Has user a sieve script named name (NULL: any script at all)? */
+static bool
+sieve_has(struct shadow *s, const char *user, const char *name)
 {
-	struct sieve_find *f = arg;
+	struct sieve_find f = { name, false };
 
-	(void)sv;
-	f->found = true;
-	return 0;
+	shadow_sieve_each(s, user, sieve_find_cb, &f);
+	return f.found;
 }
 
 void
@@ -247,14 +247,11 @@ apply_sieve(struct shadow *s, const char *sub, const struct dlist *e,
 			snprintf(sv.guid + 2 * i, 3, "%02x", g[i]);
 		r = shadow_sieve_put(s, &sv);
 	} else if (strcmp(sub, "UNSIEVE") == 0) {
-		struct sieve_find f = { file, false };
-
 		if (!ends_with(file, ".script")) {
 			out->code = RESULT_OK;
 			return;
 		}
-		shadow_sieve_each(s, user, sieve_find_cb, &f);
-		if (!f.found) {
+		if (!sieve_has(s, user, file)) {
 			apply_fail(out, RESULT_UNKNOWN, "no sieve script %s",
 			    file);
 			return;
@@ -269,12 +266,8 @@ apply_sieve(struct shadow *s, const char *sub, const struct dlist *e,
 			buf_append(&script, file, strlen(file) - 3);
 			buf_puts(&script, ".script");
 		}
-		if (script.len) {
-			struct sieve_find f = { script.s, false };
-
-			shadow_sieve_each(s, user, sieve_find_cb, &f);
-			found = f.found;
-		}
+		if (script.len)
+			found = sieve_has(s, user, script.s);
 		if (!found) {
 			buf_free(&script);
 			apply_fail(out, RESULT_UNKNOWN, "no sieve script behind %s",
@@ -284,12 +277,9 @@ apply_sieve(struct shadow *s, const char *sub, const struct dlist *e,
 		r = shadow_sieve_activate(s, user, script.s);
 		buf_free(&script);
 	} else {
-		struct sieve_find f = { "", false };
-
 		/* Cyrus fails to open the sieve store of a user who never
 		 * had a script; approximated by "has none". */
-		shadow_sieve_each(s, user, sieve_any_cb, &f);
-		if (!f.found) {
+		if (!sieve_has(s, user, NULL)) {
 			apply_fail(out, RESULT_UNKNOWN, "%s has no sieve scripts",
 			    user);
 			return;
