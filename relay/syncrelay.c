@@ -28,6 +28,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "relay/config.h"
+#include "storage/annotdef.h"
 #include "relay/conn.h"
 #include "relay/ops/control.h"
 #include "relay/replay/cursorq.h"
@@ -167,6 +168,10 @@ reload(void)
 	relay.params.servername = *config_str(c, OPT_servername) ?
 	    config_str(c, OPT_servername) : relay.hostname;
 	apply_reloadable(c);
+	if (annotdef_load(config_str(c, OPT_annotation_definitions), err,
+	    sizeof(err)) < 0)
+		log_error("event=reload_failed option=annotation_definitions "
+		    "error=\"%s\" (keeping the entries read before)", err);
 	if (relay.metrics != NULL &&
 	    metrics_set_auth(relay.metrics, config_str(c, OPT_metrics_auth_file),
 	    err, sizeof(err)) < 0)
@@ -330,6 +335,14 @@ main(int argc, char **argv)
 	relay.config = config_load(relay.config_path, err, sizeof(err));
 	if (relay.config == NULL) {
 		fprintf(stderr, "syncrelay: %s\n", err);
+		return 1;
+	}
+	/* Before any store is opened: its journal folds through them. */
+	if (annotdef_load(config_str(relay.config, OPT_annotation_definitions),
+	    err, sizeof(err)) < 0) {
+		fprintf(stderr, "syncrelay: %s: annotation_definitions: %s\n",
+		    relay.config_path, err);
+		config_free(&relay.config);
 		return 1;
 	}
 	if (check_only) {

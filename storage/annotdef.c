@@ -3,7 +3,8 @@
  *
  * A replica's APPLY ANNOTATION goes through Cyrus's annotation layer,
  * which only writes the entries it defines (annotate.c's built-in
- * tables; an operator's annotation_definitions are not known here), each
+ * tables, and those of the annotation_definitions file the relay is
+ * given, the same file its masters and replicas read: annotdef_load()), each
  * for shared or private values or both, and only in its type: a number
  * for the UINT entries, "true" or "false" for the BOOLEAN ones, a
  * special-use name for /specialuse.  Entries it computes (size,
@@ -16,14 +17,17 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "lib/xmalloc.h"
 #include "storage/annotdef.h"
 
-enum annot_type { T_STRING, T_UINT, T_BOOLEAN, T_SPECIALUSE };
+enum annot_type { T_STRING, T_UINT, T_BOOLEAN, T_SPECIALUSE, T_INT };
 
 #define SHARED 1
 #define PRIV 2
@@ -34,6 +38,16 @@ struct annot_def {
 	enum annot_type type;
 	int values;		/* SHARED, PRIV */
 };
+
+/* From annotation_definitions: mailbox and server entries. */
+struct extra_def {
+	char *entry;
+	enum annot_type type;
+	int values;
+	bool server;
+};
+static struct extra_def *extra;
+static size_t nextra;
 
 /* The writable entries of annotate.c's mailbox_builtin_entries. */
 static const struct annot_def mailbox_defs[] = {
@@ -132,10 +146,145 @@ value_fits(enum annot_type type, const char *v, size_t len)
 		    (len == 5 && strncasecmp(v, "false", 5) == 0);
 	case T_SPECIALUSE:
 		return is_specialuse(v, len);
+	case T_INT:
+		return (*v == '-' && is_uint(v + 1, len - 1)) || is_uint(v, len);
 	case T_STRING:
 		break;
 	}
 	return true;
+}
+
+static const struct extra_def *
+find_extra(bool server, const char *entry)
+{
+	size_t i;
+
+	for (i = 0; i < nextra; i++)
+		if (extra[i].server == server &&
+		    strcmp(extra[i].entry, entry) == 0)
+			return &extra[i];
+	return NULL;
+}
+
+static void
+free_extra(struct extra_def *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i].entry);
+	free(v);
+}
+
+/* Cuts the spaces around s (in place). */
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' ||
+	    e[-1] == '\n'))
+		*--e = '\0';
+	return s;
+}
+
+/* One line "name, scope, type, proxytype, attributes, acl". */
+static int
+parse_def(char *line, struct extra_def *d, bool *skip)
+{
+	static const char *const types[] = { "string", "uint", "boolean",
+		"", "int" };
+	char *f[6], *p = line, *a;
+	size_t k = 0, i;
+
+	*skip = false;
+	line = trim(line);
+	if (*line == '\0' || *line == '#') {
+		*skip = true;
+		return 0;
+	}
+	for (p = line; k < 6; k++) {
+		f[k] = p;
+		p = strchr(p, ',');
+		if (p == NULL)
+			break;
+		*p++ = '\0';
+	}
+	if (k < 5)
+		return -1;
+	for (i = 0; i < 6; i++)
+		f[i] = trim(f[i]);
+	if (f[0][0] != '/')
+		return -1;
+	if (strcmp(f[1], "message") == 0) {
+		*skip = true;		/* records carry their own */
+		return 0;
+	}
+	if (strcmp(f[1], "server") != 0 && strcmp(f[1], "mailbox") != 0)
+		return -1;
+	d->server = strcmp(f[1], "server") == 0;
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (*types[i] && strcmp(f[2], types[i]) == 0)
+			break;
+	if (strcmp(f[2], "content-type") == 0)
+		i = T_STRING;	/* an old name for a string */
+	if (i == sizeof(types) / sizeof(types[0]))
+		return -1;
+	d->type = (enum annot_type)i;
+	d->values = 0;
+	for (a = strtok(f[4], " \t"); a; a = strtok(NULL, " \t")) {
+		if (strcmp(a, "value") == 0 || strcmp(a, "value.shared") == 0)
+			d->values |= SHARED;
+		if (strcmp(a, "value") == 0 || strcmp(a, "value.priv") == 0)
+			d->values |= PRIV;
+	}
+	d->entry = xstrdup(f[0]);
+	return 0;
+}
+
+int
+annotdef_load(const char *path, char *err, size_t err_len)
+{
+	struct extra_def *v = NULL, d;
+	size_t n = 0, lineno = 0;
+	char line[1024];
+	FILE *fp;
+	bool skip;
+
+	if (path == NULL || *path == '\0') {
+		free_extra(extra, nextra);
+		extra = NULL;
+		nextra = 0;
+		return 0;
+	}
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		if (parse_def(line, &d, &skip) < 0) {
+			snprintf(err, err_len, "%s:%zu: not \"name, scope "
+			    "(server|mailbox|message), type (string|int|uint|"
+			    "boolean), proxy type, attributes, acl\"", path,
+			    lineno);
+			fclose(fp);
+			free_extra(v, n);
+			return -1;
+		}
+		if (skip)
+			continue;
+		v = xreallocarray(v, n + 1, sizeof(*v));
+		v[n++] = d;
+	}
+	fclose(fp);
+	free_extra(extra, nextra);
+	extra = v;
+	nextra = n;
+	return 0;
 }
 
 bool
@@ -155,6 +304,13 @@ annotdef_writable(bool server, const char *entry, const char *userid,
 	int want = userid && *userid ? PRIV : SHARED;
 
 	*canon = NULL;
+	{
+		const struct extra_def *x = find_extra(server, entry);
+
+		if (x != NULL)
+			return (x->values & want) != 0 &&
+			    value_fits(x->type, value, len);
+	}
 	for (i = 0; i < n; i++) {
 		if (strcmp(d[i].entry, entry) != 0)
 			continue;

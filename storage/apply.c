@@ -837,9 +837,9 @@ apply_command(struct shadow *s, const struct dlist *e,
 	else if (strcmp(sub, "UNQUOTA") == 0)
 		apply_quota(s, e, false, out);
 	else if (strcmp(sub, "ANNOTATION") == 0)
-		apply_annotation(s, e, true, out);
+		apply_annotation(s, e, true, ctx->replay, out);
 	else if (strcmp(sub, "UNANNOTATION") == 0)
-		apply_annotation(s, e, false, out);
+		apply_annotation(s, e, false, ctx->replay, out);
 	else if (strcmp(sub, "SEEN") == 0)
 		apply_seen(s, e, out);
 	else if (strcmp(sub, "SUB") == 0)

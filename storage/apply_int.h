@@ -35,7 +35,7 @@ void apply_quota(struct shadow *s, const struct dlist *e, bool set,
     struct apply_outcome *out);
 /* APPLY ANNOTATION (set) and UNANNOTATION. */
 void apply_annotation(struct shadow *s, const struct dlist *e, bool set,
-    struct apply_outcome *out);
+    bool replay, struct apply_outcome *out);
 /* APPLY SIEVE, UNSIEVE, ACTIVATE_SIEVE, UNACTIVATE_SIEVE (sub). */
 void apply_sieve(struct shadow *s, const char *sub, const struct dlist *e,
     struct apply_outcome *out);

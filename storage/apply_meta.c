@@ -119,7 +119,7 @@ apply_quota(struct shadow *s, const struct dlist *e, bool set,
 
 void
 apply_annotation(struct shadow *s, const struct dlist *e, bool set,
-    struct apply_outcome *out)
+    bool replay, struct apply_outcome *out)
 {
 	const char *name = apply_req_str(e, "MBOXNAME"), *entry = apply_req_str(e, "ENTRY");
 	const char *userid = apply_req_str(e, "USERID"), *value = NULL, *canon;
@@ -140,8 +140,9 @@ apply_annotation(struct shadow *s, const struct dlist *e, bool set,
 		    name);
 		return;
 	}
+	/* Folding the journal: accepted once, whatever is defined now. */
 	if (!annotdef_writable(*name == '\0', entry, userid, set ? value :
-	    NULL, set ? vl : 0, &canon)) {
+	    NULL, set ? vl : 0, &canon) && !replay) {
 		shadow_mailbox_free(&mb);
 		apply_fail(out, RESULT_UNKNOWN, "a replica does not write %s "
 		    "(%s) %s", entry, *userid ? "private" : "shared",
