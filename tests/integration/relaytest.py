@@ -142,6 +142,22 @@ def direct_applies(master, replica, user):
             if re.match(r">\d+>APPLY ", line)]
 
 
+def identical(master, replica, users, timeout=120):
+    """The replica ends up showing exactly what the master shows, with
+    no message twice in a mailbox, and a direct sync_client from the
+    master finds nothing to send: nothing lost, nothing repeated."""
+    state = converge(master, replica, users, timeout=timeout)
+    for u in users:
+        for name, box in state[u]["mailboxes"].items():
+            hashes = [m["sha1"] for m in box.get("messages", {}).values()]
+            check(len(hashes) == len(set(hashes)),
+                  "%s %s holds a message twice" % (u, name))
+        check(direct_applies(master, replica, u) == [],
+              "a direct sync_client still had to send to the replica "
+              "for %s" % u)
+    return state
+
+
 def no_errors(log, mark, relay):
     log.flush()
     check(not log.errors(mark), log.errors(mark))

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyrus
 from faultproxy import FaultProxy
 from harness import check, eq, run, test
-from relaytest import (CyrusPath, converge, direct_applies, populate,
+from relaytest import (CyrusPath, converge, identical, populate,
                        stop_paths, sync_user, wait_caught_up)
 
 USERS = ("alice",)
@@ -99,15 +99,7 @@ def outage_and_return(path, name, inst, seconds):
     check(re.search(r"replica=%s event=connect_recovered attempts=\d+"
                     % name, relay.logtext()[mark:]), relay.logtext()[mark:])
     wait_caught_up(relay, timeout=60)
-    no_loss_no_duplicates(master, inst)
-
-
-def no_loss_no_duplicates(master, r):
-    state = converge(master, r, USERS, timeout=120)
-    for name, box in state["alice"]["mailboxes"].items():
-        hashes = [m["sha1"] for m in box.get("messages", {}).values()]
-        eq(len(hashes), len(set(hashes)))
-    eq(direct_applies(master, r, "alice"), [])
+    identical(master, inst, USERS)
 
 
 @test
@@ -144,7 +136,7 @@ def a_hung_replica_is_noticed_and_heals():
         proxy.mode = "pass"
         healed = time.time()
         wait_caught_up(relay, "--replica", "r1", timeout=60)
-        no_loss_no_duplicates(master, r1)
+        identical(master, r1, USERS)
         print("# r1 caught up %.1f s after the hang ended"
               % (time.time() - healed))
         check("event=link_failed" not in relay.logtext(), relay.logtext())
@@ -185,7 +177,7 @@ def a_reset_mid_literal_and_a_slow_chopped_path_lose_nothing():
         relay.ctl("resume", "s1", "r1")
         until(lambda: proxy.resets >= 1, "the proxy reset r1's link", 30)
         wait_caught_up(relay, "--replica", "r1", timeout=60)
-        no_loss_no_duplicates(master, r1)
+        identical(master, r1, USERS)
         # Slow and chopped: 512-byte writes 10 ms apart.
         proxy.chunk, proxy.delay = 512, 0.01
         proxy.mode = "slow"
@@ -194,7 +186,7 @@ def a_reset_mid_literal_and_a_slow_chopped_path_lose_nothing():
         sync_user(master)
         wait_caught_up(relay, "--replica", "r1", timeout=120)
         proxy.mode = "pass"
-        no_loss_no_duplicates(master, r1)
+        identical(master, r1, USERS)
         check("event=link_failed" not in relay.logtext(), relay.logtext())
     finally:
         teardown()
