@@ -149,6 +149,7 @@ store_open(struct ev_loop *loop, const struct config *config,
 	struct journal_opts jo = { 0 };
 	char path[4096], e[512];
 	long n;
+	int r;
 	size_t i;
 
 	st->name = xstrdup(sc->name);
@@ -173,8 +174,14 @@ store_open(struct ev_loop *loop, const struct config *config,
 	jo.wakeup = journal_wakeup;
 	jo.wakeup_arg = st;
 	snprintf(path, sizeof(path), "%s/journal", st->dir);
-	if (journal_open(path, &jo, &st->journal, e, sizeof(e)) < 0) {
-		snprintf(err, err_len, "store %s: %s", sc->name, e);
+	if ((r = journal_open(path, &jo, &st->journal, e, sizeof(e))) < 0) {
+		/* What cannot be read must not be guessed at: the tested way
+		 * back is the one for a lost disk (docs/reliability.md). */
+		snprintf(err, err_len, "store %s: %s%s", sc->name, e,
+		    r == -EBADMSG ? "; to recover, move the store's directory "
+		    "aside, start syncrelay and have the master sync everything "
+		    "again (sync_client -A): the replicas keep their mail and "
+		    "the relay takes their state (docs/reliability.md)" : "");
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "%s/shadow.db", st->dir);

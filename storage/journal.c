@@ -937,10 +937,8 @@ recover(struct journal *j, char *err, size_t err_len)
 corrupt:
 		if (!j->opts.repair) {
 			r = fail_open(err, err_len, -EBADMSG, "journal %s is "
-			    "corrupt: segment %s offset %llu: %s (start with "
-			    "repair to cut the journal there, losing what "
-			    "follows)", j->dir, path, (unsigned long long)off,
-			    why);
+			    "corrupt: segment %s offset %llu: %s", j->dir, path,
+			    (unsigned long long)off, why);
 			goto out;
 		}
 		log_error("journal=%s event=repair segment=%s offset=%llu "
