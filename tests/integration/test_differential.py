@@ -152,13 +152,17 @@ def session(port, user, password, cmds):
     return replies
 
 
+def real_and_relay(prefix):
+    """A real sync_server and a relay, side by side; the relay's replica
+    is a port where nothing listens: its ingest alone is compared."""
+    path = CyrusPath(prefix, users=(), relay=[("r1", 1)], master=False)
+    return path, path.replica, path.relay
+
+
 @test
 def same_replies_as_a_real_sync_server():
-    # The relay's replica is a port where nothing listens: ingest alone.
-    path = CyrusPath("syncrelay-diff-", users=(), relay=[("r1", 1)],
-                     master=False)
+    path, replica, relay = real_and_relay("syncrelay-diff-")
     try:
-        replica, relay = path.replica, path.relay
         cmds = script()
         want = session(replica.sync_port, "repl", cyrus.REPL_PASSWORD, cmds)
         got = session(relay.port, "repl", cyrus.REPL_PASSWORD, cmds)
@@ -804,11 +808,8 @@ EXPECTED = {
 
 @test
 def case_table_same_as_real_sync_server():
-    # The relay's replica is a port where nothing listens: ingest alone.
-    path = CyrusPath("syncrelay-difft-", users=(), relay=[("r1", 1)],
-                     master=False)
+    path, replica, relay = real_and_relay("syncrelay-difft-")
     try:
-        replica, relay = path.replica, path.relay
         want = run_groups(replica.sync_port, "repl", cyrus.REPL_PASSWORD)
         got = run_groups(relay.port, "repl", cyrus.REPL_PASSWORD)
         if os.environ.get("DIFF_DUMP"):

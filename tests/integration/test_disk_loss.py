@@ -30,12 +30,15 @@ USERS = ("alice", "bob")
 
 
 def setup():
+    """Two users replicated to two replicas; then the relay stops, its
+    disk about to fail."""
     path = CyrusPath("syncrelay-disk-", nreplicas=2, users=USERS)
     for u in USERS:
         populate(path.master, u, 20, big={5})
         sync_user(path.master, u)
     wait_caught_up(path.relay)
-    return path
+    path.relay.stop()
+    return path, path.relay
 
 
 def bodies_journaled(relay):
@@ -66,10 +69,8 @@ def resync(path, new_messages):
 
 @test
 def a_lost_relay_disk_costs_the_new_mail_only():
-    path = setup()
+    path, relay = setup()
     try:
-        relay = path.relay
-        relay.stop()
         shutil.rmtree(os.path.join(relay.dir, "data"))
         relay.start()
         resync(path, 4)
@@ -87,10 +88,8 @@ def a_lost_relay_disk_costs_the_new_mail_only():
 
 @test
 def a_journal_damaged_in_the_middle_is_refused_and_recovered():
-    path = setup()
+    path, relay = setup()
     try:
-        relay = path.relay
-        relay.stop()
         jdir = os.path.join(relay.dir, "data", "s1", "journal")
         seg = os.path.join(jdir, sorted(os.listdir(jdir))[0])
         size = os.path.getsize(seg)

@@ -27,7 +27,11 @@ ok(bool server, const char *entry, const char *userid, const char *value)
 static void
 write_file(const char *text)
 {
-	FILE *fp = fopen(path, "w");
+	FILE *fp;
+
+	if (*path == '\0')
+		snprintf(path, sizeof(path), "%s/annotations.conf", dir);
+	fp = fopen(path, "w");
 
 	test_assert(fp != NULL);
 	fputs(text, fp);
@@ -38,7 +42,6 @@ static void
 setup(void)
 {
 	dir = make_tmpdir();
-	snprintf(path, sizeof(path), "%s/annotations.conf", dir);
 }
 
 static void
