@@ -11,6 +11,7 @@
 
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "relay/ingest/order.h"
 #include "relay/replay/cursorq.h"
 #include "relay/replay/link.h"
 #include "relay/store.h"
@@ -71,8 +72,7 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 */
 	if (st->removed)
 		return;		/* no replicas to measure against: keep all */
-	if ((st->master && st->master_quiet &&
-	    !st->master_quiet(st->master)) ||
+	if ((st->master_quiet && !st->master_quiet(st)) ||
 	    journal_pending_bytes(st->journal) > 0 ||
 	    shadow_in_transaction(st->shadow) || c == NULL)
 		return;
@@ -129,6 +129,7 @@ store_free(struct store *st)
 	if (st->loop)
 		ev_async_stop(st->loop, &st->wake);
 	journal_close(&st->journal);
+	order_free(st);		/* after the completions journal_close ran */
 	shadow_close(&st->shadow);
 	for (i = 0; i < st->ncursors; i++)
 		cursor_close(&st->cursors[i]);
@@ -373,7 +374,7 @@ store_reload(const struct config *config, const char *datadir)
 		log_warnx("store=%s event=removed_from_config master_connected=%s "
 		    "note=\"its replicas stop and its master cannot log in; "
 		    "its data stays in the datadir\"", st->name,
-		    st->master ? "yes" : "no");
+		    order_sessions(st) > 0 ? "yes" : "no");
 	}
 }
 

@@ -4,8 +4,9 @@
  * Every configured store is opened when the daemon starts: the journal
  * is recovered, the shadow is brought forward to the journal's end, and
  * each replica's cursor is read.  Journal completions reach the event
- * loop through an ev_async, and run there.  A store serves at most one
- * master session at a time.
+ * loop through an ev_async, and run there.  A store serves several
+ * master sessions at once; relay/ingest/order.c keeps them and runs
+ * their commands one at a time.
  */
 #ifndef SR_STORE_H
 #define SR_STORE_H
@@ -21,9 +22,8 @@
 #include "storage/journal.h"
 #include "storage/shadow.h"
 
-struct session;
-
 struct link;
+struct order;
 
 struct store {
 	char *name;
@@ -37,7 +37,7 @@ struct store {
 	size_t nlinks;
 	struct ev_loop *loop;
 	ev_async wake;
-	struct session *master;		/* the master session, or NULL */
+	struct order *order;		/* its master sessions (order.c) */
 	bool refuse_writes;		/* journal over its size cap */
 	bool removed;			/* gone from the config: no links, no
 					   logins; closed at the next start */
@@ -54,9 +54,9 @@ struct store {
 	/* Called on the loop after journal completions ran. */
 	void (*on_progress)(struct store *st, void *arg);
 	void *on_progress_arg;
-	/* Set by the master session: false while a change of it is on its
-	 * way into the journal (retention waits). */
-	bool (*master_quiet)(const struct session *s);
+	/* Set by the master sessions: false while a change of one is on
+	 * its way into the journal (retention waits). */
+	bool (*master_quiet)(const struct store *st);
 };
 
 /*

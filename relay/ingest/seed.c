@@ -3,7 +3,8 @@
  * GETs of a master the relay cannot answer from what it was sent (see
  * seed.h for why).
  *
- * One seed at a time per store (the master's session waits for it): a
+ * One seed at a time per store (it holds the store's turn, order.c,
+ * and the asking session waits for it): a
  * question to the replica through its link (link_query), then one
  * journaled seed record per mailbox, subscription or quota root taken,
  * each applied to the shadow like a replayed record and committed when

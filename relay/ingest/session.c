@@ -5,9 +5,12 @@
  * While a command waits for the journal (an APPLY that changed the
  * shadow, or the bodies of an APPLY MESSAGE), the session stops reading
  * and offers the rest of its input again once the reply is out, so
- * commands never overlap.  Message bodies stream from the parser into
- * the journal as they arrive; when the journal falls behind, reading
- * pauses until it drains (backpressure).
+ * commands never overlap.  A store may have several sessions; their
+ * GETs and APPLYs take turns through order.c (a session waits, not
+ * reading, while another's change is on its way to the journal).
+ * Message bodies stream from the parser into the journal as they
+ * arrive; when the journal falls behind, reading pauses until it
+ * drains (backpressure).
  *
  * Completions can outlive the connection: a session whose connection
  * is gone stays allocated until its last journal completion has run,
@@ -40,7 +43,9 @@
 #include "relay/getcmd.h"
 #include "relay/ingest/reserve.h"
 #include "relay/ingest/guard.h"
+#include "relay/ingest/order.h"
 #include "relay/ingest/session.h"
+#include "relay/ingest/usersync.h"
 #include "relay/ops/stats.h"
 #include "relay/ingest/seed.h"
 #include "relay/store.h"
@@ -83,18 +88,15 @@ struct session {
 	bool refused_full;		/* a body was refused: journal full */
 	bool message_done;		/* its line has been read */
 	unsigned long commands;
-	/*
-	 * A user-level sync in progress: GET USER was asked for this user
-	 * and nothing that ends the sync has come yet.  refused: a NO or
-	 * BAD went back since, so the master may not have sent everything.
-	 */
-	char *user_sync;
-	bool user_sync_refused;
+	struct usersync usync;		/* a user-level sync in progress */
 	struct dlist *seed_get;		/* a GET waiting for relay/ingest/seed.c */
+	struct dlist *queued;		/* a GET or APPLY waiting its turn */
+	char queued_verb[8];
 };
 
 static void session_maybe_free(struct session *s);
 static void new_sasl(struct session *s);
+static bool session_quiet(const struct session *s);
 
 /*
  * Counts a NO or BAD reply against the store, by the Cyrus error name
@@ -110,7 +112,7 @@ count_error(struct session *s, const char *word, const char *text)
 	if (s->store == NULL ||
 	    (strcmp(word, "NO") != 0 && strcmp(word, "BAD") != 0))
 		return;
-	s->user_sync_refused = true;
+	s->usync.refused = true;
 	if (text != NULL && strncmp(text, "IMAP_", 5) == 0) {
 		n = strcspn(text, " ");
 		if (n >= sizeof(code))
@@ -223,6 +225,7 @@ body_done(void *arg, uint64_t lsn, int err)
 	struct body_op *op = arg;
 	struct session *s = op->s;
 	struct shadow_body b;
+	bool own;
 
 	if (err == 0) {
 		count_ingested(op->st, op->size);
@@ -230,9 +233,15 @@ body_done(void *arg, uint64_t lsn, int err)
 		b.lsn = lsn;
 		b.size = (uint32_t)op->size;
 		b.needed_lsn = 0;
-		if (shadow_begin(op->st->shadow) < 0 ||
+		/*
+		 * Another session's change may hold the shadow's transaction
+		 * open: its record comes after this body's (completions run
+		 * in LSN order), so the body joins it and commits with it.
+		 */
+		own = !shadow_in_transaction(op->st->shadow);
+		if ((own && shadow_begin(op->st->shadow) < 0) ||
 		    shadow_body_put(op->st->shadow, &b) < 0 ||
-		    shadow_commit(op->st->shadow, lsn) < 0) {
+		    (own && shadow_commit(op->st->shadow, lsn) < 0)) {
 			shadow_rollback(op->st->shadow);
 			log_error("store=%s event=shadow_failed lsn=%llu "
 			    "error=\"%s\"", op->st->name,
@@ -287,6 +296,7 @@ cmd_done(void *arg, uint64_t lsn, int err)
 		    "the change)");
 	}
 	s->pending--;
+	order_release(op->st);	/* the next session's turn, then ours */
 	unbusy(s);
 	free(op);
 	session_maybe_free(s);
@@ -296,17 +306,33 @@ cmd_done(void *arg, uint64_t lsn, int err)
 static void
 store_progress(struct store *st, void *arg)
 {
-	struct session *s = st->master;
+	struct session *s;
+	size_t i;
 
-	if (s == NULL || !s->throttled)
-		return;
-	if (journal_pending_bytes(st->journal) > JOURNAL_LOW)
-		return;
-	s->throttled = false;
-	if (!s->busy && !s->gone) {
-		conn_pause(s->conn, false);
-		conn_kick(s->conn);
+	for (i = 0; i < order_sessions(st); i++) {
+		s = order_session_at(st, i);
+		if (!s->throttled ||
+		    journal_pending_bytes(st->journal) > JOURNAL_LOW)
+			continue;
+		s->throttled = false;
+		if (!s->busy && !s->gone) {
+			conn_pause(s->conn, false);
+			conn_kick(s->conn);
+			i = (size_t)-1;	/* it may have left: from the start */
+		}
 	}
+}
+
+/* No session of st has anything on its way (retention waits). */
+static bool
+sessions_quiet(const struct store *st)
+{
+	size_t i;
+
+	for (i = 0; i < order_sessions(st); i++)
+		if (!session_quiet(order_session_at(st, i)))
+			return false;
+	return order_idle(st);
 }
 
 /* ---- file literals (message bodies) ------------------------------------- */
@@ -388,20 +414,13 @@ auth_finish(struct session *s)
 		    "configured for this identity)");
 		return;
 	}
-	if (st->master != NULL) {
-		log_warnx("conn=%lu peer=%s event=auth_refused user=%s store=%s "
-		    "reason=\"the store already has a master session\"",
-		    conn_id(s->conn), conn_peer(s->conn), user, st->name);
-		send_line(s, "NO", "store is busy with another master session");
-		return;
-	}
 	s->user = xstrdup(user);
 	s->store = st;
-	st->master = s;
+	order_join(st, s, conn_peer(s->conn));
 	/* A new master session: who knows what changed since the last. */
 	shadow_forget_complete(st->shadow);
 	st->on_progress = store_progress;
-	st->master_quiet = session_quiet;
+	st->master_quiet = sessions_quiet;
 	csync_reader_set_limits(s->reader, &s->params->limits);
 	csync_reader_set_preauth(s->reader, false);
 	guard_login(&s->ge);
@@ -605,6 +624,7 @@ apply_change(struct session *s, const struct dlist *e)
 	op->len = text.len;
 	s->busy = true;
 	s->pending++;
+	order_hold(st, s);	/* until cmd_done: the transaction is open */
 	journal_append(st->journal, JOURNAL_COMMAND, text.s, text.len,
 	    cmd_done, op);
 	buf_free(&text);
@@ -867,7 +887,7 @@ static void
 answer_get(struct session *s, const struct dlist *entry)
 {
 	struct getcmd_ctx gc = { s->sieve_mailbox };
-	bool refused = s->user_sync_refused;
+	bool refused = s->usync.refused;
 	char why[256];
 	enum result_code code;
 
@@ -884,7 +904,7 @@ answer_get(struct session *s, const struct dlist *entry)
 	/* GET USER may find no such user: the sync creates it. */
 	if (strcmp(entry->key, "USER") == 0 &&
 	    code == RESULT_MAILBOX_NONEXISTENT)
-		s->user_sync_refused = refused;
+		s->usync.refused = refused;
 }
 
 /* The replica was asked (relay/ingest/seed.c): the GET can be answered now. */
@@ -894,54 +914,52 @@ seed_done(void *arg)
 	struct session *s = arg;
 
 	s->pending--;
-	if (!s->gone) {
+	if (!s->gone)
 		answer_get(s, s->seed_get);
+	order_release(s->store);
+	if (!s->gone)
 		unbusy(s);
-	}
 	dlist_free(&s->seed_get);
 	session_maybe_free(s);
 }
 
-/*
- * Follows the master's user-level syncs (design invariant 9).  GET USER
- * starts one; it ends at the next command that is not part of it
- * (another GET but FULLMAILBOX or a repeated GET USER of the same user,
- * RESTART, EXIT).  A sync that ended without a NO or BAD has sent the
- * master's whole list for that user, so the shadow's list is complete.
- */
+/* Runs a GET or APPLY in the store's turn; may take *entry. */
 static void
-follow_user_sync(struct session *s, const char *verb,
-    const struct dlist *entry)
+run_command(struct session *s, const char *verb, struct dlist **entry)
 {
-	bool get = strcmp(verb, "GET") == 0 && entry != NULL;
-	bool get_user = get && strcmp(entry->key, "USER") == 0 &&
-	    entry->s != NULL;
-	bool again = get_user && s->user_sync &&
-	    strcmp(entry->s, s->user_sync) == 0;
-
-	if (s->store == NULL)
-		return;
-	if (s->user_sync && !again && (strcmp(verb, "EXIT") == 0 ||
-	    strcmp(verb, "RESTART") == 0 ||
-	    (get && strcmp(entry->key, "FULLMAILBOX") != 0))) {
-		if (!s->user_sync_refused) {
-			shadow_user_set_complete(s->store->shadow,
-			    s->user_sync);
-			log_debug("store=%s event=user_complete user=%s",
-			    store_name(s), s->user_sync);
+	if (strcmp(verb, "APPLY") == 0) {
+		cmd_apply(s, *entry);
+	} else if (strcmp((*entry)->key, "FETCH") == 0) {
+		cmd_get_fetch(s, *entry);
+	} else {
+		/* What the relay never heard of may be on a replica. */
+		s->busy = true;
+		s->pending++;
+		if (seed_start(s->store, *entry, seed_done, s)) {
+			order_hold(s->store, s);	/* until seed_done */
+			s->seed_get = *entry;
+			*entry = NULL;
 		} else {
-			log_info("store=%s event=user_sync_incomplete user=%s "
-			    "reason=\"a command of the sync was refused\"",
-			    store_name(s), s->user_sync);
+			s->busy = false;
+			s->pending--;
+			answer_get(s, *entry);
 		}
-		free(s->user_sync);
-		s->user_sync = NULL;
 	}
-	if (get_user && !again) {
-		free(s->user_sync);
-		s->user_sync = xstrdup(entry->s);
-		s->user_sync_refused = false;
-	}
+}
+
+/* The turn of a command that waited (order.c). */
+static void
+run_queued(void *member)
+{
+	struct session *s = member;
+	struct dlist *entry = s->queued;
+
+	s->queued = NULL;
+	s->busy = false;
+	run_command(s, s->queued_verb, &entry);
+	dlist_free(&entry);
+	if (!s->busy)
+		unbusy(s);
 }
 
 static void
@@ -964,7 +982,7 @@ handle_line(struct session *s)
 	}
 	log_debug("conn=%lu store=%s cmd=%s%s%s", conn_id(s->conn),
 	    store_name(s), verb, entry ? " " : "", entry ? entry->key : "");
-	follow_user_sync(s, verb, entry);
+	usersync_follow(&s->usync, s->store, s, verb, entry);
 	if (*verb == '\0') {
 		send_line(s, "BAD", "Null command");
 	} else if (strcmp(verb, "NOOP") == 0) {
@@ -991,23 +1009,18 @@ handle_line(struct session *s)
 		    "reason=unauthenticated", conn_id(s->conn),
 		    conn_peer(s->conn), verb);
 		send_line(s, "NO", "Please authenticate first");
-	} else if (s->store != NULL && strcmp(verb, "GET") == 0 && entry &&
-	    strcmp(entry->key, "FETCH") == 0) {
-		cmd_get_fetch(s, entry);
-	} else if (s->store != NULL && strcmp(verb, "GET") == 0 && entry) {
-		/* What the relay never heard of may be on a replica. */
-		s->busy = true;
-		s->pending++;
-		if (seed_start(s->store, entry, seed_done, s)) {
-			s->seed_get = entry;
-			entry = NULL;
+	} else if (s->store != NULL && entry != NULL &&
+	    (strcmp(verb, "GET") == 0 || strcmp(verb, "APPLY") == 0)) {
+		if (order_enter(s->store, s, run_queued)) {
+			run_command(s, verb, &entry);
 		} else {
-			s->busy = false;
-			s->pending--;
-			answer_get(s, entry);
+			/* Another session's command is in flight: wait. */
+			snprintf(s->queued_verb, sizeof(s->queued_verb), "%s",
+			    verb);
+			s->queued = entry;
+			entry = NULL;
+			s->busy = true;
 		}
-	} else if (s->store != NULL && strcmp(verb, "APPLY") == 0 && entry) {
-		cmd_apply(s, entry);
 	} else if (s->store != NULL && strcmp(verb, "RESTORE") == 0) {
 		log_info("store=%s event=refused cmd=RESTORE reason=\"not "
 		    "supported by the relay\"", store_name(s));
@@ -1113,8 +1126,7 @@ on_close(struct conn *c, void *arg, const char *reason)
 		journal_body_abort(s->body);
 		s->body = NULL;
 	}
-	if (s->store && s->store->master == s) {
-		s->store->master = NULL;
+	if (s->store && order_leave(s->store, s) == 0) {
 		/* Its pages are cheap to read again; a used store must not
 		 * keep up to SQLite's 2 MB cache while no master talks to it. */
 		shadow_release_memory(s->store->shadow);
@@ -1130,7 +1142,8 @@ session_maybe_free(struct session *s)
 	saslsrv_free(&s->sasl);
 	buf_free(&s->reply);
 	free(s->user);
-	free(s->user_sync);
+	usersync_free(&s->usync);
+	dlist_free(&s->queued);
 	free(s->sasl_local);
 	free(s->sasl_remote);
 	free(s);
@@ -1173,13 +1186,8 @@ session_start(struct ev_loop *loop, int fd, const char *peer,
 	send_banner(s);
 }
 
-const char *
-session_peer(const struct session *s)
-{
-	return conn_peer(s->conn);
-}
-
-bool
+/* Nothing of the session waits on the journal or the shadow. */
+static bool
 session_quiet(const struct session *s)
 {
 	return !s->busy && s->pending == 0 && s->body == NULL &&

@@ -38,10 +38,4 @@ void session_start(struct ev_loop *loop, int fd, const char *peer,
     const char *sasl_local, const char *sasl_remote,
     const struct session_params *params);
 
-struct session;
-/* The master's address, for status. */
-const char *session_peer(const struct session *s);
-/* Nothing of the session waits on the journal or the shadow. */
-bool session_quiet(const struct session *s);
-
 #endif

@@ -142,7 +142,14 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 	buf_printf(b, ",\"master\":{\"connected\":%s,\"peer\":",
 	    s->master_connected ? "true" : "false");
 	json_str(b, s->master_peer);
-	buf_puts(b, ",\"last_command_age_seconds\":");
+	buf_printf(b, ",\"sessions\":%u,\"hosts\":%u,\"peers\":[",
+	    s->master_sessions, s->master_hosts);
+	for (i = 0; i < s->master_sessions && i < STATS_MAX_PEERS; i++) {
+		if (i > 0)
+			buf_putc(b, ',');
+		json_str(b, s->master_peers[i]);
+	}
+	buf_puts(b, "],\"last_command_age_seconds\":");
 	if (s->master_last_command > 0)
 		json_num(b, now - s->master_last_command);
 	else
@@ -255,8 +262,22 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 	if (s->master_connected) {
 		human_secs(age, sizeof(age), s->master_last_command > 0 ?
 		    now - s->master_last_command : -1);
-		buf_printf(b, "  master   connected from %s, last command %s "
-		    "ago\n", s->master_peer, age);
+		if (s->master_sessions > 1) {
+			buf_printf(b, "  master   %u sessions from ",
+			    s->master_sessions);
+			for (j = 0; j < s->master_sessions &&
+			    j < STATS_MAX_PEERS; j++)
+				buf_printf(b, "%s%s", j ? ", " : "",
+				    s->master_peers[j]);
+			buf_printf(b, ", last command %s ago\n", age);
+		} else {
+			buf_printf(b, "  master   connected from %s, last "
+			    "command %s ago\n", s->master_peer, age);
+		}
+		if (s->master_hosts > 1)
+			buf_printf(b, "  WARNING  master sessions from %u "
+			    "different hosts: two masters may be writing this "
+			    "store\n", s->master_hosts);
 	} else {
 		buf_puts(b, "  master   not connected\n");
 	}

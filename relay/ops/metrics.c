@@ -207,6 +207,21 @@ format_store_gauges(struct buf *out, const struct stats_store *st, size_t n)
 		    NULL, NULL);
 		end_u64(out, st[i].master_connected);
 	}
+	family(out, "syncrelay_store_master_sessions", "gauge",
+	    "Master sessions logged in to the store");
+	for (i = 0; i < n; i++) {
+		begin(out, "syncrelay_store_master_sessions", &st[i], NULL,
+		    NULL, NULL);
+		end_u64(out, st[i].master_sessions);
+	}
+	family(out, "syncrelay_store_master_hosts", "gauge",
+	    "Different hosts among the store's master sessions (over 1: "
+	    "two masters may be writing the store)");
+	for (i = 0; i < n; i++) {
+		begin(out, "syncrelay_store_master_hosts", &st[i], NULL,
+		    NULL, NULL);
+		end_u64(out, st[i].master_hosts);
+	}
 	family(out, "syncrelay_store_master_last_command_timestamp_seconds",
 	    "gauge", "When the master last sent a command, epoch seconds "
 	    "(0: never since start)");

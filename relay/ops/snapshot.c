@@ -1,7 +1,7 @@
 /*
  * snapshot.c -- a store and its replicas as plain structs (stats.h), for
  * the control socket and the metrics: the one place that reads the
- * store, its links and its master session together, so that none of
+ * store, its links and its master sessions together, so that none of
  * them needs to know the others' reporting.
  */
 #include "autoconf.h"
@@ -12,7 +12,7 @@
 
 #include "lib/xmalloc.h"
 #include "relay/replay/link.h"
-#include "relay/ingest/session.h"
+#include "relay/ingest/order.h"
 #include "relay/ops/snapshot.h"
 #include "relay/store.h"
 #include "storage/journal.h"
@@ -51,11 +51,15 @@ snapshot_store(size_t i, struct stats_store *out)
 		return;
 	snprintf(out->name, sizeof(out->name), "%s", st->name);
 	snprintf(out->identity, sizeof(out->identity), "%s", st->identity);
-	if (st->master != NULL) {
-		out->master_connected = true;
+	out->master_sessions = (unsigned)order_sessions(st);
+	out->master_hosts = (unsigned)order_hosts(st);
+	out->master_connected = out->master_sessions > 0;
+	for (k = 0; k < out->master_sessions && k < STATS_MAX_PEERS; k++)
+		snprintf(out->master_peers[k], sizeof(out->master_peers[k]),
+		    "%s", order_peer_at(st, k));
+	if (out->master_connected)
 		snprintf(out->master_peer, sizeof(out->master_peer), "%s",
-		    session_peer(st->master));
-	}
+		    out->master_peers[0]);
 	out->master_last_command = st->master_last_command;
 	journal_get_stats(st->journal, &js);
 	out->head_lsn = js.durable_lsn;

@@ -20,6 +20,7 @@ extern const double *const stats_fsync_bounds;
 
 /* Result codes counted per store and per link (errors by result code). */
 #define STATS_MAX_CODES 16
+#define STATS_MAX_PEERS 8	/* master sessions' addresses listed */
 struct stats_code_count {
 	char code[40];		/* e.g. "IMAP_SYNC_CHECKSUM", "NO" */
 	uint64_t n;
@@ -71,8 +72,11 @@ struct stats_link {
 struct stats_store {
 	char name[128];
 	char identity[256];
-	bool master_connected;
-	char master_peer[300];
+	bool master_connected;		/* at least one master session */
+	char master_peer[300];		/* the oldest session's address */
+	unsigned master_sessions;	/* master sessions logged in */
+	unsigned master_hosts;		/* different hosts among them */
+	char master_peers[STATS_MAX_PEERS][300];	/* the first ones */
 	double master_last_command;	/* epoch seconds (0: never) */
 	uint64_t head_lsn;		/* newest durable record */
 	uint64_t first_lsn;		/* oldest record kept */

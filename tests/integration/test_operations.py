@@ -39,7 +39,11 @@ def check_types(obj, schema, where="status"):
         elif isinstance(t, list):
             check(isinstance(v, list), "%s.%s: not a list" % (where, k))
             for i, item in enumerate(v):
-                check_types(item, t[0], "%s.%s[%d]" % (where, k, i))
+                if isinstance(t[0], dict):
+                    check_types(item, t[0], "%s.%s[%d]" % (where, k, i))
+                else:
+                    check(isinstance(item, t[0]), "%s.%s[%d]: %r is not %s"
+                          % (where, k, i, item, t[0]))
         else:
             check(isinstance(v, t) and not (t is int and isinstance(v, bool)),
                   "%s.%s: %r is not %s" % (where, k, v, t))
@@ -62,7 +66,8 @@ STATUS_SCHEMA = {
     "pid": int, "time": NUM,
     "stores": [{
         "name": str, "identity": str,
-        "master": {"connected": bool, "peer": str,
+        "master": {"connected": bool, "peer": str, "sessions": int,
+                   "hosts": int, "peers": [str],
                    "last_command_age_seconds": OPT_NUM},
         "head_lsn": int, "first_lsn": int, "journal_bytes": int,
         "journal_segments": int, "ingested_records": int,

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""test_concurrent.py -- several master sessions of one store at once
+(issue 13, part 4), as a real sync_server serves them: an operator's
+one-shot sync_client -u beside the rolling sync_client, both succeeding
+and the replica converging; two sessions changing one user at once, the
+journal and the shadow staying one (a shadow rebuilt from the journal
+answers the same); status showing the sessions, and a warning when they
+come from different hosts (two masters writing one store).
+"""
+import glob
+import os
+import re
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import cyrus
+from harness import (Client, authed_client, check, eq, plain, read_reply,
+                     run, sasl_relay, test)
+from relaytest import (CyrusPath, converge, direct_applies, imap_steps,
+                       populate, stop_paths, wait_caught_up)
+
+# Its replica never answers: ingest alone.
+STORE = "store.s1.identity: repl\nstore.s1.replica.r1: 127.0.0.1:1\n"
+
+
+# bob's INBOX, empty, as a 3.6 master sends it.
+INBOX = ("APPLY MAILBOX %%(UNIQUEID bobbox1 MBOXNAME user.bob SYNC_CRC 0 "
+         "LAST_UID 0 HIGHESTMODSEQ 1 RECENTUID 0 RECENTTIME 0 "
+         "LAST_APPENDDATE 0 POP3_LAST_LOGIN 0 POP3_SHOW_AFTER 0 UIDVALIDITY "
+         "1700000000 PARTITION default ACL %s OPTIONS P CREATEDMODSEQ 1 "
+         "FOLDERMODSEQ 1 RECORD ())\r\n" % '"bob\tlrswipkxtecdan\t"')
+
+
+def get(c, line):
+    c.send(line + "\r\n")
+    return read_reply(c)
+
+
+def rebuilt(relay):
+    """Stops relay, removes its shadow and starts it again: the shadow is
+    then the fold of the journal alone."""
+    relay.stop()
+    for f in glob.glob(os.path.join(relay.dir, "data", "s1", "shadow.db*")):
+        os.unlink(f)
+    mark = len(relay.logtext())
+    relay.start()
+    check("event=shadow_caught_up" in relay.logtext()[mark:] or
+          "event=opened" in relay.logtext()[mark:], relay.logtext()[mark:])
+
+
+class FromHost(Client):
+    """A Client whose connection comes from another loopback address."""
+
+    def __init__(self, port, source, timeout=10.0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.bind((source, 0))
+        self.sock.connect(("127.0.0.1", port))
+        self.buf = b""
+
+
+@test
+def sessions_shown_and_other_hosts_warned():
+    relay = sasl_relay({"repl": "replpw"}, STORE)
+    try:
+        a = authed_client(relay.port, "repl", "replpw")
+        b = authed_client(relay.port, "repl", "replpw")
+        m = relay.status("s1")["stores"][0]["master"]
+        eq((m["connected"], m["sessions"], m["hosts"], len(m["peers"])),
+           (True, 2, 1, 2))
+        check(m["peer"] == m["peers"][0], m)
+        check("masters_on_several_hosts" not in relay.logtext(),
+              relay.logtext())
+        r = relay.ctl("status", "s1")
+        check("2 sessions from 127.0.0.1:" in r.stdout, r.stdout)
+        check("WARNING" not in r.stdout, r.stdout)
+        # A session of the same identity from another host: a second
+        # master, maybe (split brain).  It is served, and shown.
+        c = FromHost(relay.port, "127.0.0.2")
+        c.banner()
+        eq(c.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("repl", "replpw")),
+           "OK Success (no protection)")
+        relay.wait_log("event=masters_on_several_hosts hosts=2 sessions=3 "
+                       "peer=127.0.0.2:")
+        m = relay.status("s1")["stores"][0]["master"]
+        eq((m["sessions"], m["hosts"]), (3, 2))
+        check(any(p.startswith("127.0.0.2:") for p in m["peers"]), m)
+        r = relay.ctl("status", "s1")
+        check("WARNING  master sessions from 2 different hosts" in r.stdout,
+              r.stdout)
+        for x in (a, b, c):
+            eq(x.cmd("EXIT\r\n"), "OK Finished")
+            x.close()
+        deadline = time.time() + 10
+        while relay.status("s1")["stores"][0]["master"]["sessions"] and \
+                time.time() < deadline:
+            time.sleep(0.1)
+        m = relay.status("s1")["stores"][0]["master"]
+        eq((m["connected"], m["sessions"], m["peers"]), (False, 0, []))
+    finally:
+        relay.stop()
+
+
+@test
+def pipelined_sessions_apply_whole_and_in_order():
+    """Two sessions pipeline changes to one user at once: every one gets
+    its OK (none fails to find the shadow free), both see the same
+    result, and a shadow rebuilt from the journal gives the same GET."""
+    relay = sasl_relay({"repl": "replpw"}, STORE)
+    try:
+        a = authed_client(relay.port, "repl", "replpw")
+        b = authed_client(relay.port, "repl", "replpw")
+        eq(a.cmd(INBOX), "OK success")
+        n = 150
+        cmds = {a: [], b: []}
+        for i in range(n):
+            cmds[a].append("APPLY SUB %%(USERID bob MBOXNAME user.bob.a%d)"
+                           % i)
+            cmds[b].append("APPLY SUB %%(USERID bob MBOXNAME user.bob.b%d)"
+                           % i)
+            # Both toggle the same subscription too.
+            verb = "SUB" if i % 2 == 0 else "UNSUB"
+            cmds[a].append("APPLY %s %%(USERID bob MBOXNAME user.bob.both)"
+                           % verb)
+            cmds[b].append("APPLY %s %%(USERID bob MBOXNAME user.bob.both)"
+                           % verb)
+        for c in (a, b):
+            c.sock.settimeout(60)
+        threads = [threading.Thread(target=lambda c=c: c.send(
+            "".join(x + "\r\n" for x in cmds[c]))) for c in (a, b)]
+        for t in threads:
+            t.start()
+        replies = {a: [], b: []}
+        for c in (a, b):
+            for _ in cmds[c]:
+                replies[c].append(c.line())
+        for t in threads:
+            t.join()
+        for c in (a, b):
+            bad = [(x, r) for x, r in zip(cmds[c], replies[c])
+                   if r != "OK success"]
+            check(not bad, bad[:5])
+        ua, ub = get(a, "GET USER bob"), get(b, "GET USER bob")
+        eq(ua, ub)
+        subs = sorted(re.findall(r"user\.bob\.\w+", " ".join(ua)))
+        for i in range(n):
+            check("user.bob.a%d" % i in subs and "user.bob.b%d" % i in subs,
+                  subs)
+        for c in (a, b):
+            eq(c.cmd("EXIT\r\n"), "OK Finished")
+            c.close()
+        rebuilt(relay)
+        c = authed_client(relay.port, "repl", "replpw")
+        eq(get(c, "GET USER bob"), ua)
+        c.close()
+    finally:
+        relay.stop()
+
+
+def changer(master, user, stop, errors):
+    """Changes user's mail on the master until stop is set."""
+    i = 0
+    try:
+        while not stop.is_set():
+            master.deliver(user, cyrus.make_message(5000 + i, 2000 + i))
+            if i % 3 == 0:
+                imap_steps(master, user, ("select", ("INBOX",)),
+                           ("uid", ("STORE", "1:*", "+FLAGS",
+                                    r"(\Seen)" if i % 2 else "($L%d)" % i)))
+            if i % 5 == 0:
+                imap_steps(master, user, ("create", ("Tmp%d" % i,)))
+            if i % 5 == 2:
+                imap_steps(master, user, ("delete", ("Tmp%d" % (i - 2),)))
+            i += 1
+            time.sleep(0.2)
+    except Exception as e:
+        errors.append(e)
+
+
+@test
+def one_shot_sync_beside_the_rolling_one():
+    """sync_client -u while the rolling sync_client runs: both succeed
+    (Cyrus alone: at once) and the replica ends up as the master."""
+    path = CyrusPath("syncrelay-concurrent-", users=("alice", "bob"))
+    try:
+        master, relay = path.master, path.relay
+        populate(master, "alice", 30, big=())
+        master.create_user("bob")
+        master.deliver("bob", cyrus.make_message(1, 3000))
+        master.start_rolling()
+        # The rolling one logs in and stays connected.
+        relay.wait_log("event=login user=repl store=s1", timeout=30)
+        stop, errors = threading.Event(), []
+        t = threading.Thread(target=changer,
+                             args=(master, "bob", stop, errors))
+        t.start()
+        try:
+            for user in ("alice", "bob"):
+                started = time.time()
+                rc, out, err = master.sync_client(["-u", user], timeout=90)
+                check(rc == 0, "sync_client -u %s rc=%r after %.0f s\n%s%s"
+                      % (user, rc, time.time() - started, out, err))
+        finally:
+            stop.set()
+            t.join()
+        check(not errors, errors)
+        check("event=concurrent_session sessions=2" in relay.logtext(),
+              relay.logtext()[-3000:])
+        check(master.rolling.poll() is None, "the rolling sync_client quit")
+        converge(master, path.replica, ["alice", "bob"], timeout=120)
+        master.stop_rolling()
+        wait_caught_up(relay)
+        for user in ("alice", "bob"):
+            eq(direct_applies(master, path.replica, user), [])
+        check("event=apply_not_durable" not in relay.logtext() and
+              "event=shadow_failed" not in relay.logtext(),
+              relay.logtext()[-3000:])
+    finally:
+        path.stop()
+
+
+@test
+def two_sessions_change_one_user_and_the_shadow_stays_the_fold():
+    """One-shot syncs of a user, one after another, while the rolling
+    sync_client sends that same user's changes: the sessions interleave
+    on one user; every sync succeeds, the replica converges, and a shadow
+    rebuilt from the journal answers every GET as the live one did."""
+    path = CyrusPath("syncrelay-concurrent2-", users=("carol",))
+    try:
+        master, relay = path.master, path.relay
+        populate(master, "carol", 20, big=())
+        master.start_rolling()
+        relay.wait_log("event=login user=repl store=s1", timeout=30)
+        stop, errors = threading.Event(), []
+        t = threading.Thread(target=changer,
+                             args=(master, "carol", stop, errors))
+        t.start()
+        try:
+            for _ in range(4):
+                rc, out, err = master.sync_client(["-u", "carol"],
+                                                  timeout=90)
+                check(rc == 0, "sync_client -u rc=%r\n%s%s" % (rc, out, err))
+        finally:
+            stop.set()
+            t.join()
+        check(not errors, errors)
+        converge(master, path.replica, ["carol"], timeout=120)
+        master.stop_rolling()
+        wait_caught_up(relay)
+        eq(direct_applies(master, path.replica, "carol"), [])
+        log = relay.logtext()
+        check("event=concurrent_session sessions=2" in log, log[-3000:])
+        check("event=apply_not_durable" not in log and
+              "event=shadow_failed" not in log, log[-3000:])
+        # What the master would be told, live and rebuilt.
+        c = authed_client(relay.port, "repl", cyrus.REPL_PASSWORD)
+        user = get(c, "GET USER carol")
+        names = re.findall(r"MBOXNAME (\S+)", " ".join(user))
+        check(len(names) >= 4, user)
+        full = [get(c, "GET FULLMAILBOX %s" % name) for name in names]
+        c.close()
+        rebuilt(relay)
+        c = authed_client(relay.port, "repl", cyrus.REPL_PASSWORD)
+        eq(get(c, "GET USER carol"), user)
+        eq([get(c, "GET FULLMAILBOX %s" % name) for name in names], full)
+        c.close()
+    finally:
+        path.stop()
+
+
+if __name__ == "__main__":
+    run("test_concurrent", teardown=stop_paths)
