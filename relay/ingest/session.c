@@ -40,6 +40,7 @@
 #include "relay/getcmd.h"
 #include "relay/ingest/reserve.h"
 #include "relay/ingest/guard.h"
+#include "relay/diskguard.h"
 #include "relay/ingest/session.h"
 #include "relay/ops/stats.h"
 #include "relay/ingest/seed.h"
@@ -234,6 +235,9 @@ body_done(void *arg, uint64_t lsn, int err)
 		    shadow_body_put(op->st->shadow, &b) < 0 ||
 		    shadow_commit(op->st->shadow, lsn) < 0) {
 			shadow_rollback(op->st->shadow);
+			op->st->shadow_stale = true;	/* never acknowledged */
+			if (s->bodies_failed++ == 0)
+				s->body_error = -EIO;
 			log_error("store=%s event=shadow_failed lsn=%llu "
 			    "error=\"%s\"", op->st->name,
 			    (unsigned long long)lsn,
@@ -280,6 +284,7 @@ cmd_done(void *arg, uint64_t lsn, int err)
 		send_result(s, op->out.code);
 	} else {
 		shadow_rollback(op->st->shadow);
+		op->st->shadow_stale = op->st->shadow_stale || err == 0;
 		log_error("store=%s event=apply_not_durable sub=%s error=\"%s\"",
 		    op->st->name, op->sub, err ? strerror(-err) :
 		    shadow_errmsg(op->st->shadow));
@@ -320,6 +325,12 @@ file_begin(void *arg, const char *partition, const char *guid, uint64_t size)
 		return -1;	/* never before authentication */
 	snprintf(s->body_guid, sizeof(s->body_guid), "%s", guid);
 	s->body_size = size;
+	if (!s->discarding && diskguard_refusal(s->store, "MESSAGE")) {
+		if (s->bodies_failed++ == 0)	/* the NO says why */
+			s->body_error = s->store->disk_full ? -ENOSPC : -EIO;
+		s->discarding = true;
+		return 0;
+	}
 	if (s->store->refuse_writes) {
 		/* Read and dropped: the APPLY MESSAGE gets a NO. */
 		if (!s->refused_full) {
@@ -558,13 +569,10 @@ apply_change(struct session *s, const struct dlist *e)
 	struct store *st = s->store;
 	struct cmd_op *op;
 	struct buf text = BUF_INIT;
-	int r;
+	const char *why;
 
-	if ((r = journal_error(st->journal)) != 0) {
-		log_error("store=%s event=refused sub=%s reason=\"journal "
-		    "failed: %s\"", st->name, e->key, strerror(-r));
-		send_line(s, "NO", "Unknown error (the relay's journal cannot "
-		    "be written)");
+	if ((why = diskguard_refusal(st, e->key)) != NULL) {
+		send_line(s, "NO", why);	/* full disk, failed storage */
 		return;
 	}
 	if (st->refuse_writes) {
