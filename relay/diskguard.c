@@ -8,10 +8,12 @@
  * keeps room for the shadow, the cursors and a segment roll: the master
  * is refused (a real sync_server's "NO Unknown error" for an I/O error,
  * with the reason) before a write can fail.  A write that fails anyway
- * leaves the journal failed; once the floor is met again the journal is
- * recovered like at start (its half-written tail cut) and the shadow
- * folded forward from the journal, so that shadow = fold(journal) holds
- * before the next write is accepted.  Nothing is acknowledged that did
+ * leaves the journal failed; as soon as the master has nothing in flight
+ * the journal is recovered like at start (its half-written tail cut;
+ * that frees space, it needs none) and the shadow folded forward from
+ * the journal, so that shadow = fold(journal) holds before the next
+ * write is accepted, which waits for the floor to be met again.  While
+ * the shadow lags, retention waits too: the fold needs those records.  Nothing is acknowledged that did
  * not become durable in both (invariant 1).
  */
 #include "autoconf.h"
@@ -102,8 +104,6 @@ diskguard_recover(struct store *st)
 
 	if (journal_error(st->journal) == 0 && !st->shadow_stale)
 		return 0;
-	if (st->disk_full)
-		return -1;	/* recovery itself needs the floor's room */
 	if ((r = journal_error(st->journal)) != 0) {
 		if (journal_recover(st->journal, e, sizeof(e)) < 0) {
 			log_error("store=%s event=journal_recover_failed "

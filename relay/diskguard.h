@@ -5,9 +5,9 @@
  * datadir is below its free-space floor (disk_free_min_bytes or
  * disk_free_min_percent, the larger), while its journal holds the
  * sticky error of a failed write, or while its shadow lags behind the
- * journal after a failed shadow update.  Once there is room again and
- * the master has nothing in flight, the journal is recovered and the
- * shadow brought forward, without a restart.  store.c runs the checks
+ * journal after a failed shadow update.  Once the master has nothing in
+ * flight, the journal is recovered and the shadow brought forward; the
+ * floor met again, writes are accepted, without a restart.  store.c runs the checks
  * from a timer; session.c asks before each write.
  */
 #ifndef SR_DISKGUARD_H

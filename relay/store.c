@@ -63,7 +63,8 @@ roll_done(void *arg, uint64_t lsn, int err)
 	if (err != 0 || st->closing)
 		return;
 	log_info("store=%s event=segment_rolled lsn=%llu note=\"disk below "
-	    "its free-space floor: the full segment can go\"", st->name,
+	    "its free-space floor: the segment every replica has can go\"",
+	    st->name,
 	    (unsigned long long)lsn);
 	ev_timer_stop(st->loop, &st->retention);
 	ev_timer_set(&st->retention, 0.01,
@@ -122,7 +123,8 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 */
 	if (st->removed)
 		return;		/* no replicas to measure against: keep all */
-	if (!store_quiet(st) || c == NULL)
+	/* A stale shadow needs the journal after its LSN for its fold. */
+	if (!store_quiet(st) || c == NULL || st->shadow_stale)
 		return;
 	p.pressure = st->disk_full;
 	p.min_age_s = config_num(c, OPT_retention_min_age);

@@ -819,7 +819,8 @@ writer_main(void *arg)
 				if (op->err == 0)
 					j->records++;
 			}
-			if (op->kind == OP_FLUSH && op->err == 0)
+			if ((op->kind == OP_FLUSH || op->kind == OP_ROLL) &&
+			    op->err == 0)
 				op->lsn = j->durable_lsn;
 			if (op->done == NULL) {
 				op_free(op);
