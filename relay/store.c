@@ -48,12 +48,6 @@ journal_wakeup(void *arg)
 static int add_replica(struct store *st, const struct replica_conf *rc,
     char *err, size_t err_len);
 
-/*
- * Applies the retention policy: drops journal segments every replica
- * has, and acts on the size cap.  It waits for a moment when the master
- * session has nothing in flight (its shadow transaction must not mix
- * with retention's).
- */
 /* A rolled segment can go at once: run retention again now. */
 static void
 roll_done(void *arg, uint64_t lsn, int err)
@@ -64,8 +58,7 @@ roll_done(void *arg, uint64_t lsn, int err)
 		return;
 	log_info("store=%s event=segment_rolled lsn=%llu note=\"disk below "
 	    "its free-space floor: the segment every replica has can go\"",
-	    st->name,
-	    (unsigned long long)lsn);
+	    st->name, (unsigned long long)lsn);
 	ev_timer_stop(st->loop, &st->retention);
 	ev_timer_set(&st->retention, 0.01,
 	    (double)config_num(st->config, OPT_retention_interval));
@@ -105,6 +98,12 @@ disk_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+/*
+ * Applies the retention policy: drops journal segments every replica
+ * has, and acts on the size cap.  It waits for a moment when the master
+ * session has nothing in flight (its shadow transaction must not mix
+ * with retention's).
+ */
 static void
 retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
