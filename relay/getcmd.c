@@ -24,6 +24,7 @@
 #include "protocol/dlist_parse.h"
 #include "relay/getcmd.h"
 #include "storage/annotdef.h"
+#include "storage/journal.h"
 #include "storage/mboxname.h"
 
 /* Parses stored dlist text (a printed value) back into a node. */
@@ -668,4 +669,44 @@ getcmd_answer(struct shadow *s, const struct dlist *e,
 	}
 	snprintf(why, why_len, "unknown GET %s", sub);
 	return RESULT_PROTOCOL_ERROR;
+}
+
+enum result_code
+getcmd_fetch_open(struct shadow *s, const char *journal_dir,
+    const struct dlist *e, struct journal_body_stream **bs,
+    uint32_t *raw_len, const char **part, char guid[41], char *why,
+    size_t why_len)
+{
+	const char *name, *uniqueid;
+	struct shadow_mailbox mb;
+	struct shadow_record rec;
+	struct shadow_body body;
+	struct journal_record jr;
+	uint64_t uid;
+	bool found;
+
+	if (e->type != DL_KVLIST || dlist_get_str(e, "MBOXNAME", &name) < 0 ||
+	    dlist_get_str(e, "PARTITION", part) < 0 || *part == NULL ||
+	    dlist_get_str(e, "UNIQUEID", &uniqueid) < 0 || uniqueid == NULL ||
+	    dlist_guid(dlist_get(e, "GUID"), guid) < 0 ||
+	    dlist_get_num(e, "UID", &uid) < 0)
+		return RESULT_PROTOCOL_BAD_PARAMETERS;
+	if (shadow_mailbox_by_uniqueid(s, uniqueid, &mb) < 0 &&
+	    (name == NULL || shadow_mailbox_by_name(s, name, &mb) < 0))
+		return RESULT_MAILBOX_NONEXISTENT;
+	memset(&rec, 0, sizeof(rec));
+	found = shadow_record_get(s, mb.uniqueid, (uint32_t)uid, &rec) == 0 &&
+	    strcmp(rec.guid, guid) == 0 && shadow_body_get(s, guid, &body) == 0;
+	shadow_mailbox_free(&mb);
+	shadow_record_free(&rec);
+	if (!found) {
+		snprintf(why, why_len, "no such message here");
+		return RESULT_MAILBOX_NONEXISTENT;
+	}
+	*bs = journal_body_stream_open(journal_dir, NULL, body.lsn, &jr, why,
+	    why_len);
+	if (*bs == NULL)
+		return RESULT_MAILBOX_NONEXISTENT;
+	*raw_len = jr.raw_len;
+	return RESULT_OK;
 }

@@ -36,4 +36,17 @@ enum result_code getcmd_answer(struct shadow *s, const struct dlist *entry,
 struct dlist *getcmd_mailbox_dlist(struct shadow *s,
     const struct shadow_mailbox *mb, bool records);
 
+/*
+ * GET FETCH: finds the message entry e names (UNIQUEID or MBOXNAME, UID,
+ * GUID; PARTITION) in the shadow and opens its body in the journal under
+ * journal_dir.  Returns RESULT_OK with *bs open, *raw_len its size, *part
+ * (pointing into e) and guid set; else the result to answer, with why
+ * saying what failed for the log.
+ */
+struct journal_body_stream;
+enum result_code getcmd_fetch_open(struct shadow *s, const char *journal_dir,
+    const struct dlist *e, struct journal_body_stream **bs,
+    uint32_t *raw_len, const char **part, char guid[41], char *why,
+    size_t why_len);
+
 #endif

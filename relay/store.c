@@ -12,6 +12,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "relay/ingest/order.h"
+#include "relay/diskguard.h"
 #include "relay/replay/cursorq.h"
 #include "relay/replay/link.h"
 #include "relay/store.h"
@@ -48,6 +49,55 @@ journal_wakeup(void *arg)
 static int add_replica(struct store *st, const struct replica_conf *rc,
     char *err, size_t err_len);
 
+/* A rolled segment can go at once: run retention again now. */
+static void
+roll_done(void *arg, uint64_t lsn, int err)
+{
+	struct store *st = arg;
+
+	if (err != 0 || st->closing)
+		return;
+	log_info("store=%s event=segment_rolled lsn=%llu note=\"disk below "
+	    "its free-space floor: the segment every replica has can go\"",
+	    st->name, (unsigned long long)lsn);
+	ev_timer_stop(st->loop, &st->retention);
+	ev_timer_set(&st->retention, 0.01,
+	    (double)config_num(st->config, OPT_retention_interval));
+	ev_timer_start(st->loop, &st->retention);
+}
+
+/* True when nothing of the master's is on its way into the store. */
+static bool
+store_quiet(struct store *st)
+{
+	return !(st->master_quiet && !st->master_quiet(st)) &&
+	    journal_pending_bytes(st->journal) == 0 &&
+	    !shadow_in_transaction(st->shadow);
+}
+
+/*
+ * Every second: is the disk below its floor, and can a failed journal
+ * or a stale shadow be recovered now (relay/diskguard.c)?
+ */
+static void
+disk_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct store *st = w->data;
+	bool was = st->disk_full;
+
+	diskguard_check(st, ev_now(loop));
+	if ((journal_error(st->journal) != 0 || st->shadow_stale) &&
+	    store_quiet(st))
+		diskguard_recover(st);
+	if (st->disk_full && !was) {
+		/* Retention under pressure, now rather than at its time. */
+		ev_timer_stop(loop, &st->retention);
+		ev_timer_set(&st->retention, 0.01,
+		    (double)config_num(st->config, OPT_retention_interval));
+		ev_timer_start(loop, &st->retention);
+	}
+}
+
 /*
  * Applies the retention policy: drops journal segments every replica
  * has, and acts on the size cap.  It waits for a moment when the master
@@ -72,10 +122,10 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 */
 	if (st->removed)
 		return;		/* no replicas to measure against: keep all */
-	if ((st->master_quiet && !st->master_quiet(st)) ||
-	    journal_pending_bytes(st->journal) > 0 ||
-	    shadow_in_transaction(st->shadow) || c == NULL)
+	/* A stale shadow needs the journal after its LSN for its fold. */
+	if (!store_quiet(st) || c == NULL || st->shadow_stale)
 		return;
+	p.pressure = st->disk_full;
 	p.min_age_s = config_num(c, OPT_retention_min_age);
 	p.min_bytes = config_num(c, OPT_retention_min_bytes);
 	p.max_bytes = config_num(c, OPT_journal_max_bytes);
@@ -99,6 +149,8 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		    st->name, strerror(-r));
 		return;
 	}
+	if (res.roll && journal_error(st->journal) == 0)
+		journal_roll(st->journal, roll_done, st);
 	st->refuse_writes = res.refuse_writes;
 	if (was && !st->refuse_writes)
 		log_info("store=%s event=journal_accepting journal_bytes=%llu "
@@ -119,8 +171,11 @@ store_free(struct store *st)
 
 	if (st == NULL)
 		return;
-	if (st->loop)
+	st->closing = true;
+	if (st->loop) {
 		ev_timer_stop(st->loop, &st->retention);
+		ev_timer_stop(st->loop, &st->disk_t);
+	}
 	for (i = 0; i < st->nlinks; i++)
 		link_free(&st->links[i]);
 	free(st->links);
@@ -171,6 +226,10 @@ store_open(struct ev_loop *loop, const struct config *config,
 	    (double)config_num(config, OPT_retention_interval));
 	st->retention.data = st;
 	ev_timer_start(loop, &st->retention);
+	diskguard_check(st, ev_now(loop));	/* refusing from the start */
+	ev_timer_init(&st->disk_t, disk_cb, 1., 1.);
+	st->disk_t.data = st;
+	ev_timer_start(loop, &st->disk_t);
 	jo.segment_bytes = config_num(config, OPT_journal_segment_bytes);
 	jo.wakeup = journal_wakeup;
 	jo.wakeup_arg = st;

@@ -57,6 +57,14 @@ struct store {
 	/* Set by the master sessions: false while a change of one is on
 	 * its way into the journal (retention waits). */
 	bool (*master_quiet)(const struct store *st);
+	/* The disk (relay/diskguard.c), as last measured. */
+	bool disk_full;			/* free space below the floor */
+	double disk_full_since;		/* ev_now() when it went below */
+	uint64_t disk_free, disk_floor;	/* bytes */
+	bool shadow_stale;		/* a shadow update failed: the shadow
+					   lags behind the journal */
+	ev_timer disk_t;		/* checks and recovers, every second */
+	bool closing;			/* store_free() runs: no timers */
 };
 
 /*

@@ -41,7 +41,7 @@
 
 enum op_kind {
 	OP_RECORD, OP_BODY_BEGIN, OP_BODY_DATA, OP_BODY_END, OP_BODY_ABORT,
-	OP_FLUSH,
+	OP_FLUSH, OP_ROLL,
 };
 
 struct jop {
@@ -295,6 +295,16 @@ journal_body_abort(struct journal_body *b)
 {
 	enqueue(b->j, op_new(OP_BODY_ABORT));
 	free(b);
+}
+
+void
+journal_roll(struct journal *j, journal_done_fn *done, void *arg)
+{
+	struct jop *op = op_new(OP_ROLL);
+
+	op->done = done;
+	op->arg = arg;
+	enqueue(j, op);
 }
 
 void
@@ -704,6 +714,17 @@ process(struct journal *j, struct jop *op, bool *wrote)
 		break;
 	case OP_FLUSH:
 		break;
+	case OP_ROLL:
+		/* Close a segment holding records; start the next, empty. */
+		if (j->in_body || j->fd < 0 || j->seg_size <= SEG_HDR_SIZE)
+			break;
+		if (j->fo->fdatasync(j->fo->ctx, j->fd) < 0)
+			return -errno;
+		j->fo->close(j->fo->ctx, j->fd);
+		j->fd = -1;
+		r = ensure_segment(j);
+		*wrote = *wrote || r == 0;
+		break;
 	}
 	return r;
 }
@@ -751,7 +772,7 @@ writer_main(void *arg)
 			if (err) {
 				if (op->kind == OP_RECORD ||
 				    op->kind == OP_BODY_END ||
-				    op->kind == OP_FLUSH)
+				    op->kind == OP_FLUSH || op->kind == OP_ROLL)
 					op->err = err;
 				continue;
 			}
@@ -785,7 +806,7 @@ writer_main(void *arg)
 			for (op = batch; op != NULL; op = op->next)
 				if (op->err == 0 && (op->kind == OP_RECORD ||
 				    op->kind == OP_BODY_END ||
-				    op->kind == OP_FLUSH))
+				    op->kind == OP_FLUSH || op->kind == OP_ROLL))
 					op->err = err;
 		} else if (last_lsn) {
 			j->durable_lsn = last_lsn;
@@ -798,7 +819,8 @@ writer_main(void *arg)
 				if (op->err == 0)
 					j->records++;
 			}
-			if (op->kind == OP_FLUSH && op->err == 0)
+			if ((op->kind == OP_FLUSH || op->kind == OP_ROLL) &&
+			    op->err == 0)
 				op->lsn = j->durable_lsn;
 			if (op->done == NULL) {
 				op_free(op);
@@ -1029,6 +1051,60 @@ journal_open(const char *dir, const struct journal_opts *opts,
 	return 0;
 fail:
 	journal_close(&j);
+	return r;
+}
+
+/*
+ * After a failed write: stops the writer, recovers the directory as an
+ * open would (cutting the half-written tail), makes what recovery kept
+ * durable, and starts the writer again without the sticky error.  On
+ * failure the journal keeps its segments and stays failed.
+ */
+int
+journal_recover(struct journal *j, char *err, size_t err_len)
+{
+	uint64_t *old_segs = j->segs;
+	size_t old_n = j->nsegs;
+	int r;
+
+	if (journal_error(j) == 0)
+		return 0;
+	pthread_mutex_lock(&j->lock);
+	j->stop = true;
+	pthread_cond_signal(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+	pthread_join(j->thread, NULL);
+	j->thread_started = false;
+	journal_collect(j);
+	if (j->in_body)
+		body_cut(j);
+	if (j->fd >= 0)
+		j->fo->close(j->fo->ctx, j->fd);
+	j->fd = -1;
+	pthread_mutex_lock(&j->lock);
+	j->segs = NULL;
+	j->nsegs = 0;
+	pthread_mutex_unlock(&j->lock);
+	r = recover(j, err, err_len);
+	if (r == 0 && j->fd >= 0 && j->fo->fdatasync(j->fo->ctx, j->fd) < 0)
+		r = fail_open(err, err_len, -errno, "journal %s: %s", j->dir,
+		    strerror(errno));
+	pthread_mutex_lock(&j->lock);
+	if (r < 0) {
+		free(j->segs);
+		j->segs = old_segs;
+		j->nsegs = old_n;
+	} else {
+		free(old_segs);
+		j->error = 0;
+		j->dir_dirty = true;
+	}
+	j->stop = false;
+	pthread_mutex_unlock(&j->lock);
+	if (pthread_create(&j->thread, NULL, writer_main, j) != 0)
+		return fail_open(err, err_len, -EAGAIN, "cannot restart the "
+		    "writer thread");
+	j->thread_started = true;
 	return r;
 }
 

@@ -89,6 +89,14 @@ struct journal_body;
  */
 int journal_open(const char *dir, const struct journal_opts *opts,
     struct journal **out, char *err, size_t err_len);
+/*
+ * After the sticky error, once nothing is queued (the disk has room
+ * again): recovers the journal as journal_open() would, cutting what
+ * was half-written, and accepts appends again.  Returns 0 (also when
+ * there was no error), or a negative errno with a reason in err (the
+ * journal stays failed).
+ */
+int journal_recover(struct journal *j, char *err, size_t err_len);
 /* Completes everything queued, stops the writer, frees; NULL-safe. */
 void journal_close(struct journal **jp);
 
@@ -107,6 +115,13 @@ void journal_body_end(struct journal_body *b, journal_done_fn *done,
 void journal_body_abort(struct journal_body *b);
 /* done runs once everything queued before it is durable. */
 void journal_flush(struct journal *j, journal_done_fn *done, void *arg);
+
+/*
+ * Closes the newest segment if it holds records and starts the next one
+ * (empty), so that retention can drop the old one once every replica
+ * has it; done runs once that is durable (err: the write error).
+ */
+void journal_roll(struct journal *j, journal_done_fn *done, void *arg);
 
 /* Runs the callbacks of finished appends; returns how many. */
 size_t journal_collect(struct journal *j);

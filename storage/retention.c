@@ -95,8 +95,9 @@ retention_run(const char *store, struct journal *j, struct shadow *s,
 			out->bytes_before = bytes;
 		bound = boundary(j, s, replicas, nreplicas, &slowest);
 		/* The droppable prefix of whole segments. */
-		drop = droppable(segs, nsegs, bound, p->min_age_s, p->min_bytes,
-		    now_us, &bytes);
+		drop = droppable(segs, nsegs, bound, p->pressure ? 0 :
+		    p->min_age_s, p->pressure ? 0 : p->min_bytes, now_us,
+		    &bytes);
 		over = p->max_bytes != 0 && bytes > p->max_bytes;
 		if (over) {
 			/* Over the cap, min_age and min_bytes give way. */
@@ -153,6 +154,17 @@ retention_run(const char *store, struct journal *j, struct shadow *s,
 		log_info("store=%s event=retention dropped_segments=%zu "
 		    "keep_from=%llu bytes=%llu", store, out->segments_dropped,
 		    (unsigned long long)keep_from, (unsigned long long)bytes);
+	}
+	if (p->pressure) {
+		if (drop > 0)
+			log_warnx("store=%s event=retention_pressure "
+			    "dropped_segments=%zu note=\"disk below its free-"
+			    "space floor: dropped at once what every replica "
+			    "has, ignoring retention_min_age\"", store, drop);
+		/* The newest segment holds records and every replica has
+		 * them: roll it, so that it is no longer the newest. */
+		out->roll = nsegs > 0 && segs[nsegs - 1].last >=
+		    segs[nsegs - 1].first && segs[nsegs - 1].last < bound;
 	}
 	out->keep_from = keep_from;
 	out->bytes_after = bytes;

@@ -17,6 +17,12 @@
  *                     full resync (its cursor no longer holds the journal
  *                     back), repeated until the journal fits.
  *
+ * Under disk pressure (the file system is below its free-space floor)
+ * min_age and min_bytes give way as over the cap, and a newest segment
+ * that holds records every replica has is reported for rolling, so the
+ * next run can drop it.  What some replica still needs stays: the cap's
+ * policy alone decides about that.
+ *
  * retention_run() changes the journal, the shadow's body index and
  * cursors, so it must not run while the store is being written.
  */
@@ -38,6 +44,9 @@ struct retention_policy {
 	uint64_t min_bytes;	/* keep at least this much journal */
 	uint64_t max_bytes;	/* 0: no cap */
 	enum retention_cap cap;
+	/* The disk is short of space: min_age and min_bytes give way, and a
+	 * newest segment every replica has is to be rolled so it can go. */
+	bool pressure;
 };
 
 struct retention_replica {
@@ -51,6 +60,8 @@ struct retention_result {
 	uint64_t keep_from;	/* first LSN kept */
 	bool refuse_writes;	/* over the cap under RETENTION_REFUSE */
 	size_t replicas_marked;	/* set to resync under RETENTION_RESYNC */
+	bool roll;		/* under pressure: roll the newest segment
+				   (journal_roll()), every replica has it */
 };
 
 /*

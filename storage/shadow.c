@@ -328,7 +328,9 @@ shadow_commit(struct shadow *s, uint64_t lsn)
 void
 shadow_rollback(struct shadow *s)
 {
-	if (s->in_tx)
+	/* After SQLITE_FULL or SQLITE_IOERR SQLite may have rolled back
+	 * already: a second ROLLBACK would only fail. */
+	if (s->in_tx && !sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	s->in_tx = false;
 	s->nneeded = 0;

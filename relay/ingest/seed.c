@@ -222,7 +222,7 @@ take(struct seed *sd, const struct dlist *e)
 	struct buf text = BUF_INIT;
 
 	if (journal_error(st->journal) != 0 || st->refuse_writes ||
-	    shadow_begin(st->shadow) < 0)
+	    st->disk_full || shadow_begin(st->shadow) < 0)
 		return false;
 	apply_command(st->shadow, e, &replay, &out);
 	if (!out.changed) {
@@ -454,7 +454,7 @@ seed_start(struct store *st, const struct dlist *entry,
 	size_t li;
 
 	if (entry->key == NULL || journal_error(st->journal) != 0 ||
-	    st->refuse_writes)
+	    st->refuse_writes || st->disk_full)
 		return false;
 	li = pick(st, &later);
 	if ((li == (size_t)-1 && !later) ||

@@ -43,6 +43,7 @@
 #include "relay/getcmd.h"
 #include "relay/ingest/reserve.h"
 #include "relay/ingest/guard.h"
+#include "relay/diskguard.h"
 #include "relay/ingest/order.h"
 #include "relay/ingest/session.h"
 #include "relay/ingest/usersync.h"
@@ -243,6 +244,9 @@ body_done(void *arg, uint64_t lsn, int err)
 		    shadow_body_put(op->st->shadow, &b) < 0 ||
 		    (own && shadow_commit(op->st->shadow, lsn) < 0)) {
 			shadow_rollback(op->st->shadow);
+			op->st->shadow_stale = true;	/* never acknowledged */
+			if (s->bodies_failed++ == 0)
+				s->body_error = -EIO;
 			log_error("store=%s event=shadow_failed lsn=%llu "
 			    "error=\"%s\"", op->st->name,
 			    (unsigned long long)lsn,
@@ -289,6 +293,7 @@ cmd_done(void *arg, uint64_t lsn, int err)
 		send_result(s, op->out.code);
 	} else {
 		shadow_rollback(op->st->shadow);
+		op->st->shadow_stale = op->st->shadow_stale || err == 0;
 		log_error("store=%s event=apply_not_durable sub=%s error=\"%s\"",
 		    op->st->name, op->sub, err ? strerror(-err) :
 		    shadow_errmsg(op->st->shadow));
@@ -346,6 +351,12 @@ file_begin(void *arg, const char *partition, const char *guid, uint64_t size)
 		return -1;	/* never before authentication */
 	snprintf(s->body_guid, sizeof(s->body_guid), "%s", guid);
 	s->body_size = size;
+	if (!s->discarding && diskguard_refusal(s->store, "MESSAGE")) {
+		if (s->bodies_failed++ == 0)	/* the NO says why */
+			s->body_error = s->store->disk_full ? -ENOSPC : -EIO;
+		s->discarding = true;
+		return 0;
+	}
 	if (s->store->refuse_writes) {
 		/* Read and dropped: the APPLY MESSAGE gets a NO. */
 		if (!s->refused_full) {
@@ -577,13 +588,10 @@ apply_change(struct session *s, const struct dlist *e)
 	struct store *st = s->store;
 	struct cmd_op *op;
 	struct buf text = BUF_INIT;
-	int r;
+	const char *why;
 
-	if ((r = journal_error(st->journal)) != 0) {
-		log_error("store=%s event=refused sub=%s reason=\"journal "
-		    "failed: %s\"", st->name, e->key, strerror(-r));
-		send_line(s, "NO", "Unknown error (the relay's journal cannot "
-		    "be written)");
+	if ((why = diskguard_refusal(st, e->key)) != NULL) {
+		send_line(s, "NO", why);	/* full disk, failed storage */
 		return;
 	}
 	if (st->refuse_writes) {
@@ -813,54 +821,25 @@ on_drain(struct conn *c, void *arg)
 static void
 cmd_get_fetch(struct session *s, const struct dlist *e)
 {
-	const char *name, *part, *uniqueid;
-	struct shadow_mailbox mb;
-	struct shadow_record rec;
-	struct shadow_body body;
-	struct journal_record jr;
-	char guid[41], path[4096], err[256];
-	uint64_t uid;
+	const char *part = NULL;
+	char guid[41] = "", path[4096], why[300] = "";
+	uint32_t size = 0;
+	enum result_code r;
 	struct buf hdr = BUF_INIT;
 
-	if (e->type != DL_KVLIST || dlist_get_str(e, "MBOXNAME", &name) < 0 ||
-	    dlist_get_str(e, "PARTITION", &part) < 0 || part == NULL ||
-	    dlist_get_str(e, "UNIQUEID", &uniqueid) < 0 || uniqueid == NULL ||
-	    dlist_guid(dlist_get(e, "GUID"), guid) < 0 ||
-	    dlist_get_num(e, "UID", &uid) < 0) {
-		send_result(s, RESULT_PROTOCOL_BAD_PARAMETERS);
-		return;
-	}
-	memset(&rec, 0, sizeof(rec));
-	if ((shadow_mailbox_by_uniqueid(s->store->shadow, uniqueid, &mb) < 0 &&
-	    (name == NULL || shadow_mailbox_by_name(s->store->shadow, name,
-	    &mb) < 0))) {
-		send_result(s, RESULT_MAILBOX_NONEXISTENT);
-		return;
-	}
-	if (shadow_record_get(s->store->shadow, mb.uniqueid, (uint32_t)uid,
-	    &rec) < 0 || strcmp(rec.guid, guid) != 0 ||
-	    shadow_body_get(s->store->shadow, guid, &body) < 0) {
-		log_info("store=%s event=refused cmd=GET sub=FETCH guid=%s "
-		    "reason=\"no such message here\"", store_name(s), guid);
-		shadow_mailbox_free(&mb);
-		shadow_record_free(&rec);
-		send_result(s, RESULT_MAILBOX_NONEXISTENT);
-		return;
-	}
-	shadow_mailbox_free(&mb);
-	shadow_record_free(&rec);
 	snprintf(path, sizeof(path), "%s/journal", s->store->dir);
-	s->fetch = journal_body_stream_open(path, NULL, body.lsn, &jr, err,
-	    sizeof(err));
-	if (s->fetch == NULL) {
-		log_error("store=%s event=fetch_failed error=\"%s\"",
-		    store_name(s), err);
-		send_result(s, RESULT_MAILBOX_NONEXISTENT);
+	r = getcmd_fetch_open(s->store->shadow, path, e, &s->fetch, &size,
+	    &part, guid, why, sizeof(why));
+	if (r != RESULT_OK) {
+		if (*why)
+			log_info("store=%s event=refused cmd=GET sub=FETCH "
+			    "guid=%s reason=\"%s\"", store_name(s), guid, why);
+		send_result(s, r);
 		return;
 	}
 	buf_puts(&hdr, "* MESSAGE %{");
 	dlist_print_astring(&hdr, part, strlen(part), DLIST_PRINT_SERVER);
-	buf_printf(&hdr, " %s %u}\r\n", guid, jr.raw_len);
+	buf_printf(&hdr, " %s %u}\r\n", guid, size);
 	conn_write(s->conn, hdr.s, hdr.len);
 	buf_free(&hdr);
 	s->busy = true;

@@ -163,6 +163,17 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 	    (unsigned long long)s->ingested_records,
 	    (unsigned long long)s->ingested_bytes);
 	json_codes(b, s->errors, s->nerrors);
+	buf_printf(b, ",\"disk\":{\"refusing\":%s,\"full\":%s,\"since\":",
+	    s->disk_full || s->storage_failed ? "true" : "false",
+	    s->disk_full ? "true" : "false");
+	if (s->disk_full)
+		json_num(b, s->disk_full_since);
+	else
+		buf_puts(b, "null");
+	buf_printf(b, ",\"free_bytes\":%llu,\"floor_bytes\":%llu,"
+	    "\"storage_failed\":%s}", (unsigned long long)s->disk_free_bytes,
+	    (unsigned long long)s->disk_floor_bytes,
+	    s->storage_failed ? "true" : "false");
 	buf_puts(b, ",\"replicas\":[");
 	for (i = 0; i < s->nlinks; i++) {
 		const struct stats_link *l = &s->links[i];
@@ -259,6 +270,22 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 	    (unsigned long long)s->head_lsn, jb,
 	    (unsigned long long)s->journal_segments,
 	    s->journal_segments == 1 ? "" : "s");
+	if (s->disk_full || s->storage_failed) {
+		char fb[32], fl[32], since[64];
+		time_t t = (time_t)s->disk_full_since;
+		struct tm tm;
+
+		human_bytes(fb, sizeof(fb), s->disk_free_bytes);
+		human_bytes(fl, sizeof(fl), s->disk_floor_bytes);
+		strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S UTC",
+		    gmtime_r(&t, &tm));
+		if (s->disk_full)
+			buf_printf(b, "  refusing: disk full since %s, free %s "
+			    "(floor %s)\n", since, fb, fl);
+		else
+			buf_printf(b, "  refusing: a journal or shadow write "
+			    "failed; recovering (free %s)\n", fb);
+	}
 	if (s->master_connected) {
 		human_secs(age, sizeof(age), s->master_last_command > 0 ?
 		    now - s->master_last_command : -1);

@@ -70,6 +70,15 @@ snapshot_store(size_t i, struct stats_store *out)
 	memcpy(out->fsync_buckets, js.fsync_buckets,
 	    sizeof(out->fsync_buckets));
 	out->fsync_seconds_sum = js.fsync_seconds_sum;
+	out->disk_full = st->disk_full;
+	/* ev_now() is epoch time with libev's default clock. */
+	out->disk_full_since = st->disk_full ? st->disk_full_since : 0;
+	out->disk_free_bytes = st->disk_free;
+	out->disk_floor_bytes = st->disk_floor;
+	out->storage_failed = journal_error(st->journal) != 0 ||
+	    st->shadow_stale;
+	out->refusing = out->disk_full || out->storage_failed;
+	out->disk_full_since_s = (uint64_t)out->disk_full_since;
 	out->ingested_records = st->ingested_records;
 	out->ingested_bytes = st->ingested_bytes;
 	memcpy(out->errors, st->errors, sizeof(out->errors));

@@ -89,6 +89,14 @@ struct stats_store {
 	double fsync_seconds_sum;
 	struct stats_code_count errors[STATS_MAX_CODES];	/* replies */
 	size_t nerrors;
+	/* Refusing the master's writes for want of disk (diskguard.c). */
+	bool disk_full;			/* free space below the floor */
+	double disk_full_since;		/* epoch seconds */
+	uint64_t disk_free_bytes, disk_floor_bytes;
+	bool storage_failed;		/* journal or shadow write failed,
+					   recovery pending */
+	uint64_t refusing;		/* 1: disk full or storage failed */
+	uint64_t disk_full_since_s;	/* epoch seconds, 0: not full */
 	struct stats_link *links;
 	size_t nlinks;
 };

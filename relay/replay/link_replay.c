@@ -714,6 +714,19 @@ link_replay_next(struct link *l)
 			link_send_cmd(l, "APPLY", l->cmd, other_reply);
 		return;
 	}
+	/*
+	 * Read but not acknowledged, with no command to send: only bodies
+	 * follow the last command (any other record read became l->cmd or
+	 * was skipped).  Their command never came
+	 * (refused, say, on a full disk) or is still on its way.  Alone
+	 * they are nothing a replica could hold, so the cursor passes
+	 * them; a later command that needs one pins it through the body
+	 * index (needed_lsn) and sends it from there.
+	 */
+	if (l->pending == NULL && l->rq_len > 0 && l->rq[(l->rq_head +
+	    l->rq_len - 1) % l->rq_alloc].lsn > l->acked)
+		skip_to(l, l->rq[(l->rq_head + l->rq_len - 1) %
+		    l->rq_alloc].lsn);	/* every command read was sent */
 	l->caught_up = true;
 	link_set_state(l, LINK_STREAMING);
 	ev_timer_again(l->loop, &l->idle_t);	/* (re)starts the countdown */

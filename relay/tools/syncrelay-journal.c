@@ -12,6 +12,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,26 @@ usage(void)
 	    "       syncrelay-journal summary DIR\n"
 	    "       syncrelay-journal dump DIR [-f LSN] [-n COUNT] [-F]\n");
 	exit(2);
+}
+
+/* The number of segment files (NNNN.seg) in dir; -1 if unreadable. */
+static int
+count_segments(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;	/* the reader says why */
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (len > 4 && strcmp(de->d_name + len - 4, ".seg") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }
 
 int
@@ -68,6 +89,13 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "verify") && strcmp(cmd, "summary") &&
 	    strcmp(cmd, "dump"))
 		usage();
+	if (count_segments(dir) == 0) {
+		/* An empty directory is no journal: never "OK, 0 bytes". */
+		fprintf(stderr, "syncrelay-journal: %s holds no journal (no "
+		    "segment files *.seg); give a store's journal directory, "
+		    "DATADIR/STORE/journal\n", dir);
+		return 1;
+	}
 	r = journal_reader_new(dir, NULL, from, 0, err, sizeof(err));
 	if (r == NULL) {
 		fprintf(stderr, "syncrelay-journal: %s\n", err);

@@ -20,9 +20,9 @@ STORE_CONF = ("store.lab.identity: repl\n"
               "store.other.replica.r1: 127.0.0.1:2\n")
 
 
-def relay_with_users():
+def relay_with_users(extra=""):
     return sasl_relay({"repl": "replpw", "stranger": "pw",
-                       "other": "otherpw"}, STORE_CONF)
+                       "other": "otherpw"}, STORE_CONF + extra)
 
 
 @test
@@ -348,9 +348,11 @@ def sighup_adds_stores_and_identities():
 def full_disk_refuses_and_other_stores_go_on():
     """One store's data on a 2 MB tmpfs that fills up: its master gets a
     clear NO, everything it was told OK for is kept, and another store
-    is served as before."""
+    is served as before.  The free-space floor (512K of the 2 MB) stops
+    the store before the disk does."""
     import hashlib
-    relay = relay_with_users()
+    relay = relay_with_users("disk_free_min_bytes: 512K\n"
+                             "disk_free_min_percent: 0\n")
     mnt = os.path.join(relay.dir, "data/lab")
     mounted = False
     try:
@@ -380,12 +382,14 @@ def full_disk_refuses_and_other_stores_go_on():
            "No space left on device)")
         # Further changes are refused too, clearly.
         eq(c.cmd("APPLY SUB %(USERID x MBOXNAME user.x)\r\n"),
-           "NO Unknown error (the relay's journal cannot be written)")
+           "NO Unknown error (the relay's disk is full: no space left "
+           "for this store until space is freed)")
+        check(len(acked) >= 5, "refused after %d bodies" % len(acked))
         # The other store is unaffected.
         e = authed_client(relay.port, "other", "otherpw")
         eq(e.cmd("APPLY SUB %(USERID y MBOXNAME user.y)\r\n"), "OK success")
         log = relay.logtext()
-        check("No space left on device" in log, log[-2000:])
+        check("store=lab event=disk_full" in log, log[-2000:])
         relay.stop()
         # Everything acknowledged is in the journal, intact.
         r = subprocess.run([os.path.join(os.environ.get("BUILDDIR", "."),

@@ -94,5 +94,21 @@ def torn_tail_is_reported_not_cut():
     eq(os.path.getsize(seg), size + 24)   # the tool only reads
 
 
+@test
+def a_directory_without_a_journal_is_not_ok():
+    d = tempfile.mkdtemp(prefix="syncrelay-jt-")
+    for cmd in ("verify", "summary"):
+        r = tool(cmd, d)
+        eq(r.returncode, 1)
+        check("holds no journal" in r.stderr, r.stderr)
+        check("OK" not in r.stdout, r.stdout)
+    # The store directory instead of its journal/ is the usual slip.
+    jdir, _, _ = make_journal()
+    r = tool("verify", os.path.dirname(jdir))
+    eq(r.returncode, 1)
+    check("DATADIR/STORE/journal" in r.stderr, r.stderr)
+    eq(tool("verify", jdir).returncode, 0)
+
+
 if __name__ == "__main__":
     run("test_journal_tool")

@@ -72,6 +72,9 @@ STATUS_SCHEMA = {
         "head_lsn": int, "first_lsn": int, "journal_bytes": int,
         "journal_segments": int, "ingested_records": int,
         "ingested_bytes": int, "errors": dict,
+        "disk": {"refusing": bool, "full": bool, "since": OPT_NUM,
+                 "free_bytes": int, "floor_bytes": int,
+                 "storage_failed": bool},
         "replicas": [REPLICA_SCHEMA]}]}
 
 

@@ -617,7 +617,120 @@ body_stream_at_position(void)
 	free(dir);
 }
 
+/*
+ * A full disk: ENOSPC in the middle of a body makes the journal refuse
+ * (sticky); once there is room, journal_recover() cuts the half-written
+ * body and appends go on from the next LSN, with nothing acknowledged
+ * lost and no gap.
+ */
+static void
+recovers_after_enospc(void)
+{
+	char *dir = make_tmpdir();
+	struct fault f;
+	struct journal_opts o = { .fops = &f.ops };
+	struct journal *j;
+	struct acks a = { 0 };
+	size_t big = 300000, i;
+	char *body = malloc(big), guid[41], err[256];
+	uint64_t first = 0, last = 0, x = 42;
+
+	for (i = 0; i < big; i++) {	/* incompressible: many writes */
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		body[i] = (char)(x >> 56);
+	}
+	sha1_hex(body, big, guid);
+	/* Write 1 is the segment header, 2-4 three records, 5.. the body. */
+	fault_init(&f, FAULT_PWRITE, 6, ENOSPC);
+	f.sticky = 1;
+	j = open_j(dir, &o);
+	test_assert(j != NULL);
+	if (j == NULL)
+		return;
+	for (i = 0; i < 3; i++) {
+		append_n(j, &a, i + 1, 1);
+		wait_acks(j, &a, i + 1);
+	}
+	write_body(j, guid, body, big, 65536, big, &a);
+	append_n(j, &a, 4, 1);
+	test_assert_int(wait_acks(j, &a, 5), 0);
+	for (i = 0; i < 3; i++) {
+		test_assert_int(a.err[i], 0);
+		test_assert_int(a.lsn[i], i + 1);
+	}
+	test_assert_int(a.err[3], -ENOSPC);
+	test_assert_int(a.err[4], -ENOSPC);
+	test_assert_int(journal_error(j), -ENOSPC);
+	test_assert_int(journal_durable_lsn(j), 3);
+	/* Still full: recovery itself needs no write, the error stays
+	 * only until it ran. */
+	f.op = FAULT_NONE;		/* room again */
+	test_assert_int(journal_recover(j, err, sizeof(err)), 0);
+	test_assert_int(journal_error(j), 0);
+	test_assert_int(journal_durable_lsn(j), 3);
+	append_n(j, &a, 4, 2);
+	write_body(j, guid, body, big, 65536, big, &a);
+	test_assert_int(wait_acks(j, &a, 8), 0);
+	test_assert_int(a.err[5], 0);
+	test_assert_int(a.lsn[5], 4);
+	test_assert_int(a.err[6], 0);
+	test_assert_int(a.lsn[6], 5);
+	test_assert_int(a.err[7], 0);
+	test_assert_int(a.lsn[7], 6);
+	journal_close(&j);
+	j = open_j(dir, NULL);
+	test_assert(j != NULL);
+	test_assert_int(journal_durable_lsn(j), 6);
+	journal_close(&j);
+	test_assert_int(read_all(dir, 1, &first, &last), 6);
+	test_assert_int(first, 1);
+	test_assert_int(last, 6);
+	free(body);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* A roll closes a segment holding records and starts an empty one. */
+static void
+roll_starts_an_empty_segment(void)
+{
+	char *dir = make_tmpdir();
+	struct journal *j = open_j(dir, NULL);
+	struct journal_segment *segs;
+	struct acks a = { 0 };
+	size_t n;
+
+	test_assert(j != NULL);
+	if (j == NULL)
+		return;
+	journal_roll(j, ack_cb, &a);		/* nothing yet: no roll */
+	append_n(j, &a, 1, 3);
+	journal_roll(j, ack_cb, &a);
+	journal_roll(j, ack_cb, &a);		/* already empty: no roll */
+	test_assert_int(wait_acks(j, &a, 6), 0);
+	journal_segments(j, &segs, &n);
+	test_assert_int(n, 2);
+	if (n == 2) {
+		test_assert_int(segs[1].first, 4);
+		test_assert_int(segs[1].last, 3);
+	}
+	free(segs);
+	test_assert_int(journal_drop_before(j, 4), 1);
+	append_n(j, &a, 4, 1);
+	test_assert_int(wait_acks(j, &a, 7), 0);
+	test_assert_int(a.lsn[6], 4);
+	journal_close(&j);
+	j = open_j(dir, NULL);
+	test_assert(j != NULL);
+	test_assert_int(journal_durable_lsn(j), 4);
+	test_assert_int(journal_first_lsn(j), 4);
+	journal_close(&j);
+	rm_rf(dir);
+	free(dir);
+}
+
 TEST_MAIN(T(append_read_reopen), T(bodies), T(body_stream_at_position),
     T(idle_release), T(segments_roll_and_drop),
     T(torn_tails_are_cut), T(corruption_is_refused_unless_repair),
-    T(fault_injection))
+    T(fault_injection), T(recovers_after_enospc),
+    T(roll_starts_an_empty_segment))

@@ -92,7 +92,7 @@ static void
 drops_what_every_cursor_passed(void)
 {
 	struct fixture f;
-	struct retention_policy p = { 0, 0, 0, RETENTION_REFUSE };
+	struct retention_policy p = { 0, 0, 0, RETENTION_REFUSE, false };
 	struct retention_result res;
 	struct journal_segment *segs;
 	size_t n;
@@ -125,7 +125,7 @@ static void
 min_age_and_min_bytes_keep_segments(void)
 {
 	struct fixture f;
-	struct retention_policy p = { 3600, 0, 0, RETENTION_REFUSE };
+	struct retention_policy p = { 3600, 0, 0, RETENTION_REFUSE, false };
 	struct retention_result res;
 
 	fixture_open(&f, 100, 100);
@@ -149,7 +149,7 @@ static void
 needed_bodies_pin_their_segments(void)
 {
 	struct fixture f;
-	struct retention_policy p = { 0, 0, 0, RETENTION_REFUSE };
+	struct retention_policy p = { 0, 0, 0, RETENTION_REFUSE, false };
 	struct retention_result res;
 	struct shadow_body b = { "", 5, 100, 0 };
 
@@ -182,7 +182,7 @@ static void
 cap_refuse_keeps_everything(void)
 {
 	struct fixture f;
-	struct retention_policy p = { 0, 0, 1000, RETENTION_REFUSE };
+	struct retention_policy p = { 0, 0, 1000, RETENTION_REFUSE, false };
 	struct retention_result res;
 
 	fixture_open(&f, 0, 50);
@@ -199,7 +199,7 @@ static void
 cap_resync_gives_up_the_slowest_replica(void)
 {
 	struct fixture f;
-	struct retention_policy p = { 0, 0, 0, RETENTION_RESYNC };
+	struct retention_policy p = { 0, 0, 0, RETENTION_RESYNC, false };
 	struct retention_result res;
 
 	fixture_open(&f, 10, 90);
@@ -227,7 +227,7 @@ static void
 cap_with_replicas_caught_up_marks_and_refuses_nothing(void)
 {
 	struct fixture f;
-	struct retention_policy p = { 3600, 0, 0, RETENTION_RESYNC };
+	struct retention_policy p = { 3600, 0, 0, RETENTION_RESYNC, false };
 	struct retention_result res;
 	struct journal_segment *segs;
 	size_t n;
@@ -260,8 +260,61 @@ cap_with_replicas_caught_up_marks_and_refuses_nothing(void)
 	fixture_close(&f);
 }
 
+/*
+ * Under disk pressure what every replica has goes at once, however
+ * young, and a newest segment every replica has is to be rolled; what
+ * a replica lacks stays all the same.
+ */
+static void
+pressure_drops_young_segments_and_rolls(void)
+{
+	struct fixture f;
+	struct retention_policy p = { 3600, 1u << 30, 0, RETENTION_REFUSE, false };
+	struct retention_result res;
+	struct journal_segment *segs;
+	struct acks a = { 0 };
+	size_t n;
+
+	fixture_open(&f, 50, 100);
+	p.pressure = true;
+	test_assert_int(retention_run("s1", f.j, f.s, f.rep, 2, &p, now_us(),
+	    &res), 0);
+	test_assert(res.segments_dropped > 0);	/* young, but acknowledged */
+	test_assert(first_readable(f.jdir) <= 51);	/* r1 lacks 51.. */
+	test_assert(!res.roll);			/* r1 lacks the newest */
+	cursor_store(f.c[0], 100);
+	test_assert_int(retention_run("s1", f.j, f.s, f.rep, 2, &p, now_us(),
+	    &res), 0);
+	test_assert(res.roll);
+	journal_segments(f.j, &segs, &n);
+	test_assert_int(n, 1);			/* the newest stays ... */
+	free(segs);
+	journal_roll(f.j, ack_cb, &a);		/* ... until rolled */
+	test_assert_int(wait_acks(f.j, &a, 1), 0);
+	test_assert_int(a.err[0], 0);
+	test_assert_int(retention_run("s1", f.j, f.s, f.rep, 2, &p, now_us(),
+	    &res), 0);
+	test_assert_int(res.segments_dropped, 1);
+	test_assert(!res.roll);			/* empty: nothing to roll */
+	journal_segments(f.j, &segs, &n);
+	test_assert_int(n, 1);
+	test_assert_int(segs[0].first, 101);
+	test_assert_int(segs[0].last, 100);
+	free(segs);
+	/* Without pressure the same young segments stay. */
+	fixture_close(&f);
+	fixture_open(&f, 100, 100);
+	p.pressure = false;
+	test_assert_int(retention_run("s1", f.j, f.s, f.rep, 2, &p, now_us(),
+	    &res), 0);
+	test_assert_int(res.segments_dropped, 0);
+	test_assert(!res.roll);
+	fixture_close(&f);
+}
+
 TEST_MAIN(T(drops_what_every_cursor_passed),
     T(min_age_and_min_bytes_keep_segments),
     T(needed_bodies_pin_their_segments), T(cap_refuse_keeps_everything),
     T(cap_resync_gives_up_the_slowest_replica),
-    T(cap_with_replicas_caught_up_marks_and_refuses_nothing))
+    T(cap_with_replicas_caught_up_marks_and_refuses_nothing),
+    T(pressure_drops_young_segments_and_rolls))

@@ -9,6 +9,7 @@
 
 #include "storage/mboxname.h"
 #include "storage/shadow.h"
+#include "storage/shadow_int.h"
 #include "tests/unit/journal_util.h"
 #include "tests/unit/test.h"
 
@@ -417,6 +418,65 @@ teardown(void)
 	free(dir);
 }
 
+/*
+ * SQLITE_FULL: a write fails, the transaction is rolled back whether or
+ * not SQLite already did so itself, the reason stays the real one, and
+ * the shadow takes writes again once there is room.
+ */
+static void
+full_disk_rolls_back_cleanly(void)
+{
+	struct shadow *s = open_s();
+	struct shadow_body b = { "", 0, 100, 0 };
+	sqlite3_stmt *st;
+	int64_t pages = 0;
+	uint64_t lsn;
+	int i, r = 0;
+	char sql[128];
+
+	test_assert(s != NULL);
+	if (s == NULL)
+		return;
+	lsn = shadow_lsn(s);
+	st = shadow_prep(s, "PRAGMA page_count");
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		pages = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
+	    (long long)pages + 2);
+	test_assert_int(sqlite3_exec(s->db, sql, NULL, NULL, NULL), SQLITE_OK);
+	test_assert_int(shadow_begin(s), 0);
+	for (i = 0; i < 100000 && r == 0; i++) {
+		snprintf(b.guid, sizeof(b.guid), "%040d", i);
+		b.lsn = (uint64_t)i + 1;
+		r = shadow_body_put(s, &b);
+	}
+	if (r == 0)
+		r = shadow_commit(s, lsn + 1);
+	test_assert(r < 0);			/* SQLITE_FULL somewhere */
+	shadow_rollback(s);
+	test_assert(!shadow_in_transaction(s));
+	test_assert(sqlite3_get_autocommit(s->db));
+	test_assert(strstr(shadow_errmsg(s), "cannot rollback") == NULL);
+	/* SQLite rolled back by itself (as it may after SQLITE_FULL or
+	 * SQLITE_IOERR): shadow_rollback() must not try again. */
+	test_assert_int(shadow_begin(s), 0);
+	test_assert_int(sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
+	shadow_rollback(s);
+	test_assert(strstr(shadow_errmsg(s), "cannot rollback") == NULL);
+	test_assert_int(shadow_lsn(s), lsn);
+	/* Room again. */
+	test_assert_int(sqlite3_exec(s->db, "PRAGMA max_page_count = "
+	    "1073741823", NULL, NULL, NULL), SQLITE_OK);
+	test_assert_int(shadow_begin(s), 0);
+	snprintf(b.guid, sizeof(b.guid), "%040d", 7);
+	test_assert_int(shadow_body_put(s, &b), 0);
+	test_assert_int(shadow_commit(s, lsn + 1), 0);
+	test_assert_int(shadow_lsn(s), lsn + 1);
+	shadow_close(&s);
+}
+
 TEST_MAIN(T(setup), T(owners), T(mailboxes_and_transactions),
     T(records_keep_the_crcs), T(annotations_and_user_state), T(body_index),
-    T(teardown))
+    T(full_disk_rolls_back_cleanly), T(teardown))
