@@ -135,6 +135,7 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	for (i = 0; i < st->nlinks; i++) {
 		reps[i].name = link_name(st->links[i]);
 		reps[i].cursor = st->cursors[i];
+		reps[i].hold = link_parked_from(st->links[i]);
 	}
 	/* The cursors as written (no write runs meanwhile). */
 	cursorq_lock();

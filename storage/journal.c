@@ -297,10 +297,12 @@ journal_body_abort(struct journal_body *b)
 	free(b);
 }
 
-void
-journal_roll(struct journal *j, journal_done_fn *done, void *arg)
+/* Queues an operation whose only payload is its completion. */
+static void
+enqueue_done(struct journal *j, enum op_kind kind, journal_done_fn *done,
+    void *arg)
 {
-	struct jop *op = op_new(OP_ROLL);
+	struct jop *op = op_new(kind);
 
 	op->done = done;
 	op->arg = arg;
@@ -308,13 +310,15 @@ journal_roll(struct journal *j, journal_done_fn *done, void *arg)
 }
 
 void
+journal_roll(struct journal *j, journal_done_fn *done, void *arg)
+{
+	enqueue_done(j, OP_ROLL, done, arg);
+}
+
+void
 journal_flush(struct journal *j, journal_done_fn *done, void *arg)
 {
-	struct jop *op = op_new(OP_FLUSH);
-
-	op->done = done;
-	op->arg = arg;
-	enqueue(j, op);
+	enqueue_done(j, OP_FLUSH, done, arg);
 }
 
 size_t

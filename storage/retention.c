@@ -44,6 +44,8 @@ boundary(struct journal *j, struct shadow *s, struct retention_replica *r,
 			min = cursor_lsn(r[i].cursor);
 			*slowest = i;
 		}
+		if (r[i].hold != 0 && r[i].hold - 1 < min)
+			min = r[i].hold - 1;
 	}
 	pin = shadow_body_min_needed(s, min);
 	if (pin != 0 && pin < min + 1)

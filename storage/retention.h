@@ -52,6 +52,9 @@ struct retention_policy {
 struct retention_replica {
 	const char *name;
 	struct cursor *cursor;
+	uint64_t hold;		/* records from this LSN on stay (what the
+				 * replica refused and its link parked, to
+				 * be sent again); 0: none */
 };
 
 struct retention_result {

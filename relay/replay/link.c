@@ -530,6 +530,18 @@ link_retry_parked(struct link *l)
 		link_kick(l);
 }
 
+uint64_t
+link_parked_from(const struct link *l)
+{
+	uint64_t from = 0;
+	size_t i;
+
+	for (i = 0; i < l->nparked; i++)
+		if (from == 0 || l->parked[i].p.lsn < from)
+			from = l->parked[i].p.lsn;
+	return from;
+}
+
 size_t
 link_give_up(struct link *l, const char *name)
 {

@@ -73,6 +73,8 @@ void link_set_paused(struct link *l, bool paused);
  * what a record changes), loudly, and returns how many.
  */
 void link_retry_parked(struct link *l);
+/* The first LSN a parked entry needs kept in the journal (0: none). */
+uint64_t link_parked_from(const struct link *l);
 size_t link_give_up(struct link *l, const char *name);
 
 /*

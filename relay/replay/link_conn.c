@@ -229,14 +229,14 @@ replica_died(struct link *l, const char *said)
 	    "said=\"%s\"", l->st->name, l->rc.name,
 	    (unsigned long long)l->lsn, said);
 	l->replica_died = true;
-	if (l->on_reply) {
-		void (*k)(struct link *, const char *, const char *) =
-		    l->on_reply;
-
-		l->on_reply = NULL;
-		stats_count_code(l->errors, &l->nerrors, "replica_fatal");
-		k(l, "NO", why);
-	}
+	l->on_reply = NULL;
+	stats_count_code(l->errors, &l->nerrors, "replica_fatal");
+	/* A journaled command (or a parked one's retry) in flight, its
+	 * bodies perhaps half sent: what it concerns is parked.  Anything
+	 * else (login, NOOP, RESTART) is retried with the backoff. */
+	if (l->cmd != NULL && (l->state == LINK_CATCHING_UP ||
+	    l->state == LINK_STREAMING || l->state == LINK_REPAIRING))
+		link_replay_refused(l, why);
 	if (l->conn)
 		link_drop(l, "the replica's sync_server stopped");
 }
@@ -444,7 +444,9 @@ link_connect(struct link *l)
 	snprintf(port, sizeof(port), "%u", l->rc.port);
 	r = getaddrinfo(l->rc.host, port, &hints, &res);
 	if (r != 0) {
+		/* The lookup blocks the loop: not again within a second. */
 		connect_failed(l, gai_strerror(r));
+		link_schedule_retry(l);
 		return;
 	}
 	link_set_state(l, LINK_CONNECTING);

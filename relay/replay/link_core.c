@@ -42,11 +42,22 @@ link_note_error(struct link *l, const char *code, const char *fmt, ...)
 void
 link_set_state(struct link *l, enum link_state st)
 {
+	bool attempt = (l->state == LINK_DOWN && st == LINK_CONNECTING) ||
+	    (l->state == LINK_CONNECTING && st == LINK_DOWN);
+
 	if (l->state == st)
 		return;
-	log_info("store=%s replica=%s event=link_state from=\"%s\" to=\"%s\" "
-	    "acked=%llu", l->st->name, l->rc.name, link_state_name(l->state),
-	    link_state_name(st), (unsigned long long)l->acked);
+	/* Attempts to connect to a replica that is down come twice a
+	 * second: connect_failed and connect_failing say that much. */
+	if (attempt)
+		log_debug("store=%s replica=%s event=link_state from=\"%s\" "
+		    "to=\"%s\"", l->st->name, l->rc.name,
+		    link_state_name(l->state), link_state_name(st));
+	else
+		log_info("store=%s replica=%s event=link_state from=\"%s\" "
+		    "to=\"%s\" acked=%llu", l->st->name, l->rc.name,
+		    link_state_name(l->state), link_state_name(st),
+		    (unsigned long long)l->acked);
 	l->state = st;
 }
 

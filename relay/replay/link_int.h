@@ -192,6 +192,8 @@ struct link {
 	bool park_unread;		/* the list could not be read */
 	uint64_t retry_lsn;		/* that entry's first LSN */
 	char repair_target[64];		/* UNIQUEID a user repair is for */
+	uint64_t repair_upto;		/* the shadow's LSN when the mailboxes
+					 * a repair sends were read from it */
 	char repair_name[512];		/* ... and its name */
 	/* A GET asked on the store's behalf (link_query). */
 	link_query_cb query_cb;
@@ -249,6 +251,8 @@ bool link_park_record(struct link *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The replica accepted l->cmd: drop or rename what it settles. */
 void link_park_settled(struct link *l);
+/* Is the mailbox with this UNIQUEID parked? */
+bool link_park_has_mailbox(const struct link *l, const char *uniqueid);
 /* Is cmd an update of a parked mailbox (so not to be sent)? */
 bool link_park_skips(const struct link *l, const struct dlist *cmd);
 /* Is an entry due for a retry at now? */
@@ -285,6 +289,12 @@ void link_advance(struct link *l);
 void link_kick(struct link *l);
 /* Asks the replica about l->cmd's mailbox, then stages and sends it. */
 void link_ask_mailbox_state(struct link *l);
+/*
+ * The replica refused l->cmd in a way that ends the connection (its
+ * sync_server died): park what it concerns and move the cursor past
+ * it, sending nothing (the caller drops the connection).
+ */
+void link_replay_refused(struct link *l, const char *why);
 /* Sends the bodies the replica lacks, as the socket drains. */
 void link_pump_files(struct link *l);
 

@@ -125,9 +125,12 @@ static bool
 park(struct link *l, char kind, const char *key, const char *name,
     const char *why)
 {
-	struct link_parked *e = find(l, kind, key);
+	struct link_parked *e = find(l, kind, key), saved;
 	double now = ev_now(l->loop);
+	bool added = e == NULL;
 
+	if (e != NULL)
+		saved = *e;
 	if (e == NULL) {
 		l->parked = xreallocarray(l->parked, l->nparked + 1,
 		    sizeof(*l->parked));
@@ -141,6 +144,11 @@ park(struct link *l, char kind, const char *key, const char *name,
 	} else {
 		e->backoff = e->backoff * 2 > PARK_RETRY_MAX ? PARK_RETRY_MAX :
 		    e->backoff * 2;
+		/* A record refused again: the newest one is what a retry
+		 * sends (an older version would undo the master's later
+		 * change).  A mailbox is sent whole anyway. */
+		if (kind == PARKED_RECORD && !l->retrying)
+			e->p.lsn = l->lsn;
 	}
 	snprintf(e->p.name, sizeof(e->p.name), "%s", name);
 	snprintf(e->p.reply, sizeof(e->p.reply), "%s", why);
@@ -152,6 +160,12 @@ park(struct link *l, char kind, const char *key, const char *name,
 	    (unsigned long long)e->p.lsn, e->p.tries, e->backoff, why);
 	link_note_error(l, "parked", "parked %s: %s", name, why);
 	if (save(l) < 0) {
+		/* Not kept: not parked, in memory either (the cursor must not
+		 * pass it on the strength of a list that is not on disk). */
+		if (added)
+			l->nparked--;
+		else
+			*e = saved;
 		link_fail(l, "the replica refused %s (%s), and the relay could "
 		    "not keep it parked (see the log): the link stops rather "
 		    "than pass it", name, why);
@@ -304,19 +318,26 @@ link_park_settled(struct link *l)
 }
 
 bool
+link_park_has_mailbox(const struct link *l, const char *uniqueid)
+{
+	size_t i;
+
+	for (i = 0; i < l->nparked; i++)
+		if (l->parked[i].p.kind == PARKED_MAILBOX &&
+		    strcmp(l->parked[i].p.key, uniqueid) == 0)
+			return true;
+	return false;
+}
+
+bool
 link_park_skips(const struct link *l, const struct dlist *cmd)
 {
 	const char *u = NULL;
-	size_t i;
 
 	if (l->nparked == 0 || !link_is_mailbox_update(cmd) ||
 	    dlist_get_str(cmd, "UNIQUEID", &u) < 0 || u == NULL)
 		return false;
-	for (i = 0; i < l->nparked; i++)
-		if (l->parked[i].p.kind == PARKED_MAILBOX &&
-		    strcmp(l->parked[i].p.key, u) == 0)
-			return true;
-	return false;
+	return link_park_has_mailbox(l, u);
 }
 
 bool
@@ -382,10 +403,16 @@ link_park_take_due(struct link *l, double now, bool *mailbox)
 		}
 		e->due = now + e->backoff;	/* not again while in flight */
 		if (e->p.kind == PARKED_MAILBOX) {
-			if (shadow_mailbox_by_uniqueid(l->st->shadow, e->p.key,
-			    &mb) < 0) {
+			int r = shadow_mailbox_by_uniqueid(l->st->shadow,
+			    e->p.key, &mb);
+
+			if (r == -ENOENT) {
 				unpark(l, i, "gone from the master");
 				save(l);
+				continue;
+			}
+			if (r < 0) {
+				i++;	/* the shadow failed: later */
 				continue;
 			}
 			cmd = getcmd_mailbox_dlist(l->st->shadow, &mb, true);
@@ -405,6 +432,7 @@ link_park_take_due(struct link *l, double now, bool *mailbox)
 			i++;
 			continue;
 		}
+		l->repair_upto = shadow_lsn(l->st->shadow);
 		log_info("store=%s replica=%s event=parked_retry %s=%s "
 		    "tries=%u", l->st->name, l->rc.name, e->p.kind ==
 		    PARKED_MAILBOX ? "mailbox" : "record", e->p.name,

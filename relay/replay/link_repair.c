@@ -95,6 +95,7 @@ repair_mailbox(struct link *l, const char *why)
 	    (unsigned long long)l->lsn, why);
 	link_note_error(l, "repair", "repaired %s: %s", name ? name : "?", why);
 	snprintf(l->repair_why, sizeof(l->repair_why), "%s", why);
+	l->repair_upto = shadow_lsn(l->st->shadow);
 	full = shadow_full_mailbox(l, uniqueid);
 	if (full == NULL) {
 		/* Gone from the shadow: later records take it from here. */
@@ -320,6 +321,9 @@ user_scan_mailbox(void *arg, const struct shadow_mailbox *mb)
 	bool moved;
 	struct dlist *full;
 
+	/* Another parked mailbox waits for its own retry (its backoff). */
+	if (!target && link_park_has_mailbox(l, mb->uniqueid))
+		return 0;
 	if (r)
 		dlist_get_str(r, "MBOXNAME", &rname);
 	moved = rname && strcmp(rname, mb->name) != 0;
@@ -379,6 +383,7 @@ user_state_reply(struct link *l, const char *verb, const char *text)
 	}
 	u.target = uniqueid ? uniqueid : "";
 	u.complete = shadow_user_is_complete(l->st->shadow, user);
+	l->repair_upto = shadow_lsn(l->st->shadow);
 	l->repair_ops = dlist_new_list(NULL);
 	l->repair_queue = dlist_new_list(NULL);
 	l->left_alone[0] = '\0';

@@ -38,6 +38,7 @@ static void throttle_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void mailbox_state_reply(struct link *l, const char *verb,
     const char *text);
 static void other_reply(struct link *l, const char *verb, const char *text);
+static void skip_to(struct link *l, uint64_t lsn);
 
 /*
  * The replica refused l->cmd's mailbox and nothing here can fix it: park
@@ -179,7 +180,7 @@ link_ask_mailbox_state(struct link *l)
 	dlist_free(&names);
 }
 
-/* The replica got uniqueid whole, as of the shadow's LSN now. */
+/* The replica got uniqueid whole, as the shadow was at l->repair_upto. */
 void
 link_remember_repaired(struct link *l, const char *uniqueid)
 {
@@ -187,7 +188,7 @@ link_remember_repaired(struct link *l, const char *uniqueid)
 
 	snprintf(l->repaired[i].uniqueid, sizeof(l->repaired[i].uniqueid),
 	    "%s", uniqueid);
-	l->repaired[i].upto = shadow_lsn(l->st->shadow);
+	l->repaired[i].upto = l->repair_upto;
 	l->nrepaired++;
 }
 
@@ -503,6 +504,29 @@ other_reply(struct link *l, const char *verb, const char *text)
 	if (link_park_record(l, "APPLY %s: %s %s", l->cmd ? l->cmd->key : "?",
 	    verb, text))
 		link_advance(l);
+}
+
+void
+link_replay_refused(struct link *l, const char *why)
+{
+	const char *u = NULL, *name = NULL;
+	bool parked;
+
+	dlist_get_str(l->cmd, "UNIQUEID", &u);
+	dlist_get_str(l->cmd, "MBOXNAME", &name);
+	if (strcmp(l->cmd->key, "MAILBOX") == 0 && u != NULL)
+		parked = link_park_mailbox(l, u, name, "APPLY MAILBOX: NO (%s)",
+		    why);
+	else if (l->repairing && *l->repair_target)
+		parked = link_park_mailbox(l, l->repair_target,
+		    l->repair_name, "APPLY %s: NO (%s)", l->cmd->key, why);
+	else
+		parked = link_park_record(l, "APPLY %s: NO (%s)", l->cmd->key,
+		    why);
+	/* Parked durably: the cursor may pass it (not for a retry, whose
+	 * record the cursor passed long ago). */
+	if (parked && !l->retrying)
+		skip_to(l, l->lsn);
 }
 
 static void

@@ -63,6 +63,17 @@ class FromHost(Client):
         self.buf = b""
 
 
+
+def rolling_with_changes(master, relay, user):
+    """The rolling sync_client logged in and staying connected, and a
+    thread changing user's mail on the master meanwhile."""
+    master.start_rolling()
+    relay.wait_log("event=login user=repl store=s1", timeout=30)
+    stop, errors = threading.Event(), []
+    t = threading.Thread(target=changer, args=(master, user, stop, errors))
+    t.start()
+    return stop, errors, t
+
 @test
 def sessions_shown_and_other_hosts_warned():
     relay = sasl_relay({"repl": "replpw"}, STORE)
@@ -191,13 +202,7 @@ def one_shot_sync_beside_the_rolling_one():
         populate(master, "alice", 30, big=())
         master.create_user("bob")
         master.deliver("bob", cyrus.make_message(1, 3000))
-        master.start_rolling()
-        # The rolling one logs in and stays connected.
-        relay.wait_log("event=login user=repl store=s1", timeout=30)
-        stop, errors = threading.Event(), []
-        t = threading.Thread(target=changer,
-                             args=(master, "bob", stop, errors))
-        t.start()
+        stop, errors, t = rolling_with_changes(master, relay, "bob")
         try:
             for user in ("alice", "bob"):
                 started = time.time()
@@ -233,12 +238,7 @@ def two_sessions_change_one_user_and_the_shadow_stays_the_fold():
     try:
         master, relay = path.master, path.relay
         populate(master, "carol", 20, big=())
-        master.start_rolling()
-        relay.wait_log("event=login user=repl store=s1", timeout=30)
-        stop, errors = threading.Event(), []
-        t = threading.Thread(target=changer,
-                             args=(master, "carol", stop, errors))
-        t.start()
+        stop, errors, t = rolling_with_changes(master, relay, "carol")
         try:
             for _ in range(4):
                 rc, out, err = master.sync_client(["-u", "carol"],

@@ -181,20 +181,14 @@ def full_disk_refuses_then_recovers_without_a_restart():
               store(relay))
         # Retention under pressure frees the journal (the segments are
         # younger than retention_min_age) and the store accepts again.
-        until(lambda: not store(relay)["disk"]["refusing"],
-              "the store accepted again", 30)
+        accepting_again(relay)
         text = relay.logtext()
         check("event=retention_pressure" in text, text[-3000:])
         check("event=disk_room" in text, text[-3000:])
         eq(metric(relay, "syncrelay_store_refusing"), 0.0)
         # The master's next sync (its rolling sync_client would retry
         # by itself) delivers the rest.
-        sync_user(master)
-        wait_caught_up(relay)
-        state = converge(master, path.replicas[0], USERS)
-        eq(len(state["alice"]["mailboxes"]["INBOX"]["messages"]), n)
-        eq(direct_applies(master, path.replicas[0], "alice"), [])
-        verify(relay)
+        the_rest_arrives(path, relay, master, n)
         print("  recovered in %.1f s of test time" % (time.time() - t0))
         eq(relay.proc.poll(), None)
     finally:
@@ -221,16 +215,27 @@ def sigkill_on_a_full_disk_loses_nothing_acknowledged():
         verify(relay)
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
         wait_caught_up(relay, timeout=60)
-        until(lambda: not store(relay)["disk"]["refusing"],
-              "the store accepted again", 30)
-        sync_user(master)
-        wait_caught_up(relay)
-        state = converge(master, path.replicas[0], USERS)
-        eq(len(state["alice"]["mailboxes"]["INBOX"]["messages"]), n)
-        eq(direct_applies(master, path.replicas[0], "alice"), [])
-        verify(relay)
+        accepting_again(relay)
+        the_rest_arrives(path, relay, master, n)
     finally:
         stop(path)
+
+
+def accepting_again(relay):
+    until(lambda: not store(relay)["disk"]["refusing"],
+          "the store accepted again", 30)
+
+
+def the_rest_arrives(path, relay, master, n):
+    """The master's next sync (its rolling sync_client would retry by
+    itself) delivers the rest: n messages in alice's INBOX on the
+    replica, nothing for a direct sync_client, the journal clean."""
+    sync_user(master)
+    wait_caught_up(relay)
+    state = converge(master, path.replicas[0], USERS)
+    eq(len(state["alice"]["mailboxes"]["INBOX"]["messages"]), n)
+    eq(direct_applies(master, path.replicas[0], "alice"), [])
+    verify(relay)
 
 
 @test
@@ -259,14 +264,8 @@ def a_write_that_hits_enospc_recovers_the_journal():
         wait_caught_up(relay, timeout=60)
         relay.wait_log("store=s1 event=journal_recovered", timeout=30)
         relay.wait_log("store=s1 event=store_recovered", timeout=30)
-        until(lambda: not store(relay)["disk"]["refusing"],
-              "the store accepted again", 30)
-        sync_user(master)
-        wait_caught_up(relay)
-        state = converge(master, path.replicas[0], USERS)
-        eq(len(state["alice"]["mailboxes"]["INBOX"]["messages"]), n)
-        eq(direct_applies(master, path.replicas[0], "alice"), [])
-        verify(relay)
+        accepting_again(relay)
+        the_rest_arrives(path, relay, master, n)
         check("cannot rollback" not in relay.logtext(), "rollback")
     finally:
         stop(path)
