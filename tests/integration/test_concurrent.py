@@ -48,6 +48,11 @@ def rebuilt(relay):
         os.unlink(f)
     mark = len(relay.logtext())
     relay.start()
+    # The listener is bound before the stores open: wait for the store.
+    deadline = time.time() + 30
+    while time.time() < deadline and "event=opened" not in \
+            relay.logtext()[mark:]:
+        time.sleep(0.1)
     check("event=shadow_caught_up" in relay.logtext()[mark:] or
           "event=opened" in relay.logtext()[mark:], relay.logtext()[mark:])
 
