@@ -12,6 +12,7 @@
  *                        l->repair (struct link_repair_ops)
  *     -> link_park.c     what the replica refused, parked; retries
  *     -> link_fold.c     folding consecutive updates of one mailbox
+ *     -> link_lag.c      records read and not acknowledged; bodies passed
  *     -> link_policy.c   the retry backoff and the rate limits
  *     -> link_core.c     state, errors and sending, used by all
  *
@@ -269,6 +270,17 @@ void link_park_retry_now(struct link *l);
 size_t link_park_give_up(struct link *l, const char *name);
 /* Drops every entry, with the reason in the log (a cursor reset). */
 void link_park_clear(struct link *l, const char *why);
+
+/* link_lag.c: records read and not acknowledged; bodies passed. */
+/* Forgets the read records the replica has now acknowledged. */
+void link_rq_ack(struct link *l);
+/* Notes a record read (for the lag: its position and time). */
+void link_rq_push(struct link *l, const struct journal_record *rec);
+/* Notes where a body record is, for sending it later. */
+void link_remember_body(struct link *l, const struct journal_record *rec);
+/* Where the body guid is, if the link passed it lately; else NULL. */
+const struct seen_body *link_find_body(const struct link *l,
+    const char *guid);
 
 /* link_fold.c: folding updates of one mailbox. */
 bool link_is_mailbox_update(const struct dlist *cmd);

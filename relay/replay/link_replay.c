@@ -70,8 +70,6 @@ park_mailbox(struct link *l, bool mid_command, const char *fmt, ...)
 	else
 		l->repair->parked(l);
 }
-static const struct seen_body *find_body(const struct link *l,
-    const char *guid);
 
 static void
 restart_reply(struct link *l, const char *verb, const char *text)
@@ -103,39 +101,6 @@ throttle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	link_kick(w->data);
 }
 
-/* Forgets the read records the replica has now acknowledged. */
-static void
-rq_ack(struct link *l)
-{
-	while (l->rq_len > 0 && l->rq[l->rq_head].lsn <= l->acked) {
-		l->rq_head = (l->rq_head + 1) % l->rq_alloc;
-		l->rq_len--;
-	}
-	l->front = l->rq_len > 0 && l->rq[l->rq_head].lsn == l->acked + 1 ?
-	    l->rq[l->rq_head] : (struct rpos){ 0 };
-}
-
-static void
-rq_push(struct link *l, const struct journal_record *rec)
-{
-	if (l->rq_len == l->rq_alloc) {
-		size_t n = l->rq_alloc ? l->rq_alloc * 2 : 64, i;
-		struct rpos *v = xreallocarray(NULL, n, sizeof(*v));
-
-		for (i = 0; i < l->rq_len; i++)
-			v[i] = l->rq[(l->rq_head + i) % l->rq_alloc];
-		free(l->rq);
-		l->rq = v;
-		l->rq_head = 0;
-		l->rq_alloc = n;
-	}
-	l->rq[(l->rq_head + l->rq_len) % l->rq_alloc] = (struct rpos){
-		rec->lsn, rec->time_us, rec->segment, rec->offset };
-	l->rq_len++;
-	if (rec->lsn == l->acked + 1)
-		l->front = l->rq[(l->rq_head + l->rq_len - 1) % l->rq_alloc];
-}
-
 void
 link_advance(struct link *l)
 {
@@ -145,7 +110,7 @@ link_advance(struct link *l)
 			l->records_bucket.tokens -= (double)(l->lsn - l->acked);
 	}
 	l->acked = l->lsn;
-	rq_ack(l);
+	link_rq_ack(l);
 	l->repairing = l->user_repaired = l->retrying = false;
 	dlist_free(&l->repair_ops);
 	dlist_free(&l->repair_queue);
@@ -315,7 +280,7 @@ link_pump_files(struct link *l)
 				link_send_text(l, "APPLY MESSAGE (", 15);
 				l->files_in_batch = 0;
 			}
-			sb = find_body(l, l->next_file->s);
+			sb = link_find_body(l, l->next_file->s);
 			if (sb == NULL && shadow_body_get(l->st->shadow,
 			    l->next_file->s, &b) < 0) {
 				buf_free(&chunk);
@@ -529,36 +494,6 @@ link_replay_refused(struct link *l, const char *why)
 		skip_to(l, l->lsn);
 }
 
-static void
-remember_body(struct link *l, const struct journal_record *rec)
-{
-	struct seen_body *b;
-
-	if (l->nseen == MAX_SEEN)
-		l->nseen = 0;		/* the fallback is only slower */
-	if (l->nseen == l->seen_alloc) {
-		l->seen_alloc = l->seen_alloc ? l->seen_alloc * 2 : 256;
-		l->seen = xreallocarray(l->seen, l->seen_alloc,
-		    sizeof(*l->seen));
-	}
-	b = &l->seen[l->nseen++];
-	journal_guid_hex(rec->guid, b->guid);
-	b->lsn = rec->lsn;
-	b->segment = rec->segment;
-	b->offset = rec->offset;
-}
-
-static const struct seen_body *
-find_body(const struct link *l, const char *guid)
-{
-	size_t i;
-
-	for (i = l->nseen; i > 0; i--)
-		if (memcmp(l->seen[i - 1].guid, guid, 40) == 0)
-			return &l->seen[i - 1];
-	return NULL;
-}
-
 /* The records up to lsn need not be sent: count them as done. */
 static void
 skip_to(struct link *l, uint64_t lsn)
@@ -567,7 +502,7 @@ skip_to(struct link *l, uint64_t lsn)
 	if (lsn > l->acked)
 		l->replayed_records += lsn - l->acked;
 	l->acked = lsn;
-	rq_ack(l);
+	link_rq_ack(l);
 }
 
 void
@@ -659,14 +594,14 @@ link_replay_next(struct link *l)
 		e = journal_reader_next(l->jr, &rec, &raw);
 		if (e <= 0)
 			break;
-		rq_push(l, &rec);
+		link_rq_push(l, &rec);
 		/*
 		 * Bodies go out with the APPLY MAILBOX that needs them (from
 		 * the body index); the cursor passes them only when that
 		 * command is acknowledged, so retention keeps them till then.
 		 */
 		if (rec.type == JOURNAL_BODY) {
-			remember_body(l, &rec);
+			link_remember_body(l, &rec);
 			continue;
 		}
 		next = fold_parse_record(raw.s, raw.len, &seed);
