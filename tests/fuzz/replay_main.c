@@ -4,7 +4,8 @@
  * passing in any build.
  *
  * Arguments are files or directories; with none, the directory
- * $SRCDIR/tests/fuzz/corpus/dlist is used.  The whole replay counts as
+ * $SRCDIR/tests/fuzz/corpus/CORPUS is used (CORPUS: the target's name,
+ * "dlist" unless the build says otherwise).  The whole replay counts as
  * one test: it passes if every input ran without a crash or abort.
  */
 #include "autoconf.h"
@@ -15,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#ifndef CORPUS
+#define CORPUS "dlist"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -89,7 +94,8 @@ main(int argc, char **argv)
 	if (argc < 2) {
 		const char *src = getenv("SRCDIR") ? getenv("SRCDIR") : "..";
 
-		snprintf(def, sizeof(def), "%s/tests/fuzz/corpus/dlist", src);
+		snprintf(def, sizeof(def), "%s/tests/fuzz/corpus/%s", src,
+		    CORPUS);
 		r = run_path(def);
 	}
 	for (i = 1; i < argc; i++)
