@@ -78,12 +78,45 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	link_connect(w->data);
 }
 
+/*
+ * The connection was lost while a journaled command was on its way (not
+ * by our doing, and without a word from the replica): a replica that
+ * dies on a command before it can say so (its "* Fatal error" unread
+ * behind megabytes of bodies) would otherwise get it again after every
+ * login.  The same command lost LOST_MAX times in a row is parked, as
+ * a refusal would be; a retry will tell whether the replica takes it.
+ */
+static void
+lost_mid_command(struct link *l, const char *reason)
+{
+	char why[400];
+
+	if (l->cmd == NULL || l->closing_on_purpose || l->paused ||
+	    l->replica_died || (l->state != LINK_CATCHING_UP &&
+	    l->state != LINK_STREAMING && l->state != LINK_REPAIRING))
+		return;
+	if (l->lost_lsn == l->lsn && l->lost_count > 0) {
+		l->lost_count++;
+	} else {
+		l->lost_lsn = l->lsn;
+		l->lost_count = 1;
+	}
+	if (l->lost_count < LOST_MAX)
+		return;
+	snprintf(why, sizeof(why), "the connection was lost %u times in a "
+	    "row while this was being sent (last: %s)", l->lost_count,
+	    reason);
+	l->lost_count = 0;
+	link_replay_refused(l, why);
+}
+
 static void
 on_close(struct conn *c, void *arg, const char *reason)
 {
 	struct link *l = arg;
 
 	l->conn = NULL;
+	lost_mid_command(l, reason);
 	link_reset_session(l);
 	if (l->state == LINK_FAILED)
 		return;

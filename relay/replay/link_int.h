@@ -67,6 +67,7 @@ extern const struct link_repair_ops link_repair_ops;
 
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 60.0
+#define LOST_MAX 3		/* losses in a row that park a command */
 #define CONNECT_RETRY_MIN 0.1	/* connection refused: try again soon */
 #define CONNECT_RETRY_MAX 0.5
 #define FILES_PER_MESSAGE 256
@@ -139,6 +140,8 @@ struct link {
 	bool needs_resync;		/* retention dropped what it lacks */
 	bool closing_on_purpose;	/* the close is ours: not an error */
 	bool replica_died;		/* it said "* Fatal error": send nothing */
+	uint64_t lost_lsn;		/* connections lost in a row mid-command */
+	unsigned lost_count;		/* ... while sending the record at lsn */
 	uint64_t lsn;			/* the record being replayed */
 	struct dlist *cmd;		/* its APPLY entry */
 	struct dlist *pending;		/* read ahead, not folded into cmd */

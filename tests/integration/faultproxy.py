@@ -16,6 +16,9 @@ Modes (proxy.mode = ...), for every connection, old and new:
   "rst"        after `rst_after` more bytes towards the server, reset
                both sides (SO_LINGER 0: an RST, not a FIN), then go back
                to "pass"
+  "rst-each"   every connection is reset after `rst_after` bytes of its
+               own towards the server (a replica that dies on one
+               command, again and again)
 
 It counts bytes each way and the connections it saw, so a test can tell
 that traffic really crossed it.
@@ -101,6 +104,7 @@ class FaultProxy(TcpProxy):
             dst.sendall(data)
 
     def _pipe(self, c, u):
+        left = self.rst_after       # for "rst-each": this connection's
         while not self.stopping:
             if self.mode == "hang":
                 time.sleep(0.1)
@@ -113,6 +117,17 @@ class FaultProxy(TcpProxy):
                 if self.mode == "blackhole":
                     continue
                 up = sk is c
+                if up and self.mode == "rst-each":
+                    if len(data) >= left:
+                        u.sendall(data[:left])
+                        with self.lock:
+                            self.resets += 1
+                        for s in (c, u):
+                            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                         struct.pack("ii", 1, 0))
+                            s.close()
+                        return
+                    left -= len(data)
                 if up and self.mode == "rst":
                     if len(data) >= self.rst_after:
                         u.sendall(data[:self.rst_after])

@@ -192,5 +192,47 @@ def a_reset_mid_literal_and_a_slow_chopped_path_lose_nothing():
         teardown()
 
 
+@test
+def a_command_that_kills_the_replica_every_time_is_parked():
+    """A replica that drops the connection on one command every time,
+    before it can say why: after three losses in a row the mailbox is
+    parked, the rest goes on, and a retry brings it once the path
+    heals."""
+    path, proxy = setup()
+    try:
+        relay, master = path.relay, path.master
+        r1 = path.replicas[0]
+        relay.ctl("pause", "s1", "r1")
+        relay.wait_log('replica=r1 event=link_state from="streaming" '
+                       'to="paused"')
+        master.deliver("alice", cyrus.make_message(800, 1_500_000))
+        sync_user(master)
+        master.append("alice", "Work", cyrus.make_message(801, 3000))
+        sync_user(master)
+        proxy.rst_after = 200_000       # inside the 1.5 MB literal
+        proxy.mode = "rst-each"
+        mark = len(relay.logtext())
+        relay.ctl("resume", "s1", "r1")
+        until(lambda: "replica=r1 event=parked mailbox=user.alice " in
+              relay.logtext()[mark:], "the INBOX parked", 60)
+        check(proxy.resets >= 3, proxy.resets)
+        check(re.search(r"replica=r1 event=parked mailbox=user\.alice .*"
+                        r"lost 3 times in a row", relay.logtext()[mark:]),
+              relay.logtext()[mark:])
+        # The rest went on: Work reached r1 meanwhile.
+        until(lambda: r1.state("alice")["mailboxes"]["Work"] ==
+              master.state("alice")["mailboxes"]["Work"],
+              "Work on r1", 60)
+        check("event=link_failed" not in relay.logtext(), relay.logtext())
+        proxy.mode = "pass"
+        eq(relay.ctl("retry", "s1", "r1").returncode, 0)
+        until(lambda: "replica=r1 event=unparked mailbox=user.alice " in
+              relay.logtext()[mark:], "the INBOX unparked", 60)
+        wait_caught_up(relay, timeout=60)
+        identical(master, r1, USERS)
+    finally:
+        teardown()
+
+
 if __name__ == "__main__":
     run("test_faults", teardown)
