@@ -157,17 +157,22 @@ def a_replica_back_from_an_outage_replays_within_a_second():
         teardown()
 
 
+def paused_r1(path):
+    """r1's link paused, so that what comes next is its backlog."""
+    relay = path.relay
+    relay.ctl("pause", "s1", "r1")
+    relay.wait_log('replica=r1 event=link_state from="streaming" '
+                   'to="paused"')
+    return relay, path.master, path.replicas[0]
+
+
 @test
 def a_reset_mid_literal_and_a_slow_chopped_path_lose_nothing():
     path, proxy = setup()
     try:
-        relay, master = path.relay, path.master
-        r1 = path.replicas[0]
+        relay, master, r1 = paused_r1(path)
         # An RST after 100 KB towards r1: in the middle of the 1.2 MB
         # message's literal.
-        relay.ctl("pause", "s1", "r1")
-        relay.wait_log('replica=r1 event=link_state from="streaming" '
-                       'to="paused"')
         master.deliver("alice", cyrus.make_message(700, 1_200_000))
         for i in range(4):
             master.deliver("alice", cyrus.make_message(701 + i, 3000))
@@ -200,11 +205,7 @@ def a_command_that_kills_the_replica_every_time_is_parked():
     heals."""
     path, proxy = setup()
     try:
-        relay, master = path.relay, path.master
-        r1 = path.replicas[0]
-        relay.ctl("pause", "s1", "r1")
-        relay.wait_log('replica=r1 event=link_state from="streaming" '
-                       'to="paused"')
+        relay, master, r1 = paused_r1(path)
         master.deliver("alice", cyrus.make_message(800, 1_500_000))
         sync_user(master)
         master.append("alice", "Work", cyrus.make_message(801, 3000))
