@@ -72,6 +72,13 @@ def until(cond, what, timeout):
     raise AssertionError("never: " + what)
 
 
+def caught_up_and_identical(relay, master, inst, name="r1", timeout=60):
+    """The replica caught up with the store and identical to the master:
+    nothing lost, nothing twice."""
+    wait_caught_up(relay, "--replica", name, timeout=timeout)
+    identical(master, inst, USERS)
+
+
 def outage_and_return(path, name, inst, seconds):
     """Stops a replica for seconds while the master changes, then starts
     it: the outage is logged once, and the link is replaying within a
@@ -98,8 +105,7 @@ def outage_and_return(path, name, inst, seconds):
     check(took < 3, "took %.2f s" % took)
     check(re.search(r"replica=%s event=connect_recovered attempts=\d+"
                     % name, relay.logtext()[mark:]), relay.logtext()[mark:])
-    wait_caught_up(relay, timeout=60)
-    identical(master, inst, USERS)
+    caught_up_and_identical(relay, master, inst, name)
 
 
 @test
@@ -135,8 +141,7 @@ def a_hung_replica_is_noticed_and_heals():
         # The hang ends: identical within the deadline plus catch-up.
         proxy.mode = "pass"
         healed = time.time()
-        wait_caught_up(relay, "--replica", "r1", timeout=60)
-        identical(master, r1, USERS)
+        caught_up_and_identical(relay, master, r1)
         print("# r1 caught up %.1f s after the hang ended"
               % (time.time() - healed))
         check("event=link_failed" not in relay.logtext(), relay.logtext())
@@ -181,8 +186,7 @@ def a_reset_mid_literal_and_a_slow_chopped_path_lose_nothing():
         proxy.mode = "rst"
         relay.ctl("resume", "s1", "r1")
         until(lambda: proxy.resets >= 1, "the proxy reset r1's link", 30)
-        wait_caught_up(relay, "--replica", "r1", timeout=60)
-        identical(master, r1, USERS)
+        caught_up_and_identical(relay, master, r1)
         # Slow and chopped: 512-byte writes 10 ms apart.
         proxy.chunk, proxy.delay = 512, 0.01
         proxy.mode = "slow"
@@ -227,10 +231,9 @@ def a_command_that_kills_the_replica_every_time_is_parked():
         check("event=link_failed" not in relay.logtext(), relay.logtext())
         proxy.mode = "pass"
         eq(relay.ctl("retry", "s1", "r1").returncode, 0)
-        until(lambda: "replica=r1 event=unparked mailbox=user.alice " in
-              relay.logtext()[mark:], "the INBOX unparked", 60)
-        wait_caught_up(relay, timeout=60)
-        identical(master, r1, USERS)
+        relay.wait_log("replica=r1 event=unparked mailbox=user.alice ",
+                       timeout=60)
+        caught_up_and_identical(relay, master, r1)
     finally:
         teardown()
 
