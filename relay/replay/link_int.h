@@ -67,7 +67,7 @@ extern const struct link_repair_ops link_repair_ops;
 
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 60.0
-#define LOST_MAX 3		/* losses in a row that park a command */
+#define LOST_MAX 5		/* losses in a row that park a command */
 #define CONNECT_RETRY_MIN 0.1	/* connection refused: try again soon */
 #define CONNECT_RETRY_MAX 0.5
 #define FILES_PER_MESSAGE 256

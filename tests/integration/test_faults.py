@@ -204,7 +204,7 @@ def a_reset_mid_literal_and_a_slow_chopped_path_lose_nothing():
 @test
 def a_command_that_kills_the_replica_every_time_is_parked():
     """A replica that drops the connection on one command every time,
-    before it can say why: after three losses in a row the mailbox is
+    before it can say why: after five losses in a row the mailbox is
     parked, the rest goes on, and a retry brings it once the path
     heals."""
     path, proxy = setup()
@@ -220,9 +220,9 @@ def a_command_that_kills_the_replica_every_time_is_parked():
         relay.ctl("resume", "s1", "r1")
         until(lambda: "replica=r1 event=parked mailbox=user.alice " in
               relay.logtext()[mark:], "the INBOX parked", 60)
-        check(proxy.resets >= 3, proxy.resets)
+        check(proxy.resets >= 5, proxy.resets)
         check(re.search(r"replica=r1 event=parked mailbox=user\.alice .*"
-                        r"lost 3 times in a row", relay.logtext()[mark:]),
+                        r"lost 5 times in a row", relay.logtext()[mark:]),
               relay.logtext()[mark:])
         # The rest went on: Work reached r1 meanwhile.
         until(lambda: r1.state("alice")["mailboxes"]["Work"] ==
