@@ -362,8 +362,7 @@ link_stats(struct link *l, struct stats_link *out)
 	out->last_error_time = l->last_error_time;
 	out->left_alone = l->nleft_alone;
 	out->parked = l->nparked;
-	if (l->conn != NULL && (l->on_reply != NULL || l->in_banner ||
-	    conn_out_pending(l->conn) > 0))
+	if (link_waiting(l))
 		out->waiting_seconds = ev_now(l->loop) - l->wait_since;
 	for (i = 0; i < l->nparked && i < STATS_MAX_PARKED; i++) {
 		struct stats_parked *p = &out->parked_list[i];

@@ -352,12 +352,11 @@ noop_reply(struct link *l, const char *verb, const char *text)
 	link_replay_next(l);	/* the journal may have grown meanwhile */
 }
 
-/* Is the link waiting for the replica: a banner, a reply, or to read? */
-static bool
-waiting(const struct link *l)
+bool
+link_waiting(const struct link *l)
 {
-	return l->in_banner || l->on_reply != NULL ||
-	    conn_out_pending(l->conn) > 0;
+	return l->conn != NULL && (l->in_banner || l->on_reply != NULL ||
+	    conn_out_pending(l->conn) > 0);
 }
 
 /*
@@ -384,7 +383,7 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		arm(l, l->last_activity + l->rc.timeout - now);
 		return;
 	}
-	if (waiting(l)) {
+	if (link_waiting(l)) {
 		limit = l->last_activity + l->rc.timeout +
 		    (double)l->wait_bytes / (double)l->rc.timeout_rate;
 		if (now < limit) {

@@ -229,8 +229,10 @@ struct dlist *link_pop_child(struct dlist *list);
 /* link_conn.c: the connection and the login. */
 void link_connect(struct link *l);
 void link_reset_session(struct link *l);
-/* Sets up the retry timer of a new link. */
+/* Sets up the retry and deadline timers of a new link. */
 void link_conn_init(struct link *l);
+/* Is the link waiting for its replica: a banner, a reply, or to read? */
+bool link_waiting(const struct link *l);
 
 /* link_policy.c: retry backoff and rate limits. */
 bool link_throttled(struct link *l);

@@ -69,16 +69,17 @@ drop_entry(struct link *l, size_t i)
 	l->nparked--;
 }
 
-static struct link_parked *
-find(struct link *l, char kind, const char *key)
+/* The index of the entry of this kind and key, or -1. */
+static long
+find(const struct link *l, char kind, const char *key)
 {
 	size_t i;
 
 	for (i = 0; i < l->nparked; i++)
 		if (l->parked[i].p.kind == kind &&
 		    strcmp(l->parked[i].p.key, key) == 0)
-			return &l->parked[i];
-	return NULL;
+			return (long)i;
+	return -1;
 }
 
 int
@@ -125,7 +126,8 @@ static bool
 park(struct link *l, char kind, const char *key, const char *name,
     const char *why)
 {
-	struct link_parked *e = find(l, kind, key), saved;
+	long at = find(l, kind, key);
+	struct link_parked *e = at < 0 ? NULL : &l->parked[at], saved;
 	double now = ev_now(l->loop);
 	bool added = e == NULL;
 
@@ -271,19 +273,16 @@ link_park_settled(struct link *l)
 	char key[512], name[512];
 	bool changed = false;
 	size_t i;
+	long at;
 
 	if (cmd == NULL || l->nparked == 0)
 		return;
 	if (strcmp(cmd->key, "MAILBOX") == 0 && cmd->type == DL_KVLIST) {
-		if (dlist_get_str(cmd, "UNIQUEID", &u) == 0 && u)
-			for (i = 0; i < l->nparked; i++)
-				if (l->parked[i].p.kind == PARKED_MAILBOX &&
-				    strcmp(l->parked[i].p.key, u) == 0) {
-					unpark(l, i, "the replica took it "
-					    "whole");
-					changed = true;
-					break;
-				}
+		if (dlist_get_str(cmd, "UNIQUEID", &u) == 0 && u &&
+		    (at = find(l, PARKED_MAILBOX, u)) >= 0) {
+			unpark(l, (size_t)at, "the replica took it whole");
+			changed = true;
+		}
 	} else if (strcmp(cmd->key, "UNMAILBOX") == 0 && cmd->s) {
 		for (i = 0; i < l->nparked; i++)
 			if (l->parked[i].p.kind == PARKED_MAILBOX &&
@@ -304,12 +303,9 @@ link_park_settled(struct link *l)
 			}
 	}
 	if (strcmp(cmd->key, "MAILBOX") != 0) {
-		struct link_parked *e;
-
 		record_key(cmd, key, sizeof(key), name, sizeof(name));
-		if ((e = find(l, PARKED_RECORD, key)) != NULL) {
-			unpark(l, (size_t)(e - l->parked), "the replica took "
-			    "it");
+		if ((at = find(l, PARKED_RECORD, key)) >= 0) {
+			unpark(l, (size_t)at, "the replica took it");
 			changed = true;
 		}
 	}
@@ -320,13 +316,7 @@ link_park_settled(struct link *l)
 bool
 link_park_has_mailbox(const struct link *l, const char *uniqueid)
 {
-	size_t i;
-
-	for (i = 0; i < l->nparked; i++)
-		if (l->parked[i].p.kind == PARKED_MAILBOX &&
-		    strcmp(l->parked[i].p.key, uniqueid) == 0)
-			return true;
-	return false;
+	return find(l, PARKED_MAILBOX, uniqueid) >= 0;
 }
 
 bool
