@@ -21,7 +21,7 @@ import time
 
 import cyrus
 from harness import BUILDDIR, check, eq
-from relaytest import (CyrusPath, direct_applies, identical, populate,
+from relaytest import (CyrusPath, identical, populate,
                        sync_user, wait_caught_up)
 
 USERS = ("alice", "bob")
