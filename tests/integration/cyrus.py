@@ -72,6 +72,7 @@ import base64
 imaplib.Commands.setdefault("GETMETADATA", ("AUTH", "SELECTED"))
 imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 
+import cyrusroots
 from harness import free_port
 
 CYRUS_BIN = "/usr/lib/cyrus/bin"
@@ -92,8 +93,8 @@ def _cyrus_ids():
     return pwd.getpwnam("cyrus").pw_uid, grp.getgrnam("mail").gr_gid
 
 
-def _chown_tree(path):
-    uid, gid = _cyrus_ids()
+def _chown_tree(path, ids=None):
+    uid, gid = ids or _cyrus_ids()
     for top, dirs, files in os.walk(path):
         os.chown(top, uid, gid)
         for f in files:
@@ -187,7 +188,19 @@ for n in sorted(os.listdir(dev)):
     if not os.path.islink(p) and os.path.exists("/dev/" + n):
         mount("/dev/" + n, p, MS_BIND | MS_REC)
 mount(dev, "/dev", MS_BIND | MS_REC)
-os.execvp(sys.argv[2], sys.argv[2:])
+argv = sys.argv[2:]
+if argv[0] == "--chroot":
+    # --chroot ROOT DIR... --: /dev, /proc and each DIR (the instance's
+    # and the syslog's, at the same paths) bound into ROOT, then chroot.
+    root, end = argv[1], argv.index("--")
+    for src in ["/dev", "/proc"] + argv[2:end]:
+        dst = root + src
+        os.makedirs(dst, exist_ok=True)
+        mount(src, dst, MS_BIND | MS_REC)
+    os.chroot(root)
+    os.chdir("/")
+    argv = argv[end + 1:]
+os.execvp(argv[0], argv)
 """
 
 _DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty", "ptmx",
@@ -301,8 +314,26 @@ class Syslog:
         except AssertionError:
             return False
 
-    def wrap(self, argv):
-        """argv, prefixed so that the command's /dev/log is this syslog."""
+    def wrap(self, argv, chroot=None, binds=()):
+        """argv, prefixed so that the command's /dev/log is this syslog;
+        with chroot, run in that root, with /dev, /proc, binds and this
+        syslog's directory bound into it at the same paths."""
+        if chroot:
+            if self.mode != "namespace":
+                raise RuntimeError("Cyrus in a root (%s) needs the private "
+                                   "mount namespace; syslog mode is %s"
+                                   % (chroot, self.mode))
+            dirs = []
+            for d in list(binds) + [self.dir]:
+                d = os.path.abspath(d)
+                # All of /tmp, so nothing is left behind in the root.
+                if d.startswith("/tmp/"):
+                    d = "/tmp"
+                if not any(d == x or d.startswith(x + "/") for x in dirs):
+                    dirs = [x for x in dirs if not x.startswith(d + "/")]
+                    dirs.append(d)
+            return [sys.executable, "-c", _NSEXEC, self.devdir,
+                    "--chroot", chroot] + dirs + ["--"] + list(argv)
         if self.mode == "namespace":
             return [sys.executable, "-c", _NSEXEC, self.devdir] + list(argv)
         return list(argv)
@@ -438,9 +469,17 @@ class CyrusInstance:
 
     def __init__(self, root, name, servername=None, imap_port=None,
                  lmtp_port=None, sync_port=None, sieve_port=None,
-                 extra=None, users=(), syslog=None):
+                 extra=None, users=(), syslog=None, version=None):
         self.root = root
         self.name = name
+        # "3.6" (the host's Debian 12 Cyrus), "3.10" or "3.12" (a
+        # cached Debian root, see cyrusroots.py).
+        self.version = version or "3.6"
+        self.chroot = cyrusroots.root(self.version)
+        self.ids = cyrusroots.ids(self.chroot)
+        if self.chroot and syslog is None:
+            raise RuntimeError("a Cyrus %s instance needs a Syslog (its "
+                               "launcher runs it in the root)" % version)
         self.dir = os.path.join(root, name)
         self.servername = servername or "%s.test" % name
         self._auto_ports = [svc for svc, p in (
@@ -506,7 +545,7 @@ class CyrusInstance:
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         os.chmod(self.root, os.stat(self.root).st_mode | 0o755)
         self.write_conf()
-        _chown_tree(self.dir)
+        _chown_tree(self.dir, self.ids)
 
     def write_conf(self):
         with open(self.imapd_conf, "w") as f:
@@ -535,11 +574,12 @@ class CyrusInstance:
 
     def add_user(self, user, password=USER_PASSWORD):
         """A sasldb entry user@servername (for direct logins)."""
-        subprocess.run([SASLPASSWD2, "-f", self.sasldb, "-u",
-                        self.servername, "-c", "-p", user],
+        argv = [SASLPASSWD2, "-f", self.sasldb, "-u", self.servername,
+                "-c", "-p", user]
+        subprocess.run(self._cmd(argv) if self.chroot else argv,
                        input=password.encode(), check=True,
                        capture_output=True)
-        uid, gid = _cyrus_ids()
+        uid, gid = self.ids
         os.chown(self.sasldb, uid, gid)
         os.chmod(self.sasldb, 0o640)
 
@@ -549,6 +589,8 @@ class CyrusInstance:
                 "sync": self.sync_port, "sieve": self.sieve_port}
 
     def _cmd(self, argv):
+        if self.chroot:
+            return self.syslog.wrap(argv, self.chroot, [self.root])
         return self.syslog.wrap(argv) if self.syslog else list(argv)
 
     def _env(self):
@@ -587,7 +629,7 @@ class CyrusInstance:
                 changed = True
         if changed:
             self.write_conf()
-            _chown_tree(self.dir)
+            _chown_tree(self.dir, self.ids)
         return changed
 
     def _start_once(self, timeout):
@@ -734,6 +776,15 @@ class CyrusInstance:
             raise
         return m
 
+    def server_version(self):
+        """The Cyrus version the IMAP greeting names ("3.12.4")."""
+        m = imaplib.IMAP4("127.0.0.1", self.imap_port, timeout=30)
+        try:
+            g = re.search(rb"Cyrus IMAP (\d+\.\d+\.\d+)", m.welcome)
+        finally:
+            m.shutdown()
+        return g.group(1).decode() if g else None
+
     def separator(self):
         if self._sep is None:
             m = self.imap()
@@ -808,8 +859,7 @@ class CyrusInstance:
         if p.poll() is None:
             with open(self.shutdown_file, "w"):
                 pass
-            uid, gid = _cyrus_ids()
-            os.chown(self.shutdown_file, uid, gid)
+            os.chown(self.shutdown_file, *self.ids)
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:

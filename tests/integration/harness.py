@@ -7,6 +7,7 @@ Everything talks to real processes over real sockets on 127.0.0.1.
 """
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -54,11 +55,21 @@ def run(prog, teardown=None):
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port on 127.0.0.1 free now, below the ephemeral range (32768
+    up): there an outgoing connection may take it before a server
+    binds it (a Cyrus master once failed to bind a 47xxx port so)."""
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randrange(10000, 32768)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port in 10000-32767")
 
 
 def listening_socket(backlog=16):

@@ -175,14 +175,18 @@ class CyrusPath:
     wanted, replicates straight into the first replica); relay=[(name,
     port), ...] points it elsewhere than at the replicas; master=False
     leaves the master to start_master().  replica_conf is extra imapd.conf
-    for the replicas, relay_kw goes to master_facing_relay().  stop()
+    for the replicas, relay_kw goes to master_facing_relay().  versions
+    names each replica's Cyrus ("3.6", "3.10", "3.12": cyrusroots.py),
+    master_version the master's; both default to the host's 3.6.  stop()
     tears down whatever was started, so a test can call it from finally:
     and stop_paths() again at exit."""
 
     def __init__(self, prefix, nreplicas=1, extra="", users=("alice",),
                  relay=True, master=True, replica_conf=None, names=None,
-                 root=None, **relay_kw):
+                 root=None, versions=None, master_version=None,
+                 **relay_kw):
         self.root = root or tempfile.mkdtemp(prefix=prefix)
+        self.master_version = master_version
         self.master = self.relay = self.log = None
         self.replicas, self.relays = [], []
         _paths.append(self)
@@ -193,7 +197,8 @@ class CyrusPath:
                         "replica" if i == 0 else "replica%d" % (i + 1))
                 self.add_replica(cyrus.CyrusInstance(
                     self.root, name, syslog=self.log, users=users,
-                    extra=replica_conf))
+                    extra=replica_conf,
+                    version=versions[i] if versions else None))
             if relay:
                 self.relay = self.start_relay(
                     None if relay is True else relay, extra, **relay_kw)
@@ -230,7 +235,8 @@ class CyrusPath:
             extra = cyrus.replication_conf(
                 self.relay.port if self.relay else self.replica.sync_port)
         self.master = cyrus.CyrusInstance(self.root, "master",
-                                          syslog=self.log, extra=extra)
+                                          syslog=self.log, extra=extra,
+                                          version=self.master_version)
         self.master.start()
         return self.master
 
