@@ -292,6 +292,25 @@ daemonize(void)
 	return fds[1];
 }
 
+/*
+ * What the banner offers a master, for -n.  The capabilities reach
+ * past the relay (SIEVE-MAILBOX decides how the master sends sieve
+ * scripts, and the link replays them so), so they must be what every
+ * replica takes: SIEVE-MAILBOX, which Cyrus 3.6, 3.10 and 3.12 sync
+ * servers all offer, and never REPLICATION-ARCHIVE (3.10 and later,
+ * only with archive_enabled), which a replica without it could not
+ * take.  COMPRESS and STARTTLS concern the master's hop alone.
+ */
+static void
+print_offer(const struct config *c)
+{
+	printf("offers masters: SASL%s%s SIEVE-MAILBOX, what every "
+	    "replica takes (Cyrus 3.6, 3.10, 3.12); not "
+	    "REPLICATION-ARCHIVE\n",
+	    *config_str(c, OPT_tls_server_cert) ? " STARTTLS" : "",
+	    config_bool(c, OPT_compress) ? " COMPRESS DEFLATE" : "");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -368,6 +387,7 @@ main(int argc, char **argv)
 			nrep += config_store(relay.config, i)->nreplicas;
 		printf("%s: OK, %zu stores, %zu replicas\n", relay.config_path,
 		    config_nstores(relay.config), nrep);
+		print_offer(relay.config);
 		config_free(&relay.config);
 		return 0;
 	}

@@ -23,6 +23,14 @@ def check_config_ok_and_errors():
                   "-n")
     eq(r.returncode, 0)
     check("OK, 0 stores" in r.stdout, r.stdout)
+    # The capabilities a master is offered: what every replica takes.
+    eq(r.stdout.splitlines()[1],
+       "offers masters: SASL SIEVE-MAILBOX, what every replica takes "
+       "(Cyrus 3.6, 3.10, 3.12); not REPLICATION-ARCHIVE")
+    relay = Relay("compress: yes\n")
+    r = relay_cmd("-C", relay.conf, "-n")
+    check("offers masters: SASL COMPRESS DEFLATE SIEVE-MAILBOX," in
+          r.stdout, r.stdout)
     relay = Relay("store.s1.identity: a\nstore.s1.replica.r1: h:1\n"
                   "store.s2.identity: a\nstore.s2.replica.r1: h:2\n")
     r = relay_cmd("-C", relay.conf, "-n")
