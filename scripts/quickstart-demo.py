@@ -8,7 +8,17 @@ messages; replicates them one-shot, then rolling while more mail arrives;
 shows what the relay journaled, what its shadow answers, and that the
 replica ends up showing what the master shows.  Run by scripts/quickstart
 after the build.
+
+    quickstart-demo.py [--cyrus VERSION] [--master VERSION]
+                       [--replica VERSION]
+
+VERSION is 3.6 (Debian 12's Cyrus 3.6.1, the host's, the default), 3.10
+(Debian trixie's 3.10.2) or 3.12 (Debian sid's 3.12.4); the last two run
+from a Debian root built with debootstrap on first use (about a minute)
+and cached in /var/cache/syncrelay-test (tests/integration/cyrusroots.py).
+--cyrus sets both sides, --master and --replica one each.
 """
+import argparse
 import base64
 import os
 import re
@@ -24,6 +34,7 @@ os.environ.setdefault("BUILDDIR", BUILD)
 os.environ.setdefault("SRCDIR", TOP)
 
 import cyrus  # noqa: E402
+import cyrusroots  # noqa: E402
 from harness import Client, free_port, wait_port  # noqa: E402
 
 RUN = "/tmp/syncrelay-quickstart"
@@ -109,6 +120,22 @@ def relay_get(port, line):
 
 
 def main():
+    ap = argparse.ArgumentParser(description="syncrelay between a real "
+                                 "Cyrus master and replica on loopback")
+    ap.add_argument("--cyrus", choices=cyrusroots.ALL, default="3.6",
+                    help="the Cyrus version of both sides (default 3.6)")
+    ap.add_argument("--master", choices=cyrusroots.ALL,
+                    help="the master's Cyrus version")
+    ap.add_argument("--replica", choices=cyrusroots.ALL,
+                    help="the replica's Cyrus version")
+    args = ap.parse_args()
+    mv, rv = args.master or args.cyrus, args.replica or args.cyrus
+    for v in sorted({mv, rv}):
+        if cyrusroots.VERSIONS[v][0]:
+            say("Cyrus %s: a Debian %s root (built by debootstrap if not "
+                "cached yet; about a minute)" % (cyrusroots.VERSIONS[v][1],
+                                                 cyrusroots.VERSIONS[v][0]))
+            print("    " + cyrusroots.root(v))
     say("starting syncrelay")
     replica_port = free_port()
     port, conf, pidfile, metrics_port = start_relay(replica_port)
@@ -118,15 +145,17 @@ def main():
     log = cyrus.Syslog(os.path.join(root, "syslog")).start()
     master = replica = None
     try:
-        say("starting a Cyrus 3.6.1 replica (sync_server on 127.0.0.1:%d)"
-            % replica_port)
+        say("starting a Cyrus %s replica (sync_server on 127.0.0.1:%d)"
+            % (cyrusroots.VERSIONS[rv][1], replica_port))
         replica = cyrus.CyrusInstance(root, "replica", syslog=log,
                                       sync_port=replica_port,
-                                      users=("alice",))
+                                      users=("alice",), version=rv)
         replica.start()
-        say("starting a Cyrus 3.6.1 master that replicates to syncrelay")
+        say("starting a Cyrus %s master that replicates to syncrelay"
+            % cyrusroots.VERSIONS[mv][1])
         master = cyrus.CyrusInstance(root, "master", syslog=log,
-                                     extra=cyrus.replication_conf(port))
+                                     extra=cyrus.replication_conf(port),
+                                     version=mv)
         master.start()
         master.create_user("alice")
         m = master.imap("alice")

@@ -123,7 +123,8 @@ def every_kind_of_change(master, n):
     a = master.imap()
     try:
         cyrus.imap_ok(*a.setquota(master.mailbox_name("bob"),
-                                  "(STORAGE %d)" % (300000 + n)))
+                                  "(STORAGE %d MESSAGE %d)" % (300000 + n,
+                                                               1000 + n)))
     finally:
         a.logout()
     master.put_sieve("bob", "s%d" % n, SIEVE)
