@@ -5,8 +5,8 @@ of one version (3.6.1, Debian 12's, on the host; 3.10.2, trixie's, or
 replicating through syncrelay into a replica of another.  Each pairing
 runs the one-shot modes (-u, -m, -A, -s, then all of them again, which
 must apply nothing), rolling replication of every kind of change (mail,
-flags and user keywords, expunge, rename, delete, subscriptions,
-metadata, quota, sieve, a body over 1 MB), a replica outage and its
+flags and user keywords, expunge, rename, delete, intermediate folders,
+subscriptions, metadata, quota, sieve, a body over 1 MB), a replica outage and its
 catch-up, a replica changed behind the relay's back and repaired, and a
 SIGKILL of the relay in the middle of rolling replication.  A pairing
 passes when IMAP shows the same on both sides (CyrusInstance.state()),
@@ -118,6 +118,10 @@ def every_kind_of_change(master, n):
                   flags=r"(\Flagged Keyword%d)" % n)
     imap_steps(master, "alice", ("rename", (folder, folder + "-r")),
                ("unsubscribe", ("Work",)), ("subscribe", ("Work",)))
+    # Parents that exist only because a child does (intermediate
+    # mailboxes, which 3.12 no longer lists in GET USER).
+    imap_steps(master, "bob", ("create", ("Deep%d/x/y" % n,)))
+    master.append("bob", "Deep%d/x/y" % n, cyrus.make_message(n + 30, 2000))
     imap_steps(master, "bob", ("create", ("Gone%d" % n,)))
     imap_steps(master, "bob", ("delete", ("Gone%d" % n,)))
     a = master.imap()
