@@ -106,10 +106,15 @@ def run_soak(rounds, seed=1, prefix="syncrelay-soak-", say=print):
             if r % 10 == 9:
                 server_kills += _kill_sync_servers(
                     path.replicas[rnd.randrange(2)])
-                if master.rolling and master.rolling.poll() is None:
-                    master.rolling.kill()
-                    master.rolling.wait()
-                    client_kills += 1
+                # The rolling client may have given up on the killed
+                # relay already: start it again so there is one to kill.
+                if master.rolling is None or master.rolling.poll() is not None:
+                    master.rolling = None
+                    master.start_rolling()
+                    time.sleep(rnd.random() * 0.5)
+                master.rolling.kill()
+                master.rolling.wait()
+                client_kills += 1
             # A rolling client that gave up on a dead relay starts again.
             if master.rolling is None or master.rolling.poll() is not None:
                 master.rolling = None
