@@ -22,6 +22,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "relay/ops/audit.h"
 #include "relay/ops/control.h"
 #include "relay/replay/link.h"
 #include "relay/ops/snapshot.h"
@@ -58,6 +59,8 @@ struct client {
 	char *store, *replica;
 	uint64_t target;
 	double deadline;
+	/* audit */
+	struct audit *audit;
 };
 
 /* ---- formatting ---------------------------------------------------------- */
@@ -575,6 +578,59 @@ do_retry(struct client *c, const char *store, const char *replica)
 }
 
 static void
+audit_done(void *arg, struct audit *a)
+{
+	struct client *c = arg;
+	int status = audit_report(a, &c->out);
+
+	c->audit = NULL;
+	audit_free(&a);
+	answer(c, status);
+}
+
+/*
+ * audit STORE REPLICA|* [user=USER] [repair] [json] [timeout=SECONDS]:
+ * answered once the audit is over (audit.h).
+ */
+static void
+do_audit(struct client *c, int argc, char **argv)
+{
+	struct audit_opts o = { .store = argv[1], .timeout = 300 };
+	char err[300];
+	int i;
+
+	if (strcmp(argv[2], "*") != 0)
+		o.replica = argv[2];
+	for (i = 3; i < argc; i++) {
+		char *end;
+
+		if (strncmp(argv[i], "user=", 5) == 0 && argv[i][5])
+			o.user = argv[i] + 5;
+		else if (strcmp(argv[i], "repair") == 0)
+			o.repair = true;
+		else if (strcmp(argv[i], "json") == 0)
+			o.json = true;
+		else if (strncmp(argv[i], "timeout=", 8) == 0 &&
+		    (o.timeout = strtod(argv[i] + 8, &end)) >= 0 &&
+		    o.timeout <= MAX_WAIT && *end == '\0' && end != argv[i] + 8)
+			continue;
+		else {
+			buf_printf(&c->out, "!bad audit argument %s\n", argv[i]);
+			answer(c, 2);
+			return;
+		}
+	}
+	c->audit = audit_start(c->ctl->loop, &o, audit_done, c, err,
+	    sizeof(err));
+	if (c->audit == NULL) {
+		buf_printf(&c->out, "!%s\n", err);
+		answer(c, 2);
+		return;
+	}
+	ev_timer_stop(c->ctl->loop, &c->idle_t);	/* the audit rules */
+}
+
+static void
 request(struct client *c, char *line)
 {
 	char *argv[8], *save = NULL, *tok;
@@ -678,6 +734,9 @@ request(struct client *c, char *line)
 			    "it has of it)\n", argv[1], argv[2], n, n == 1 ?
 			    "y" : "ies", argv[3]);
 		}
+	} else if (strcmp(argv[0], "audit") == 0 && argc >= 3) {
+		do_audit(c, argc, argv);
+		return;
 	} else if (strcmp(argv[0], "reload") == 0 && argc == 1) {
 		c->ctl->reload();
 		buf_puts(&c->out, "reloaded (see the log for what changed)\n");
@@ -685,7 +744,8 @@ request(struct client *c, char *line)
 		buf_printf(&c->out, "!unknown request \"%s\" (status [STORE] "
 		    "[json], pause|resume STORE REPLICA, wait STORE REPLICA|* "
 		    "SECONDS, reset STORE REPLICA LSN, retry STORE [REPLICA], "
-		    "giveup STORE REPLICA NAME, reload)\n", argv[0]);
+		    "giveup STORE REPLICA NAME, audit STORE REPLICA|* [user=USER] "
+		    "[repair] [json] [timeout=SECONDS], reload)\n", argv[0]);
 		status = 2;
 	}
 	answer(c, status);
@@ -735,6 +795,7 @@ client_free(struct client *c)
 	ev_timer_stop(ctl->loop, &c->idle_t);
 	if (c->store)
 		ev_timer_stop(ctl->loop, &c->wait_t);
+	audit_free(&c->audit);
 	close(c->fd);
 	buf_free(&c->in);
 	buf_free(&c->out);

@@ -509,12 +509,39 @@ int
 link_query(struct link *l, const struct dlist *entry, link_query_cb cb,
     void *arg)
 {
+	return link_command(l, "GET", entry, cb, arg);
+}
+
+int
+link_command(struct link *l, const char *verb, const struct dlist *entry,
+    link_query_cb cb, void *arg)
+{
 	if (!idle(l))
 		return -EBUSY;
 	l->query_cb = cb;
 	l->query_arg = arg;
-	link_send_cmd(l, "GET", entry, query_reply);
+	link_send_cmd(l, verb, entry, query_reply);
 	return 0;
+}
+
+bool
+link_caught_up(const struct link *l)
+{
+	return idle(l) && l->acked == journal_durable_lsn(l->st->journal);
+}
+
+bool
+link_resend_mailbox(struct link *l, const char *uniqueid, const char *name,
+    const char *why, bool now)
+{
+	if (!link_park_mailbox(l, uniqueid, name, "%s", why))
+		return false;
+	if (!now)
+		return true;
+	link_park_retry_now(l);
+	if (l->conn != NULL && l->cmd == NULL && l->on_reply == NULL)
+		link_kick(l);
+	return true;
 }
 
 void

@@ -96,5 +96,24 @@ bool link_seedable(const struct link *l);
 bool link_may_seed(const struct link *l);
 int link_query(struct link *l, const struct dlist *entry, link_query_cb cb,
     void *arg);
+/*
+ * link_command(): as link_query(), with another verb (APPLY UNMAILBOX for
+ * an audit's repair, relay/ops/audit.c).  link_caught_up(): the link is
+ * idle and the replica acknowledged every durable record, so what it
+ * answers now is the state the journal left there.
+ */
+int link_command(struct link *l, const char *verb, const struct dlist *entry,
+    link_query_cb cb, void *arg);
+bool link_caught_up(const struct link *l);
+/*
+ * Parks the mailbox uniqueid (name) for the replica with why and, if
+ * now, makes it due now (else after the first backoff): at its next
+ * idle moment the link sends it whole from the shadow (bodies staged
+ * from the journal), through the usual repair if the replica refuses
+ * it; until then wait does not report the replica caught up.  False if
+ * it could not be kept parked (the link failed).
+ */
+bool link_resend_mailbox(struct link *l, const char *uniqueid,
+    const char *name, const char *why, bool now);
 
 #endif

@@ -1,0 +1,1097 @@
+/*
+ * audit.c -- a replica compared with the shadow, and what differs sent
+ * again from the shadow (see audit.h).
+ *
+ * Per replica, in three phases on a timer: (1) GET USER for each user
+ * the shadow knows: each shadow mailbox is looked up on the replica by
+ * UNIQUEID and its summary compared (name, UIDVALIDITY, LAST_UID,
+ * HIGHESTMODSEQ, SYNC_CRC, SYNC_CRC_ANNOT); the user's folders the
+ * shadow does not know are noted too (DELETED.* ones aside); (2) GET
+ * FULLMAILBOX for each mailbox whose summary differs, to say which
+ * records differ (count, UIDs, flags, modseqs, GUIDs); (3) with repair,
+ * each differing mailbox is parked for the link with the reason and
+ * retried at once, so the link sends it whole from the shadow (bodies
+ * from the journal) through its usual repair.  Where the replica
+ * changed records itself (an expunge, flags: a higher modseq there), a
+ * whole APPLY MAILBOX would be refused, so the mailbox is removed on the
+ * replica first (APPLY UNMAILBOX) -- only when the replica holds
+ * nothing the master lacks and the journal holds every body; else the
+ * report says that only the master can resend it.  A folder only on the
+ * replica is removed only where the shadow holds the master's complete
+ * list for the user (design invariant 9).
+ *
+ * Every question goes through the link (link_query/link_command), only
+ * while it is caught up and idle, one at a time: replay goes first.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "protocol/dlist.h"
+#include "relay/ops/audit.h"
+#include "relay/replay/link.h"
+#include "relay/store.h"
+#include "storage/mboxname.h"
+#include "storage/shadow.h"
+
+#define TICK 0.02		/* seconds between looks for a quiet moment */
+#define MAX_NOTES 6		/* record differences spelled out */
+
+enum diff_kind { DK_DIFFERS, DK_MISSING, DK_ONLY_REPLICA, DK_NOT_AUDITED };
+
+static const char *const kind_names[] = { "differs", "missing",
+	"only_on_replica", "not_audited" };
+
+struct diff {
+	enum diff_kind kind;
+	char *name, *uniqueid, *user;
+	struct buf what;	/* "; " between items */
+	bool records;		/* the summary differs: compare records */
+	bool replace;		/* the replica changed records itself */
+	bool more;		/* it holds what the master lacks */
+	unsigned nobody;	/* live bodies no longer in the journal */
+	char *rname;		/* the replica's name for it, if other */
+	int stage;		/* of a replacement: 1 renamed back */
+	char *repair;		/* what --repair did */
+};
+
+struct run {
+	char *replica;
+	struct diff *d;
+	size_t nd;
+	char **users;
+	size_t nusers, next_user, next_full, next_repair;
+	size_t mailboxes;	/* compared */
+	uint64_t lsn;		/* the shadow's LSN at the last comparison */
+	char *error;
+	int phase;		/* 0 users, 1 records, 2 repair, 3 done */
+};
+
+struct audit {
+	struct ev_loop *loop;
+	char *store, *user;
+	bool repair, json;
+	struct run *runs;
+	size_t nruns, cur;
+	ev_timer tick;
+	double deadline;
+	bool in_flight, abandoned, finished;
+	uint64_t asked_lsn;
+	size_t asked;		/* the diff a FULLMAILBOX or UNMAILBOX is for */
+	audit_done_fn done;
+	void *arg;
+};
+
+static void diff_note(struct diff *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+diff_note(struct diff *d, const char *fmt, ...)
+{
+	char tmp[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (d->what.len)
+		buf_puts(&d->what, "; ");
+	buf_puts(&d->what, tmp);
+}
+
+static struct diff *
+diff_add(struct run *r, enum diff_kind kind, const char *name,
+    const char *uniqueid, const char *user)
+{
+	struct diff *d;
+
+	r->d = xreallocarray(r->d, r->nd + 1, sizeof(*r->d));
+	d = &r->d[r->nd++];
+	memset(d, 0, sizeof(*d));
+	d->kind = kind;
+	d->name = xstrdup(name ? name : "");
+	d->uniqueid = xstrdup(uniqueid ? uniqueid : "");
+	d->user = xstrdup(user ? user : "");
+	return d;
+}
+
+static bool
+is_deleted_name(const char *name)
+{
+	const char *bang = strchr(name, '!');
+
+	return strncmp(bang ? bang + 1 : name, "DELETED.", 8) == 0;
+}
+
+/* The replica's MAILBOX entry with key = v, or NULL. */
+static const struct dlist *
+replica_mailbox(const struct dlist *list, const char *key, const char *v)
+{
+	const struct dlist *e;
+	const char *x;
+
+	for (e = list ? list->head : NULL; e; e = e->next)
+		if (strcmp(e->key ? e->key : "", "MAILBOX") == 0 &&
+		    dlist_get_str(e, key, &x) == 0 && x && strcmp(x, v) == 0)
+			return e;
+	return NULL;
+}
+
+/* ---- phase 1: summaries ------------------------------------------------ */
+
+struct user_cmp {
+	struct audit *a;
+	struct run *r;
+	const struct dlist *rmbs;
+	const char *user;
+};
+
+static void
+cmp_num(struct diff **dp, struct user_cmp *u, const struct shadow_mailbox *mb,
+    const struct dlist *rmb, const char *key, const char *label,
+    uint64_t want, bool hex)
+{
+	uint64_t got = 0;
+
+	if (dlist_get_num(rmb, key, &got) == 0 && got == want)
+		return;
+	if (*dp == NULL)
+		*dp = diff_add(u->r, DK_DIFFERS, mb->name, mb->uniqueid,
+		    u->user);
+	if (hex)
+		diff_note(*dp, "%s %08llx on the replica, %08llx in the shadow",
+		    label, (unsigned long long)got, (unsigned long long)want);
+	else
+		diff_note(*dp, "%s %llu on the replica, %llu in the shadow",
+		    label, (unsigned long long)got, (unsigned long long)want);
+	(*dp)->records = true;
+}
+
+static int
+nobody_one(void *arg, const struct shadow_record *m)
+{
+	struct shadow_body b;
+	void **p = arg;
+
+	if (!m->expunged && shadow_body_get(p[0], m->guid, &b) < 0)
+		(*(unsigned *)p[1])++;
+	return 0;
+}
+
+/* How many live messages of the mailbox have no body in the journal. */
+static unsigned
+count_nobody(struct audit *a, const char *uniqueid)
+{
+	struct store *st = store_by_name(a->store);
+	unsigned n = 0;
+	void *p[2] = { st->shadow, &n };
+
+	shadow_record_each(st->shadow, uniqueid, 1, nobody_one, p);
+	return n;
+}
+
+static int
+user_cmp_mailbox(void *arg, const struct shadow_mailbox *mb)
+{
+	struct user_cmp *u = arg;
+	const struct dlist *rmb = replica_mailbox(u->rmbs, "UNIQUEID",
+	    mb->uniqueid);
+	const char *rname = NULL, *ouid = NULL;
+	struct diff *d = NULL;
+
+	u->r->mailboxes++;
+	if (rmb == NULL) {
+		const struct dlist *o = replica_mailbox(u->rmbs, "MBOXNAME",
+		    mb->name);
+
+		d = diff_add(u->r, DK_MISSING, mb->name, mb->uniqueid, u->user);
+		if (o && dlist_get_str(o, "UNIQUEID", &ouid) == 0 && ouid)
+			diff_note(d, "the replica holds another mailbox under "
+			    "this name (UNIQUEID %s, the master's is %s)", ouid,
+			    mb->uniqueid);
+		else
+			diff_note(d, "missing on the replica");
+		return 0;
+	}
+	dlist_get_str(rmb, "MBOXNAME", &rname);
+	if (rname && is_deleted_name(rname)) {
+		uint64_t r_hms = 0;
+
+		d = diff_add(u->r, DK_MISSING, mb->name, mb->uniqueid, u->user);
+		diff_note(d, "deleted on the replica (kept there as %s)", rname);
+		/* Deleting bumped its modseq there: renamed back, it would be
+		 * refused as changed; it is replaced instead. */
+		if (dlist_get_num(rmb, "HIGHESTMODSEQ", &r_hms) == 0 &&
+		    r_hms > mb->highestmodseq) {
+			d->replace = true;
+			d->rname = xstrdup(rname);
+			d->nobody = count_nobody(u->a, mb->uniqueid);
+		}
+		return 0;
+	}
+	if (rname == NULL || strcmp(rname, mb->name) != 0) {
+		d = diff_add(u->r, DK_DIFFERS, mb->name, mb->uniqueid, u->user);
+		diff_note(d, "named %s on the replica", rname ? rname : "?");
+		return 0;
+	}
+	cmp_num(&d, u, mb, rmb, "UIDVALIDITY", "uidvalidity", mb->uidvalidity,
+	    false);
+	cmp_num(&d, u, mb, rmb, "LAST_UID", "last uid", mb->last_uid, false);
+	cmp_num(&d, u, mb, rmb, "HIGHESTMODSEQ", "highestmodseq",
+	    mb->highestmodseq, false);
+	cmp_num(&d, u, mb, rmb, "SYNC_CRC", "sync crc", mb->sync_crc, true);
+	cmp_num(&d, u, mb, rmb, "SYNC_CRC_ANNOT", "annotation crc",
+	    mb->sync_crc_annot, true);
+	return 0;
+}
+
+/* Compares GET USER's answer for user with the shadow. */
+static void
+compare_user(struct audit *a, struct run *r, const char *user,
+    const struct dlist *rmbs)
+{
+	struct store *st = store_by_name(a->store);
+	struct user_cmp u = { a, r, rmbs, user };
+	const struct dlist *e;
+
+	shadow_mailbox_each_user(st->shadow, user, user_cmp_mailbox, &u);
+	for (e = rmbs ? rmbs->head : NULL; e; e = e->next) {
+		const char *rname = NULL, *ruid = NULL;
+		struct shadow_mailbox mb;
+		struct diff *d;
+
+		if (strcmp(e->key ? e->key : "", "MAILBOX") != 0 ||
+		    dlist_get_str(e, "MBOXNAME", &rname) < 0 || !rname ||
+		    dlist_get_str(e, "UNIQUEID", &ruid) < 0 || !ruid ||
+		    is_deleted_name(rname))
+			continue;
+		if (shadow_mailbox_by_uniqueid(st->shadow, ruid, &mb) == 0) {
+			shadow_mailbox_free(&mb);
+			continue;
+		}
+		d = diff_add(r, DK_ONLY_REPLICA, rname, ruid, user);
+		diff_note(d, "only on the replica (the shadow has no mailbox "
+		    "with UNIQUEID %s)", ruid);
+	}
+}
+
+/* ---- phase 2: records ---------------------------------------------------- */
+
+struct rec_cmp {
+	struct diff *d;
+	struct shadow *shadow;
+	const struct dlist *r;	/* the replica's next RECORD */
+	uint32_t last_uid;	/* the shadow's */
+	unsigned notes, more_notes;
+	unsigned s_live, r_live;
+};
+
+static void rec_note(struct rec_cmp *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+rec_note(struct rec_cmp *c, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+
+	if (c->notes >= MAX_NOTES) {
+		c->more_notes++;
+		return;
+	}
+	c->notes++;
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	diff_note(c->d, "%s", tmp);
+}
+
+/* The record's flags as one string, \Expunged apart; true if expunged. */
+static bool
+flags_of(const struct dlist *rec, struct buf *out)
+{
+	const struct dlist *f, *fl = dlist_get(rec, "FLAGS");
+	bool expunged = false;
+
+	buf_reset(out);
+	for (f = fl ? fl->head : NULL; f; f = f->next) {
+		const char *s = NULL;
+		size_t n = 0;
+
+		if (dlist_str(f, &s, &n) < 0 || s == NULL)
+			continue;
+		if (strcasecmp(s, "\\Expunged") == 0) {
+			expunged = true;
+			continue;
+		}
+		if (out->len)
+			buf_putc(out, ' ');
+		buf_puts(out, s);
+	}
+	buf_cstring(out);
+	return expunged;
+}
+
+/* Are the two space-separated flag lists the same set (no case)? */
+static bool
+same_flags(const char *a, const char *b)
+{
+	char *x = xstrdup(a), *save = NULL, *t;
+	const char *p;
+	size_t na = 0, nb = 0;
+	bool same = true;
+
+	for (t = strtok_r(x, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		size_t len = strlen(t);
+
+		p = b;
+		na++;
+		for (;;) {
+			const char *q = strchr(p, ' ');
+			size_t plen = q ? (size_t)(q - p) : strlen(p);
+
+			if (plen == len && strncasecmp(p, t, len) == 0)
+				break;
+			if (q == NULL) {
+				same = false;
+				break;
+			}
+			p = q + 1;
+		}
+	}
+	free(x);
+	for (p = b; *p; p++)
+		if (*p != ' ' && (p == b || p[-1] == ' '))
+			nb++;
+	return same && na == nb;
+}
+
+static void
+replica_only_record(struct rec_cmp *c, const struct dlist *r)
+{
+	struct buf fl = BUF_INIT;
+	uint64_t uid = 0;
+
+	dlist_get_num(r, "UID", &uid);
+	if (!flags_of(r, &fl)) {
+		c->r_live++;
+		if (uid > c->last_uid) {
+			c->d->more = true;
+			rec_note(c, "uid %llu only on the replica, above the "
+			    "master's last uid %u (delivered there directly)",
+			    (unsigned long long)uid, c->last_uid);
+		} else {
+			rec_note(c, "uid %llu live on the replica, expunged "
+			    "on the master", (unsigned long long)uid);
+		}
+	}
+	buf_free(&fl);
+}
+
+static int
+rec_cmp_one(void *arg, const struct shadow_record *m)
+{
+	struct rec_cmp *c = arg;
+	struct buf rfl = BUF_INIT, sfl = BUF_INIT;
+	struct dlist *srec;
+	uint64_t uid = 0, modseq = 0;
+	bool rexp;
+	char g[41];
+
+	if (!m->expunged) {
+		struct shadow_body b;
+
+		c->s_live++;
+		if (shadow_body_get(c->shadow, m->guid, &b) < 0)
+			c->d->nobody++;
+	}
+	for (; c->r; c->r = c->r->next) {
+		if (dlist_get_num(c->r, "UID", &uid) < 0 || uid >= m->uid)
+			break;
+		replica_only_record(c, c->r);
+	}
+	if (c->r == NULL || uid != m->uid) {
+		if (!m->expunged)
+			rec_note(c, "uid %u missing on the replica", m->uid);
+		return 0;
+	}
+	rexp = flags_of(c->r, &rfl);
+	if (!rexp)
+		c->r_live++;
+	if (m->expunged && rexp)
+		goto next;
+	if (dlist_guid(dlist_get(c->r, "GUID"), g) == 0 &&
+	    strcmp(g, m->guid) != 0) {
+		c->d->more = true;
+		rec_note(c, "uid %u holds another message on the replica "
+		    "(GUID %s, the master's is %s)", m->uid, g, m->guid);
+		goto next;
+	}
+	if (rexp && !m->expunged) {
+		c->d->replace = true;
+		rec_note(c, "uid %u expunged on the replica", m->uid);
+		goto next;
+	}
+	if (!rexp && m->expunged) {
+		rec_note(c, "uid %u expunged in the shadow, live on the "
+		    "replica", m->uid);
+		goto next;
+	}
+	dlist_get_num(c->r, "MODSEQ", &modseq);
+	if (modseq > m->modseq)
+		c->d->replace = true;
+	srec = shadow_record_dlist(m);
+	if (srec)
+		flags_of(srec, &sfl);
+	dlist_free(&srec);
+	if (!same_flags(buf_cstring(&rfl), buf_cstring(&sfl)))
+		rec_note(c, "uid %u flags (%s) on the replica, (%s) in the "
+		    "shadow", m->uid, buf_cstring(&rfl), buf_cstring(&sfl));
+	else if (modseq != m->modseq)
+		rec_note(c, "uid %u modseq %llu on the replica, %llu in the "
+		    "shadow", m->uid, (unsigned long long)modseq,
+		    (unsigned long long)m->modseq);
+next:
+	c->r = c->r->next;
+	buf_free(&rfl);
+	buf_free(&sfl);
+	return 0;
+}
+
+/* Compares GET FULLMAILBOX's answer with the shadow's records. */
+static void
+compare_records(struct audit *a, struct diff *d, const struct dlist *list)
+{
+	struct store *st = store_by_name(a->store);
+	const struct dlist *rmb = replica_mailbox(list, "UNIQUEID",
+	    d->uniqueid), *recs;
+	struct shadow_mailbox mb;
+	struct rec_cmp c;
+	uint64_t r_hms = 0;
+
+	if (rmb == NULL || shadow_mailbox_by_uniqueid(st->shadow, d->uniqueid,
+	    &mb) < 0) {
+		diff_note(d, "its records could not be compared");
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.d = d;
+	c.shadow = st->shadow;
+	c.last_uid = mb.last_uid;
+	recs = dlist_get(rmb, "RECORD");
+	c.r = recs ? recs->head : NULL;
+	d->nobody = 0;
+	shadow_record_each(st->shadow, d->uniqueid, 1, rec_cmp_one, &c);
+	for (; c.r; c.r = c.r->next)
+		replica_only_record(&c, c.r);
+	if (dlist_get_num(rmb, "HIGHESTMODSEQ", &r_hms) == 0 &&
+	    r_hms > mb.highestmodseq)
+		d->replace = true;
+	if (c.more_notes)
+		diff_note(d, "and %u more record differences", c.more_notes);
+	diff_note(d, "%u messages on the replica, %u in the shadow", c.r_live,
+	    c.s_live);
+	shadow_mailbox_free(&mb);
+}
+
+/* ---- asking ------------------------------------------------------------ */
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void
+finish(struct audit *a)
+{
+	ev_timer_stop(a->loop, &a->tick);
+	a->finished = true;
+	if (a->done)
+		a->done(a->arg, a);
+}
+
+static struct link *
+run_link(struct audit *a, struct run *r)
+{
+	struct store *st = store_by_name(a->store);
+	size_t i;
+
+	for (i = 0; st && i < st->nlinks; i++)
+		if (strcmp(link_name(st->links[i]), r->replica) == 0)
+			return st->links[i];
+	return NULL;
+}
+
+/* May the replica be asked now, its answer comparable with the shadow? */
+static bool
+quiet(struct store *st, struct link *l)
+{
+	return link_caught_up(l) && !shadow_in_transaction(st->shadow);
+}
+
+/* Did the shadow stay as it was when the question went out? */
+static bool
+shadow_still(struct audit *a)
+{
+	struct store *st = store_by_name(a->store);
+
+	return st && !shadow_in_transaction(st->shadow) &&
+	    shadow_lsn(st->shadow) == a->asked_lsn;
+}
+
+/* Frees an answer; true if the audit was abandoned meanwhile (freed). */
+static bool
+answered(struct audit *a, struct dlist *untagged)
+{
+	struct audit *self = a;
+
+	dlist_free(&untagged);
+	a->in_flight = false;
+	if (a->abandoned) {
+		a->abandoned = false;
+		audit_free(&self);
+		return true;
+	}
+	return false;
+}
+
+static void
+user_reply(void *arg, const char *verb, const char *text,
+    struct dlist *untagged)
+{
+	struct audit *a = arg;
+	struct run *r = &a->runs[a->cur];
+
+	if (a->abandoned) {
+		answered(a, untagged);
+		return;
+	}
+	if (strcmp(verb, "OK") != 0) {
+		free(r->error);
+		r->error = xasprintf("GET USER %s: %s %s",
+		    r->users[r->next_user], verb, text);
+		r->phase = 3;
+	} else if (shadow_still(a)) {
+		compare_user(a, r, r->users[r->next_user], untagged);
+		r->lsn = a->asked_lsn;
+		r->next_user++;
+	}
+	/* Else the shadow moved: the same question at the next quiet. */
+	answered(a, untagged);
+}
+
+static void
+full_reply(void *arg, const char *verb, const char *text,
+    struct dlist *untagged)
+{
+	struct audit *a = arg;
+	struct run *r = &a->runs[a->cur];
+
+	if (a->abandoned) {
+		answered(a, untagged);
+		return;
+	}
+	if (strcmp(verb, "OK") != 0) {
+		diff_note(&r->d[a->asked], "GET FULLMAILBOX: %s %s", verb, text);
+		r->d[a->asked].records = false;
+		r->next_full = a->asked + 1;
+	} else if (shadow_still(a)) {
+		compare_records(a, &r->d[a->asked], untagged);
+		r->next_full = a->asked + 1;
+	}
+	answered(a, untagged);
+}
+
+static void
+unmailbox_reply(void *arg, const char *verb, const char *text,
+    struct dlist *untagged)
+{
+	struct audit *a = arg;
+	struct run *r = &a->runs[a->cur];
+	struct diff *d = &r->d[a->asked];
+	struct link *l;
+
+	if (a->abandoned) {
+		answered(a, untagged);
+		return;
+	}
+	free(d->repair);
+	if (strcmp(verb, "OK") != 0) {
+		d->repair = xasprintf("not repaired: APPLY UNMAILBOX: %s %s",
+		    verb, text);
+	} else if (d->kind == DK_ONLY_REPLICA) {
+		d->repair = xasprintf("removed from the replica (the master's "
+		    "complete list for %s lacks it)", d->user);
+	} else {
+		d->repair = xstrdup("replaced: removed on the replica, then "
+		    "sent whole from the shadow (bodies from the journal)");
+	}
+	/* The parked entry (made before the UNMAILBOX) is due now. */
+	if ((l = run_link(a, r)) != NULL)
+		link_retry_parked(l);
+	answered(a, untagged);
+}
+
+static void
+rename_reply(void *arg, const char *verb, const char *text,
+    struct dlist *untagged)
+{
+	struct audit *a = arg;
+	struct run *r = &a->runs[a->cur];
+	struct diff *d = &r->d[a->asked];
+	struct link *l;
+
+	if (a->abandoned) {
+		answered(a, untagged);
+		return;
+	}
+	if (strcmp(verb, "OK") != 0) {
+		d->repair = xasprintf("not repaired: APPLY RENAME %s back to "
+		    "%s: %s %s (it stays parked: see status)", d->rname,
+		    d->name, verb, text);
+		if ((l = run_link(a, r)) != NULL)
+			link_retry_parked(l);
+		r->next_repair++;
+	} else {
+		d->stage = 1;	/* now removed under its own name */
+	}
+	answered(a, untagged);
+}
+
+/* Marks what was not asked before the deadline as not audited. */
+static void
+give_up_asking(struct audit *a, struct run *r, struct link *l)
+{
+	struct store *st = store_by_name(a->store);
+	uint64_t head = st ? journal_durable_lsn(st->journal) : 0;
+	size_t i;
+
+	for (; r->next_user < r->nusers; r->next_user++) {
+		struct diff *d = diff_add(r, DK_NOT_AUDITED, "",
+		    "", r->users[r->next_user]);
+
+		diff_note(d, "user %s not audited: the replica was not caught "
+		    "up (acknowledged LSN %llu, head %llu) at any moment "
+		    "before the deadline", r->users[r->next_user],
+		    (unsigned long long)(l ? link_acked(l) : 0),
+		    (unsigned long long)head);
+	}
+	for (i = r->next_full; i < r->nd; i++)
+		if (r->d[i].records) {
+			r->d[i].records = false;
+			diff_note(&r->d[i], "records not compared (the replica "
+			    "was busy)");
+		}
+	r->next_full = r->nd;
+}
+
+/* The repair of diff d, or false if it needs the link idle (later). */
+static bool
+repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
+{
+	struct store *st = store_by_name(a->store);
+	struct diff *d = &r->d[i];
+	struct dlist *op;
+	char why[768];
+
+	if (d->kind == DK_NOT_AUDITED)
+		return true;
+	if (d->kind == DK_ONLY_REPLICA) {
+		if (!shadow_user_is_complete(st->shadow, d->user)) {
+			d->repair = xasprintf("left alone: the relay has no "
+			    "complete list from the master for %s (a rolling "
+			    "master sends only what changed), so nothing proves "
+			    "the master lacks it; a sync_client -u %s through "
+			    "the relay gives it one", d->user, d->user);
+			return true;
+		}
+		op = dlist_new_atom("UNMAILBOX", d->name, strlen(d->name));
+		a->asked = i;
+		if (link_command(l, "APPLY", op, unmailbox_reply, a) < 0) {
+			dlist_free(&op);
+			return false;
+		}
+		a->in_flight = true;
+		dlist_free(&op);
+		return true;
+	}
+	if (d->more) {
+		d->repair = xasprintf("not repaired: the replica holds mail the "
+		    "master lacks; resync it from the master (sync_client -u "
+		    "%s straight to the replica), then audit again", d->user);
+		return true;
+	}
+	if (d->replace && d->nobody) {
+		d->repair = xasprintf("not repaired: the replica changed it "
+		    "itself, so it must be replaced whole, and retention "
+		    "dropped %u of its bodies from the journal: only the "
+		    "master can resend them (sync_client -u %s)", d->nobody,
+		    d->user);
+		return true;
+	}
+	snprintf(why, sizeof(why), "audit: %s", buf_cstring(&d->what));
+	if (!d->replace) {
+		if (link_resend_mailbox(l, d->uniqueid, d->name, why, true))
+			d->repair = xstrdup("sent whole from the shadow (bodies "
+			    "from the journal; see status)");
+		else
+			d->repair = xstrdup("not repaired: it could not be "
+			    "parked (see the log)");
+		return true;
+	}
+	/*
+	 * Parked first (durable), due later: a crash after the UNMAILBOX
+	 * still sends it whole on restart.  A copy deleted on the replica
+	 * is renamed back first: the replica remembers a removed
+	 * mailbox's UNIQUEID under its last name, and takes it again only
+	 * there.
+	 */
+	if (!link_caught_up(l))
+		return false;
+	if (d->rname && d->stage == 0) {
+		struct shadow_mailbox mb;
+
+		if (shadow_mailbox_by_uniqueid(st->shadow, d->uniqueid,
+		    &mb) < 0) {
+			d->repair = xstrdup("not repaired: gone from the shadow "
+			    "meanwhile");
+			return true;
+		}
+		if (!link_resend_mailbox(l, d->uniqueid, d->name, why,
+		    false)) {
+			d->repair = xstrdup("not repaired: it could not be "
+			    "parked (see the log)");
+			shadow_mailbox_free(&mb);
+			return true;
+		}
+		op = dlist_new_kvlist("RENAME");
+		dlist_add_atom(op, "OLDMBOXNAME", d->rname);
+		dlist_add_atom(op, "NEWMBOXNAME", d->name);
+		dlist_add_atom(op, "PARTITION", mb.partition ? mb.partition :
+		    "default");
+		dlist_add_num(op, "UIDVALIDITY", mb.uidvalidity);
+		shadow_mailbox_free(&mb);
+		a->asked = i;
+		if (link_command(l, "APPLY", op, rename_reply, a) == 0)
+			a->in_flight = true;
+		dlist_free(&op);
+		return false;	/* this diff again, once renamed */
+	}
+	op = dlist_new_atom("UNMAILBOX", d->name, strlen(d->name));
+	if (d->stage == 0 &&
+	    !link_resend_mailbox(l, d->uniqueid, d->name, why, false)) {
+		d->repair = xstrdup("not repaired: it could not be parked "
+		    "(see the log)");
+		dlist_free(&op);
+		return true;
+	}
+	a->asked = i;
+	if (link_command(l, "APPLY", op, unmailbox_reply, a) == 0)
+		a->in_flight = true;
+	else
+		link_retry_parked(l);	/* resent as is; refusals park */
+	dlist_free(&op);
+	return true;
+}
+
+static void
+step(struct audit *a)
+{
+	struct store *st = store_by_name(a->store);
+	struct run *r;
+	struct link *l;
+	struct dlist *get;
+	bool late = ev_now(a->loop) > a->deadline;
+
+	if (a->cur >= a->nruns) {
+		finish(a);
+		return;
+	}
+	r = &a->runs[a->cur];
+	if (st == NULL || (l = run_link(a, r)) == NULL) {
+		r->error = st ? xasprintf("replica %s is gone", r->replica) :
+		    xasprintf("store %s is gone", a->store);
+		a->cur++;
+		return;
+	}
+	if (r->phase == 0 && r->next_user >= r->nusers)
+		r->phase = 1;
+	if (r->phase == 1) {
+		while (r->next_full < r->nd && !r->d[r->next_full].records)
+			r->next_full++;
+		if (r->next_full >= r->nd)
+			r->phase = a->repair ? 2 : 3;
+	}
+	if (r->phase == 2 && r->next_repair >= r->nd)
+		r->phase = 3;
+	if (r->phase == 3) {
+		log_info("store=%s replica=%s event=audit mailboxes=%zu "
+		    "differ=%zu lsn=%llu", a->store, r->replica, r->mailboxes,
+		    r->nd, (unsigned long long)r->lsn);
+		a->cur++;
+		return;
+	}
+	if (r->phase == 2) {
+		if (repair_one(a, r, l, r->next_repair))
+			r->next_repair++;
+		else if (late && !a->in_flight) {
+			r->d[r->next_repair].repair = xstrdup("not repaired: "
+			    "the link was never idle before the deadline");
+			r->next_repair++;
+		}
+		return;
+	}
+	if (!quiet(st, l)) {
+		if (late)
+			give_up_asking(a, r, l);
+		return;
+	}
+	a->asked_lsn = shadow_lsn(st->shadow);
+	if (r->phase == 0) {
+		const char *u = r->users[r->next_user];
+
+		get = dlist_new_atom("USER", u, strlen(u));
+		if (link_query(l, get, user_reply, a) == 0)
+			a->in_flight = true;
+	} else {
+		const char *n = r->d[r->next_full].name;
+
+		a->asked = r->next_full;
+		get = dlist_new_atom("FULLMAILBOX", n, strlen(n));
+		if (link_query(l, get, full_reply, a) == 0)
+			a->in_flight = true;
+	}
+	dlist_free(&get);
+}
+
+static void
+tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct audit *a = w->data;
+	size_t guard;
+
+	(void)loop;
+	(void)revents;
+	/* Several steps a tick when nothing needs the replica. */
+	for (guard = 0; guard < 64 && !a->in_flight && !a->finished; guard++) {
+		size_t cur = a->cur;
+		int phase = cur < a->nruns ? a->runs[cur].phase : -1;
+		size_t nu = cur < a->nruns ? a->runs[cur].next_user : 0;
+		size_t nr = cur < a->nruns ? a->runs[cur].next_repair : 0;
+
+		step(a);
+		if (a->finished || a->in_flight || (a->cur == cur &&
+		    cur < a->nruns && a->runs[cur].phase == phase &&
+		    a->runs[cur].next_user == nu &&
+		    a->runs[cur].next_repair == nr))
+			break;
+	}
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static int
+add_user(void *arg, const char *userid)
+{
+	struct run *r = arg;
+
+	r->users = xreallocarray(r->users, r->nusers + 1, sizeof(*r->users));
+	r->users[r->nusers++] = xstrdup(userid);
+	return 0;
+}
+
+struct audit *
+audit_start(struct ev_loop *loop, const struct audit_opts *o,
+    audit_done_fn done, void *arg, char *err, size_t err_len)
+{
+	struct store *st = store_by_name(o->store);
+	struct audit *a;
+	size_t i;
+
+	if (st == NULL) {
+		snprintf(err, err_len, "no store called %s", o->store);
+		return NULL;
+	}
+	a = xcalloc(1, sizeof(*a));
+	a->loop = loop;
+	a->store = xstrdup(o->store);
+	a->user = o->user ? xstrdup(o->user) : NULL;
+	a->repair = o->repair;
+	a->json = o->json;
+	a->done = done;
+	a->arg = arg;
+	a->deadline = ev_now(loop) + o->timeout;
+	for (i = 0; i < st->nlinks; i++) {
+		struct run *r;
+
+		if (o->replica && strcmp(o->replica, link_name(st->links[i])))
+			continue;
+		a->runs = xreallocarray(a->runs, a->nruns + 1,
+		    sizeof(*a->runs));
+		r = &a->runs[a->nruns++];
+		memset(r, 0, sizeof(*r));
+		r->replica = xstrdup(link_name(st->links[i]));
+		if (o->user)
+			add_user(r, o->user);
+		else
+			shadow_owner_each(st->shadow, add_user, r);
+	}
+	if (a->nruns == 0) {
+		snprintf(err, err_len, "store %s has no replica called %s",
+		    o->store, o->replica ? o->replica : "(none)");
+		audit_free(&a);
+		return NULL;
+	}
+	ev_timer_init(&a->tick, tick_cb, 0, TICK);
+	a->tick.data = a;
+	ev_timer_start(loop, &a->tick);
+	return a;
+}
+
+static void
+json_str(struct buf *b, const char *s)
+{
+	buf_putc(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			buf_printf(b, "\\%c", c);
+		else if (c < 0x20)
+			buf_printf(b, "\\u%04x", c);
+		else
+			buf_putc(b, (char)c);
+	}
+	buf_putc(b, '"');
+}
+
+int
+audit_report(const struct audit *a, struct buf *out)
+{
+	int status = 0;
+	size_t i, j;
+
+	if (a->json)
+		buf_puts(out, "{\"audits\":[");
+	for (i = 0; i < a->nruns; i++) {
+		const struct run *r = &a->runs[i];
+		size_t ndiff = 0;
+
+		for (j = 0; j < r->nd; j++) {
+			if (r->d[j].kind == DK_NOT_AUDITED) {
+				if (status == 0)
+					status = 2;
+			} else {
+				ndiff++;
+				status = 1;
+			}
+		}
+		if (r->error && status != 1)
+			status = 2;
+		if (a->json) {
+			buf_printf(out, "%s{\"store\":", i ? "," : "");
+			json_str(out, a->store);
+			buf_puts(out, ",\"replica\":");
+			json_str(out, r->replica);
+			buf_printf(out, ",\"lsn\":%llu,\"users\":%zu,"
+			    "\"mailboxes\":%zu,\"differ\":%zu,\"error\":",
+			    (unsigned long long)r->lsn, r->nusers,
+			    r->mailboxes, ndiff);
+			if (r->error)
+				json_str(out, r->error);
+			else
+				buf_puts(out, "null");
+			buf_puts(out, ",\"mailboxes_differing\":[");
+			for (j = 0; j < r->nd; j++) {
+				const struct diff *d = &r->d[j];
+
+				buf_printf(out, "%s{\"kind\":\"%s\",\"mailbox\":",
+				    j ? "," : "", kind_names[d->kind]);
+				json_str(out, d->name);
+				buf_puts(out, ",\"uniqueid\":");
+				json_str(out, d->uniqueid);
+				buf_puts(out, ",\"user\":");
+				json_str(out, d->user);
+				buf_puts(out, ",\"what\":");
+				json_str(out, buf_cstring(&d->what));
+				buf_puts(out, ",\"repair\":");
+				if (d->repair)
+					json_str(out, d->repair);
+				else
+					buf_puts(out, "null");
+				buf_putc(out, '}');
+			}
+			buf_puts(out, "]}");
+			continue;
+		}
+		buf_printf(out, "store %s replica %s: %zu mailbox%s of %zu "
+		    "user%s compared at LSN %llu: %s\n", a->store, r->replica,
+		    r->mailboxes, r->mailboxes == 1 ? "" : "es", r->nusers,
+		    r->nusers == 1 ? "" : "s", (unsigned long long)r->lsn,
+		    ndiff ? "some differ" : "none differ");
+		if (r->error)
+			buf_printf(out, "!store %s replica %s: %s\n", a->store,
+			    r->replica, r->error);
+		for (j = 0; j < r->nd; j++) {
+			const struct diff *d = &r->d[j];
+
+			if (d->kind == DK_NOT_AUDITED)
+				buf_printf(out, "  not audited: %s\n",
+				    buf_cstring(&d->what));
+			else
+				buf_printf(out, "  %s %s: %s\n",
+				    kind_names[d->kind], d->name,
+				    buf_cstring(&d->what));
+			if (d->repair)
+				buf_printf(out, "    repair: %s\n", d->repair);
+		}
+	}
+	if (a->json)
+		buf_puts(out, "]}\n");
+	return status;
+}
+
+void
+audit_free(struct audit **ap)
+{
+	struct audit *a = *ap;
+	size_t i, j;
+
+	if (a == NULL)
+		return;
+	*ap = NULL;
+	ev_timer_stop(a->loop, &a->tick);
+	if (a->in_flight) {
+		/* The link calls back once: free then (answered()). */
+		a->abandoned = true;
+		a->done = NULL;
+		return;
+	}
+	for (i = 0; i < a->nruns; i++) {
+		struct run *r = &a->runs[i];
+
+		for (j = 0; j < r->nd; j++) {
+			free(r->d[j].name);
+			free(r->d[j].uniqueid);
+			free(r->d[j].user);
+			free(r->d[j].repair);
+			free(r->d[j].rname);
+			buf_free(&r->d[j].what);
+		}
+		for (j = 0; j < r->nusers; j++)
+			free(r->users[j]);
+		free(r->users);
+		free(r->d);
+		free(r->replica);
+		free(r->error);
+	}
+	free(a->runs);
+	free(a->store);
+	free(a->user);
+	free(a);
+}

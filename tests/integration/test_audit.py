@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""test_audit.py -- syncrelayctl audit with real Debian Cyrus at both
+ends: the relay compares a replica with its shadow (what the master last
+said) without a word to the master.  A current replica audits clean; a
+replica changed behind the relay's back (a message expunged and flags
+changed over IMAP there, a folder deleted there) audits with exactly
+those mailboxes named, and --repair brings it back to exactly the
+master's state, as IMAP and a direct sync_client both show.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import check, eq, run, test
+from relaytest import (CyrusPath, identical, imap_steps, populate,
+                       stop_paths, sync_user, wait_caught_up)
+
+USERS = ("alice", "bob")
+
+
+def setup():
+    path = CyrusPath("syncrelay-audit-", users=USERS)
+    for u in USERS:
+        populate(path.master, u, 12, big=set())
+        sync_user(path.master, u)
+    wait_caught_up(path.relay)
+    identical(path.master, path.replica, USERS)
+    return path
+
+
+def rc(r, want, more=""):
+    check(r.returncode == want, "exit %d, want %d\n%s%s\n%s" % (
+        r.returncode, want, r.stdout, r.stderr, more))
+
+
+def audit(relay, *args):
+    r = relay.ctl("audit", "s1", *args, timeout=200)
+    return r
+
+
+@test
+def a_current_replica_audits_clean():
+    path = setup()
+    try:
+        relay = path.relay
+        r = audit(relay)
+        rc(r, 0)
+        check("store s1 replica r1:" in r.stdout and "none differ" in
+              r.stdout, r.stdout)
+        r = audit(relay, "r1", "--json")
+        rc(r, 0)
+        j = json.loads(r.stdout)
+        a = j["audits"][0]
+        eq((a["replica"], a["users"], a["differ"]), ("r1", 2, 0))
+        # Every mailbox of both users was compared: 4 folders each.
+        eq(a["mailboxes"], 8)
+        r = audit(relay, "--user", "bob", "--json")
+        rc(r, 0)
+        eq(json.loads(r.stdout)["audits"][0]["mailboxes"], 4)
+        r = audit(relay, "r9")
+        rc(r, 2)
+        # The master never heard of it: no sync session after setup's.
+        check("event=audit" in relay.logtext(), relay.logtext()[-2000:])
+    finally:
+        stop_paths()
+
+
+@test
+def a_replica_changed_behind_the_relays_back_is_named_then_repaired():
+    path = setup()
+    try:
+        relay, master, replica = path.relay, path.master, path.replica
+        sessions = relay.logtext().count("event=login user=")
+        # Behind the relay's back, on the replica: one message expunged
+        # in INBOX, flags changed in Work, Work/2026 deleted.
+        imap_steps(replica, "alice",
+                   ("select", ("INBOX",)),
+                   ("uid", ("STORE", "4", "+FLAGS", r"(\Deleted)")),
+                   ("expunge", ()),
+                   ("select", ("Work",)),
+                   ("uid", ("STORE", "2", "+FLAGS", r"(\Flagged)")),
+                   ("close", ()),
+                   ("delete", ("Work/2026",)))
+        r = audit(relay, "r1", "--json")
+        rc(r, 1)
+        a = json.loads(r.stdout)["audits"][0]
+        named = sorted(d["mailbox"] for d in a["mailboxes_differing"])
+        eq(named, ["user.alice", "user.alice.Work", "user.alice.Work.2026"])
+        kinds = {d["mailbox"]: (d["kind"], d["what"])
+                 for d in a["mailboxes_differing"]}
+        check("uid 4 expunged on the replica" in kinds["user.alice"][1],
+              kinds)
+        check("uid 2 flags" in kinds["user.alice.Work"][1], kinds)
+        eq(kinds["user.alice.Work.2026"][0], "missing")
+        check("deleted on the replica" in kinds["user.alice.Work.2026"][1],
+              kinds)
+        # The text form names them too, one line each.
+        r = audit(relay)
+        rc(r, 1)
+        for name in named:
+            check(" %s: " % name in r.stdout, r.stdout)
+        # Repair, then the replica is the master's again.
+        r = audit(relay, "r1", "--repair")
+        rc(r, 1)
+        eq(r.stdout.count("repair: replaced"), 3)
+        wait_caught_up(relay)
+        r = audit(relay, "r1")
+        rc(r, 0, relay.logtext()[-4000:])
+        identical(master, replica, USERS)
+        st = relay.status()["stores"][0]["replicas"][0]
+        eq((st["state"], st["parked"]), ("streaming", 0))
+        # The master saw nothing of it: no new session into the relay.
+        eq(relay.logtext().count("event=login user="), sessions)
+        check("event=link_failed" not in relay.logtext(),
+              relay.logtext()[-3000:])
+    finally:
+        stop_paths()
+
+
+if __name__ == "__main__":
+    run("test_audit", stop_paths)
