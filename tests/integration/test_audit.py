@@ -13,6 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import cyrus
 from harness import check, eq, run, test
 from relaytest import (CyrusPath, identical, imap_steps, populate,
                        stop_paths, sync_user, wait_caught_up)
@@ -61,6 +62,19 @@ def a_current_replica_audits_clean():
         eq(json.loads(r.stdout)["audits"][0]["mailboxes"], 4)
         r = audit(relay, "r9")
         rc(r, 2)
+        # A replica behind (its link paused while the master goes on) is
+        # not audited -- never reported as differing.
+        eq(relay.ctl("pause", "s1", "r1").returncode, 0)
+        path.master.deliver("alice", cyrus.make_message(77, 2000))
+        sync_user(path.master, "alice")
+        r = audit(relay, "--timeout", "2", "--json")
+        rc(r, 2)
+        a = json.loads(r.stdout)["audits"][0]
+        eq(sorted((d["kind"], d["user"]) for d in a["mailboxes_differing"]),
+           [("not_audited", "alice"), ("not_audited", "bob")])
+        eq(relay.ctl("resume", "s1", "r1").returncode, 0)
+        wait_caught_up(relay)
+        rc(audit(relay), 0)
         # The master never heard of it: no sync session after setup's.
         check("event=audit" in relay.logtext(), relay.logtext()[-2000:])
     finally:
