@@ -26,54 +26,25 @@
 #include "autoconf.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+
 
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "protocol/dlist.h"
 #include "relay/ops/audit.h"
+#include "relay/ops/audit_int.h"
 #include "relay/replay/link.h"
 #include "relay/store.h"
-#include "storage/mboxname.h"
 #include "storage/shadow.h"
 
 #define TICK 0.02		/* seconds between looks for a quiet moment */
-#define MAX_NOTES 6		/* record differences spelled out */
-
-enum diff_kind { DK_DIFFERS, DK_MISSING, DK_ONLY_REPLICA, DK_NOT_AUDITED };
 
 static const char *const kind_names[] = { "differs", "missing",
 	"only_on_replica", "not_audited" };
-
-struct diff {
-	enum diff_kind kind;
-	char *name, *uniqueid, *user;
-	struct buf what;	/* "; " between items */
-	bool records;		/* the summary differs: compare records */
-	bool replace;		/* the replica changed records itself */
-	bool more;		/* it holds what the master lacks */
-	unsigned nobody;	/* live bodies no longer in the journal */
-	char *rname;		/* the replica's name for it, if other */
-	int stage;		/* of a replacement: 1 renamed back */
-	char *repair;		/* what --repair did */
-};
-
-struct run {
-	char *replica;
-	struct diff *d;
-	size_t nd;
-	char **users;
-	size_t nusers, next_user, next_full, next_repair;
-	size_t mailboxes;	/* compared */
-	uint64_t lsn;		/* the shadow's LSN at the last comparison */
-	char *error;
-	int phase;		/* 0 users, 1 records, 2 repair, 3 done */
-};
 
 struct audit {
 	struct ev_loop *loop;
@@ -82,6 +53,7 @@ struct audit {
 	struct run *runs;
 	size_t nruns, cur;
 	ev_timer tick;
+	ev_timer done_t;	/* calls done from a stack of its own */
 	double deadline;
 	bool in_flight, abandoned, finished;
 	uint64_t asked_lsn;
@@ -90,429 +62,28 @@ struct audit {
 	void *arg;
 };
 
-static void diff_note(struct diff *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-diff_note(struct diff *d, const char *fmt, ...)
-{
-	char tmp[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (d->what.len)
-		buf_puts(&d->what, "; ");
-	buf_puts(&d->what, tmp);
-}
-
-static struct diff *
-diff_add(struct run *r, enum diff_kind kind, const char *name,
-    const char *uniqueid, const char *user)
-{
-	struct diff *d;
-
-	r->d = xreallocarray(r->d, r->nd + 1, sizeof(*r->d));
-	d = &r->d[r->nd++];
-	memset(d, 0, sizeof(*d));
-	d->kind = kind;
-	d->name = xstrdup(name ? name : "");
-	d->uniqueid = xstrdup(uniqueid ? uniqueid : "");
-	d->user = xstrdup(user ? user : "");
-	return d;
-}
-
-static bool
-is_deleted_name(const char *name)
-{
-	const char *bang = strchr(name, '!');
-
-	return strncmp(bang ? bang + 1 : name, "DELETED.", 8) == 0;
-}
-
-/* The replica's MAILBOX entry with key = v, or NULL. */
-static const struct dlist *
-replica_mailbox(const struct dlist *list, const char *key, const char *v)
-{
-	const struct dlist *e;
-	const char *x;
-
-	for (e = list ? list->head : NULL; e; e = e->next)
-		if (strcmp(e->key ? e->key : "", "MAILBOX") == 0 &&
-		    dlist_get_str(e, key, &x) == 0 && x && strcmp(x, v) == 0)
-			return e;
-	return NULL;
-}
-
-/* ---- phase 1: summaries ------------------------------------------------ */
-
-struct user_cmp {
-	struct audit *a;
-	struct run *r;
-	const struct dlist *rmbs;
-	const char *user;
-};
-
-static void
-cmp_num(struct diff **dp, struct user_cmp *u, const struct shadow_mailbox *mb,
-    const struct dlist *rmb, const char *key, const char *label,
-    uint64_t want, bool hex)
-{
-	uint64_t got = 0;
-
-	if (dlist_get_num(rmb, key, &got) == 0 && got == want)
-		return;
-	if (*dp == NULL)
-		*dp = diff_add(u->r, DK_DIFFERS, mb->name, mb->uniqueid,
-		    u->user);
-	if (hex)
-		diff_note(*dp, "%s %08llx on the replica, %08llx in the shadow",
-		    label, (unsigned long long)got, (unsigned long long)want);
-	else
-		diff_note(*dp, "%s %llu on the replica, %llu in the shadow",
-		    label, (unsigned long long)got, (unsigned long long)want);
-	(*dp)->records = true;
-}
-
-static int
-nobody_one(void *arg, const struct shadow_record *m)
-{
-	struct shadow_body b;
-	void **p = arg;
-
-	if (!m->expunged && shadow_body_get(p[0], m->guid, &b) < 0)
-		(*(unsigned *)p[1])++;
-	return 0;
-}
-
-/* How many live messages of the mailbox have no body in the journal. */
-static unsigned
-count_nobody(struct audit *a, const char *uniqueid)
-{
-	struct store *st = store_by_name(a->store);
-	unsigned n = 0;
-	void *p[2] = { st->shadow, &n };
-
-	shadow_record_each(st->shadow, uniqueid, 1, nobody_one, p);
-	return n;
-}
-
-static int
-user_cmp_mailbox(void *arg, const struct shadow_mailbox *mb)
-{
-	struct user_cmp *u = arg;
-	const struct dlist *rmb = replica_mailbox(u->rmbs, "UNIQUEID",
-	    mb->uniqueid);
-	const char *rname = NULL, *ouid = NULL;
-	struct diff *d = NULL;
-
-	u->r->mailboxes++;
-	if (rmb == NULL) {
-		const struct dlist *o = replica_mailbox(u->rmbs, "MBOXNAME",
-		    mb->name);
-
-		d = diff_add(u->r, DK_MISSING, mb->name, mb->uniqueid, u->user);
-		if (o && dlist_get_str(o, "UNIQUEID", &ouid) == 0 && ouid)
-			diff_note(d, "the replica holds another mailbox under "
-			    "this name (UNIQUEID %s, the master's is %s)", ouid,
-			    mb->uniqueid);
-		else
-			diff_note(d, "missing on the replica");
-		return 0;
-	}
-	dlist_get_str(rmb, "MBOXNAME", &rname);
-	if (rname && is_deleted_name(rname)) {
-		uint64_t r_hms = 0;
-
-		d = diff_add(u->r, DK_MISSING, mb->name, mb->uniqueid, u->user);
-		diff_note(d, "deleted on the replica (kept there as %s)", rname);
-		/* Deleting bumped its modseq there: renamed back, it would be
-		 * refused as changed; it is replaced instead. */
-		if (dlist_get_num(rmb, "HIGHESTMODSEQ", &r_hms) == 0 &&
-		    r_hms > mb->highestmodseq) {
-			d->replace = true;
-			d->rname = xstrdup(rname);
-			d->nobody = count_nobody(u->a, mb->uniqueid);
-		}
-		return 0;
-	}
-	if (rname == NULL || strcmp(rname, mb->name) != 0) {
-		d = diff_add(u->r, DK_DIFFERS, mb->name, mb->uniqueid, u->user);
-		diff_note(d, "named %s on the replica", rname ? rname : "?");
-		return 0;
-	}
-	cmp_num(&d, u, mb, rmb, "UIDVALIDITY", "uidvalidity", mb->uidvalidity,
-	    false);
-	cmp_num(&d, u, mb, rmb, "LAST_UID", "last uid", mb->last_uid, false);
-	cmp_num(&d, u, mb, rmb, "HIGHESTMODSEQ", "highestmodseq",
-	    mb->highestmodseq, false);
-	cmp_num(&d, u, mb, rmb, "SYNC_CRC", "sync crc", mb->sync_crc, true);
-	cmp_num(&d, u, mb, rmb, "SYNC_CRC_ANNOT", "annotation crc",
-	    mb->sync_crc_annot, true);
-	return 0;
-}
-
-/* Compares GET USER's answer for user with the shadow. */
-static void
-compare_user(struct audit *a, struct run *r, const char *user,
-    const struct dlist *rmbs)
-{
-	struct store *st = store_by_name(a->store);
-	struct user_cmp u = { a, r, rmbs, user };
-	const struct dlist *e;
-
-	shadow_mailbox_each_user(st->shadow, user, user_cmp_mailbox, &u);
-	for (e = rmbs ? rmbs->head : NULL; e; e = e->next) {
-		const char *rname = NULL, *ruid = NULL;
-		struct shadow_mailbox mb;
-		struct diff *d;
-
-		if (strcmp(e->key ? e->key : "", "MAILBOX") != 0 ||
-		    dlist_get_str(e, "MBOXNAME", &rname) < 0 || !rname ||
-		    dlist_get_str(e, "UNIQUEID", &ruid) < 0 || !ruid ||
-		    is_deleted_name(rname))
-			continue;
-		if (shadow_mailbox_by_uniqueid(st->shadow, ruid, &mb) == 0) {
-			shadow_mailbox_free(&mb);
-			continue;
-		}
-		d = diff_add(r, DK_ONLY_REPLICA, rname, ruid, user);
-		diff_note(d, "only on the replica (the shadow has no mailbox "
-		    "with UNIQUEID %s)", ruid);
-	}
-}
-
-/* ---- phase 2: records ---------------------------------------------------- */
-
-struct rec_cmp {
-	struct diff *d;
-	struct shadow *shadow;
-	const struct dlist *r;	/* the replica's next RECORD */
-	uint32_t last_uid;	/* the shadow's */
-	unsigned notes, more_notes;
-	unsigned s_live, r_live;
-};
-
-static void rec_note(struct rec_cmp *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-rec_note(struct rec_cmp *c, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-
-	if (c->notes >= MAX_NOTES) {
-		c->more_notes++;
-		return;
-	}
-	c->notes++;
-	va_start(ap, fmt);
-	vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	diff_note(c->d, "%s", tmp);
-}
-
-/* The record's flags as one string, \Expunged apart; true if expunged. */
-static bool
-flags_of(const struct dlist *rec, struct buf *out)
-{
-	const struct dlist *f, *fl = dlist_get(rec, "FLAGS");
-	bool expunged = false;
-
-	buf_reset(out);
-	for (f = fl ? fl->head : NULL; f; f = f->next) {
-		const char *s = NULL;
-		size_t n = 0;
-
-		if (dlist_str(f, &s, &n) < 0 || s == NULL)
-			continue;
-		if (strcasecmp(s, "\\Expunged") == 0) {
-			expunged = true;
-			continue;
-		}
-		if (out->len)
-			buf_putc(out, ' ');
-		buf_puts(out, s);
-	}
-	buf_cstring(out);
-	return expunged;
-}
-
-/* Are the two space-separated flag lists the same set (no case)? */
-static bool
-same_flags(const char *a, const char *b)
-{
-	char *x = xstrdup(a), *save = NULL, *t;
-	const char *p;
-	size_t na = 0, nb = 0;
-	bool same = true;
-
-	for (t = strtok_r(x, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-		size_t len = strlen(t);
-
-		p = b;
-		na++;
-		for (;;) {
-			const char *q = strchr(p, ' ');
-			size_t plen = q ? (size_t)(q - p) : strlen(p);
-
-			if (plen == len && strncasecmp(p, t, len) == 0)
-				break;
-			if (q == NULL) {
-				same = false;
-				break;
-			}
-			p = q + 1;
-		}
-	}
-	free(x);
-	for (p = b; *p; p++)
-		if (*p != ' ' && (p == b || p[-1] == ' '))
-			nb++;
-	return same && na == nb;
-}
-
-static void
-replica_only_record(struct rec_cmp *c, const struct dlist *r)
-{
-	struct buf fl = BUF_INIT;
-	uint64_t uid = 0;
-
-	dlist_get_num(r, "UID", &uid);
-	if (!flags_of(r, &fl)) {
-		c->r_live++;
-		if (uid > c->last_uid) {
-			c->d->more = true;
-			rec_note(c, "uid %llu only on the replica, above the "
-			    "master's last uid %u (delivered there directly)",
-			    (unsigned long long)uid, c->last_uid);
-		} else {
-			rec_note(c, "uid %llu live on the replica, expunged "
-			    "on the master", (unsigned long long)uid);
-		}
-	}
-	buf_free(&fl);
-}
-
-static int
-rec_cmp_one(void *arg, const struct shadow_record *m)
-{
-	struct rec_cmp *c = arg;
-	struct buf rfl = BUF_INIT, sfl = BUF_INIT;
-	struct dlist *srec;
-	uint64_t uid = 0, modseq = 0;
-	bool rexp;
-	char g[41];
-
-	if (!m->expunged) {
-		struct shadow_body b;
-
-		c->s_live++;
-		if (shadow_body_get(c->shadow, m->guid, &b) < 0)
-			c->d->nobody++;
-	}
-	for (; c->r; c->r = c->r->next) {
-		if (dlist_get_num(c->r, "UID", &uid) < 0 || uid >= m->uid)
-			break;
-		replica_only_record(c, c->r);
-	}
-	if (c->r == NULL || uid != m->uid) {
-		if (!m->expunged)
-			rec_note(c, "uid %u missing on the replica", m->uid);
-		return 0;
-	}
-	rexp = flags_of(c->r, &rfl);
-	if (!rexp)
-		c->r_live++;
-	if (m->expunged && rexp)
-		goto next;
-	if (dlist_guid(dlist_get(c->r, "GUID"), g) == 0 &&
-	    strcmp(g, m->guid) != 0) {
-		c->d->more = true;
-		rec_note(c, "uid %u holds another message on the replica "
-		    "(GUID %s, the master's is %s)", m->uid, g, m->guid);
-		goto next;
-	}
-	if (rexp && !m->expunged) {
-		c->d->replace = true;
-		rec_note(c, "uid %u expunged on the replica", m->uid);
-		goto next;
-	}
-	if (!rexp && m->expunged) {
-		rec_note(c, "uid %u expunged in the shadow, live on the "
-		    "replica", m->uid);
-		goto next;
-	}
-	dlist_get_num(c->r, "MODSEQ", &modseq);
-	if (modseq > m->modseq)
-		c->d->replace = true;
-	srec = shadow_record_dlist(m);
-	if (srec)
-		flags_of(srec, &sfl);
-	dlist_free(&srec);
-	if (!same_flags(buf_cstring(&rfl), buf_cstring(&sfl)))
-		rec_note(c, "uid %u flags (%s) on the replica, (%s) in the "
-		    "shadow", m->uid, buf_cstring(&rfl), buf_cstring(&sfl));
-	else if (modseq != m->modseq)
-		rec_note(c, "uid %u modseq %llu on the replica, %llu in the "
-		    "shadow", m->uid, (unsigned long long)modseq,
-		    (unsigned long long)m->modseq);
-next:
-	c->r = c->r->next;
-	buf_free(&rfl);
-	buf_free(&sfl);
-	return 0;
-}
-
-/* Compares GET FULLMAILBOX's answer with the shadow's records. */
-static void
-compare_records(struct audit *a, struct diff *d, const struct dlist *list)
-{
-	struct store *st = store_by_name(a->store);
-	const struct dlist *rmb = replica_mailbox(list, "UNIQUEID",
-	    d->uniqueid), *recs;
-	struct shadow_mailbox mb;
-	struct rec_cmp c;
-	uint64_t r_hms = 0;
-
-	if (rmb == NULL || shadow_mailbox_by_uniqueid(st->shadow, d->uniqueid,
-	    &mb) < 0) {
-		diff_note(d, "its records could not be compared");
-		return;
-	}
-	memset(&c, 0, sizeof(c));
-	c.d = d;
-	c.shadow = st->shadow;
-	c.last_uid = mb.last_uid;
-	recs = dlist_get(rmb, "RECORD");
-	c.r = recs ? recs->head : NULL;
-	d->nobody = 0;
-	shadow_record_each(st->shadow, d->uniqueid, 1, rec_cmp_one, &c);
-	for (; c.r; c.r = c.r->next)
-		replica_only_record(&c, c.r);
-	if (dlist_get_num(rmb, "HIGHESTMODSEQ", &r_hms) == 0 &&
-	    r_hms > mb.highestmodseq)
-		d->replace = true;
-	if (c.more_notes)
-		diff_note(d, "and %u more record differences", c.more_notes);
-	diff_note(d, "%u messages on the replica, %u in the shadow", c.r_live,
-	    c.s_live);
-	shadow_mailbox_free(&mb);
-}
-
 /* ---- asking ------------------------------------------------------------ */
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void
+done_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct audit *a = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (a->done)
+		a->done(a->arg, a);	/* which may free a */
+}
+
+/* Over: done is called next, from the loop (it may free the audit). */
+static void
 finish(struct audit *a)
 {
 	ev_timer_stop(a->loop, &a->tick);
 	a->finished = true;
-	if (a->done)
-		a->done(a->arg, a);
+	ev_timer_start(a->loop, &a->done_t);
 }
 
 static struct link *
@@ -544,6 +115,14 @@ shadow_still(struct audit *a)
 	    shadow_lsn(st->shadow) == a->asked_lsn;
 }
 
+/* Did the link lose its connection before the answer? */
+static bool
+lost(const char *verb, const struct dlist *untagged, const char *text)
+{
+	return strcmp(verb, "NO") == 0 && untagged == NULL &&
+	    strncmp(text, "the connection to the replica was lost", 38) == 0;
+}
+
 /* Frees an answer; true if the audit was abandoned meanwhile (freed). */
 static bool
 answered(struct audit *a, struct dlist *untagged)
@@ -571,13 +150,16 @@ user_reply(void *arg, const char *verb, const char *text,
 		answered(a, untagged);
 		return;
 	}
-	if (strcmp(verb, "OK") != 0) {
+	if (lost(verb, untagged, text)) {
+		/* Asked again once the link is back (or the deadline). */
+	} else if (strcmp(verb, "OK") != 0) {
 		free(r->error);
 		r->error = xasprintf("GET USER %s: %s %s",
 		    r->users[r->next_user], verb, text);
 		r->phase = 3;
 	} else if (shadow_still(a)) {
-		compare_user(a, r, r->users[r->next_user], untagged);
+		audit_compare_user(store_by_name(a->store)->shadow, r,
+		    r->users[r->next_user], untagged);
 		r->lsn = a->asked_lsn;
 		r->next_user++;
 	}
@@ -596,12 +178,15 @@ full_reply(void *arg, const char *verb, const char *text,
 		answered(a, untagged);
 		return;
 	}
-	if (strcmp(verb, "OK") != 0) {
-		diff_note(&r->d[a->asked], "GET FULLMAILBOX: %s %s", verb, text);
+	if (lost(verb, untagged, text)) {
+		/* Asked again once the link is back (or the deadline). */
+	} else if (strcmp(verb, "OK") != 0) {
+		audit_diff_note(&r->d[a->asked], "GET FULLMAILBOX: %s %s", verb, text);
 		r->d[a->asked].records = false;
 		r->next_full = a->asked + 1;
 	} else if (shadow_still(a)) {
-		compare_records(a, &r->d[a->asked], untagged);
+		audit_compare_records(store_by_name(a->store)->shadow,
+		    &r->d[a->asked], untagged);
 		r->next_full = a->asked + 1;
 	}
 	answered(a, untagged);
@@ -631,8 +216,9 @@ unmailbox_reply(void *arg, const char *verb, const char *text,
 		d->repair = xstrdup("replaced: removed on the replica, then "
 		    "sent whole from the shadow (bodies from the journal)");
 	}
-	/* The parked entry (made before the UNMAILBOX) is due now. */
-	if ((l = run_link(a, r)) != NULL)
+	/* The parked entry (made before the UNMAILBOX) is due now; after a
+	 * refusal or a lost connection its own backoff brings it. */
+	if (strcmp(verb, "OK") == 0 && (l = run_link(a, r)) != NULL)
 		link_retry_parked(l);
 	answered(a, untagged);
 }
@@ -654,7 +240,7 @@ rename_reply(void *arg, const char *verb, const char *text,
 		d->repair = xasprintf("not repaired: APPLY RENAME %s back to "
 		    "%s: %s %s (it stays parked: see status)", d->rname,
 		    d->name, verb, text);
-		if ((l = run_link(a, r)) != NULL)
+		if (!lost(verb, untagged, text) && (l = run_link(a, r)) != NULL)
 			link_retry_parked(l);
 		r->next_repair++;
 	} else {
@@ -672,10 +258,10 @@ give_up_asking(struct audit *a, struct run *r, struct link *l)
 	size_t i;
 
 	for (; r->next_user < r->nusers; r->next_user++) {
-		struct diff *d = diff_add(r, DK_NOT_AUDITED, "",
+		struct diff *d = audit_diff_add(r, DK_NOT_AUDITED, "",
 		    "", r->users[r->next_user]);
 
-		diff_note(d, "user %s not audited: the replica was not caught "
+		audit_diff_note(d, "user %s not audited: the replica was not caught "
 		    "up (acknowledged LSN %llu, head %llu) at any moment "
 		    "before the deadline", r->users[r->next_user],
 		    (unsigned long long)(l ? link_acked(l) : 0),
@@ -684,7 +270,7 @@ give_up_asking(struct audit *a, struct run *r, struct link *l)
 	for (i = r->next_full; i < r->nd; i++)
 		if (r->d[i].records) {
 			r->d[i].records = false;
-			diff_note(&r->d[i], "records not compared (the replica "
+			audit_diff_note(&r->d[i], "records not compared (the replica "
 			    "was busy)");
 		}
 	r->next_full = r->nd;
@@ -830,6 +416,16 @@ step(struct audit *a)
 	if (r->phase == 2 && r->next_repair >= r->nd)
 		r->phase = 3;
 	if (r->phase == 3) {
+		size_t j, ndiff = 0;
+		bool whole = r->error == NULL;
+
+		for (j = 0; j < r->nd; j++)
+			if (r->d[j].kind == DK_NOT_AUDITED)
+				whole = false;
+			else
+				ndiff++;
+		if (whole)
+			link_note_audit(l, ndiff);
 		log_info("store=%s replica=%s event=audit mailboxes=%zu "
 		    "differ=%zu lsn=%llu", a->store, r->replica, r->mailboxes,
 		    r->nd, (unsigned long long)r->lsn);
@@ -851,6 +447,8 @@ step(struct audit *a)
 			give_up_asking(a, r, l);
 		return;
 	}
+	if (!link_may_ask(l))
+		return;		/* over a rate limit: paced like replay */
 	a->asked_lsn = shadow_lsn(st->shadow);
 	if (r->phase == 0) {
 		const char *u = r->users[r->next_user];
@@ -949,6 +547,8 @@ audit_start(struct ev_loop *loop, const struct audit_opts *o,
 	}
 	ev_timer_init(&a->tick, tick_cb, 0, TICK);
 	a->tick.data = a;
+	ev_timer_init(&a->done_t, done_cb, 0, 0);
+	a->done_t.data = a;
 	ev_timer_start(loop, &a->tick);
 	return a;
 }
@@ -1066,6 +666,7 @@ audit_free(struct audit **ap)
 		return;
 	*ap = NULL;
 	ev_timer_stop(a->loop, &a->tick);
+	ev_timer_stop(a->loop, &a->done_t);
 	if (a->in_flight) {
 		/* The link calls back once: free then (answered()). */
 		a->abandoned = true;
@@ -1094,4 +695,10 @@ audit_free(struct audit **ap)
 	free(a->store);
 	free(a->user);
 	free(a);
+}
+
+bool
+audit_finished(const struct audit *a)
+{
+	return a->finished;
 }

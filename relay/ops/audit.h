@@ -46,8 +46,20 @@ struct audit *audit_start(struct ev_loop *loop, const struct audit_opts *o,
  * differs, 1 something differs, 2 error or not everything audited.
  */
 int audit_report(const struct audit *a, struct buf *out);
+/* Is it over (done called or about to be)? */
+bool audit_finished(const struct audit *a);
 /* Frees the audit now, or (a question in flight) once it is answered;
  * done is not called any more.  NULL-safe; sets *ap to NULL. */
 void audit_free(struct audit **ap);
+
+/*
+ * The periodic audits: every second it starts an audit (no repair) of
+ * each replica whose replica_audit_interval has passed since its last
+ * one; the result goes to the link (status, /metrics) and, if anything
+ * differs, to the log (event=audit_differs).
+ */
+struct audit_sched;
+struct audit_sched *audit_sched_new(struct ev_loop *loop);
+void audit_sched_free(struct audit_sched **sp);
 
 #endif

@@ -65,6 +65,9 @@ struct stats_link {
 	uint64_t replayed_records;	/* acknowledged since start */
 	uint64_t replayed_bytes;	/* bytes sent to the replica */
 	uint64_t connects;		/* successful logins since start */
+	/* The last audit that compared every mailbox (relay/ops/audit.c). */
+	uint64_t audit_mismatched;	/* mailboxes that differed */
+	double audit_time;		/* epoch seconds; 0: none yet */
 	struct stats_code_count errors[STATS_MAX_CODES];
 	size_t nerrors;
 };

@@ -66,6 +66,7 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 	l->cq.c = cursor;
 	l->cq.store = st->name;
 	l->cq.replica = l->rc.name;
+	l->audit_due_from = ev_now(loop);
 	l->fd = -1;
 	l->backoff = BACKOFF_MIN;
 	buf_init(&l->mechs, 0);
@@ -197,6 +198,7 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 	l->rc.timeout = rc->timeout;
 	l->rc.timeout_rate = rc->timeout_rate;
 	l->rc.keepalive = rc->keepalive;
+	l->rc.audit_interval = rc->audit_interval;
 	l->bytes_bucket.rate = (double)rc->max_bytes_per_second;
 	l->records_bucket.rate = (double)rc->max_records_per_second;
 	if (l->bytes_bucket.tokens > l->bytes_bucket.rate)
@@ -361,6 +363,8 @@ link_stats(struct link *l, struct stats_link *out)
 	    l->last_error);
 	out->last_error_time = l->last_error_time;
 	out->left_alone = l->nleft_alone;
+	out->audit_mismatched = l->audit_mismatched;
+	out->audit_time = l->audit_time;
 	out->parked = l->nparked;
 	if (link_waiting(l))
 		out->waiting_seconds = ev_now(l->loop) - l->wait_since;
@@ -528,6 +532,37 @@ bool
 link_caught_up(const struct link *l)
 {
 	return idle(l) && l->acked == journal_durable_lsn(l->st->journal);
+}
+
+bool
+link_may_ask(struct link *l)
+{
+	if (link_throttled(l))
+		return false;
+	if (l->records_bucket.rate > 0)
+		l->records_bucket.tokens -= 1;
+	return true;
+}
+
+void
+link_note_audit(struct link *l, uint64_t mismatched)
+{
+	l->audit_time = ev_time();
+	l->audit_due_from = ev_now(l->loop);
+	l->audit_mismatched = mismatched;
+}
+
+void
+link_note_audit_started(struct link *l)
+{
+	l->audit_due_from = ev_now(l->loop);
+}
+
+bool
+link_audit_due(const struct link *l)
+{
+	return l->rc.audit_interval > 0 &&
+	    ev_now(l->loop) - l->audit_due_from >= l->rc.audit_interval;
 }
 
 bool

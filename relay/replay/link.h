@@ -106,6 +106,19 @@ int link_command(struct link *l, const char *verb, const struct dlist *entry,
     link_query_cb cb, void *arg);
 bool link_caught_up(const struct link *l);
 /*
+ * May the audit ask the replica one question now, within the link's
+ * rate limits?  A question counts as one record; false (the link waits
+ * for its buckets) if over a limit.
+ */
+bool link_may_ask(struct link *l);
+/* An audit of the replica finished, every mailbox compared: mismatched
+ * of them differed (for status and /metrics). */
+void link_note_audit(struct link *l, uint64_t mismatched);
+/* Is a periodic audit due (replica_audit_interval)?  Started: the
+ * interval counts again from now. */
+bool link_audit_due(const struct link *l);
+void link_note_audit_started(struct link *l);
+/*
  * Parks the mailbox uniqueid (name) for the replica with why and, if
  * now, makes it due now (else after the first backoff): at its next
  * idle moment the link sends it whole from the shadow (bodies staged

@@ -208,6 +208,10 @@ struct link {
 	struct bucket bytes_bucket, records_bucket;
 	ev_timer throttle;
 	ev_timer idle_t;		/* caught up a while: give memory back */
+	/* Audits (relay/ops/audit.c): the last finished one. */
+	double audit_time;		/* epoch seconds (0: none yet) */
+	double audit_due_from;		/* ev_now() the interval counts from */
+	uint64_t audit_mismatched;	/* mailboxes that differed */
 };
 
 /* link_core.c: state, errors and sending. */

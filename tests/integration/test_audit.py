@@ -9,7 +9,10 @@ master's state, as IMAP and a direct sync_client both show.
 """
 import json
 import os
+import re
 import sys
+import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,8 +24,8 @@ from relaytest import (CyrusPath, identical, imap_steps, populate,
 USERS = ("alice", "bob")
 
 
-def setup():
-    path = CyrusPath("syncrelay-audit-", users=USERS)
+def setup(extra=""):
+    path = CyrusPath("syncrelay-audit-", users=USERS, extra=extra)
     for u in USERS:
         populate(path.master, u, 12, big=set())
         sync_user(path.master, u)
@@ -129,6 +132,55 @@ def a_replica_changed_behind_the_relays_back_is_named_then_repaired():
         eq(relay.logtext().count("event=login user="), sessions)
         check("event=link_failed" not in relay.logtext(),
               relay.logtext()[-3000:])
+    finally:
+        stop_paths()
+
+
+def audit_metrics(relay):
+    """(mismatched mailboxes, last audit time) of s1/r1 from /metrics."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" %
+                                relay.metrics_port, timeout=10) as r:
+        text = r.read().decode()
+    got = {}
+    for name in ("syncrelay_audit_mismatched_mailboxes",
+                 "syncrelay_audit_last_timestamp_seconds"):
+        m = re.search(r'^%s\{store="s1",replica="r1"\} (\S+)$' % name, text,
+                      re.M)
+        check(m, text)
+        got[name] = float(m.group(1))
+    return (got["syncrelay_audit_mismatched_mailboxes"],
+            got["syncrelay_audit_last_timestamp_seconds"])
+
+
+def metrics_until(relay, cond, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = audit_metrics(relay)
+        if cond(got):
+            return got
+        time.sleep(0.3)
+    raise AssertionError("metrics never matched: %r\n%s" % (
+        audit_metrics(relay), relay.logtext()[-3000:]))
+
+
+@test
+def periodic_audits_report_to_metrics():
+    path = setup("replica_audit_interval: 2s\n")
+    try:
+        relay, master, replica = path.relay, path.master, path.replica
+        t0 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t0 and g[0] == 0)
+        imap_steps(replica, "bob", ("select", ("Work",)),
+                   ("uid", ("STORE", "3", "+FLAGS", r"(\Answered)")))
+        t1 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t1 and g[0] == 1)
+        check("event=audit_differs" in relay.logtext() and
+              "user.bob.Work" in relay.logtext(), relay.logtext()[-3000:])
+        rc(audit(relay, "r1", "--repair"), 1)
+        wait_caught_up(relay)
+        t2 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t2 and g[0] == 0)
+        identical(master, replica, USERS)
     finally:
         stop_paths()
 
