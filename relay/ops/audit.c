@@ -44,7 +44,7 @@
 #define TICK 0.02		/* seconds between looks for a quiet moment */
 
 static const char *const kind_names[] = { "differs", "missing",
-	"only_on_replica", "not_audited" };
+	"only_on_replica", "not_audited", "user" };
 
 struct audit {
 	struct ev_loop *loop;
@@ -58,6 +58,7 @@ struct audit {
 	bool in_flight, abandoned, finished;
 	uint64_t asked_lsn;
 	size_t asked;		/* the diff a FULLMAILBOX or UNMAILBOX is for */
+	char op_key[32];	/* the user-state APPLY in flight */
 	audit_done_fn done;
 	void *arg;
 };
@@ -249,6 +250,71 @@ rename_reply(void *arg, const char *verb, const char *text,
 	answered(a, untagged);
 }
 
+/* Moves the first child of list out of it. */
+static struct dlist *
+pop_first(struct dlist *list)
+{
+	struct dlist *d = list->head;
+
+	if (d == NULL)
+		return NULL;
+	list->head = d->next;
+	if (list->head == NULL)
+		list->tail = NULL;
+	list->nchildren--;
+	d->next = NULL;
+	return d;
+}
+
+static void
+userop_reply(void *arg, const char *verb, const char *text,
+    struct dlist *untagged)
+{
+	struct audit *a = arg;
+	struct run *r = &a->runs[a->cur];
+	struct diff *d = &r->d[a->asked];
+
+	if (a->abandoned) {
+		answered(a, untagged);
+		return;
+	}
+	if (strcmp(verb, "OK") != 0 && d->repair == NULL)
+		d->repair = xasprintf("not repaired: APPLY %s: %s %s",
+		    a->op_key, verb, text);
+	answered(a, untagged);
+}
+
+/* Sends the user's next APPLY (SUB, UNSUB, QUOTA, SEEN); true when none
+ * is left (d->repair then says what was done). */
+static bool
+repair_user_state(struct audit *a, struct run *r, struct link *l, size_t i)
+{
+	struct diff *d = &r->d[i];
+	struct dlist *op;
+
+	if (d->ops && d->ops->head && d->repair == NULL) {
+		if (!link_caught_up(l))
+			return false;
+		op = pop_first(d->ops);
+		snprintf(a->op_key, sizeof(a->op_key), "%s", op->key ?
+		    op->key : "?");
+		a->asked = i;
+		if (link_command(l, "APPLY", op, userop_reply, a) == 0)
+			a->in_flight = true;
+		else
+			d->repair = xstrdup("not repaired: the link was busy");
+		dlist_free(&op);
+		return false;
+	}
+	if (d->repair == NULL && d->left.len)
+		d->repair = xasprintf("sent from the shadow; left alone (the "
+		    "relay has no complete list from the master for %s): %s",
+		    d->user, buf_cstring(&d->left));
+	else if (d->repair == NULL)
+		d->repair = xstrdup("sent from the shadow");
+	return true;
+}
+
 /* Marks what was not asked before the deadline as not audited. */
 static void
 give_up_asking(struct audit *a, struct run *r, struct link *l)
@@ -287,6 +353,8 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 
 	if (d->kind == DK_NOT_AUDITED)
 		return true;
+	if (d->kind == DK_USER)
+		return repair_user_state(a, r, l, i);
 	if (d->kind == DK_ONLY_REPLICA) {
 		if (!shadow_user_is_complete(st->shadow, d->user)) {
 			d->repair = xasprintf("left alone: the relay has no "
@@ -682,6 +750,8 @@ audit_free(struct audit **ap)
 			free(r->d[j].user);
 			free(r->d[j].repair);
 			free(r->d[j].rname);
+			dlist_free(&r->d[j].ops);
+			buf_free(&r->d[j].left);
 			buf_free(&r->d[j].what);
 		}
 		for (j = 0; j < r->nusers; j++)
@@ -701,4 +771,46 @@ bool
 audit_finished(const struct audit *a)
 {
 	return a->finished;
+}
+
+const char *
+audit_unrepaired(const struct audit *a, char *why, size_t len)
+{
+	const struct diff *first = NULL;
+	const char *what = NULL;
+	size_t i, j, n = 0;
+
+	for (i = 0; i < a->nruns; i++) {
+		const struct run *r = &a->runs[i];
+
+		if (r->error) {
+			snprintf(why, len, "the check failed: %s", r->error);
+			return why;
+		}
+		for (j = 0; j < r->nd; j++) {
+			const struct diff *d = &r->d[j];
+
+			if (d->kind == DK_NOT_AUDITED) {
+				what = "not audited";
+			} else if (d->repair == NULL ||
+			    strncmp(d->repair, "not repaired", 12) == 0) {
+				what = d->repair ? d->repair : "not repaired";
+			} else {
+				continue;
+			}
+			if (n++ == 0)
+				first = d;
+		}
+	}
+	if (n == 0)
+		return NULL;
+	if (first->kind == DK_NOT_AUDITED)
+		snprintf(why, len, "%zu mailbox%s or user%s not repaired, e.g. "
+		    "%s", n, n == 1 ? "" : "es", n == 1 ? "" : "s",
+		    buf_cstring(&first->what));
+	else
+		snprintf(why, len, "%zu mailbox%s not repaired, e.g. %s: %s", n,
+		    n == 1 ? "" : "es", first->name, first->repair ?
+		    first->repair : what);
+	return why;
 }

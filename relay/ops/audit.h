@@ -46,6 +46,12 @@ struct audit *audit_start(struct ev_loop *loop, const struct audit_opts *o,
  * differs, 1 something differs, 2 error or not everything audited.
  */
 int audit_report(const struct audit *a, struct buf *out);
+/*
+ * After a repair: NULL if everything that differed was repaired (sent or
+ * replaced; left alone where invariant 9 says so), else what was not,
+ * in why (len bytes).
+ */
+const char *audit_unrepaired(const struct audit *a, char *why, size_t len);
 /* Is it over (done called or about to be)? */
 bool audit_finished(const struct audit *a);
 /* Frees the audit now, or (a question in flight) once it is answered;

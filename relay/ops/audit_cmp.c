@@ -25,6 +25,9 @@
 #include "lib/buf.h"
 #include "lib/xmalloc.h"
 #include "protocol/dlist.h"
+#include "protocol/dlist_parse.h"
+#include "protocol/dlist_print.h"
+#include "relay/getcmd.h"
 #include "relay/ops/audit_int.h"
 #include "storage/shadow.h"
 
@@ -189,6 +192,242 @@ user_cmp_mailbox(void *arg, const struct shadow_mailbox *mb)
 	return 0;
 }
 
+/* ---- the user's own state: subscriptions, quota, seen ------------------ */
+
+struct user_state {
+	struct shadow *sh;
+	struct run *r;
+	const char *user;
+	const struct dlist *rmbs;
+	struct diff *d;		/* created at the first difference */
+	struct dlist *roots;	/* quota roots of the user's mailboxes */
+};
+
+static struct diff *
+user_diff(struct user_state *us)
+{
+	if (us->d == NULL) {
+		us->d = audit_diff_add(us->r, DK_USER, us->user, "", us->user);
+		us->d->ops = dlist_new_list(NULL);
+	}
+	return us->d;
+}
+
+/* The replica's untagged entry key with field = v (or the first one if
+ * field is NULL), or NULL. */
+static const struct dlist *
+replica_entry(const struct dlist *list, const char *key, const char *field,
+    const char *v)
+{
+	const struct dlist *e;
+	const char *x;
+
+	for (e = list ? list->head : NULL; e; e = e->next)
+		if (strcmp(e->key ? e->key : "", key) == 0 && (field == NULL ||
+		    (dlist_get_str(e, field, &x) == 0 && x && strcmp(x, v) == 0)))
+			return e;
+	return NULL;
+}
+
+static bool
+in_list(const struct dlist *list, const char *v)
+{
+	const struct dlist *e;
+	const char *s;
+	size_t n;
+
+	for (e = list ? list->head : NULL; e; e = e->next)
+		if (dlist_str(e, &s, &n) == 0 && s && strlen(v) == n &&
+		    memcmp(s, v, n) == 0)
+			return true;
+	return false;
+}
+
+static int
+sub_cmp(void *arg, const char *name)
+{
+	struct user_state *us = arg;
+	struct dlist *op;
+
+	if (in_list(replica_entry(us->rmbs, "LSUB", NULL, NULL), name))
+		return 0;
+	audit_diff_note(user_diff(us), "subscription %s missing on the "
+	    "replica", name);
+	op = dlist_add_kvlist(us->d->ops, "SUB");
+	dlist_add_atom(op, "USERID", us->user);
+	dlist_add_atom(op, "MBOXNAME", name);
+	return 0;
+}
+
+static int
+sub_is(void *arg, const char *name)
+{
+	return strcmp(arg, name) == 0;
+}
+
+static void
+subs_only_on_replica(struct user_state *us)
+{
+	const struct dlist *lsub = replica_entry(us->rmbs, "LSUB", NULL, NULL);
+	const struct dlist *e;
+	bool complete = shadow_user_is_complete(us->sh, us->user);
+
+	for (e = lsub ? lsub->head : NULL; e; e = e->next) {
+		const char *s = NULL;
+		size_t n;
+		char *name;
+		struct dlist *op;
+
+		if (dlist_str(e, &s, &n) < 0 || s == NULL)
+			continue;
+		name = xasprintf("%.*s", (int)n, s);
+		if (shadow_sub_each(us->sh, us->user, sub_is, name) == 0) {
+			audit_diff_note(user_diff(us), "subscription %s only on "
+			    "the replica", name);
+			if (complete) {
+				op = dlist_add_kvlist(us->d->ops, "UNSUB");
+				dlist_add_atom(op, "USERID", us->user);
+				dlist_add_atom(op, "MBOXNAME", name);
+			} else {
+				buf_printf(&us->d->left, "%ssubscription %s",
+				    us->d->left.len ? ", " : "", name);
+			}
+		}
+		free(name);
+	}
+}
+
+static int
+seen_cmp(void *arg, const struct shadow_seen *v)
+{
+	struct user_state *us = arg;
+	const struct dlist *e = replica_entry(us->rmbs, "SEEN", "UNIQUEID",
+	    v->uniqueid);
+	const char *uids = NULL;
+	uint64_t lastuid = 0;
+	struct dlist *op;
+
+	if (e && dlist_get_str(e, "SEENUIDS", &uids) == 0 &&
+	    strcmp(uids ? uids : "", v->seenuids ? v->seenuids : "") == 0 &&
+	    dlist_get_num(e, "LASTUID", &lastuid) == 0 &&
+	    lastuid == v->lastuid)
+		return 0;
+	audit_diff_note(user_diff(us), "seen state of mailbox %s %s on the "
+	    "replica", v->uniqueid, e ? "differs" : "missing");
+	op = dlist_add_kvlist(us->d->ops, "SEEN");
+	dlist_add_atom(op, "USERID", us->user);
+	dlist_add_atom(op, "UNIQUEID", v->uniqueid);
+	dlist_add_num(op, "LASTREAD", v->lastread);
+	dlist_add_num(op, "LASTUID", v->lastuid);
+	dlist_add_num(op, "LASTCHANGE", v->lastchange);
+	dlist_add_atom(op, "SEENUIDS", v->seenuids ? v->seenuids : "");
+	return 0;
+}
+
+/* Parses stored dlist text (a printed value) back into a node. */
+static struct dlist *
+parse_value(const char *key, const char *text)
+{
+	struct dlist_parser *p = dlist_parser_new(NULL, NULL);
+	struct buf b = BUF_INIT;
+	struct dlist *dl = NULL;
+	size_t used;
+
+	buf_printf(&b, "%s %s\r\n", key, text);
+	if (dlist_parser_feed(p, b.s, b.len, &used) == DLIST_DONE)
+		dl = dlist_parser_take(p);
+	dlist_parser_free(&p);
+	buf_free(&b);
+	return dl;
+}
+
+/*
+ * The quota root's limits compared, as sync_client does (not MODSEQ: a
+ * replica's moves with its usage).
+ */
+static void
+quota_cmp(struct user_state *us, const char *root)
+{
+	const struct dlist *e = replica_entry(us->rmbs, "QUOTA", "ROOT", root);
+	const struct dlist *f;
+	char *fields = NULL;
+	struct dlist *q;
+	bool same = e != NULL;
+
+	if (shadow_quota_get(us->sh, root, &fields) < 0 ||
+	    (q = parse_value("QUOTA", fields)) == NULL) {
+		free(fields);
+		return;
+	}
+	free(fields);
+	for (f = q->head; f && same; f = f->next) {
+		uint64_t a = 0, b = 0;
+
+		if (f->key == NULL || strcmp(f->key, "ROOT") == 0 ||
+		    strcmp(f->key, "MODSEQ") == 0)
+			continue;
+		if (dlist_num(f, &a) < 0 || dlist_get_num(e, f->key, &b) < 0 ||
+		    a != b)
+			same = false;
+	}
+	if (same) {
+		dlist_free(&q);
+		return;
+	}
+	if (e) {
+		static const struct dlist_printer pr = { DLIST_PRINT_SERVER,
+			NULL, NULL };
+		struct buf a = BUF_INIT, b = BUF_INIT;
+
+		dlist_print_value(e, &a, &pr);
+		dlist_print_value(q, &b, &pr);
+		audit_diff_note(user_diff(us), "quota %s on the replica, %s in "
+		    "the shadow", buf_cstring(&a), buf_cstring(&b));
+		buf_free(&a);
+		buf_free(&b);
+	} else {
+		audit_diff_note(user_diff(us), "quota %s missing on the replica",
+		    root);
+	}
+	dlist_append(us->d->ops, q);
+}
+
+static int
+root_of(void *arg, const struct shadow_mailbox *mb)
+{
+	struct user_state *us = arg;
+	struct buf tmp = BUF_INIT;
+	const char *qr = getcmd_quotaroot(us->sh, mb->name, &tmp);
+
+	if (qr && !in_list(us->roots, qr))
+		dlist_add_atom(us->roots, NULL, qr);
+	buf_free(&tmp);
+	return 0;
+}
+
+/*
+ * The user's subscriptions, quota roots and seen state compared: what
+ * the replica lacks or holds otherwise becomes an APPLY to send; what
+ * only the replica has is removed only with the master's complete list
+ * for the user (design invariant 9).
+ */
+static void
+compare_user_state(struct shadow *sh, struct run *r, const char *user,
+    const struct dlist *rmbs)
+{
+	struct user_state us = { sh, r, user, rmbs, NULL, NULL };
+	const struct dlist *e;
+
+	shadow_sub_each(sh, user, sub_cmp, &us);
+	subs_only_on_replica(&us);
+	shadow_seen_each(sh, user, seen_cmp, &us);
+	us.roots = dlist_new_list(NULL);
+	shadow_mailbox_each_user(sh, user, root_of, &us);
+	for (e = us.roots->head; e; e = e->next)
+		quota_cmp(&us, e->s);
+	dlist_free(&us.roots);
+}
+
 void
 audit_compare_user(struct shadow *sh, struct run *r, const char *user,
     const struct dlist *rmbs)
@@ -215,6 +454,7 @@ audit_compare_user(struct shadow *sh, struct run *r, const char *user,
 		audit_diff_note(d, "only on the replica (the shadow has no mailbox "
 		    "with UNIQUEID %s)", ruid);
 	}
+	compare_user_state(sh, r, user, rmbs);
 }
 
 /* ---- phase 2: records ---------------------------------------------------- */

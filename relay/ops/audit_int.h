@@ -15,7 +15,8 @@
 #include "protocol/dlist.h"
 #include "storage/shadow.h"
 
-enum diff_kind { DK_DIFFERS, DK_MISSING, DK_ONLY_REPLICA, DK_NOT_AUDITED };
+enum diff_kind { DK_DIFFERS, DK_MISSING, DK_ONLY_REPLICA, DK_NOT_AUDITED,
+	DK_USER };
 
 struct diff {
 	enum diff_kind kind;
@@ -28,6 +29,10 @@ struct diff {
 	char *rname;		/* the replica's name for it, if other */
 	int stage;		/* of a replacement: 1 renamed back */
 	char *repair;		/* what --repair did */
+	/* DK_USER: the APPLY entries (SUB, UNSUB, QUOTA, SEEN) a repair
+	 * sends, and what it leaves alone. */
+	struct dlist *ops;
+	struct buf left;
 };
 
 struct run {

@@ -1,10 +1,13 @@
 /*
- * audit_sched.c -- the periodic audits (replica_audit_interval): every
- * second, an audit without repair of each replica whose interval has
- * passed since its last one started (audit.c does the work, paced by
- * the link's idle moments and rate limits).  The link keeps the result
- * for status and /metrics; what differs also goes to the log
- * (event=audit_differs).
+ * audit_sched.c -- the audits the relay starts itself, every second:
+ * the check after an outage (a link that lost its replica, whose
+ * sync_server stopped or whose banner changed: an audit with repair,
+ * once the link is caught up again; until it is over, and while it left
+ * something unrepaired, wait does not call the replica caught up), and
+ * the periodic audits (replica_audit_interval, without repair).
+ * audit.c does the work, paced by the link's idle moments and rate
+ * limits.  The link keeps the result for status and /metrics; what
+ * differs also goes to the log (event=audit_differs).
  */
 #include "autoconf.h"
 
@@ -27,6 +30,7 @@ struct audit_sched {
 	struct sched_run {
 		char *store, *replica;
 		struct audit *a;
+		bool check;	/* after an outage, with repair */
 	} *running;
 	size_t nrunning;
 };
@@ -43,6 +47,20 @@ sched_done(void *arg, struct audit *a)
 			break;
 	if (i == s->nrunning)
 		return;
+	if (s->running[i].check) {
+		struct store *st = store_by_name(s->running[i].store);
+		struct link *l = NULL;
+		char why[600];
+		size_t j;
+
+		for (j = 0; st && j < st->nlinks; j++)
+			if (strcmp(link_name(st->links[j]),
+			    s->running[i].replica) == 0)
+				l = st->links[j];
+		if (l != NULL)
+			link_check_done(l, audit_unrepaired(a, why,
+			    sizeof(why)));
+	}
 	if (audit_report(a, &out) != 0)
 		log_warnx("store=%s replica=%s event=audit_differs "
 		    "report=\"%.900s\"", s->running[i].store,
@@ -91,17 +109,21 @@ sched_tick(struct ev_loop *loop, ev_timer *w, int revents)
 			struct sched_run *sr;
 			char err[300];
 
-			if (!link_audit_due(l) || sched_has(s, st->name,
-			    link_name(l)))
+			const char *check = link_check_due(l);
+
+			if ((check == NULL && !link_audit_due(l)) ||
+			    sched_has(s, st->name, link_name(l)))
 				continue;
 			o.store = st->name;
 			o.replica = link_name(l);
 			o.timeout = 3600;
+			o.repair = check != NULL;
 			s->running = xreallocarray(s->running, s->nrunning + 1,
 			    sizeof(*s->running));
 			sr = &s->running[s->nrunning];
 			sr->store = xstrdup(st->name);
 			sr->replica = xstrdup(link_name(l));
+			sr->check = check != NULL;
 			sr->a = audit_start(loop, &o, sched_done, s, err,
 			    sizeof(err));
 			if (sr->a == NULL) {
@@ -113,8 +135,11 @@ sched_tick(struct ev_loop *loop, ev_timer *w, int revents)
 			/* Not again until this one is over and an interval
 			 * more has passed. */
 			link_note_audit_started(l);
-			log_info("store=%s replica=%s event=audit_start "
-			    "why=periodic", st->name, link_name(l));
+			if (check)
+				link_check_started(l);
+			else
+				log_info("store=%s replica=%s event=audit_start "
+				    "why=periodic", st->name, link_name(l));
 		}
 	}
 }

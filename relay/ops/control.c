@@ -221,6 +221,11 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 		json_str(b, l->left_alone_names);
 		buf_puts(b, ",\"waiting_seconds\":");
 		json_num(b, l->waiting_seconds);
+		buf_printf(b, ",\"checking\":%s,\"check_reason\":",
+		    l->checking ? "true" : "false");
+		json_str(b, l->checking ? l->check_why : "");
+		buf_puts(b, ",\"needs_seed\":");
+		json_str(b, l->needs_seed);
 		json_parked(b, l, now);
 		buf_puts(b, ",\"errors\":");
 		json_codes(b, l->errors, l->nerrors);
@@ -337,6 +342,12 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 			buf_printf(b, "           last error %s ago: %s\n", age,
 			    l->last_error);
 		}
+		if (l->checking)
+			buf_printf(b, "           checking against the shadow "
+			    "after an outage: %s\n", l->check_why);
+		if (*l->needs_seed)
+			buf_printf(b, "           needs a seed: %s\n",
+			    l->needs_seed);
 		if (l->left_alone)
 			buf_printf(b, "           left alone by repair: %u "
 			    "(%s%s)\n", l->left_alone, l->left_alone_names,
@@ -495,9 +506,17 @@ wait_done(struct client *c, struct buf *why)
 		    strcmp(c->replica, sl.name) != 0)
 			continue;
 		any = true;
-		if (sl.cursor_lsn >= c->target && sl.parked == 0)
+		if (sl.cursor_lsn >= c->target && sl.parked == 0 &&
+		    !sl.checking && !*sl.needs_seed)
 			continue;
 		done = false;
+		if (why && sl.checking)
+			buf_printf(why, "!store %s replica %s (%s): being checked "
+			    "against the shadow after an outage (%s)\n",
+			    c->store, sl.name, sl.state, sl.check_why);
+		if (why && *sl.needs_seed)
+			buf_printf(why, "!store %s replica %s (%s): needs a seed: "
+			    "%s\n", c->store, sl.name, sl.state, sl.needs_seed);
 		/* Parked is not caught up: the replica lacks those. */
 		if (why && sl.parked)
 			buf_printf(why, "!store %s replica %s (%s): %llu parked, "

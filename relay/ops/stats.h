@@ -68,6 +68,10 @@ struct stats_link {
 	/* The last audit that compared every mailbox (relay/ops/audit.c). */
 	uint64_t audit_mismatched;	/* mailboxes that differed */
 	double audit_time;		/* epoch seconds; 0: none yet */
+	/* After an outage: checked against the shadow before caught up. */
+	bool checking;			/* a check is wanted or runs */
+	char check_why[300];
+	char needs_seed[600];		/* what it could not repair, or "" */
 	struct stats_code_count errors[STATS_MAX_CODES];
 	size_t nerrors;
 };

@@ -365,6 +365,10 @@ link_stats(struct link *l, struct stats_link *out)
 	out->left_alone = l->nleft_alone;
 	out->audit_mismatched = l->audit_mismatched;
 	out->audit_time = l->audit_time;
+	out->checking = l->check_pending || l->check_running;
+	snprintf(out->check_why, sizeof(out->check_why), "%s", l->check_why);
+	snprintf(out->needs_seed, sizeof(out->needs_seed), "%s",
+	    l->needs_seed);
 	out->parked = l->nparked;
 	if (link_waiting(l))
 		out->waiting_seconds = ev_now(l->loop) - l->wait_since;
@@ -550,6 +554,43 @@ link_note_audit(struct link *l, uint64_t mismatched)
 	l->audit_time = ev_time();
 	l->audit_due_from = ev_now(l->loop);
 	l->audit_mismatched = mismatched;
+	if (mismatched == 0 && *l->needs_seed) {
+		log_info("store=%s replica=%s event=seed_not_needed "
+		    "note=\"an audit found nothing differing\"", l->st->name,
+		    l->rc.name);
+		l->needs_seed[0] = '\0';
+	}
+}
+
+const char *
+link_check_due(const struct link *l)
+{
+	return l->check_pending && !l->check_running && link_caught_up(l) ?
+	    l->check_why : NULL;
+}
+
+void
+link_check_started(struct link *l)
+{
+	l->check_pending = false;
+	l->check_running = true;
+	log_info("store=%s replica=%s event=check_start reason=\"%s\"",
+	    l->st->name, l->rc.name, l->check_why);
+}
+
+void
+link_check_done(struct link *l, const char *why)
+{
+	l->check_running = false;
+	if (why == NULL) {
+		log_info("store=%s replica=%s event=check_done result=ok",
+		    l->st->name, l->rc.name);
+		return;
+	}
+	snprintf(l->needs_seed, sizeof(l->needs_seed), "%s", why);
+	log_warnx("store=%s replica=%s event=needs_seed reason=\"%s\"",
+	    l->st->name, l->rc.name, why);
+	link_note_error(l, "needs_seed", "needs a seed: %s", why);
 }
 
 void

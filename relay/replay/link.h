@@ -114,6 +114,19 @@ bool link_may_ask(struct link *l);
 /* An audit of the replica finished, every mailbox compared: mismatched
  * of them differed (for status and /metrics). */
 void link_note_audit(struct link *l, uint64_t mismatched);
+/*
+ * After an outage the replica is checked against the shadow before wait
+ * calls it caught up.  link_check_due(): the reason, if a check is
+ * wanted and may start now (the link is caught up), else NULL.
+ * link_check_started(): one runs.  link_check_done(): it is over; why
+ * is NULL if everything that differed was repaired (or parked, which
+ * wait sees), else what was not, and the replica is then marked as
+ * needing a seed with that reason until an audit finds nothing
+ * differing.
+ */
+const char *link_check_due(const struct link *l);
+void link_check_started(struct link *l);
+void link_check_done(struct link *l, const char *why);
 /* Is a periodic audit due (replica_audit_interval)?  Started: the
  * interval counts again from now. */
 bool link_audit_due(const struct link *l);

@@ -132,8 +132,10 @@ on_close(struct conn *c, void *arg, const char *reason)
 		connect_failed(l, reason);
 		return;
 	}
-	if (!l->closing_on_purpose)
+	if (!l->closing_on_purpose) {
 		link_note_error(l, "connection_lost", "connection lost: %s", reason);
+		link_check_needed(l, "the connection was lost (%s)", reason);
+	}
 	l->closing_on_purpose = false;
 	log_warnx("store=%s replica=%s event=link_down reason=\"%s\" "
 	    "retry_in=%.0fs", l->st->name, l->rc.name, reason, l->backoff);
@@ -198,6 +200,12 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 			else if (text && strcmp(text, "STARTTLS") == 0)
 				l->offers_starttls = true;
 			else if (text && strncmp(text, "OK", 2) == 0) {
+				if (*l->banner && strcmp(l->banner, text) != 0)
+					link_check_needed(l, "the replica's "
+					    "banner changed (\"%s\", was "
+					    "\"%s\")", text, l->banner);
+				snprintf(l->banner, sizeof(l->banner), "%s",
+				    text);
 				l->in_banner = false;
 				csync_reader_set_banner(l->reader, false);
 				if (l->rc.tls == REPLICA_TLS_STARTTLS &&
@@ -263,6 +271,7 @@ replica_died(struct link *l, const char *said)
 	    (unsigned long long)l->lsn, said);
 	l->replica_died = true;
 	l->on_reply = NULL;
+	link_check_needed(l, "the replica's sync_server stopped (%s)", said);
 	stats_count_code(l->errors, &l->nerrors, "replica_fatal");
 	/* A journaled command (or a parked one's retry) in flight, its
 	 * bodies perhaps half sent: what it concerns is parked.  Anything

@@ -212,6 +212,15 @@ struct link {
 	double audit_time;		/* epoch seconds (0: none yet) */
 	double audit_due_from;		/* ev_now() the interval counts from */
 	uint64_t audit_mismatched;	/* mailboxes that differed */
+	/*
+	 * After an outage (the connection lost, the replica's sync_server
+	 * gone, its banner changed) the replica is checked against the
+	 * shadow (an audit with repair) before wait calls it caught up.
+	 */
+	bool check_pending, check_running;
+	char check_why[300];
+	char banner[300];		/* the last session's, to compare */
+	char needs_seed[600];		/* what the check could not repair */
 };
 
 /* link_core.c: state, errors and sending. */
@@ -226,6 +235,10 @@ void link_send_cmd(struct link *l, const char *verb, const struct dlist *entry,
 void link_drop(struct link *l, const char *why);
 /* Stops the link in the failed state with the reason (log, status). */
 void link_fail(struct link *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The replica must be checked against the shadow before wait calls it
+ * caught up (an outage: relay/ops/audit_sched.c runs the check). */
+void link_check_needed(struct link *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Moves the first child of list out of it. */
 struct dlist *link_pop_child(struct dlist *list);

@@ -10,6 +10,7 @@ master's state, as IMAP and a direct sync_client both show.
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import urllib.request
@@ -181,6 +182,40 @@ def periodic_audits_report_to_metrics():
         t2 = time.time()
         metrics_until(relay, lambda g: g[1] >= t2 and g[0] == 0)
         identical(master, replica, USERS)
+    finally:
+        stop_paths()
+
+
+@test
+def a_replica_back_empty_from_maintenance_is_refilled_before_wait():
+    """Issue 19, test 5: the replica's disk was replaced (its Cyrus
+    destroyed and re-created empty, same ports); the master then changes
+    one folder of one user.  The link's check after the outage brings
+    every user back, and wait does not say caught up before: the moment
+    it does, IMAP shows the replica identical to the master."""
+    path = setup()
+    try:
+        relay, master, old = path.relay, path.master, path.replica
+        old.stop()
+        shutil.rmtree(old.dir)
+        new = cyrus.CyrusInstance(
+            path.root, old.name, imap_port=old.imap_port,
+            lmtp_port=old.lmtp_port, sync_port=old.sync_port,
+            sieve_port=old.sieve_port, syslog=path.log, users=USERS)
+        path.replicas[0] = new
+        new.start()
+        master.deliver("alice", cyrus.make_message(500, 2500))
+        sync_user(master, "alice")
+        wait_caught_up(relay, timeout=240)
+        # No converging: caught up means it is all there now.
+        for u in USERS:
+            eq(new.state(u), master.state(u))
+        identical(master, new, USERS)
+        text = relay.logtext()
+        check("event=check_start" in text and
+              "event=check_done result=ok" in text, text[-4000:])
+        check("event=link_failed" not in text, text[-3000:])
+        rc(audit(relay), 0)
     finally:
         stop_paths()
 
