@@ -108,8 +108,10 @@ sched_tick(struct ev_loop *loop, ev_timer *w, int revents)
 			struct audit_opts o = { 0 };
 			struct sched_run *sr;
 			char err[300];
+			const char *check;
 
-			const char *check = link_check_due(l);
+			link_seed_poll(l);
+			check = link_check_due(l);
 
 			if ((check == NULL && !link_audit_due(l)) ||
 			    sched_has(s, st->name, link_name(l)))

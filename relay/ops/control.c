@@ -226,6 +226,23 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 		json_str(b, l->checking ? l->check_why : "");
 		buf_puts(b, ",\"needs_seed\":");
 		json_str(b, l->needs_seed);
+		buf_puts(b, ",\"seeding\":");
+		if (l->seeding) {
+			buf_printf(b, "{\"mailboxes_done\":%llu,"
+			    "\"mailboxes_total\":%llu,\"bytes\":%llu,"
+			    "\"seconds\":", (unsigned long long)l->seed_done,
+			    (unsigned long long)l->seed_total,
+			    (unsigned long long)l->seed_bytes);
+			json_num(b, l->seed_seconds);
+			buf_puts(b, ",\"eta_seconds\":");
+			if (l->seed_eta >= 0)
+				json_num(b, l->seed_eta);
+			else
+				buf_puts(b, "null");
+			buf_putc(b, '}');
+		} else {
+			buf_puts(b, "null");
+		}
 		json_parked(b, l, now);
 		buf_puts(b, ",\"errors\":");
 		json_codes(b, l->errors, l->nerrors);
@@ -342,9 +359,18 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 			buf_printf(b, "           last error %s ago: %s\n", age,
 			    l->last_error);
 		}
-		if (l->checking)
+		if (l->seeding) {
+			human_bytes(lb, sizeof(lb), l->seed_bytes);
+			human_secs(age, sizeof(age), l->seed_seconds);
+			human_secs(eta, sizeof(eta), l->seed_eta);
+			buf_printf(b, "           seeding from the shadow: %llu of "
+			    "%llu mailboxes taken, %s sent, for %s, eta %s\n",
+			    (unsigned long long)l->seed_done,
+			    (unsigned long long)l->seed_total, lb, age, eta);
+		} else if (l->checking) {
 			buf_printf(b, "           checking against the shadow "
 			    "after an outage: %s\n", l->check_why);
+		}
 		if (*l->needs_seed)
 			buf_printf(b, "           needs a seed: %s\n",
 			    l->needs_seed);
@@ -507,9 +533,14 @@ wait_done(struct client *c, struct buf *why)
 			continue;
 		any = true;
 		if (sl.cursor_lsn >= c->target && sl.parked == 0 &&
-		    !sl.checking && !*sl.needs_seed)
+		    !sl.checking && !*sl.needs_seed && !sl.seeding)
 			continue;
 		done = false;
+		if (why && sl.seeding)
+			buf_printf(why, "!store %s replica %s: seeding from the "
+			    "shadow: %llu of %llu mailboxes taken\n", c->store,
+			    sl.name, (unsigned long long)sl.seed_done,
+			    (unsigned long long)sl.seed_total);
 		if (why && sl.checking)
 			buf_printf(why, "!store %s replica %s (%s): being checked "
 			    "against the shadow after an outage (%s)\n",
@@ -753,6 +784,27 @@ request(struct client *c, char *line)
 			    "it has of it)\n", argv[1], argv[2], n, n == 1 ?
 			    "y" : "ies", argv[3]);
 		}
+	} else if (strcmp(argv[0], "seed") == 0 && (argc == 3 || argc == 4)) {
+		char err[300];
+
+		if (argc == 4) {
+			buf_printf(&c->out, "!seed: taking bodies from another "
+			    "replica (GET FETCH, --from) is not implemented yet; "
+			    "without --from they come from the journal, and a "
+			    "mailbox whose bodies retention dropped stays parked "
+			    "(only the master can resend it)\n");
+			status = 2;
+		} else if ((l = find_link(c, argv[1], argv[2])) == NULL) {
+			status = 2;
+		} else if (link_seed(l, err, sizeof(err)) < 0) {
+			buf_printf(&c->out, "!%s\n", err);
+			status = 2;
+		} else {
+			buf_printf(&c->out, "store %s replica %s: seeding from the "
+			    "shadow; the link streams from LSN %llu (see status, "
+			    "and wait)\n", argv[1], argv[2],
+			    (unsigned long long)link_acked(l));
+		}
 	} else if (strcmp(argv[0], "audit") == 0 && argc >= 3) {
 		do_audit(c, argc, argv);
 		return;
@@ -763,7 +815,8 @@ request(struct client *c, char *line)
 		buf_printf(&c->out, "!unknown request \"%s\" (status [STORE] "
 		    "[json], pause|resume STORE REPLICA, wait STORE REPLICA|* "
 		    "SECONDS, reset STORE REPLICA LSN, retry STORE [REPLICA], "
-		    "giveup STORE REPLICA NAME, audit STORE REPLICA|* [user=USER] "
+		    "giveup STORE REPLICA NAME, seed STORE REPLICA, audit STORE "
+		    "REPLICA|* [user=USER] "
 		    "[repair] [json] [timeout=SECONDS], reload)\n", argv[0]);
 		status = 2;
 	}

@@ -27,6 +27,8 @@
  *                                (relay/ops/audit.h): exit=0 none
  *                                differ, 1 some do, 2 error or not all
  *                                audited; repair sends what differs
+ *   seed STORE REPLICA           fill the replica from the shadow, then
+ *                                stream from the head (link_seed())
  *   reload                       re-read the configuration (as SIGHUP)
  *
  * Whoever can connect can do all of this: the socket's mode and group

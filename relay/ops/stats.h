@@ -72,6 +72,10 @@ struct stats_link {
 	bool checking;			/* a check is wanted or runs */
 	char check_why[300];
 	char needs_seed[600];		/* what it could not repair, or "" */
+	/* syncrelayctl seed under way: mailboxes sent whole and taken. */
+	bool seeding;
+	uint64_t seed_total, seed_done, seed_bytes;
+	double seed_seconds, seed_eta;	/* eta -1: unknown */
 	struct stats_code_count errors[STATS_MAX_CODES];
 	size_t nerrors;
 };

@@ -369,6 +369,19 @@ link_stats(struct link *l, struct stats_link *out)
 	snprintf(out->check_why, sizeof(out->check_why), "%s", l->check_why);
 	snprintf(out->needs_seed, sizeof(out->needs_seed), "%s",
 	    l->needs_seed);
+	out->seeding = l->seeding;
+	if (l->seeding) {
+		out->seed_total = l->seed_total;
+		out->seed_done = l->seed_done;
+		out->seed_bytes = l->replayed_bytes - l->seed_bytes0;
+		out->seed_seconds = ev_time() - l->seed_start;
+		out->seed_eta = l->seed_done > 0 && l->seed_audited ?
+		    out->seed_seconds * (double)(l->seed_total - l->seed_done) /
+		    (double)l->seed_done : -1;
+		if (l->state == LINK_STREAMING || l->state == LINK_CATCHING_UP ||
+		    l->state == LINK_REPAIRING)
+			snprintf(out->state, sizeof(out->state), "seeding");
+	}
 	out->parked = l->nparked;
 	if (link_waiting(l))
 		out->waiting_seconds = ev_now(l->loop) - l->wait_since;
@@ -562,6 +575,45 @@ link_note_audit(struct link *l, uint64_t mismatched)
 	}
 }
 
+int
+link_seed(struct link *l, char *err, size_t err_len)
+{
+	uint64_t head = journal_durable_lsn(l->st->journal);
+
+	if (l->seeding) {
+		snprintf(err, err_len, "replica %s is being seeded already",
+		    l->rc.name);
+		return -1;
+	}
+	if (link_reset(l, head, err, err_len) < 0)
+		return -1;
+	l->seeding = true;
+	l->seed_audited = false;
+	l->seed_start = ev_time();
+	l->seed_total = l->seed_done = 0;
+	l->seed_bytes0 = l->replayed_bytes;
+	l->needs_seed[0] = '\0';
+	snprintf(l->check_why, sizeof(l->check_why), "seeding from the "
+	    "shadow (syncrelayctl seed)");
+	l->check_pending = true;
+	log_warnx("store=%s replica=%s event=seed_start lsn=%llu", l->st->name,
+	    l->rc.name, (unsigned long long)head);
+	return 0;
+}
+
+void
+link_seed_poll(struct link *l)
+{
+	if (!l->seeding || !l->seed_audited || l->nparked > 0)
+		return;
+	l->seeding = false;
+	log_warnx("store=%s replica=%s event=seed_done mailboxes=%llu "
+	    "bytes=%llu seconds=%.1f", l->st->name, l->rc.name,
+	    (unsigned long long)l->seed_total,
+	    (unsigned long long)(l->replayed_bytes - l->seed_bytes0),
+	    ev_time() - l->seed_start);
+}
+
 const char *
 link_check_due(const struct link *l)
 {
@@ -582,6 +634,8 @@ void
 link_check_done(struct link *l, const char *why)
 {
 	l->check_running = false;
+	if (l->seeding)
+		l->seed_audited = true;
 	if (why == NULL) {
 		log_info("store=%s replica=%s event=check_done result=ok",
 		    l->st->name, l->rc.name);
@@ -610,8 +664,12 @@ bool
 link_resend_mailbox(struct link *l, const char *uniqueid, const char *name,
     const char *why, bool now)
 {
+	bool counted = link_park_has_mailbox(l, uniqueid);
+
 	if (!link_park_mailbox(l, uniqueid, name, "%s", why))
 		return false;
+	if (l->seeding && !counted)
+		l->seed_total++;
 	if (!now)
 		return true;
 	link_park_retry_now(l);

@@ -127,6 +127,18 @@ void link_note_audit(struct link *l, uint64_t mismatched);
 const char *link_check_due(const struct link *l);
 void link_check_started(struct link *l);
 void link_check_done(struct link *l, const char *why);
+/*
+ * syncrelayctl seed: fills the replica from the shadow.  The cursor goes
+ * to the head (the link streams from there: the master's changes during
+ * the seed are replayed as they come), and an audit with repair sends
+ * every mailbox the replica lacks whole from the shadow, bodies from the
+ * journal.  Until every mailbox sent was taken, status says "seeding"
+ * with the progress and wait does not call the replica caught up.
+ * Returns 0, or -1 with err set.
+ */
+int link_seed(struct link *l, char *err, size_t err_len);
+/* Once a second: a seed whose mailboxes were all taken is over. */
+void link_seed_poll(struct link *l);
 /* Is a periodic audit due (replica_audit_interval)?  Started: the
  * interval counts again from now. */
 bool link_audit_due(const struct link *l);

@@ -114,7 +114,9 @@ static void
 on_close(struct conn *c, void *arg, const char *reason)
 {
 	struct link *l = arg;
+	bool dropped = l->dropped;
 
+	l->dropped = false;
 	l->conn = NULL;
 	lost_mid_command(l, reason);
 	link_reset_session(l);
@@ -134,7 +136,9 @@ on_close(struct conn *c, void *arg, const char *reason)
 	}
 	if (!l->closing_on_purpose) {
 		link_note_error(l, "connection_lost", "connection lost: %s", reason);
-		link_check_needed(l, "the connection was lost (%s)", reason);
+		if (!dropped)
+			link_check_needed(l, "the connection was lost (%s)",
+			    reason);
 	}
 	l->closing_on_purpose = false;
 	log_warnx("store=%s replica=%s event=link_down reason=\"%s\" "

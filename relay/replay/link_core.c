@@ -107,8 +107,10 @@ link_send_cmd(struct link *l, const char *verb, const struct dlist *entry,
 void
 link_drop(struct link *l, const char *why)
 {
-	if (l->conn)
+	if (l->conn) {
+		l->dropped = true;	/* not an outage of the replica's */
 		conn_close(l->conn, why, true);
+	}
 }
 
 void

@@ -218,9 +218,16 @@ struct link {
 	 * shadow (an audit with repair) before wait calls it caught up.
 	 */
 	bool check_pending, check_running;
+	bool dropped;			/* the link itself closed (link_drop) */
 	char check_why[300];
 	char banner[300];		/* the last session's, to compare */
 	char needs_seed[600];		/* what the check could not repair */
+	/* syncrelayctl seed: the replica filled from the shadow (an audit
+	 * with repair after the cursor went to the head). */
+	bool seeding, seed_audited;
+	double seed_start;		/* epoch seconds */
+	uint64_t seed_total, seed_done;	/* mailboxes sent whole, taken */
+	uint64_t seed_bytes0;		/* replayed_bytes at the start */
 };
 
 /* link_core.c: state, errors and sending. */

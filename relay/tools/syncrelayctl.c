@@ -10,6 +10,7 @@
  *   syncrelayctl ... giveup STORE REPLICA NAME
  *   syncrelayctl ... audit STORE [REPLICA] [--user U] [--repair] [--json]
  *                          [--timeout SECONDS]
+ *   syncrelayctl ... seed STORE REPLICA
  *   syncrelayctl ... reload
  *   syncrelayctl ... journal STORE [--all | --from LSN] [--limit N] [--follow]
  *   syncrelayctl ... journal STORE --lsn N --full
@@ -91,6 +92,17 @@ static const struct command {
 	  "               only on the replica is removed only where the relay\n"
 	  "               holds the master's complete list for the user\n"
 	  "  --json       one JSON object\n" },
+	{ "seed", "seed STORE REPLICA [--from OTHER_REPLICA]",
+	  "Fills REPLICA (e.g. one just added to the configuration, then\n"
+	  "reload) from the relay's shadow, never asking the master: its\n"
+	  "cursor goes to the head, so the link streams the master's changes\n"
+	  "from there on, and every mailbox the replica lacks is sent whole\n"
+	  "from the shadow (bodies from the journal), with the user's\n"
+	  "subscriptions, quota and seen state.  status shows \"seeding\"\n"
+	  "with mailboxes and bytes done and an ETA; wait waits for it.\n"
+	  "A mailbox whose bodies retention dropped stays parked (only the\n"
+	  "master can resend it).  --from (bodies from another replica by\n"
+	  "GET FETCH) is not implemented yet.\n" },
 	{ "reload", "reload",
 	  "Makes the daemon re-read its configuration (as SIGHUP does).\n" },
 	{ "journal", "journal STORE [--all | --from LSN] [--limit N] [--follow]\n"
@@ -531,6 +543,11 @@ main(int argc, char **argv)
 		status = ask(socket_path, buf_cstring(&req), 30);
 	} else if (strcmp(cmd, "giveup") == 0 && argc == 4) {
 		buf_printf(&req, "giveup %s %s %s", argv[1], argv[2], argv[3]);
+		status = ask(socket_path, buf_cstring(&req), 30);
+	} else if (strcmp(cmd, "seed") == 0 && (argc == 3 || (argc == 5 &&
+	    strcmp(argv[3], "--from") == 0))) {
+		buf_printf(&req, "seed %s %s%s%s", argv[1], argv[2],
+		    argc == 5 ? " " : "", argc == 5 ? argv[4] : "");
 		status = ask(socket_path, buf_cstring(&req), 30);
 	} else if (strcmp(cmd, "audit") == 0 && argc >= 2) {
 		const char *replica = "*", *user = NULL, *timeout = "300";
