@@ -374,6 +374,12 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 		dlist_free(&op);
 		return true;
 	}
+	if (link_is_parked(l, d->uniqueid) && !d->replace) {
+		/* Refused before: its own retries go on (status). */
+		d->repair = xstrdup("parked already for the replica: retried "
+		    "with its backoff (see status)");
+		return true;
+	}
 	if (d->more) {
 		d->repair = xasprintf("not repaired: the replica holds mail the "
 		    "master lacks; resync it from the master (sync_client -u "

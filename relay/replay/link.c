@@ -661,6 +661,12 @@ link_audit_due(const struct link *l)
 }
 
 bool
+link_is_parked(const struct link *l, const char *uniqueid)
+{
+	return link_park_has_mailbox(l, uniqueid);
+}
+
+bool
 link_resend_mailbox(struct link *l, const char *uniqueid, const char *name,
     const char *why, bool now)
 {

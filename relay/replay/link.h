@@ -153,5 +153,7 @@ void link_note_audit_started(struct link *l);
  */
 bool link_resend_mailbox(struct link *l, const char *uniqueid,
     const char *name, const char *why, bool now);
+/* Is the mailbox with this UNIQUEID parked for the replica? */
+bool link_is_parked(const struct link *l, const char *uniqueid);
 
 #endif

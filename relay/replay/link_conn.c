@@ -275,7 +275,6 @@ replica_died(struct link *l, const char *said)
 	    (unsigned long long)l->lsn, said);
 	l->replica_died = true;
 	l->on_reply = NULL;
-	link_check_needed(l, "the replica's sync_server stopped (%s)", said);
 	stats_count_code(l->errors, &l->nerrors, "replica_fatal");
 	/* A journaled command (or a parked one's retry) in flight, its
 	 * bodies perhaps half sent: what it concerns is parked.  Anything

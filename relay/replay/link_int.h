@@ -213,9 +213,9 @@ struct link {
 	double audit_due_from;		/* ev_now() the interval counts from */
 	uint64_t audit_mismatched;	/* mailboxes that differed */
 	/*
-	 * After an outage (the connection lost, the replica's sync_server
-	 * gone, its banner changed) the replica is checked against the
-	 * shadow (an audit with repair) before wait calls it caught up.
+	 * After an outage (the connection lost by the replica's side, its
+	 * banner changed) the replica is checked against the shadow (an
+	 * audit with repair) before wait calls it caught up.
 	 */
 	bool check_pending, check_running;
 	bool dropped;			/* the link itself closed (link_drop) */
