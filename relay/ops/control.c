@@ -133,6 +133,18 @@ json_parked(struct buf *b, const struct stats_link *l, double now)
 	buf_putc(b, ']');
 }
 
+/* The state status shows: "seeding" while a seed runs on a live link
+ * (metrics keep the link's own state). */
+static const char *
+shown_state(const struct stats_link *l)
+{
+	if (l->seeding && (strcmp(l->state, "streaming") == 0 ||
+	    strcmp(l->state, "catching up") == 0 ||
+	    strcmp(l->state, "repairing") == 0))
+		return "seeding";
+	return l->state;
+}
+
 static void
 json_store(struct buf *b, const struct stats_store *s, double now)
 {
@@ -188,7 +200,7 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 		buf_puts(b, ",\"address\":");
 		json_str(b, l->address);
 		buf_puts(b, ",\"state\":");
-		json_str(b, l->state);
+		json_str(b, shown_state(l));
 		buf_printf(b, ",\"paused\":%s,\"reason\":",
 		    l->paused ? "true" : "false");
 		json_str(b, l->reason);
@@ -340,7 +352,7 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 		human_secs(ls, sizeof(ls), l->lag_seconds);
 		human_secs(eta, sizeof(eta), l->eta_seconds);
 		buf_printf(b, "  replica  %s (%s)  %s", l->name, l->address,
-		    l->state);
+		    shown_state(l));
 		if (*l->reason)
 			buf_printf(b, " (%s)", l->reason);
 		buf_printf(b, "\n           cursor %llu  lag %llu records, %s, "

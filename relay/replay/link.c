@@ -378,9 +378,6 @@ link_stats(struct link *l, struct stats_link *out)
 		out->seed_eta = l->seed_done > 0 && l->seed_audited ?
 		    out->seed_seconds * (double)(l->seed_total - l->seed_done) /
 		    (double)l->seed_done : -1;
-		if (l->state == LINK_STREAMING || l->state == LINK_CATCHING_UP ||
-		    l->state == LINK_REPAIRING)
-			snprintf(out->state, sizeof(out->state), "seeding");
 	}
 	out->parked = l->nparked;
 	if (link_waiting(l))
