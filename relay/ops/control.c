@@ -799,16 +799,10 @@ request(struct client *c, char *line)
 	} else if (strcmp(argv[0], "seed") == 0 && (argc == 3 || argc == 4)) {
 		char err[300];
 
-		if (argc == 4) {
-			buf_printf(&c->out, "!seed: taking bodies from another "
-			    "replica (GET FETCH, --from) is not implemented yet; "
-			    "without --from they come from the journal, and a "
-			    "mailbox whose bodies retention dropped stays parked "
-			    "(only the master can resend it)\n");
+		if ((l = find_link(c, argv[1], argv[2])) == NULL) {
 			status = 2;
-		} else if ((l = find_link(c, argv[1], argv[2])) == NULL) {
-			status = 2;
-		} else if (link_seed(l, err, sizeof(err)) < 0) {
+		} else if (link_seed(l, argc == 4 ? argv[3] : NULL, err,
+		    sizeof(err)) < 0) {
 			buf_printf(&c->out, "!%s\n", err);
 			status = 2;
 		} else {
@@ -827,7 +821,7 @@ request(struct client *c, char *line)
 		buf_printf(&c->out, "!unknown request \"%s\" (status [STORE] "
 		    "[json], pause|resume STORE REPLICA, wait STORE REPLICA|* "
 		    "SECONDS, reset STORE REPLICA LSN, retry STORE [REPLICA], "
-		    "giveup STORE REPLICA NAME, seed STORE REPLICA, audit STORE "
+		    "giveup STORE REPLICA NAME, seed STORE REPLICA [FROM], audit STORE "
 		    "REPLICA|* [user=USER] "
 		    "[repair] [json] [timeout=SECONDS], reload)\n", argv[0]);
 		status = 2;

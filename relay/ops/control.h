@@ -27,8 +27,10 @@
  *                                (relay/ops/audit.h): exit=0 none
  *                                differ, 1 some do, 2 error or not all
  *                                audited; repair sends what differs
- *   seed STORE REPLICA           fill the replica from the shadow, then
- *                                stream from the head (link_seed())
+ *   seed STORE REPLICA [FROM]    fill the replica from the shadow (bodies
+ *                                from the journal, else by GET FETCH from
+ *                                replica FROM), then stream from the head
+ *                                (link_seed())
  *   reload                       re-read the configuration (as SIGHUP)
  *
  * Whoever can connect can do all of this: the socket's mode and group

@@ -132,11 +132,13 @@ void link_check_done(struct link *l, const char *why);
  * to the head (the link streams from there: the master's changes during
  * the seed are replayed as they come), and an audit with repair sends
  * every mailbox the replica lacks whole from the shadow, bodies from the
- * journal.  Until every mailbox sent was taken, status says "seeding"
+ * journal -- or, with from (another replica of the store, NULL: none),
+ * where retention dropped them, from that replica by GET FETCH through
+ * its link (at its idle moments), into a temporary file.  Until every mailbox sent was taken, status says "seeding"
  * with the progress and wait does not call the replica caught up.
  * Returns 0, or -1 with err set.
  */
-int link_seed(struct link *l, char *err, size_t err_len);
+int link_seed(struct link *l, const char *from, char *err, size_t err_len);
 /* Once a second: a seed whose mailboxes were all taken is over. */
 void link_seed_poll(struct link *l);
 /* Is a periodic audit due (replica_audit_interval)?  Started: the

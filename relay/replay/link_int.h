@@ -225,9 +225,27 @@ struct link {
 	/* syncrelayctl seed: the replica filled from the shadow (an audit
 	 * with repair after the cursor went to the head). */
 	bool seeding, seed_audited;
+	unsigned seed_gen, check_gen;	/* a check counts for the seed it
+					 * started after */
 	double seed_start;		/* epoch seconds */
 	uint64_t seed_total, seed_done;	/* mailboxes sent whole, taken */
 	uint64_t seed_bytes0;		/* replayed_bytes at the start */
+	/*
+	 * Bodies the journal no longer holds, taken from another replica of
+	 * the store (seed --from): GET FETCH through that replica's link
+	 * into a temporary file, then sent from it.
+	 */
+	char seed_from[128];		/* the other replica, or "" */
+	int (*fetch)(struct link *l, const struct dlist *get);	/* link.c */
+	bool fetching;			/* a GET FETCH for us is out */
+	int fetched_fd;			/* the body fetched, or -1 */
+	char fetched_guid[41];
+	uint64_t fetched_size;
+	char fetch_failed[41];		/* GUID the other replica lacked */
+	int stream_fd;			/* a fetched body being sent, or -1 */
+	/* As the other replica's link: where a fetched body goes (-1). */
+	int fetch_sink_fd;
+	uint64_t fetch_sink_size;
 };
 
 /* link_core.c: state, errors and sending. */

@@ -100,9 +100,10 @@ static const struct command {
 	  "from the shadow (bodies from the journal), with the user's\n"
 	  "subscriptions, quota and seen state.  status shows \"seeding\"\n"
 	  "with mailboxes and bytes done and an ETA; wait waits for it.\n"
-	  "A mailbox whose bodies retention dropped stays parked (only the\n"
-	  "master can resend it).  --from (bodies from another replica by\n"
-	  "GET FETCH) is not implemented yet.\n" },
+	  "Bodies the journal no longer holds (retention) are taken from\n"
+	  "OTHER_REPLICA (GET FETCH through its link) with --from; without\n"
+	  "it such a mailbox stays parked (only the master can resend it).\n"
+	  "Running seed again starts over.\n" },
 	{ "reload", "reload",
 	  "Makes the daemon re-read its configuration (as SIGHUP does).\n" },
 	{ "journal", "journal STORE [--all | --from LSN] [--limit N] [--follow]\n"
