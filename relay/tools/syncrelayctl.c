@@ -10,7 +10,7 @@
  *   syncrelayctl ... giveup STORE REPLICA NAME
  *   syncrelayctl ... audit STORE [REPLICA] [--user U] [--repair] [--json]
  *                          [--timeout SECONDS]
- *   syncrelayctl ... seed STORE REPLICA
+ *   syncrelayctl ... seed STORE REPLICA [--from OTHER_REPLICA]
  *   syncrelayctl ... reload
  *   syncrelayctl ... journal STORE [--all | --from LSN] [--limit N] [--follow]
  *   syncrelayctl ... journal STORE --lsn N --full
