@@ -333,7 +333,8 @@ parse_store_key(struct config *c, const char *key, const char *value,
 			    "(known: authname, password, password_file, realm, "
 			    "tls, tls_ca_file, compress, restart_bytes, "
 			    "max_bytes_per_second, max_records_per_second, "
-			    "timeout, timeout_rate, keepalive, seed)",
+			    "timeout, timeout_rate, keepalive, seed, "
+			    "audit_interval)",
 			    rdot + 1);
 		}
 		if (config_parse_value(o, value, &num, e, sizeof(e)) < 0) {
@@ -482,6 +483,7 @@ check_stores(struct config *c)
 			rc->timeout_rate = RNUM(timeout_rate);
 			rc->keepalive = (double)RNUM(keepalive);
 			rc->seed = RNUM(seed) != 0;
+			rc->audit_interval = (double)RNUM(audit_interval);
 #undef RNUM
 #undef RSTR
 			if (*rc->password != '\0' && *rc->password_file != '\0')

@@ -67,6 +67,7 @@ struct replica_conf {
 	double timeout;		/* seconds: connection, banner, reply */
 	uint64_t timeout_rate;	/* bytes/s each command's deadline allows */
 	double keepalive;	/* seconds idle before a NOOP (0: never) */
+	double audit_interval;	/* seconds between audits (0: none) */
 	int line;		/* where it was declared */
 };
 

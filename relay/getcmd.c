@@ -85,6 +85,12 @@ quotaroot_of(struct shadow *s, const char *name, struct buf *tmp)
 	}
 }
 
+const char *
+getcmd_quotaroot(struct shadow *s, const char *name, struct buf *tmp)
+{
+	return quotaroot_of(s, name, tmp);
+}
+
 static int
 add_record_cb(void *arg, const struct shadow_record *rec)
 {

@@ -37,6 +37,14 @@ struct dlist *getcmd_mailbox_dlist(struct shadow *s,
     const struct shadow_mailbox *mb, bool records);
 
 /*
+ * The quota root covering mailbox name as a replica would report it
+ * (the longest stored root that is name or a parent), held in tmp, or
+ * NULL if none.
+ */
+const char *getcmd_quotaroot(struct shadow *s, const char *name,
+    struct buf *tmp);
+
+/*
  * GET FETCH: finds the message entry e names (UNIQUEID or MBOXNAME, UID,
  * GUID; PARTITION) in the shadow and opens its body in the journal under
  * journal_dir.  Returns RESULT_OK with *bs open, *raw_len its size, *part

@@ -30,6 +30,7 @@
 #include "relay/config.h"
 #include "storage/annotdef.h"
 #include "relay/conn.h"
+#include "relay/ops/audit.h"
 #include "relay/ops/control.h"
 #include "relay/replay/cursorq.h"
 #include "relay/ingest/guard.h"
@@ -51,6 +52,7 @@ static struct {
 	size_t max_connections;
 	struct listener *listener;
 	struct control *control;
+	struct audit_sched *audits;	/* replica_audit_interval */
 	struct metrics *metrics;	/* NULL: metrics_listen is empty */
 	char *pidfile;
 	char hostname[256];
@@ -192,6 +194,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	    conn_count());
 	listener_free(&relay.listener);
 	control_free(&relay.control);
+	audit_sched_free(&relay.audits);
 	metrics_free(&relay.metrics);
 	conn_close_all("BYE shutting down\r\n");
 	ev_break(loop, EVBREAK_ALL);
@@ -470,6 +473,8 @@ main(int argc, char **argv)
 			fatalx("event=control_failed error=\"%s\"", err);
 	}
 
+	relay.audits = audit_sched_new(loop);
+
 	ev_signal_init(&sigterm, signal_cb, SIGTERM);
 	ev_signal_init(&sigint, signal_cb, SIGINT);
 	ev_signal_init(&sighup, signal_cb, SIGHUP);
@@ -491,6 +496,7 @@ main(int argc, char **argv)
 
 	ev_run(loop, 0);
 
+	audit_sched_free(&relay.audits);
 	metrics_free(&relay.metrics);
 	store_close_all();
 	cursorq_stop();

@@ -125,6 +125,10 @@ int shadow_uflag_each(struct shadow *s, const char *uniqueid,
 int shadow_mailbox_each_user(struct shadow *s, const char *userid,
     int (*fn)(void *arg, const struct shadow_mailbox *mb), void *arg);
 void shadow_mailbox_free(struct shadow_mailbox *mb);
+/* Calls fn with each user owning a mailbox, in order; stops at (and
+ * returns) a non-zero return. */
+int shadow_owner_each(struct shadow *s, int (*fn)(void *arg,
+    const char *userid), void *arg);
 
 /* ---- records ---------------------------------------------------------- */
 

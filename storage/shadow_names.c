@@ -1,6 +1,7 @@
 /*
  * shadow_names.c -- names a mailbox keeps besides its own: the tombstones
- * of names mailboxes left, and a mailbox's user-flag slots.
+ * of names mailboxes left, and a mailbox's user-flag slots; and the
+ * users who own mailboxes (what an audit walks, relay/ops/audit.c).
  *
  * Both emulate what a 3.6 replica keeps where a master cannot see it.  A
  * tombstone (table gone) makes APPLY UNMAILBOX of a name a mailbox left
@@ -75,6 +76,22 @@ shadow_uflag_each(struct shadow *s, const char *uniqueid,
 		r = cb(arg, (const char *)sqlite3_column_text(st, 0));
 	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
 		r = shadow_sqerr(s);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+shadow_owner_each(struct shadow *s, int (*fn)(void *arg, const char *userid),
+    void *arg)
+{
+	sqlite3_stmt *st = shadow_prep(s, "SELECT DISTINCT owner FROM mailbox "
+	    "WHERE owner IS NOT NULL ORDER BY owner");
+	int r = 0, rc;
+
+	if (st == NULL)
+		return shadow_sqerr(s);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = fn(arg, (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	return r;
 }

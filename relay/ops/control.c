@@ -22,6 +22,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "relay/ops/audit.h"
 #include "relay/ops/control.h"
 #include "relay/replay/link.h"
 #include "relay/ops/snapshot.h"
@@ -58,6 +59,8 @@ struct client {
 	char *store, *replica;
 	uint64_t target;
 	double deadline;
+	/* audit */
+	struct audit *audit;
 };
 
 /* ---- formatting ---------------------------------------------------------- */
@@ -130,6 +133,18 @@ json_parked(struct buf *b, const struct stats_link *l, double now)
 	buf_putc(b, ']');
 }
 
+/* The state status shows: "seeding" while a seed runs on a live link
+ * (metrics keep the link's own state). */
+static const char *
+shown_state(const struct stats_link *l)
+{
+	if (l->seeding && (strcmp(l->state, "streaming") == 0 ||
+	    strcmp(l->state, "catching up") == 0 ||
+	    strcmp(l->state, "repairing") == 0))
+		return "seeding";
+	return l->state;
+}
+
 static void
 json_store(struct buf *b, const struct stats_store *s, double now)
 {
@@ -185,7 +200,7 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 		buf_puts(b, ",\"address\":");
 		json_str(b, l->address);
 		buf_puts(b, ",\"state\":");
-		json_str(b, l->state);
+		json_str(b, shown_state(l));
 		buf_printf(b, ",\"paused\":%s,\"reason\":",
 		    l->paused ? "true" : "false");
 		json_str(b, l->reason);
@@ -218,6 +233,28 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 		json_str(b, l->left_alone_names);
 		buf_puts(b, ",\"waiting_seconds\":");
 		json_num(b, l->waiting_seconds);
+		buf_printf(b, ",\"checking\":%s,\"check_reason\":",
+		    l->checking ? "true" : "false");
+		json_str(b, l->checking ? l->check_why : "");
+		buf_puts(b, ",\"needs_seed\":");
+		json_str(b, l->needs_seed);
+		buf_puts(b, ",\"seeding\":");
+		if (l->seeding) {
+			buf_printf(b, "{\"mailboxes_done\":%llu,"
+			    "\"mailboxes_total\":%llu,\"bytes\":%llu,"
+			    "\"seconds\":", (unsigned long long)l->seed_done,
+			    (unsigned long long)l->seed_total,
+			    (unsigned long long)l->seed_bytes);
+			json_num(b, l->seed_seconds);
+			buf_puts(b, ",\"eta_seconds\":");
+			if (l->seed_eta >= 0)
+				json_num(b, l->seed_eta);
+			else
+				buf_puts(b, "null");
+			buf_putc(b, '}');
+		} else {
+			buf_puts(b, "null");
+		}
 		json_parked(b, l, now);
 		buf_puts(b, ",\"errors\":");
 		json_codes(b, l->errors, l->nerrors);
@@ -315,7 +352,7 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 		human_secs(ls, sizeof(ls), l->lag_seconds);
 		human_secs(eta, sizeof(eta), l->eta_seconds);
 		buf_printf(b, "  replica  %s (%s)  %s", l->name, l->address,
-		    l->state);
+		    shown_state(l));
 		if (*l->reason)
 			buf_printf(b, " (%s)", l->reason);
 		buf_printf(b, "\n           cursor %llu  lag %llu records, %s, "
@@ -334,6 +371,21 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 			buf_printf(b, "           last error %s ago: %s\n", age,
 			    l->last_error);
 		}
+		if (l->seeding) {
+			human_bytes(lb, sizeof(lb), l->seed_bytes);
+			human_secs(age, sizeof(age), l->seed_seconds);
+			human_secs(eta, sizeof(eta), l->seed_eta);
+			buf_printf(b, "           seeding from the shadow: %llu of "
+			    "%llu mailboxes taken, %s sent, for %s, eta %s\n",
+			    (unsigned long long)l->seed_done,
+			    (unsigned long long)l->seed_total, lb, age, eta);
+		} else if (l->checking) {
+			buf_printf(b, "           checking against the shadow "
+			    "after an outage: %s\n", l->check_why);
+		}
+		if (*l->needs_seed)
+			buf_printf(b, "           needs a seed: %s\n",
+			    l->needs_seed);
 		if (l->left_alone)
 			buf_printf(b, "           left alone by repair: %u "
 			    "(%s%s)\n", l->left_alone, l->left_alone_names,
@@ -492,9 +544,22 @@ wait_done(struct client *c, struct buf *why)
 		    strcmp(c->replica, sl.name) != 0)
 			continue;
 		any = true;
-		if (sl.cursor_lsn >= c->target && sl.parked == 0)
+		if (sl.cursor_lsn >= c->target && sl.parked == 0 &&
+		    !sl.checking && !*sl.needs_seed && !sl.seeding)
 			continue;
 		done = false;
+		if (why && sl.seeding)
+			buf_printf(why, "!store %s replica %s: seeding from the "
+			    "shadow: %llu of %llu mailboxes taken\n", c->store,
+			    sl.name, (unsigned long long)sl.seed_done,
+			    (unsigned long long)sl.seed_total);
+		if (why && sl.checking)
+			buf_printf(why, "!store %s replica %s (%s): being checked "
+			    "against the shadow after an outage (%s)\n",
+			    c->store, sl.name, sl.state, sl.check_why);
+		if (why && *sl.needs_seed)
+			buf_printf(why, "!store %s replica %s (%s): needs a seed: "
+			    "%s\n", c->store, sl.name, sl.state, sl.needs_seed);
 		/* Parked is not caught up: the replica lacks those. */
 		if (why && sl.parked)
 			buf_printf(why, "!store %s replica %s (%s): %llu parked, "
@@ -572,6 +637,59 @@ do_retry(struct client *c, const char *store, const char *replica)
 	buf_printf(&c->out, "store %s: retrying %llu parked entr%s now (see "
 	    "status)\n", store, n, n == 1 ? "y" : "ies");
 	return 0;
+}
+
+static void
+audit_done(void *arg, struct audit *a)
+{
+	struct client *c = arg;
+	int status = audit_report(a, &c->out);
+
+	c->audit = NULL;
+	audit_free(&a);
+	answer(c, status);
+}
+
+/*
+ * audit STORE REPLICA|* [user=USER] [repair] [json] [timeout=SECONDS]:
+ * answered once the audit is over (audit.h).
+ */
+static void
+do_audit(struct client *c, int argc, char **argv)
+{
+	struct audit_opts o = { .store = argv[1], .timeout = 300 };
+	char err[300];
+	int i;
+
+	if (strcmp(argv[2], "*") != 0)
+		o.replica = argv[2];
+	for (i = 3; i < argc; i++) {
+		char *end;
+
+		if (strncmp(argv[i], "user=", 5) == 0 && argv[i][5])
+			o.user = argv[i] + 5;
+		else if (strcmp(argv[i], "repair") == 0)
+			o.repair = true;
+		else if (strcmp(argv[i], "json") == 0)
+			o.json = true;
+		else if (strncmp(argv[i], "timeout=", 8) == 0 &&
+		    (o.timeout = strtod(argv[i] + 8, &end)) >= 0 &&
+		    o.timeout <= MAX_WAIT && *end == '\0' && end != argv[i] + 8)
+			continue;
+		else {
+			buf_printf(&c->out, "!bad audit argument %s\n", argv[i]);
+			answer(c, 2);
+			return;
+		}
+	}
+	c->audit = audit_start(c->ctl->loop, &o, audit_done, c, err,
+	    sizeof(err));
+	if (c->audit == NULL) {
+		buf_printf(&c->out, "!%s\n", err);
+		answer(c, 2);
+		return;
+	}
+	ev_timer_stop(c->ctl->loop, &c->idle_t);	/* the audit rules */
 }
 
 static void
@@ -678,6 +796,24 @@ request(struct client *c, char *line)
 			    "it has of it)\n", argv[1], argv[2], n, n == 1 ?
 			    "y" : "ies", argv[3]);
 		}
+	} else if (strcmp(argv[0], "seed") == 0 && (argc == 3 || argc == 4)) {
+		char err[300];
+
+		if ((l = find_link(c, argv[1], argv[2])) == NULL) {
+			status = 2;
+		} else if (link_seed(l, argc == 4 ? argv[3] : NULL, err,
+		    sizeof(err)) < 0) {
+			buf_printf(&c->out, "!%s\n", err);
+			status = 2;
+		} else {
+			buf_printf(&c->out, "store %s replica %s: seeding from the "
+			    "shadow; the link streams from LSN %llu (see status, "
+			    "and wait)\n", argv[1], argv[2],
+			    (unsigned long long)link_acked(l));
+		}
+	} else if (strcmp(argv[0], "audit") == 0 && argc >= 3) {
+		do_audit(c, argc, argv);
+		return;
 	} else if (strcmp(argv[0], "reload") == 0 && argc == 1) {
 		c->ctl->reload();
 		buf_puts(&c->out, "reloaded (see the log for what changed)\n");
@@ -685,7 +821,9 @@ request(struct client *c, char *line)
 		buf_printf(&c->out, "!unknown request \"%s\" (status [STORE] "
 		    "[json], pause|resume STORE REPLICA, wait STORE REPLICA|* "
 		    "SECONDS, reset STORE REPLICA LSN, retry STORE [REPLICA], "
-		    "giveup STORE REPLICA NAME, reload)\n", argv[0]);
+		    "giveup STORE REPLICA NAME, seed STORE REPLICA [FROM], audit STORE "
+		    "REPLICA|* [user=USER] "
+		    "[repair] [json] [timeout=SECONDS], reload)\n", argv[0]);
 		status = 2;
 	}
 	answer(c, status);
@@ -735,6 +873,7 @@ client_free(struct client *c)
 	ev_timer_stop(ctl->loop, &c->idle_t);
 	if (c->store)
 		ev_timer_stop(ctl->loop, &c->wait_t);
+	audit_free(&c->audit);
 	close(c->fd);
 	buf_free(&c->in);
 	buf_free(&c->out);

@@ -22,6 +22,15 @@
  *                                record) NAME: it leaves the parked list,
  *                                with a log line; the replica keeps what
  *                                it has of it
+ *   audit STORE REPLICA|* [user=USER] [repair] [json] [timeout=SECONDS]
+ *                                compare the replica(s) with the shadow
+ *                                (relay/ops/audit.h): exit=0 none
+ *                                differ, 1 some do, 2 error or not all
+ *                                audited; repair sends what differs
+ *   seed STORE REPLICA [FROM]    fill the replica from the shadow (bodies
+ *                                from the journal, else by GET FETCH from
+ *                                replica FROM), then stream from the head
+ *                                (link_seed())
  *   reload                       re-read the configuration (as SIGHUP)
  *
  * Whoever can connect can do all of this: the socket's mode and group

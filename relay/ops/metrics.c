@@ -190,6 +190,11 @@ static const struct u64_metric link_u64[] = {
 	{ "syncrelay_replica_connects_total", "counter",
 	  "Successful logins to the replica since the daemon started",
 	  offsetof(struct stats_link, connects) },
+	{ "syncrelay_audit_mismatched_mailboxes", "gauge",
+	  "Mailboxes that differed between the replica and the shadow at the "
+	  "last audit that compared them all (syncrelayctl audit, "
+	  "replica_audit_interval)",
+	  offsetof(struct stats_link, audit_mismatched) },
 	{ "syncrelay_replica_parked", "gauge",
 	  "Mailboxes and records the replica refused, parked while the rest "
 	  "replicates (0: none)",
@@ -366,6 +371,15 @@ format_links(struct buf *out, const struct stats_store *st, size_t n)
 			    k < STATS_MAX_PARKED; k++)
 				parked_series(out, &st[i], &st[i].links[j],
 				    &st[i].links[j].parked_list[k]);
+	family(out, "syncrelay_audit_last_timestamp_seconds", "gauge",
+	    "When the last audit that compared every mailbox of the replica "
+	    "with the shadow finished, epoch seconds (0: none since start)");
+	for (i = 0; i < n; i++)
+		for (j = 0; j < st[i].nlinks; j++) {
+			begin(out, "syncrelay_audit_last_timestamp_seconds",
+			    &st[i], &st[i].links[j], NULL, NULL);
+			end_double(out, st[i].links[j].audit_time);
+		}
 	family(out, "syncrelay_replica_waiting_seconds", "gauge",
 	    "How long the link has waited for the replica's current reply "
 	    "(0: it waits for nothing; past replica_timeout it reconnects)");

@@ -65,6 +65,17 @@ struct stats_link {
 	uint64_t replayed_records;	/* acknowledged since start */
 	uint64_t replayed_bytes;	/* bytes sent to the replica */
 	uint64_t connects;		/* successful logins since start */
+	/* The last audit that compared every mailbox (relay/ops/audit.c). */
+	uint64_t audit_mismatched;	/* mailboxes that differed */
+	double audit_time;		/* epoch seconds; 0: none yet */
+	/* After an outage: checked against the shadow before caught up. */
+	bool checking;			/* a check is wanted or runs */
+	char check_why[300];
+	char needs_seed[600];		/* what it could not repair, or "" */
+	/* syncrelayctl seed under way: mailboxes sent whole and taken. */
+	bool seeding;
+	uint64_t seed_total, seed_done, seed_bytes;
+	double seed_seconds, seed_eta;	/* eta -1: unknown */
 	struct stats_code_count errors[STATS_MAX_CODES];
 	size_t nerrors;
 };

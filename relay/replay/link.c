@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,10 @@ read_password(const struct replica_conf *rc)
 	return xstrdup(line);
 }
 
+static int fetch_from_other(struct link *l, const struct dlist *get);
+static void fetch_reply(void *arg, const char *verb, const char *text,
+    struct dlist *untagged);
+
 struct link *
 link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
     struct cursor *cursor)
@@ -52,6 +57,8 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 
 	l->loop = loop;
 	l->repair = &link_repair_ops;
+	l->fetch = fetch_from_other;
+	l->fetched_fd = l->stream_fd = l->fetch_sink_fd = -1;
 	l->st = st;
 	l->rc = *rc;
 	l->rc.name = xstrdup(rc->name);
@@ -66,6 +73,7 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 	l->cq.c = cursor;
 	l->cq.store = st->name;
 	l->cq.replica = l->rc.name;
+	l->audit_due_from = ev_now(loop);
 	l->fd = -1;
 	l->backoff = BACKOFF_MIN;
 	buf_init(&l->mechs, 0);
@@ -106,6 +114,16 @@ link_free(struct link **lp)
 	if (l == NULL)
 		return;
 	l->state = LINK_FAILED;		/* no retry from on_close */
+	/* A body another link fetches for this one: nobody to give it. */
+	{
+		size_t i;
+
+		for (i = 0; i < l->st->nlinks; i++)
+			if (l->st->links[i] && l->st->links[i] != l &&
+			    l->st->links[i]->query_cb == fetch_reply &&
+			    l->st->links[i]->query_arg == l)
+				l->st->links[i]->query_arg = NULL;
+	}
 	if (l->conn) {
 		/* Between commands, say goodbye as sync_client does. */
 		if (l->on_reply == NULL && l->bs == NULL && !l->in_banner)
@@ -127,6 +145,8 @@ link_free(struct link **lp)
 		cursor_store(l->cursor, l->acked);
 	cursorq_unlock();
 	link_reset_session(l);
+	if (l->fetched_fd >= 0)
+		close(l->fetched_fd);
 	link_park_free(l);
 	tlsctx_free(&l->tls_ctx);
 	buf_free(&l->mechs);
@@ -197,6 +217,7 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 	l->rc.timeout = rc->timeout;
 	l->rc.timeout_rate = rc->timeout_rate;
 	l->rc.keepalive = rc->keepalive;
+	l->rc.audit_interval = rc->audit_interval;
 	l->bytes_bucket.rate = (double)rc->max_bytes_per_second;
 	l->records_bucket.rate = (double)rc->max_records_per_second;
 	if (l->bytes_bucket.tokens > l->bytes_bucket.rate)
@@ -361,6 +382,22 @@ link_stats(struct link *l, struct stats_link *out)
 	    l->last_error);
 	out->last_error_time = l->last_error_time;
 	out->left_alone = l->nleft_alone;
+	out->audit_mismatched = l->audit_mismatched;
+	out->audit_time = l->audit_time;
+	out->checking = l->check_pending || l->check_running;
+	snprintf(out->check_why, sizeof(out->check_why), "%s", l->check_why);
+	snprintf(out->needs_seed, sizeof(out->needs_seed), "%s",
+	    l->needs_seed);
+	out->seeding = l->seeding;
+	if (l->seeding) {
+		out->seed_total = l->seed_total;
+		out->seed_done = l->seed_done;
+		out->seed_bytes = l->replayed_bytes - l->seed_bytes0;
+		out->seed_seconds = ev_time() - l->seed_start;
+		out->seed_eta = l->seed_done > 0 && l->seed_audited ?
+		    out->seed_seconds * (double)(l->seed_total - l->seed_done) /
+		    (double)l->seed_done : -1;
+	}
 	out->parked = l->nparked;
 	if (link_waiting(l))
 		out->waiting_seconds = ev_now(l->loop) - l->wait_since;
@@ -500,6 +537,7 @@ query_reply(struct link *l, const char *verb, const char *text)
 
 	l->untagged = NULL;
 	l->query_cb = NULL;
+	l->fetch_sink_fd = -1;
 	cb(l->query_arg, verb, text, untagged);
 	if (l->conn != NULL && l->on_reply == NULL)
 		link_replay_next(l);
@@ -509,12 +547,171 @@ int
 link_query(struct link *l, const struct dlist *entry, link_query_cb cb,
     void *arg)
 {
+	return link_command(l, "GET", entry, cb, arg);
+}
+
+int
+link_command(struct link *l, const char *verb, const struct dlist *entry,
+    link_query_cb cb, void *arg)
+{
 	if (!idle(l))
 		return -EBUSY;
 	l->query_cb = cb;
 	l->query_arg = arg;
-	link_send_cmd(l, "GET", entry, query_reply);
+	link_send_cmd(l, verb, entry, query_reply);
 	return 0;
+}
+
+bool
+link_caught_up(const struct link *l)
+{
+	return idle(l) && l->acked == journal_durable_lsn(l->st->journal);
+}
+
+bool
+link_may_ask(struct link *l)
+{
+	if (link_throttled(l))
+		return false;
+	if (l->records_bucket.rate > 0)
+		l->records_bucket.tokens -= 1;
+	return true;
+}
+
+void
+link_note_audit(struct link *l, uint64_t mismatched)
+{
+	l->audit_time = ev_time();
+	l->audit_due_from = ev_now(l->loop);
+	l->audit_mismatched = mismatched;
+	if (mismatched == 0 && *l->needs_seed) {
+		log_info("store=%s replica=%s event=seed_not_needed "
+		    "note=\"an audit found nothing differing\"", l->st->name,
+		    l->rc.name);
+		l->needs_seed[0] = '\0';
+	}
+}
+
+int
+link_seed(struct link *l, const char *from, char *err, size_t err_len)
+{
+	uint64_t head = journal_durable_lsn(l->st->journal);
+	size_t i;
+	bool found = from == NULL;
+
+	for (i = 0; from && i < l->st->nlinks; i++)
+		if (l->st->links[i] && l->st->links[i] != l &&
+		    strcmp(l->st->links[i]->rc.name, from) == 0)
+			found = true;
+	if (!found) {
+		snprintf(err, err_len, "store %s has no other replica called "
+		    "%s", l->st->name, from);
+		return -1;
+	}
+	/* A seed under way starts again (e.g. now with from). */
+	if (link_reset(l, head, err, err_len) < 0)
+		return -1;
+	l->seeding = true;
+	l->seed_audited = false;
+	l->seed_gen++;
+	snprintf(l->seed_from, sizeof(l->seed_from), "%s", from ? from : "");
+	l->fetch_failed[0] = '\0';
+	l->seed_start = ev_time();
+	l->seed_total = l->seed_done = 0;
+	l->seed_bytes0 = l->replayed_bytes;
+	l->needs_seed[0] = '\0';
+	snprintf(l->check_why, sizeof(l->check_why), "seeding from the "
+	    "shadow (syncrelayctl seed)");
+	l->check_pending = true;
+	log_warnx("store=%s replica=%s event=seed_start lsn=%llu from=%s",
+	    l->st->name, l->rc.name, (unsigned long long)head,
+	    from ? from : "-");
+	return 0;
+}
+
+void
+link_seed_poll(struct link *l)
+{
+	if (!l->seeding || !l->seed_audited || l->nparked > 0)
+		return;
+	l->seeding = false;
+	l->seed_from[0] = '\0';
+	log_warnx("store=%s replica=%s event=seed_done mailboxes=%llu "
+	    "bytes=%llu seconds=%.1f", l->st->name, l->rc.name,
+	    (unsigned long long)l->seed_total,
+	    (unsigned long long)(l->replayed_bytes - l->seed_bytes0),
+	    ev_time() - l->seed_start);
+}
+
+const char *
+link_check_due(const struct link *l)
+{
+	return l->check_pending && !l->check_running && link_caught_up(l) ?
+	    l->check_why : NULL;
+}
+
+void
+link_check_started(struct link *l)
+{
+	l->check_pending = false;
+	l->check_running = true;
+	l->check_gen = l->seed_gen;
+	log_info("store=%s replica=%s event=check_start reason=\"%s\"",
+	    l->st->name, l->rc.name, l->check_why);
+}
+
+void
+link_check_done(struct link *l, const char *why)
+{
+	l->check_running = false;
+	if (l->seeding && l->check_gen == l->seed_gen)
+		l->seed_audited = true;
+	if (why == NULL) {
+		log_info("store=%s replica=%s event=check_done result=ok",
+		    l->st->name, l->rc.name);
+		return;
+	}
+	snprintf(l->needs_seed, sizeof(l->needs_seed), "%s", why);
+	log_warnx("store=%s replica=%s event=needs_seed reason=\"%s\"",
+	    l->st->name, l->rc.name, why);
+	link_note_error(l, "needs_seed", "needs a seed: %s", why);
+}
+
+void
+link_note_audit_started(struct link *l)
+{
+	l->audit_due_from = ev_now(l->loop);
+}
+
+bool
+link_audit_due(const struct link *l)
+{
+	return l->rc.audit_interval > 0 &&
+	    ev_now(l->loop) - l->audit_due_from >= l->rc.audit_interval;
+}
+
+bool
+link_is_parked(const struct link *l, const char *uniqueid)
+{
+	return link_park_has_mailbox(l, uniqueid);
+}
+
+bool
+link_resend_mailbox(struct link *l, const char *uniqueid, const char *name,
+    const char *why, bool now)
+{
+	bool counted = link_park_has_mailbox(l, uniqueid);
+
+	if (!link_park_mailbox(l, uniqueid, name, "%s", why))
+		return false;
+	if (l->seeding && !counted)
+		l->seed_total++;
+	if (!now)
+		return true;
+	link_park_retry_now(l);
+	if (l->conn != NULL && l->cmd == NULL && l->on_reply == NULL)
+		link_kick(l);
+	return true;
 }
 
 void
@@ -545,4 +742,84 @@ size_t
 link_give_up(struct link *l, const char *name)
 {
 	return link_park_give_up(l, name);
+}
+
+/* ---- bodies from another replica (seed --from) -------------------------- */
+
+static void
+fetch_reply(void *arg, const char *verb, const char *text,
+    struct dlist *untagged)
+{
+	struct link *l = arg;	/* the link the body is for */
+	const struct dlist *m = untagged ? untagged->head : NULL;
+	struct stat sb;
+
+	if (l == NULL) {		/* it went away meanwhile */
+		dlist_free(&untagged);
+		return;
+	}
+	l->fetching = false;
+	if (strcmp(verb, "OK") != 0 || m == NULL || m->type != DL_FILE ||
+	    strcmp(m->guid, l->fetched_guid) != 0 ||
+	    fstat(l->fetched_fd, &sb) < 0 ||
+	    (uint64_t)sb.st_size != m->num) {
+		log_warnx("store=%s replica=%s event=fetch_failed guid=%s "
+		    "from=%s reply=\"%s %s\"", l->st->name, l->rc.name,
+		    l->fetched_guid, l->seed_from, verb, text);
+		snprintf(l->fetch_failed, sizeof(l->fetch_failed), "%s",
+		    l->fetched_guid);
+		close(l->fetched_fd);
+		l->fetched_fd = -1;
+	} else {
+		l->fetched_size = m->num;
+		lseek(l->fetched_fd, 0, SEEK_SET);
+		log_debug("store=%s replica=%s event=fetched guid=%s bytes=%llu "
+		    "from=%s", l->st->name, l->rc.name, l->fetched_guid,
+		    (unsigned long long)l->fetched_size, l->seed_from);
+	}
+	dlist_free(&untagged);
+	link_kick(l);
+}
+
+/*
+ * l->fetch: asks the replica seed_from for the body get names, into a
+ * temporary file.  0: asked (l->fetching; link_kick() follows); -EBUSY:
+ * that link is busy now, try again soon; other: cannot.
+ */
+static int
+fetch_from_other(struct link *l, const struct dlist *get)
+{
+	struct link *o = NULL;
+	const char *guid = NULL;
+	char dir[4096];
+	size_t i;
+	int fd, r;
+
+	for (i = 0; i < l->st->nlinks; i++)
+		if (l->st->links[i] && l->st->links[i] != l &&
+		    strcmp(l->st->links[i]->rc.name, l->seed_from) == 0)
+			o = l->st->links[i];
+	if (o == NULL || *l->seed_from == '\0' ||
+	    dlist_get_str(get, "GUID", &guid) < 0 || guid == NULL ||
+	    strcmp(guid, l->fetch_failed) == 0)
+		return -ENOENT;
+	if (!idle(o))
+		return -EBUSY;
+	snprintf(dir, sizeof(dir), "%s", l->st->dir);
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
+		return -errno;
+	if (l->fetched_fd >= 0)
+		close(l->fetched_fd);
+	l->fetched_fd = fd;
+	snprintf(l->fetched_guid, sizeof(l->fetched_guid), "%s", guid);
+	o->fetch_sink_fd = fd;
+	r = link_command(o, "GET", get, fetch_reply, l);
+	if (r < 0) {
+		o->fetch_sink_fd = -1;
+		close(fd);
+		l->fetched_fd = -1;
+		return r;
+	}
+	l->fetching = true;
+	return 0;
 }

@@ -96,5 +96,66 @@ bool link_seedable(const struct link *l);
 bool link_may_seed(const struct link *l);
 int link_query(struct link *l, const struct dlist *entry, link_query_cb cb,
     void *arg);
+/*
+ * link_command(): as link_query(), with another verb (APPLY UNMAILBOX for
+ * an audit's repair, relay/ops/audit.c).  link_caught_up(): the link is
+ * idle and the replica acknowledged every durable record, so what it
+ * answers now is the state the journal left there.
+ */
+int link_command(struct link *l, const char *verb, const struct dlist *entry,
+    link_query_cb cb, void *arg);
+bool link_caught_up(const struct link *l);
+/*
+ * May the audit ask the replica one question now, within the link's
+ * rate limits?  A question counts as one record; false (the link waits
+ * for its buckets) if over a limit.
+ */
+bool link_may_ask(struct link *l);
+/* An audit of the replica finished, every mailbox compared: mismatched
+ * of them differed (for status and /metrics). */
+void link_note_audit(struct link *l, uint64_t mismatched);
+/*
+ * After an outage the replica is checked against the shadow before wait
+ * calls it caught up.  link_check_due(): the reason, if a check is
+ * wanted and may start now (the link is caught up), else NULL.
+ * link_check_started(): one runs.  link_check_done(): it is over; why
+ * is NULL if everything that differed was repaired (or parked, which
+ * wait sees), else what was not, and the replica is then marked as
+ * needing a seed with that reason until an audit finds nothing
+ * differing.
+ */
+const char *link_check_due(const struct link *l);
+void link_check_started(struct link *l);
+void link_check_done(struct link *l, const char *why);
+/*
+ * syncrelayctl seed: fills the replica from the shadow.  The cursor goes
+ * to the head (the link streams from there: the master's changes during
+ * the seed are replayed as they come), and an audit with repair sends
+ * every mailbox the replica lacks whole from the shadow, bodies from the
+ * journal -- or, with from (another replica of the store, NULL: none),
+ * where retention dropped them, from that replica by GET FETCH through
+ * its link (at its idle moments), into a temporary file.  Until every mailbox sent was taken, status says "seeding"
+ * with the progress and wait does not call the replica caught up.
+ * Returns 0, or -1 with err set.
+ */
+int link_seed(struct link *l, const char *from, char *err, size_t err_len);
+/* Once a second: a seed whose mailboxes were all taken is over. */
+void link_seed_poll(struct link *l);
+/* Is a periodic audit due (replica_audit_interval)?  Started: the
+ * interval counts again from now. */
+bool link_audit_due(const struct link *l);
+void link_note_audit_started(struct link *l);
+/*
+ * Parks the mailbox uniqueid (name) for the replica with why and, if
+ * now, makes it due now (else after the first backoff): at its next
+ * idle moment the link sends it whole from the shadow (bodies staged
+ * from the journal), through the usual repair if the replica refuses
+ * it; until then wait does not report the replica caught up.  False if
+ * it could not be kept parked (the link failed).
+ */
+bool link_resend_mailbox(struct link *l, const char *uniqueid,
+    const char *name, const char *why, bool now);
+/* Is the mailbox with this UNIQUEID parked for the replica? */
+bool link_is_parked(const struct link *l, const char *uniqueid);
 
 #endif

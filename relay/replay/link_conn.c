@@ -44,6 +44,11 @@ static void after_login(struct link *l);
 void
 link_reset_session(struct link *l)
 {
+	l->fetch_sink_fd = -1;
+	if (l->stream_fd >= 0) {
+		close(l->stream_fd);
+		l->stream_fd = -1;
+	}
 	if (l->query_cb != NULL) {
 		link_query_cb cb = l->query_cb;
 
@@ -110,11 +115,58 @@ lost_mid_command(struct link *l, const char *reason)
 	link_replay_refused(l, why);
 }
 
+/*
+ * A GET FETCH's body (asked through link_command() for another link's
+ * seed --from): written to the file that link gave (fetch_sink_fd).  Any
+ * other file literal is refused, which fails the reply.
+ */
+static int
+fetch_begin(void *arg, const char *partition, const char *guid,
+    uint64_t size)
+{
+	struct link *l = arg;
+
+	(void)partition;
+	(void)guid;
+	if (l->fetch_sink_fd < 0)
+		return -1;	/* a file nobody asked for */
+	l->fetch_sink_size = size;
+	return 0;
+}
+
+static int
+fetch_data(void *arg, const void *p, size_t n)
+{
+	struct link *l = arg;
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = write(l->fetch_sink_fd, c, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+fetch_end(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
 static void
 on_close(struct conn *c, void *arg, const char *reason)
 {
 	struct link *l = arg;
+	bool dropped = l->dropped;
 
+	l->dropped = false;
 	l->conn = NULL;
 	lost_mid_command(l, reason);
 	link_reset_session(l);
@@ -132,8 +184,12 @@ on_close(struct conn *c, void *arg, const char *reason)
 		connect_failed(l, reason);
 		return;
 	}
-	if (!l->closing_on_purpose)
+	if (!l->closing_on_purpose) {
 		link_note_error(l, "connection_lost", "connection lost: %s", reason);
+		if (!dropped)
+			link_check_needed(l, "the connection was lost (%s)",
+			    reason);
+	}
 	l->closing_on_purpose = false;
 	log_warnx("store=%s replica=%s event=link_down reason=\"%s\" "
 	    "retry_in=%.0fs", l->st->name, l->rc.name, reason, l->backoff);
@@ -198,6 +254,12 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 			else if (text && strcmp(text, "STARTTLS") == 0)
 				l->offers_starttls = true;
 			else if (text && strncmp(text, "OK", 2) == 0) {
+				if (*l->banner && strcmp(l->banner, text) != 0)
+					link_check_needed(l, "the replica's "
+					    "banner changed (\"%s\", was "
+					    "\"%s\")", text, l->banner);
+				snprintf(l->banner, sizeof(l->banner), "%s",
+				    text);
 				l->in_banner = false;
 				csync_reader_set_banner(l->reader, false);
 				if (l->rc.tls == REPLICA_TLS_STARTTLS &&
@@ -434,7 +496,13 @@ connected_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	snprintf(peer, sizeof(peer), "%s:%u", l->rc.host, l->rc.port);
-	l->reader = csync_reader_new(CSYNC_CLIENT, NULL, NULL);
+	{
+		/* File literals come only in answer to GET FETCH. */
+		struct dlist_file_sink sink = { fetch_begin, fetch_data,
+			fetch_end, l };
+
+		l->reader = csync_reader_new(CSYNC_CLIENT, NULL, &sink);
+	}
 	csync_reader_set_banner(l->reader, true);
 	l->in_banner = true;
 	l->offers_compress = l->offers_sieve = l->deflating = false;

@@ -1,8 +1,9 @@
 /*
  * link_core.c -- what every part of a link uses: its state and the
  * names of the states, the last error and the count of errors by code,
- * sending a command with the continuation that takes its reply, and
- * failing the link with a reason.  It calls no other part.
+ * sending a command with the continuation that takes its reply, failing
+ * the link with a reason, and noting that the replica must be checked
+ * against the shadow after an outage.  It calls no other part.
  */
 #include "autoconf.h"
 
@@ -37,6 +38,22 @@ link_note_error(struct link *l, const char *code, const char *fmt, ...)
 	va_end(ap);
 	l->last_error_time = ev_now(l->loop);
 	stats_count_code(l->errors, &l->nerrors, code);
+}
+
+void
+link_check_needed(struct link *l, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (l->check_pending && !l->check_running)
+		return;		/* the first reason stands */
+	va_start(ap, fmt);
+	vsnprintf(l->check_why, sizeof(l->check_why), fmt, ap);
+	va_end(ap);
+	/* One running now started before this outage: check again. */
+	l->check_pending = true;
+	log_info("store=%s replica=%s event=check_needed reason=\"%s\"",
+	    l->st->name, l->rc.name, l->check_why);
 }
 
 void
@@ -90,8 +107,10 @@ link_send_cmd(struct link *l, const char *verb, const struct dlist *entry,
 void
 link_drop(struct link *l, const char *why)
 {
-	if (l->conn)
+	if (l->conn) {
+		l->dropped = true;	/* not an outage of the replica's */
 		conn_close(l->conn, why, true);
+	}
 }
 
 void

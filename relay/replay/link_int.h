@@ -208,6 +208,44 @@ struct link {
 	struct bucket bytes_bucket, records_bucket;
 	ev_timer throttle;
 	ev_timer idle_t;		/* caught up a while: give memory back */
+	/* Audits (relay/ops/audit.c): the last finished one. */
+	double audit_time;		/* epoch seconds (0: none yet) */
+	double audit_due_from;		/* ev_now() the interval counts from */
+	uint64_t audit_mismatched;	/* mailboxes that differed */
+	/*
+	 * After an outage (the connection lost by the replica's side, its
+	 * banner changed) the replica is checked against the shadow (an
+	 * audit with repair) before wait calls it caught up.
+	 */
+	bool check_pending, check_running;
+	bool dropped;			/* the link itself closed (link_drop) */
+	char check_why[300];
+	char banner[300];		/* the last session's, to compare */
+	char needs_seed[600];		/* what the check could not repair */
+	/* syncrelayctl seed: the replica filled from the shadow (an audit
+	 * with repair after the cursor went to the head). */
+	bool seeding, seed_audited;
+	unsigned seed_gen, check_gen;	/* a check counts for the seed it
+					 * started after */
+	double seed_start;		/* epoch seconds */
+	uint64_t seed_total, seed_done;	/* mailboxes sent whole, taken */
+	uint64_t seed_bytes0;		/* replayed_bytes at the start */
+	/*
+	 * Bodies the journal no longer holds, taken from another replica of
+	 * the store (seed --from): GET FETCH through that replica's link
+	 * into a temporary file, then sent from it.
+	 */
+	char seed_from[128];		/* the other replica, or "" */
+	int (*fetch)(struct link *l, const struct dlist *get);	/* link.c */
+	bool fetching;			/* a GET FETCH for us is out */
+	int fetched_fd;			/* the body fetched, or -1 */
+	char fetched_guid[41];
+	uint64_t fetched_size;
+	char fetch_failed[41];		/* GUID the other replica lacked */
+	int stream_fd;			/* a fetched body being sent, or -1 */
+	/* As the other replica's link: where a fetched body goes (-1). */
+	int fetch_sink_fd;
+	uint64_t fetch_sink_size;
 };
 
 /* link_core.c: state, errors and sending. */
@@ -222,6 +260,10 @@ void link_send_cmd(struct link *l, const char *verb, const struct dlist *entry,
 void link_drop(struct link *l, const char *why);
 /* Stops the link in the failed state with the reason (log, status). */
 void link_fail(struct link *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The replica must be checked against the shadow before wait calls it
+ * caught up (an outage: relay/ops/audit_sched.c runs the check). */
+void link_check_needed(struct link *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Moves the first child of list out of it. */
 struct dlist *link_pop_child(struct dlist *list);

@@ -281,6 +281,8 @@ link_park_settled(struct link *l)
 		if (dlist_get_str(cmd, "UNIQUEID", &u) == 0 && u &&
 		    (at = find(l, PARKED_MAILBOX, u)) >= 0) {
 			unpark(l, (size_t)at, "the replica took it whole");
+			if (l->seeding)
+				l->seed_done++;
 			changed = true;
 		}
 	} else if (strcmp(cmd->key, "UNMAILBOX") == 0 && cmd->s) {

@@ -4,7 +4,9 @@
  * folded into one while catching up), asking the replica for the
  * mailbox's state (GET MAILBOXES) to set the SINCE_* guards, staging
  * the bodies it lacks (APPLY RESERVE, then APPLY MESSAGE streamed from
- * the journal as the socket drains, never held whole), sending the
+ * the journal as the socket drains, never held whole; a body the journal
+ * no longer holds, during a seed --from, is fetched from the other
+ * replica through l->fetch into a temporary file first), sending the
  * command, and moving the cursor only past what the replica answered OK.
  * The cursor goes to the cursor writer thread (cursorq.h) every 200 ms
  * when it moved, so a crash replays at most that much again.
@@ -14,11 +16,13 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -88,8 +92,8 @@ link_kick(struct link *l)
 {
 	if (l->conn == NULL)
 		return;
-	if (l->bs != NULL || (l->missing != NULL && l->on_reply == NULL &&
-	    l->next_file != NULL))
+	if (l->bs != NULL || l->stream_fd >= 0 || (l->missing != NULL &&
+	    l->on_reply == NULL && l->next_file != NULL))
 		link_pump_files(l);
 	else
 		link_replay_next(l);
@@ -228,6 +232,49 @@ message_reply(struct link *l, const char *verb, const char *text)
 	send_mailbox(l);
 }
 
+/*
+ * A body the journal no longer holds, from the replica seed_from: GET
+ * FETCH of the record of l->cmd with that GUID, through l->fetch
+ * (link.c).  0: asked; -EBUSY: that link is busy, asked again soon;
+ * else it cannot be had there.
+ */
+static int
+fetch_body(struct link *l, const char *guid)
+{
+	const struct dlist *recs = dlist_get(l->cmd, "RECORD"), *e;
+	const char *name = NULL, *uniqueid = NULL, *part = NULL;
+	struct dlist *get;
+	uint64_t uid = 0;
+	char g[41];
+	int r;
+
+	if (*l->seed_from == '\0')
+		return -ENOENT;
+	for (e = recs ? recs->head : NULL; e; e = e->next)
+		if (dlist_guid(dlist_get(e, "GUID"), g) == 0 &&
+		    strcmp(g, guid) == 0 &&
+		    dlist_get_num(e, "UID", &uid) == 0)
+			break;
+	if (e == NULL || dlist_get_str(l->cmd, "MBOXNAME", &name) < 0 ||
+	    dlist_get_str(l->cmd, "UNIQUEID", &uniqueid) < 0 ||
+	    dlist_get_str(l->cmd, "PARTITION", &part) < 0 || !name ||
+	    !uniqueid || !part)
+		return -ENOENT;
+	get = dlist_new_kvlist("FETCH");
+	dlist_add_atom(get, "MBOXNAME", name);
+	dlist_add_atom(get, "PARTITION", part);
+	dlist_add_atom(get, "UNIQUEID", uniqueid);
+	dlist_add_atom(get, "GUID", guid);
+	dlist_add_num(get, "UID", uid);
+	r = l->fetch(l, get);
+	dlist_free(&get);
+	if (r == -EBUSY && !ev_is_active(&l->throttle)) {
+		ev_timer_set(&l->throttle, 0.02, 0);
+		ev_timer_start(l->loop, &l->throttle);
+	}
+	return r;
+}
+
 /* Sends the missing bodies as APPLY MESSAGE file literals. */
 void
 link_pump_files(struct link *l)
@@ -240,16 +287,31 @@ link_pump_files(struct link *l)
 			buf_free(&chunk);
 			return;
 		}
-		if (l->bs != NULL) {
+		if (l->stream_fd >= 0 || l->bs != NULL) {
 			ssize_t n;
 
 			buf_reset(&chunk);
-			n = journal_body_stream_read(l->bs, &chunk, 256 * 1024);
-			if (n > 0) {
-				link_send_text(l, chunk.s, chunk.len);
-				continue;
+			if (l->stream_fd >= 0) {
+				char tmp[65536];
+
+				n = read(l->stream_fd, tmp, sizeof(tmp));
+				if (n > 0) {
+					link_send_text(l, tmp, (size_t)n);
+					continue;
+				}
+				if (n < 0)
+					n = -errno;
+				close(l->stream_fd);
+				l->stream_fd = -1;
+			} else {
+				n = journal_body_stream_read(l->bs, &chunk,
+				    256 * 1024);
+				if (n > 0) {
+					link_send_text(l, chunk.s, chunk.len);
+					continue;
+				}
+				journal_body_stream_free(&l->bs);
 			}
-			journal_body_stream_free(&l->bs);
 			if (n < 0) {
 				buf_free(&chunk);
 				park_mailbox(l, true, "a stored message is "
@@ -274,30 +336,62 @@ link_pump_files(struct link *l)
 			char path[4096], err[256];
 			struct buf hdr = BUF_INIT;
 
+			bool fetched;
+
+			sb = link_find_body(l, l->next_file->s);
+			fetched = l->fetched_fd >= 0 && !l->fetching &&
+			    strcmp(l->fetched_guid, l->next_file->s) == 0;
+			if (sb == NULL && !fetched && shadow_body_get(
+			    l->st->shadow, l->next_file->s, &b) < 0) {
+				int r;
+
+				if (l->files_in_batch > 0 &&
+				    l->files_in_batch < FILES_PER_MESSAGE) {
+					/* Close the batch; fetch before the next. */
+					link_send_text(l, ")\r\n", 3);
+					l->files_in_batch = FILES_PER_MESSAGE;
+					l->on_reply = message_reply;
+					break;
+				}
+				if (l->fetching) {
+					buf_free(&chunk);
+					return;		/* kicked when it comes */
+				}
+				r = fetch_body(l, l->next_file->s);
+				if (r == 0 || r == -EBUSY) {
+					buf_free(&chunk);
+					return;
+				}
+				buf_free(&chunk);
+				park_mailbox(l, true, "message %s is not in the "
+				    "relay's journal any more: only the master can "
+				    "send it again%s", l->next_file->s,
+				    *l->seed_from ? " (nor could the other replica "
+				    "give it)" : "");
+				return;
+			}
 			if (l->files_in_batch == FILES_PER_MESSAGE ||
 			    (l->next_file == l->missing->head &&
 			    l->files_in_batch == 0)) {
 				link_send_text(l, "APPLY MESSAGE (", 15);
 				l->files_in_batch = 0;
 			}
-			sb = link_find_body(l, l->next_file->s);
-			if (sb == NULL && shadow_body_get(l->st->shadow,
-			    l->next_file->s, &b) < 0) {
-				buf_free(&chunk);
-				park_mailbox(l, true, "message %s is not in the "
-				    "relay's journal any more: only the master can "
-				    "send it again", l->next_file->s);
-				return;
-			}
-			snprintf(path, sizeof(path), "%s/journal", l->st->dir);
-			l->bs = sb ? journal_body_stream_open_at(path, NULL,
-			    sb->lsn, sb->segment, sb->offset, &rec, err,
-			    sizeof(err)) : journal_body_stream_open(path, NULL,
-			    b.lsn, &rec, err, sizeof(err));
-			if (l->bs == NULL) {
-				buf_free(&chunk);
-				park_mailbox(l, true, "%s", err);
-				return;
+			if (fetched && sb == NULL) {
+				l->stream_fd = l->fetched_fd;
+				l->fetched_fd = -1;
+				rec.raw_len = (uint32_t)l->fetched_size;
+			} else {
+				snprintf(path, sizeof(path), "%s/journal",
+				    l->st->dir);
+				l->bs = sb ? journal_body_stream_open_at(path,
+				    NULL, sb->lsn, sb->segment, sb->offset, &rec,
+				    err, sizeof(err)) : journal_body_stream_open(
+				    path, NULL, b.lsn, &rec, err, sizeof(err));
+				if (l->bs == NULL) {
+					buf_free(&chunk);
+					park_mailbox(l, true, "%s", err);
+					return;
+				}
 			}
 			buf_puts(&hdr, "%{");
 			dlist_print_astring(&hdr, l->r_partition,

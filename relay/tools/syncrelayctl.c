@@ -8,6 +8,9 @@
  *   syncrelayctl ... reset STORE REPLICA LSN
  *   syncrelayctl ... retry STORE [REPLICA]
  *   syncrelayctl ... giveup STORE REPLICA NAME
+ *   syncrelayctl ... audit STORE [REPLICA] [--user U] [--repair] [--json]
+ *                          [--timeout SECONDS]
+ *   syncrelayctl ... seed STORE REPLICA [--from OTHER_REPLICA]
  *   syncrelayctl ... reload
  *   syncrelayctl ... journal STORE [--all | --from LSN] [--limit N] [--follow]
  *   syncrelayctl ... journal STORE --lsn N --full
@@ -18,7 +21,8 @@
  * directly, read-only, as syncrelay-journal does, and the replicas'
  * cursor files beside it (storage/cursor.h, cursor_peek()) to start at
  * the backlog and mark where each replica stands.  Exit status: 0 done,
- * 1 "wait" timed out, 2 usage or unknown store, 3 the daemon cannot be
+ * 1 "wait" timed out or "audit" found differences, 2 usage, unknown
+ * store or an audit that could not finish, 3 the daemon cannot be
  * reached or stopped.
  */
 #include "autoconf.h"
@@ -70,6 +74,36 @@ static const struct command {
 	{ "giveup", "giveup STORE REPLICA NAME",
 	  "Stops trying the parked mailbox (or record) NAME, the whole name\n"
 	  "as status shows it; logged; the replica keeps what it has of it.\n" },
+	{ "audit", "audit STORE [REPLICA] [--user USER] [--repair] [--json] "
+	  "[--timeout SECONDS]",
+	  "Compares each mailbox the shadow holds (what the master last said)\n"
+	  "with what the replica (or every replica) answers: name, uniqueid,\n"
+	  "uidvalidity, last uid, highestmodseq, sync CRC, annotation CRC,\n"
+	  "and the records where those differ.  Prints each mailbox that\n"
+	  "differs, with what differs.  Never talks to the master; asks the\n"
+	  "replica through its link, one question at a time, only while the\n"
+	  "link is caught up and idle (replay goes first).  Exit 0: nothing\n"
+	  "differs; 1: something does; 2: error, or a replica never caught up\n"
+	  "before SECONDS (default 300) passed (\"not audited\").\n"
+	  "  --user USER  only USER's mailboxes\n"
+	  "  --repair     send each differing mailbox whole from the shadow\n"
+	  "               (bodies from the journal); a mailbox the replica\n"
+	  "               changed itself is removed there first; a folder\n"
+	  "               only on the replica is removed only where the relay\n"
+	  "               holds the master's complete list for the user\n"
+	  "  --json       one JSON object\n" },
+	{ "seed", "seed STORE REPLICA [--from OTHER_REPLICA]",
+	  "Fills REPLICA (e.g. one just added to the configuration, then\n"
+	  "reload) from the relay's shadow, never asking the master: its\n"
+	  "cursor goes to the head, so the link streams the master's changes\n"
+	  "from there on, and every mailbox the replica lacks is sent whole\n"
+	  "from the shadow (bodies from the journal), with the user's\n"
+	  "subscriptions, quota and seen state.  status shows \"seeding\"\n"
+	  "with mailboxes and bytes done and an ETA; wait waits for it.\n"
+	  "Bodies the journal no longer holds (retention) are taken from\n"
+	  "OTHER_REPLICA (GET FETCH through its link) with --from; without\n"
+	  "it such a mailbox stays parked (only the master can resend it).\n"
+	  "Running seed again starts over.\n" },
 	{ "reload", "reload",
 	  "Makes the daemon re-read its configuration (as SIGHUP does).\n" },
 	{ "journal", "journal STORE [--all | --from LSN] [--limit N] [--follow]\n"
@@ -511,6 +545,42 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "giveup") == 0 && argc == 4) {
 		buf_printf(&req, "giveup %s %s %s", argv[1], argv[2], argv[3]);
 		status = ask(socket_path, buf_cstring(&req), 30);
+	} else if (strcmp(cmd, "seed") == 0 && (argc == 3 || (argc == 5 &&
+	    strcmp(argv[3], "--from") == 0))) {
+		buf_printf(&req, "seed %s %s%s%s", argv[1], argv[2],
+		    argc == 5 ? " " : "", argc == 5 ? argv[4] : "");
+		status = ask(socket_path, buf_cstring(&req), 30);
+	} else if (strcmp(cmd, "audit") == 0 && argc >= 2) {
+		const char *replica = "*", *user = NULL, *timeout = "300";
+		bool repair = false, json = false;
+		char *end;
+		int i;
+
+		for (i = 2; i < argc; i++)
+			if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+				user = argv[++i];
+			else if (strcmp(argv[i], "--timeout") == 0 &&
+			    i + 1 < argc)
+				timeout = argv[++i];
+			else if (strcmp(argv[i], "--repair") == 0)
+				repair = true;
+			else if (strcmp(argv[i], "--json") == 0)
+				json = true;
+			else if (argv[i][0] != '-' && i == 2)
+				replica = argv[i];
+			else
+				usage();
+		if (strtod(timeout, &end) < 0 || *end != '\0' || end == timeout
+		    || strtod(timeout, NULL) > 1e7) {
+			fprintf(stderr, "syncrelayctl: --timeout: not a number "
+			    "of seconds (0 to 10000000): %s\n", timeout);
+			return 2;
+		}
+		buf_printf(&req, "audit %s %s timeout=%s%s%s%s%s", argv[1],
+		    replica, timeout, user ? " user=" : "", user ? user : "",
+		    repair ? " repair" : "", json ? " json" : "");
+		status = ask(socket_path, buf_cstring(&req),
+		    strtod(timeout, NULL) + 60);
 	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {
 		status = ask(socket_path, "reload", 30);
 	} else if (strcmp(cmd, "wait") == 0 && argc >= 2) {

@@ -58,7 +58,9 @@ REPLICA_SCHEMA = {
     "eta_seconds": OPT_NUM, "replayed_records": int, "replayed_bytes": int,
     "connects": int, "last_error": str, "last_error_age_seconds": OPT_NUM,
     "left_alone": int, "left_alone_names": str,
-    "waiting_seconds": NUM, "parked": int, "parked_list": [{
+    "waiting_seconds": NUM, "checking": bool, "check_reason": str,
+    "needs_seed": str, "seeding": (dict, type(None)),
+    "parked": int, "parked_list": [{
         "kind": str, "name": str, "reply": str, "lsn": int, "tries": int,
         "since_seconds": NUM, "next_try_seconds": NUM}],
     "errors": dict}

@@ -1,0 +1,66 @@
+/*
+ * audit_int.h -- what the parts of an audit share (not for use outside
+ * relay/ops/audit*.c): a mailbox found to differ, and one replica's
+ * audit.  audit.c asks the replica and repairs; audit_cmp.c compares
+ * its answers with the shadow and calls nothing of audit.c.
+ */
+#ifndef SR_AUDIT_INT_H
+#define SR_AUDIT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "protocol/dlist.h"
+#include "storage/shadow.h"
+
+enum diff_kind { DK_DIFFERS, DK_MISSING, DK_ONLY_REPLICA, DK_NOT_AUDITED,
+	DK_USER };
+
+struct diff {
+	enum diff_kind kind;
+	char *name, *uniqueid, *user;
+	struct buf what;	/* "; " between items */
+	bool records;		/* the summary differs: compare records */
+	bool replace;		/* the replica changed records itself */
+	bool more;		/* it holds what the master lacks */
+	unsigned nobody;	/* live bodies no longer in the journal */
+	char *rname;		/* the replica's name for it, if other */
+	int stage;		/* of a replacement: 1 renamed back */
+	char *repair;		/* what --repair did */
+	/* DK_USER: the APPLY entries (SUB, UNSUB, QUOTA, SEEN) a repair
+	 * sends, and what it leaves alone. */
+	struct dlist *ops;
+	struct buf left;
+};
+
+struct run {
+	char *replica;
+	struct diff *d;
+	size_t nd;
+	char **users;
+	size_t nusers, next_user, next_full, next_repair;
+	size_t mailboxes;	/* compared */
+	uint64_t lsn;		/* the shadow's LSN at the last comparison */
+	char *error;
+	int phase;		/* 0 users, 1 records, 2 repair, 3 done */
+};
+
+/* Adds a diff to r (strings copied); notes what differs, "; " between. */
+struct diff *audit_diff_add(struct run *r, enum diff_kind kind,
+    const char *name, const char *uniqueid, const char *user);
+void audit_diff_note(struct diff *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/*
+ * Compares GET USER's answer (rmbs, its untagged list) for user with the
+ * shadow: each mailbox the shadow holds for the user, and the user's
+ * folders only the replica has; adds a diff to r for each difference.
+ */
+void audit_compare_user(struct shadow *sh, struct run *r, const char *user,
+    const struct dlist *rmbs);
+/* Compares GET FULLMAILBOX's answer (list) with d's mailbox's records. */
+void audit_compare_records(struct shadow *sh, struct diff *d,
+    const struct dlist *list);
+
+#endif

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""test_audit.py -- syncrelayctl audit with real Debian Cyrus at both
+ends: the relay compares a replica with its shadow (what the master last
+said) without a word to the master.  A current replica audits clean; a
+replica changed behind the relay's back (a message expunged and flags
+changed over IMAP there, a folder deleted there) audits with exactly
+those mailboxes named, and --repair brings it back to exactly the
+master's state, as IMAP and a direct sync_client both show.
+"""
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import cyrus
+from harness import check, eq, run, test
+from relaytest import (CyrusPath, identical, imap_steps, populate,
+                       stop_paths, sync_user, wait_caught_up)
+
+USERS = ("alice", "bob")
+
+
+def setup(extra=""):
+    path = CyrusPath("syncrelay-audit-", users=USERS, extra=extra)
+    for u in USERS:
+        populate(path.master, u, 12, big=set())
+        sync_user(path.master, u)
+    wait_caught_up(path.relay)
+    identical(path.master, path.replica, USERS)
+    return path
+
+
+def rc(r, want, more=""):
+    check(r.returncode == want, "exit %d, want %d\n%s%s\n%s" % (
+        r.returncode, want, r.stdout, r.stderr, more))
+
+
+def audit(relay, *args):
+    r = relay.ctl("audit", "s1", *args, timeout=200)
+    return r
+
+
+@test
+def a_current_replica_audits_clean():
+    path = setup()
+    try:
+        relay = path.relay
+        r = audit(relay)
+        rc(r, 0)
+        check("store s1 replica r1:" in r.stdout and "none differ" in
+              r.stdout, r.stdout)
+        r = audit(relay, "r1", "--json")
+        rc(r, 0)
+        j = json.loads(r.stdout)
+        a = j["audits"][0]
+        eq((a["replica"], a["users"], a["differ"]), ("r1", 2, 0))
+        # Every mailbox of both users was compared: 4 folders each.
+        eq(a["mailboxes"], 8)
+        r = audit(relay, "--user", "bob", "--json")
+        rc(r, 0)
+        eq(json.loads(r.stdout)["audits"][0]["mailboxes"], 4)
+        r = audit(relay, "r9")
+        rc(r, 2)
+        # A replica behind (its link paused while the master goes on) is
+        # not audited -- never reported as differing.
+        eq(relay.ctl("pause", "s1", "r1").returncode, 0)
+        path.master.deliver("alice", cyrus.make_message(77, 2000))
+        sync_user(path.master, "alice")
+        r = audit(relay, "--timeout", "2", "--json")
+        rc(r, 2)
+        a = json.loads(r.stdout)["audits"][0]
+        eq(sorted((d["kind"], d["user"]) for d in a["mailboxes_differing"]),
+           [("not_audited", "alice"), ("not_audited", "bob")])
+        eq(relay.ctl("resume", "s1", "r1").returncode, 0)
+        wait_caught_up(relay)
+        rc(audit(relay), 0)
+        # The master never heard of it: no sync session after setup's.
+        check("event=audit" in relay.logtext(), relay.logtext()[-2000:])
+    finally:
+        stop_paths()
+
+
+@test
+def a_replica_changed_behind_the_relays_back_is_named_then_repaired():
+    path = setup()
+    try:
+        relay, master, replica = path.relay, path.master, path.replica
+        sessions = relay.logtext().count("event=login user=")
+        # Behind the relay's back, on the replica: one message expunged
+        # in INBOX, flags changed in Work, Work/2026 deleted.
+        imap_steps(replica, "alice",
+                   ("select", ("INBOX",)),
+                   ("uid", ("STORE", "4", "+FLAGS", r"(\Deleted)")),
+                   ("expunge", ()),
+                   ("select", ("Work",)),
+                   ("uid", ("STORE", "2", "+FLAGS", r"(\Flagged)")),
+                   ("close", ()),
+                   ("delete", ("Work/2026",)))
+        r = audit(relay, "r1", "--json")
+        rc(r, 1)
+        a = json.loads(r.stdout)["audits"][0]
+        named = sorted(d["mailbox"] for d in a["mailboxes_differing"])
+        eq(named, ["user.alice", "user.alice.Work", "user.alice.Work.2026"])
+        kinds = {d["mailbox"]: (d["kind"], d["what"])
+                 for d in a["mailboxes_differing"]}
+        check("uid 4 expunged on the replica" in kinds["user.alice"][1],
+              kinds)
+        check("uid 2 flags" in kinds["user.alice.Work"][1], kinds)
+        eq(kinds["user.alice.Work.2026"][0], "missing")
+        check("deleted on the replica" in kinds["user.alice.Work.2026"][1],
+              kinds)
+        # The text form names them too, one line each.
+        r = audit(relay)
+        rc(r, 1)
+        for name in named:
+            check(" %s: " % name in r.stdout, r.stdout)
+        # Repair, then the replica is the master's again.
+        r = audit(relay, "r1", "--repair")
+        rc(r, 1)
+        eq(r.stdout.count("repair: replaced"), 3)
+        wait_caught_up(relay)
+        r = audit(relay, "r1")
+        rc(r, 0, relay.logtext()[-4000:])
+        identical(master, replica, USERS)
+        st = relay.status()["stores"][0]["replicas"][0]
+        eq((st["state"], st["parked"]), ("streaming", 0))
+        # The master saw nothing of it: no new session into the relay.
+        eq(relay.logtext().count("event=login user="), sessions)
+        check("event=link_failed" not in relay.logtext(),
+              relay.logtext()[-3000:])
+    finally:
+        stop_paths()
+
+
+def audit_metrics(relay):
+    """(mismatched mailboxes, last audit time) of s1/r1 from /metrics."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" %
+                                relay.metrics_port, timeout=10) as r:
+        text = r.read().decode()
+    got = {}
+    for name in ("syncrelay_audit_mismatched_mailboxes",
+                 "syncrelay_audit_last_timestamp_seconds"):
+        m = re.search(r'^%s\{store="s1",replica="r1"\} (\S+)$' % name, text,
+                      re.M)
+        check(m, text)
+        got[name] = float(m.group(1))
+    return (got["syncrelay_audit_mismatched_mailboxes"],
+            got["syncrelay_audit_last_timestamp_seconds"])
+
+
+def metrics_until(relay, cond, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = audit_metrics(relay)
+        if cond(got):
+            return got
+        time.sleep(0.3)
+    raise AssertionError("metrics never matched: %r\n%s" % (
+        audit_metrics(relay), relay.logtext()[-3000:]))
+
+
+@test
+def periodic_audits_report_to_metrics():
+    path = setup("replica_audit_interval: 2s\n")
+    try:
+        relay, master, replica = path.relay, path.master, path.replica
+        t0 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t0 and g[0] == 0)
+        imap_steps(replica, "bob", ("select", ("Work",)),
+                   ("uid", ("STORE", "3", "+FLAGS", r"(\Answered)")))
+        t1 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t1 and g[0] == 1)
+        check("event=audit_differs" in relay.logtext() and
+              "user.bob.Work" in relay.logtext(), relay.logtext()[-3000:])
+        rc(audit(relay, "r1", "--repair"), 1)
+        wait_caught_up(relay)
+        t2 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t2 and g[0] == 0)
+        identical(master, replica, USERS)
+    finally:
+        stop_paths()
+
+
+@test
+def a_replica_back_empty_from_maintenance_is_refilled_before_wait():
+    """Issue 19, test 5: the replica's disk was replaced (its Cyrus
+    destroyed and re-created empty, same ports); the master then changes
+    one folder of one user.  The link's check after the outage brings
+    every user back, and wait does not say caught up before: the moment
+    it does, IMAP shows the replica identical to the master."""
+    path = setup()
+    try:
+        relay, master, old = path.relay, path.master, path.replica
+        old.stop()
+        shutil.rmtree(old.dir)
+        new = cyrus.CyrusInstance(
+            path.root, old.name, imap_port=old.imap_port,
+            lmtp_port=old.lmtp_port, sync_port=old.sync_port,
+            sieve_port=old.sieve_port, syslog=path.log, users=USERS)
+        path.replicas[0] = new
+        new.start()
+        master.deliver("alice", cyrus.make_message(500, 2500))
+        sync_user(master, "alice")
+        wait_caught_up(relay, timeout=240)
+        # No converging: caught up means it is all there now.
+        for u in USERS:
+            eq(new.state(u), master.state(u))
+        identical(master, new, USERS)
+        text = relay.logtext()
+        check("event=check_start" in text and
+              "event=check_done result=ok" in text, text[-4000:])
+        check("event=link_failed" not in text, text[-3000:])
+        rc(audit(relay), 0)
+    finally:
+        stop_paths()
+
+
+if __name__ == "__main__":
+    run("test_audit", stop_paths)
