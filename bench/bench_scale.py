@@ -537,10 +537,13 @@ def main_stores(nstores, nactive, duration, rate, nreplicas):
             print(relay.logtext()[-2000:])
             raise
         pid = relay.proc.pid
+        listening = time.time() - t
+        while relay.logtext().count("event=opened") < nstores:
+            time.sleep(0.2)
         print("syncrelay %s: %d stores x %d replicas (all down), %d active; "
-              "listening after %.2f s"
+              "listening after %.2f s, every store open after %.2f s"
               % (os.path.join(BUILDDIR, "syncrelay"), nstores, nreplicas,
-                 nactive, time.time() - t), flush=True)
+                 nactive, listening, time.time() - t), flush=True)
         time.sleep(5)
         res = {}
         res["idle"] = figures(pid, "idle, 5 s after start:", nstores)

@@ -124,6 +124,10 @@ shadow_conn_open(struct shadow *s, char *err, size_t err_len)
 		return -EIO;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
+	/* Closing must not checkpoint: that would fsync on the event loop
+	 * each time a store goes idle.  The WAL stays and the next open
+	 * reads it; checkpoints happen as before, while writing. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL;"
 	    "PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=OFF;", NULL, NULL,
 	    &msg) != SQLITE_OK) {
