@@ -110,6 +110,11 @@ const double journal_fsync_bounds[JOURNAL_FSYNC_BUCKETS] = {
 	0.1, 0.25, 1.0,
 };
 
+/* A turn writes at most about this much before its fdatasync. */
+#define TURN_BYTES ((uint64_t)1 << 20)
+/* A journal with no more than this queued is urgent in the pool. */
+#define URGENT_BYTES ((uint64_t)64 << 10)
+
 /* Seconds on the monotonic clock, for timing. */
 static double
 mono_seconds(void)
@@ -241,7 +246,7 @@ enqueue(struct journal *j, struct jop *op)
 	j->q_tail = op;
 	if (!j->busy) {
 		j->busy = true;
-		workpool_submit(&j->task);
+		workpool_submit(&j->task, j->pending_bytes <= URGENT_BYTES);
 	}
 	pthread_mutex_unlock(&j->lock);
 }
@@ -773,8 +778,9 @@ process(struct journal *j, struct jop *op, bool *wrote)
 
 /*
  * One batch of a journal, on a pool thread: everything queued so far is
- * written and made durable with one fdatasync.  If more was queued
- * meanwhile, the journal goes to the back of the pool's queue.
+ * written (up to TURN_BYTES) and made durable with one fdatasync.  If
+ * more is queued, the journal goes to the back of the pool's queue (its
+ * urgent one when little is left).
  */
 static void
 writer_run(struct workpool_task *t)
@@ -788,8 +794,23 @@ writer_run(struct workpool_task *t)
 	int err;
 
 	pthread_mutex_lock(&j->lock);
+	/* At most TURN_BYTES per turn (group commit of what fits): a busy
+	 * store's batch does not keep a thread for long while others wait. */
 	batch = j->q_head;
-	j->q_head = j->q_tail = NULL;
+	if (batch == NULL) {		/* not expected: nothing to do */
+		j->busy = false;
+		pthread_cond_broadcast(&j->cond);
+		pthread_mutex_unlock(&j->lock);
+		return;
+	}
+	for (op = batch; op->next != NULL && bytes + op->data.len <
+	    TURN_BYTES; op = op->next)
+		bytes += op->data.len;
+	j->q_head = op->next;
+	if (j->q_head == NULL)
+		j->q_tail = NULL;
+	op->next = NULL;
+	bytes = 0;
 	err = j->error;
 	pthread_mutex_unlock(&j->lock);
 
@@ -864,7 +885,7 @@ writer_run(struct workpool_task *t)
 		j->opts.wakeup(j->opts.wakeup_arg);
 	pthread_mutex_lock(&j->lock);
 	if (j->q_head != NULL) {
-		workpool_submit(&j->task);
+		workpool_submit(&j->task, j->pending_bytes <= URGENT_BYTES);
 	} else {
 		/* From here on the owner may close and free the journal. */
 		j->busy = false;

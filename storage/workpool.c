@@ -24,9 +24,15 @@
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cond = PTHREAD_COND_INITIALIZER;
-static struct workpool_task *q_head, *q_tail;
+static struct workpool_task *q_head, *q_tail;	/* big batches */
+static struct workpool_task *u_head, *u_tail;	/* urgent: small ones */
+static unsigned urgent_run;	/* urgent tasks run in a row */
 static unsigned want_threads, nthreads;
 static bool atfork_set;
+
+/* Urgent tasks run before big ones, at most this many in a row while a
+ * big one waits. */
+#define URGENT_IN_A_ROW 16
 
 /* A fork keeps no thread of the pool, and the child must not write the
  * parent's journals: it starts with an empty pool of its own. */
@@ -45,7 +51,7 @@ fork_parent(void)
 static void
 fork_child(void)
 {
-	q_head = q_tail = NULL;
+	q_head = q_tail = u_head = u_tail = NULL;
 	nthreads = 0;
 	pthread_cond_init(&pool_cond, NULL);
 	pthread_mutex_unlock(&pool_lock);
@@ -71,12 +77,23 @@ worker_main(void *arg)
 	for (;;) {
 		struct workpool_task *t;
 
-		while (q_head == NULL)
+		while (q_head == NULL && u_head == NULL)
 			pthread_cond_wait(&pool_cond, &pool_lock);
-		t = q_head;
-		q_head = t->next;
-		if (q_head == NULL)
-			q_tail = NULL;
+		/* Urgent first, but a big one gets its turn now and then. */
+		if (u_head != NULL && (q_head == NULL ||
+		    urgent_run < URGENT_IN_A_ROW)) {
+			t = u_head;
+			u_head = t->next;
+			if (u_head == NULL)
+				u_tail = NULL;
+			urgent_run++;
+		} else {
+			t = q_head;
+			q_head = t->next;
+			if (q_head == NULL)
+				q_tail = NULL;
+			urgent_run = 0;
+		}
 		t->next = NULL;
 		t->queued = false;
 		pthread_mutex_unlock(&pool_lock);
@@ -128,19 +145,22 @@ workpool_set_threads(unsigned n)
 }
 
 void
-workpool_submit(struct workpool_task *t)
+workpool_submit(struct workpool_task *t, bool urgent)
 {
 	pthread_mutex_lock(&pool_lock);
 	if (nthreads == 0)
 		grow();
 	if (!t->queued) {
+		struct workpool_task **head = urgent ? &u_head : &q_head;
+		struct workpool_task **tail = urgent ? &u_tail : &q_tail;
+
 		t->queued = true;
 		t->next = NULL;
-		if (q_tail)
-			q_tail->next = t;
+		if (*tail)
+			(*tail)->next = t;
 		else
-			q_head = t;
-		q_tail = t;
+			*head = t;
+		*tail = t;
 		pthread_cond_signal(&pool_cond);
 	}
 	pthread_mutex_unlock(&pool_lock);

@@ -7,7 +7,10 @@
  * it has new work and the task runs once for all of it.  Tasks run in
  * the order they were submitted (FIFO), one thread each; a task that
  * still has work when it returns submits itself again and goes to the
- * back of the queue, so one busy owner cannot starve the others.
+ * back of the queue, so one busy owner cannot starve the others.  A task
+ * submitted as urgent (little work: a master waiting on one small
+ * record) goes before the others, so it never waits behind a queue of
+ * big batches, only behind the batches already running.
  */
 #ifndef SR_WORKPOOL_H
 #define SR_WORKPOOL_H
@@ -28,7 +31,7 @@ unsigned workpool_default_threads(void);
  */
 void workpool_set_threads(unsigned n);
 /* Queues t unless it is queued already; starts the pool if needed. */
-void workpool_submit(struct workpool_task *t);
+void workpool_submit(struct workpool_task *t, bool urgent);
 /* Threads running now (for status and the benchmark). */
 unsigned workpool_threads(void);
 
