@@ -14,11 +14,16 @@
  *   wide    the same with NBUSY + 1 threads: a thread per journal, as
  *           before the pool
  * and for each: A's p50/p99/max commit latency and the busy stores'
- * MB/s.  Every record is really fdatasync'ed in DIR: the figures are the
+ * MB/s.  Then what reopening an idle store costs: 200 shadows, each
+ * closed by shadow_idle(), timed on their first query (reopen + query)
+ * against a second one (warm); and 200 journals, each closed by
+ * journal_idle(), timed on their first append (reopen the segment,
+ * write, fdatasync) against a second one.  Every record is really fdatasync'ed in DIR: the figures are the
  * disk's as much as the relay's; run it where the datadir would be.
  */
 #include "autoconf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +31,7 @@
 #include <unistd.h>
 
 #include "storage/journal.h"
+#include "storage/shadow.h"
 #include "storage/workpool.h"
 #include "tests/unit/journal_util.h"
 
@@ -165,6 +171,93 @@ run(const char *label, const char *base, int nbusy, double secs,
 	free(b);
 }
 
+static void
+stats(const char *what, double *v, size_t n)
+{
+	double sum = 0;
+	size_t i;
+
+	qsort(v, n, sizeof(*v), cmp);
+	for (i = 0; i < n; i++)
+		sum += v[i];
+	printf("  %-34s mean %6.3f ms p50 %6.3f ms p99 %6.3f ms\n", what,
+	    sum / (double)n * 1e3, v[n / 2] * 1e3, v[n * 99 / 100] * 1e3);
+}
+
+#define NREOPEN 200
+
+static void
+reopen(const char *base)
+{
+	static struct shadow *sh[NREOPEN];
+	static struct journal *js[NREOPEN];
+	static double cold[NREOPEN], warm[NREOPEN];
+	struct shadow_mailbox mb;
+	char path[4096], err[512], name[64];
+	double t;
+	int i;
+
+	for (i = 0; i < NREOPEN; i++) {
+		snprintf(path, sizeof(path), "%s/sh%d.db", base, i);
+		if (shadow_open(path, &sh[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			exit(1);
+		}
+		memset(&mb, 0, sizeof(mb));
+		mb.uniqueid = name;
+		mb.name = (char *)(uintptr_t)"user.bench";
+		mb.partition = (char *)(uintptr_t)"default";
+		snprintf(name, sizeof(name), "u%d", i);
+		shadow_begin(sh[i]);
+		shadow_mailbox_put(sh[i], &mb);
+		shadow_commit(sh[i], 1);
+		shadow_idle(sh[i]);
+	}
+	for (i = 0; i < NREOPEN; i++) {
+		t = now();
+		if (shadow_mailbox_by_name(sh[i], "user.bench", &mb) == 0)
+			shadow_mailbox_free(&mb);
+		cold[i] = now() - t;
+		t = now();
+		if (shadow_mailbox_by_name(sh[i], "user.bench", &mb) == 0)
+			shadow_mailbox_free(&mb);
+		warm[i] = now() - t;
+	}
+	stats("shadow, first query after idle", cold, NREOPEN);
+	stats("shadow, next query (open)", warm, NREOPEN);
+	for (i = 0; i < NREOPEN; i++)
+		shadow_close(&sh[i]);
+	for (i = 0; i < NREOPEN; i++) {
+		snprintf(name, sizeof(name), "rj%d", i);
+		js[i] = open_j(base, name);
+		a_waiting = 1;
+		journal_append(js[i], JOURNAL_COMMAND, "x", 1, a_done, NULL);
+		while (a_waiting)
+			journal_collect(js[i]);
+		journal_idle(js[i]);
+	}
+	usleep(200000);
+	for (i = 0; i < NREOPEN; i++) {
+		nlat = 0;
+		a_waiting = 1;
+		a_t0 = now();
+		journal_append(js[i], JOURNAL_COMMAND, "y", 1, a_done, NULL);
+		while (a_waiting)
+			journal_collect(js[i]);
+		cold[i] = lat[0];
+		nlat = 0;
+		a_waiting = 1;
+		a_t0 = now();
+		journal_append(js[i], JOURNAL_COMMAND, "z", 1, a_done, NULL);
+		while (a_waiting)
+			journal_collect(js[i]);
+		warm[i] = lat[0];
+		journal_close(&js[i]);
+	}
+	stats("journal, first append after idle", cold, NREOPEN);
+	stats("journal, next append", warm, NREOPEN);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -194,6 +287,9 @@ main(int argc, char **argv)
 	run("pool", base, nbusy, secs, arec, brec);
 	workpool_set_threads((unsigned)nbusy + 1);
 	run("wide", base, nbusy, secs, arec, brec);
+	printf("reopening an idle store (%d each, durable appends):\n",
+	    NREOPEN);
+	reopen(base);
 	rm_rf(base);
 	free(base);
 	free(arec);
