@@ -1,6 +1,26 @@
 #!/usr/bin/env python3
-"""bench_scale.py -- one syncrelay with 200 stores: idle memory, status,
-and 20 stores ingesting at once from 20 concurrent master sessions.
+"""bench_scale.py -- one syncrelay with many stores.
+
+    python3 ../bench/bench_scale.py [--stores N] [--active K]
+        [--replicas R] [--seconds S] [--rate RATE] [--conf LINE]...
+    python3 ../bench/bench_scale.py --legacy [--seconds S] [--rate RATE]
+
+Default (issue 17): N stores (1,000) x R replicas (2), every replica
+down (each at its own loopback address where nothing listens: a
+maintenance window of everything).  Once every store is open and 5 s
+idle: VmRSS, VmHWM, threads and descriptors (counted by kind: segment,
+shadow, cursor, socket...).  Then K stores (50) ingest at once, one
+scripted master session each (the session shape below, RATE rounds/s),
+with the same figures half way through; idle again 5 s and 15 s later
+(store_idle_close is 10 s).  Then the same K sessions, same shape, go to
+a real Cyrus 3.6.1 sync_server, and p50/p99 APPLY of both are printed.
+Targets: idle VmRSS <= 64 MiB, VmHWM <= 128 MiB, <= 32 threads, <= 4
+descriptors per idle store, p99 APPLY <= 1.5x the sync_server's.  About
+a minute at 1,000 stores.  --conf adds a line to the relay's config.
+
+--legacy: the earlier run, described here.  One syncrelay with 200
+stores: idle memory, status, and 20 stores ingesting at once from 20
+concurrent master sessions.
 
 Setup: a config with 200 stores s001..s200, identities repl-s001..
 repl-s200 (PLAIN, one sasldb of the relay's own).  Every store but s021
@@ -43,8 +63,7 @@ schedule does not drift).  The recorded traces hold a handful of
 messages each, so the stream is synthesized in their format rather than
 replayed byte for byte.
 
-Run from a build directory (root: Cyrus instances are built as root):
-    python3 ../bench/bench_scale.py [SECONDS] [RATE]    (10 s, 8 rounds/s)
+Run from a build directory (root: Cyrus instances are built as root).
 """
 import hashlib
 import json
