@@ -76,8 +76,7 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 	l->records_bucket = (struct bucket){
 		(double)rc->max_records_per_second,
 		(double)rc->max_records_per_second, ev_now(loop) };
-	snprintf(l->paused_path, sizeof(l->paused_path), "%s/cursors/%s.paused",
-	    st->dir, rc->name);
+	l->paused_path = xasprintf("%s/cursors/%s.paused", st->dir, rc->name);
 	if (access(l->paused_path, F_OK) == 0) {
 		l->paused = true;
 		log_info("store=%s replica=%s event=link_paused acked=%llu "
@@ -128,6 +127,8 @@ link_free(struct link **lp)
 	cursorq_unlock();
 	link_reset_session(l);
 	link_park_free(l);
+	free(l->parked_path);
+	free(l->paused_path);
 	tlsctx_free(&l->tls_ctx);
 	buf_free(&l->mechs);
 	free(l->seen);
