@@ -558,6 +558,9 @@ def main_stores(nstores, nactive, duration, rate, nreplicas):
         pid = relay.proc.pid
         listening = time.time() - t
         while relay.logtext().count("event=opened") < nstores:
+            if relay.proc.poll() is not None:
+                raise SystemExit("syncrelay exited while opening the "
+                                 "stores:\n" + relay.logtext()[-1500:])
             time.sleep(0.2)
         print("syncrelay %s: %d stores x %d replicas (all down), %d active; "
               "listening after %.2f s, every store open after %.2f s"

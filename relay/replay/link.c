@@ -111,10 +111,7 @@ link_free(struct link **lp)
 			conn_write(l->conn, "EXIT\r\n", 6);
 		conn_close(l->conn, "shutting down", true);
 	}
-	if (l->fd >= 0) {
-		ev_io_stop(l->loop, &l->connect_w);
-		close(l->fd);
-	}
+	link_connect_abort(l);
 	ev_timer_stop(l->loop, &l->retry);
 	ev_timer_stop(l->loop, &l->deadline_t);
 	ev_timer_stop(l->loop, &l->cursor_timer);
@@ -233,11 +230,7 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 	if (!l->paused)
 		unfail(l);	/* new settings deserve a new try */
 	tlsctx_free(&l->tls_ctx);	/* link_connect() makes it anew */
-	if (l->fd >= 0) {
-		ev_io_stop(l->loop, &l->connect_w);
-		close(l->fd);
-		l->fd = -1;
-	}
+	link_connect_abort(l);
 	if (l->conn != NULL) {
 		bool idle = l->on_reply == NULL && l->bs == NULL &&
 		    l->cmd == NULL && !l->in_banner;
@@ -438,11 +431,7 @@ link_set_paused(struct link *l, bool paused)
 		/* A throttled command in flight still needs its timer. */
 		if (l->cmd == NULL && l->bs == NULL)
 			ev_timer_stop(l->loop, &l->throttle);
-		if (l->fd >= 0) {
-			ev_io_stop(l->loop, &l->connect_w);
-			close(l->fd);
-			l->fd = -1;
-		}
+		link_connect_abort(l);
 		if (l->conn == NULL) {
 			if (l->state != LINK_FAILED)
 				link_set_state(l, LINK_PAUSED);

@@ -228,6 +228,8 @@ struct dlist *link_pop_child(struct dlist *list);
 
 /* link_conn.c: the connection and the login. */
 void link_connect(struct link *l);
+/* Closes a connection attempt in progress, if any. */
+void link_connect_abort(struct link *l);
 void link_reset_session(struct link *l);
 /* Sets up the retry and deadline timers of a new link. */
 void link_conn_init(struct link *l);
