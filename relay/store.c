@@ -81,7 +81,9 @@ store_quiet(struct store *st)
  * An idle store gives back what it holds open (issue 17: a thousand
  * stores, most of them idle): once nothing new reached its journal for
  * store_idle_close seconds and its master is quiet, the journal writer
- * closes the segment and frees its buffers.  Once per quiet period.
+ * closes the segment and frees its buffers (once per quiet period), and
+ * the shadow's connection is closed (again each second if something
+ * opened it meanwhile).
  */
 static void
 store_idle_check(struct store *st, double now)
@@ -95,12 +97,15 @@ store_idle_check(struct store *st, double now)
 		st->idled = false;
 		return;
 	}
-	if (st->idled || now - st->idle_since <
+	if (now - st->idle_since <
 	    (double)config_num(st->config, OPT_store_idle_close) ||
 	    !store_quiet(st) || journal_error(st->journal) != 0)
 		return;
-	journal_idle(st->journal);
+	/* Retention, status or a link's GET may open the shadow again
+	 * while the store stays idle: close it again (a no-op if closed). */
 	shadow_idle(st->shadow);
+	if (!st->idled)
+		journal_idle(st->journal);
 	st->idled = true;
 }
 
@@ -175,6 +180,8 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		link_check_resync(st->links[i]);
 	cursorq_unlock();
 	free(reps);
+	if (st->idled)
+		shadow_idle(st->shadow);	/* retention opened it */
 	if (r < 0) {
 		log_error("store=%s event=retention_failed error=\"%s\"",
 		    st->name, strerror(-r));

@@ -58,7 +58,10 @@ def until(cond, what, timeout=20.0):
 
 @test
 def an_idle_store_closes_its_files_and_reopens_them():
-    path = CyrusPath("syncrelay-scale-", extra="store_idle_close: 1s\n")
+    # Retention runs every second and reads the shadow: the idle store
+    # must close it again each time.
+    path = CyrusPath("syncrelay-scale-", extra="store_idle_close: 1s\n"
+                     "retention_interval: 1s\n")
     try:
         relay, master = path.relay, path.master
         pid = relay.proc.pid
@@ -71,6 +74,9 @@ def an_idle_store_closes_its_files_and_reopens_them():
         until(lambda: store_files(pid, sdir) == [],
               "the idle store's segment and shadow closed (open: %s)"
               % store_files(pid, sdir))
+        time.sleep(3)       # retention opened the shadow meanwhile
+        until(lambda: store_files(pid, sdir) == [],
+              "closed again after retention", timeout=5)
         # The next change reopens both and goes through whole.
         for i in range(5, 12):
             master.deliver("alice", cyrus.make_message(i, 3000))
