@@ -1,6 +1,26 @@
 #!/usr/bin/env python3
-"""bench_scale.py -- one syncrelay with 200 stores: idle memory, status,
-and 20 stores ingesting at once from 20 concurrent master sessions.
+"""bench_scale.py -- one syncrelay with many stores.
+
+    python3 ../bench/bench_scale.py [--stores N] [--active K]
+        [--replicas R] [--seconds S] [--rate RATE] [--conf LINE]...
+    python3 ../bench/bench_scale.py --legacy [--seconds S] [--rate RATE]
+
+Default (issue 17): N stores (1,000) x R replicas (2), every replica
+down (each at its own loopback address where nothing listens: a
+maintenance window of everything).  Once every store is open and 5 s
+idle: VmRSS, VmHWM, threads and descriptors (counted by kind: segment,
+shadow, cursor, socket...).  Then K stores (50) ingest at once, one
+scripted master session each (the session shape below, RATE rounds/s),
+with the same figures half way through; idle again 5 s and 15 s later
+(store_idle_close is 10 s).  Then the same K sessions, same shape, go to
+a real Cyrus 3.6.1 sync_server, and p50/p99 APPLY of both are printed.
+Targets: idle VmRSS <= 64 MiB, VmHWM <= 128 MiB, <= 32 threads, <= 4
+descriptors per idle store, p99 APPLY <= 1.5x the sync_server's.  About
+a minute at 1,000 stores.  --conf adds a line to the relay's config.
+
+--legacy: the earlier run, described here.  One syncrelay with 200
+stores: idle memory, status, and 20 stores ingesting at once from 20
+concurrent master sessions.
 
 Setup: a config with 200 stores s001..s200, identities repl-s001..
 repl-s200 (PLAIN, one sasldb of the relay's own).  Every store but s021
@@ -43,8 +63,7 @@ schedule does not drift).  The recorded traces hold a handful of
 messages each, so the stream is synthesized in their format rather than
 replayed byte for byte.
 
-Run from a build directory (root: Cyrus instances are built as root):
-    python3 ../bench/bench_scale.py [SECONDS] [RATE]    (10 s, 8 rounds/s)
+Run from a build directory (root: Cyrus instances are built as root).
 """
 import hashlib
 import json
@@ -81,7 +100,7 @@ MIB = 1024 * 1024
 
 
 def sname(i):
-    return "s%03d" % i
+    return "s%03d" % i if i < 1000 else "s%d" % i
 
 
 # ---------------------------------------------------------------------------
@@ -232,18 +251,20 @@ def record_crc(uid, modseq, lu, idate, guid):
 
 
 def master_session(port, store, tag, rate, duration, go, q, rounds=0,
-                   phase=0.0):
+                   phase=0.0, login=None):
     """One master's session into store; puts a result dict on q.
     rate 0: as fast as the replies come (closed loop).  rounds > 0:
-    exactly that many rounds, no time limit."""
+    exactly that many rounds, no time limit.  login: (user, password),
+    by default the store's identity."""
     try:
         q.put(_master_session(port, store, tag, rate, duration, go, q,
-                              rounds, phase))
+                              rounds, phase, login))
     except Exception as e:
         q.put({"store": store, "error": "%s: %r" % (store, e)})
 
 
-def _master_session(port, store, tag, rate, duration, go, q, rounds, phase):
+def _master_session(port, store, tag, rate, duration, go, q, rounds, phase,
+                    login):
     user = "%s%s" % (store, tag)
     mbox = "user.%s" % user
     rnd = random.Random(user)
@@ -261,8 +282,8 @@ def _master_session(port, store, tag, rate, duration, go, q, rounds, phase):
         bodies.append((hashlib.sha1(b).hexdigest(), b))
     c = Client(port, timeout=60)
     c.banner()
-    r = c.cmd("AUTHENTICATE PLAIN %s\r\n" % plain("repl-" + store,
-                                                   PASSWORD))
+    who, secret = login or ("repl-" + store, PASSWORD)
+    r = c.cmd("AUTHENTICATE PLAIN %s\r\n" % plain(who, secret))
     if not r.startswith("OK"):
         raise RuntimeError("login: %s" % r)
     c.send("APPLY CAPABILITIES (SIEVE-MAILBOX)\r\n")
@@ -333,7 +354,8 @@ def _master_session(port, store, tag, rate, duration, go, q, rounds, phase):
             rounds == 0}
 
 
-def run_sessions(port, stores, tag, rate, duration, rounds=0, lockstep=False):
+def run_sessions(port, stores, tag, rate, duration, rounds=0, lockstep=False,
+                 login=None):
     """Sessions for stores at once, each in its own process."""
     ctx = multiprocessing.get_context("fork")
     q, go = ctx.Queue(), ctx.Event()
@@ -341,7 +363,7 @@ def run_sessions(port, stores, tag, rate, duration, rounds=0, lockstep=False):
     # period late, so they do not all arrive in the same instant.
     procs = [ctx.Process(target=master_session,
                          args=(port, s, tag, rate, duration, go, q, rounds,
-                               0.0 if lockstep else i / len(stores)))
+                               0.0 if lockstep else i / len(stores), login))
              for i, s in enumerate(stores)]
     for p in procs:
         p.start()
@@ -433,9 +455,204 @@ def per_store_p99(res):
 # ---------------------------------------------------------------------------
 
 
+def proc_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def fd_kinds(pid):
+    """What pid's descriptors point at, counted by kind."""
+    kinds = {}
+    d = "/proc/%d/fd" % pid
+    for n in os.listdir(d):
+        try:
+            t = os.readlink(os.path.join(d, n))
+        except OSError:
+            continue
+        if t.startswith("socket:"):
+            k = "socket"
+        elif t.startswith("anon_inode:"):
+            k = t[len("anon_inode:"):].strip("[]")
+        elif t.endswith(".seg"):
+            k = "segment"
+        elif "/shadow.db" in t:
+            k = "shadow" + t.split("/shadow.db", 1)[1]
+        elif t.startswith("pipe:"):
+            k = "pipe"
+        else:
+            k = os.path.basename(t)
+        kinds[k] = kinds.get(k, 0) + 1
+    return kinds
+
+
+def figures(pid, label, nstores):
+    """Prints and returns VmRSS, VmHWM (MiB), threads and fds of pid."""
+    st = proc_status(pid)
+    fds = proc_fds(pid)
+    d = {"rss": st["VmRSS"] / 1024, "hwm": st["VmHWM"] / 1024,
+         "threads": st["Threads"], "fds": fds}
+    print("  %-28s VmRSS %6.1f MiB  VmHWM %6.1f MiB  %5d threads  "
+          "%6d fds (%.2f per store)"
+          % (label, d["rss"], d["hwm"], d["threads"], fds, fds / nstores),
+          flush=True)
+    print("    fds: %s" % ", ".join("%s %d" % kv for kv in sorted(
+        fd_kinds(pid).items(), key=lambda kv: -kv[1])[:8]))
+    return d
+
+
+def dead_port():
+    """A port below 32768 where nothing listens on any address."""
+    rnd = random.Random()
+    while True:
+        p = rnd.randrange(20000, 32768)
+        so = socket.socket()
+        try:
+            so.bind(("0.0.0.0", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            so.close()
+
+
+def dead_addr(store, replica, port):
+    """A distinct loopback address per store and replica (the relay wants
+    every replica address once), all on port, where nothing listens."""
+    return "127.%d.%d.%d:%d" % (1 + replica, store // 250, store % 250 + 1,
+                                port)
+
+
+def main_stores(nstores, nactive, duration, rate, nreplicas):
+    """N stores x nreplicas replicas that are all down; nactive of them
+    ingest at once; the same sessions against a real sync_server."""
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (the Cyrus replica is built as root)")
+    t_start = time.time()
+    path = relaytest.CyrusPath("bench-stores-", nreplicas=1, relay=False,
+                               master=False)
+    relay = None
+    ok = True
+    try:
+        cy = path.replica
+        dead = dead_port()
+        active = [sname(i) for i in range(1, nactive + 1)]
+        # The sessions all come from 127.0.0.1 at once.
+        conf = ["replica_authname: repl",
+                "replica_password: %s" % cyrus.REPL_PASSWORD,
+                "max_preauth_per_address: %d" % (nactive + 16),
+                "max_preauth_connections: %d" % (nactive + 128)]
+        for i in range(1, nstores + 1):
+            conf.append("store.%s.identity: repl-%s" % (sname(i), sname(i)))
+            for k in range(nreplicas):
+                conf.append("store.%s.replica.r%d: %s"
+                            % (sname(i), k + 1, dead_addr(i, k, dead)))
+        conf.extend(EXTRA_CONF)
+        # Only the active stores' masters log in: only they need a secret.
+        relay = sasl_relay({"repl-" + s: PASSWORD for s in active},
+                           "\n".join(conf) + "\n", start=False)
+        t = time.time()
+        try:
+            relay.start()
+        except AssertionError:
+            print(relay.logtext()[-2000:])
+            raise
+        pid = relay.proc.pid
+        listening = time.time() - t
+        while relay.logtext().count("event=opened") < nstores:
+            if relay.proc.poll() is not None:
+                raise SystemExit("syncrelay exited while opening the "
+                                 "stores:\n" + relay.logtext()[-1500:])
+            time.sleep(0.2)
+        print("syncrelay %s: %d stores x %d replicas (all down), %d active; "
+              "listening after %.2f s, every store open after %.2f s"
+              % (os.path.join(BUILDDIR, "syncrelay"), nstores, nreplicas,
+                 nactive, listening, time.time() - t), flush=True)
+        time.sleep(5)
+        res = {}
+        res["idle"] = figures(pid, "idle, 5 s after start:", nstores)
+        sampler = RssSampler(pid)
+        sampler.start()
+        print("%d sessions at once: rounds of APPLY RESERVE + APPLY MESSAGE "
+              "(%d x ~%d B) + APPLY MAILBOX, %g rounds/s each, %g s"
+              % (nactive, MSGS_PER_ROUND, MSG_SIZE, rate, duration),
+              flush=True)
+        loadfig = {}
+
+        def sample_load():
+            time.sleep(duration / 2)
+            loadfig.update(figures(pid, "under load (half way):", nstores))
+        th = threading.Thread(target=sample_load, daemon=True)
+        th.start()
+        try:
+            r_relay = run_sessions(relay.port, active, "r", rate, duration)
+        except SystemExit:
+            print("\n".join(l for l in relay.logtext().splitlines()
+                            if "level=err" in l or "fail" in l
+                            or "s005" in l)[-3000:])
+            raise
+        th.join()
+        res["load"] = loadfig
+        summary(r_relay, "syncrelay")
+        sampler.stop.set()
+        sampler.join()
+        time.sleep(5)
+        res["again"] = figures(pid, "idle again, 5 s later:", nstores)
+        time.sleep(10)
+        res["again15"] = figures(pid, "idle again, 15 s later:", nstores)
+        # The same session shape into a real 3.6.1 sync_server.
+        r_cy = run_sessions(cy.sync_port, active, "c", rate, duration,
+                            login=("repl", cyrus.REPL_PASSWORD))
+        summary(r_cy, "Cyrus 3.6.1 sync_server")
+        lr = [x for r in r_relay.values() for x in all_lat(r)]
+        lc = [x for r in r_cy.values() for x in all_lat(r)]
+        p99r, p99c = pct(lr, 99), pct(lc, 99)
+        idle = res["again15"]
+        fds_store = idle["fds"] / nstores
+        checks = [
+            ("idle RSS <= 64 MiB", idle["rss"] <= 64),
+            ("VmHWM <= 128 MiB", idle["hwm"] <= 128),
+            ("threads <= 32", max(res["idle"]["threads"],
+                                  res["load"].get("threads", 0),
+                                  idle["threads"]) <= 32),
+            ("<= 4 fds per idle store", fds_store <= 4),
+            ("p99 APPLY <= 1.5x sync_server's (%.1f / %.1f ms)"
+             % (p99r * 1e3, p99c * 1e3), p99r <= 1.5 * p99c),
+        ]
+        for name, good in checks:
+            print("  %-52s %s" % (name, "met" if good else "NOT met"))
+            ok &= good
+        print("\ntargets %s; bench took %.0f s"
+              % ("met" if ok else "NOT all met", time.time() - t_start))
+        return 0 if ok else 1
+    finally:
+        if relay:
+            relay.stop(60)
+            shutil.rmtree(relay.dir, ignore_errors=True)
+        path.stop()
+
+
+EXTRA_CONF = []
+
+
 def main():
-    duration = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
-    rate = float(sys.argv[2]) if len(sys.argv) > 2 else 8.0
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--stores", type=int, default=1000)
+    ap.add_argument("--active", type=int, default=50)
+    ap.add_argument("--replicas", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rate", type=float, default=8.0)
+    ap.add_argument("--conf", action="append", default=[],
+                    help="an extra config line for the relay")
+    ap.add_argument("--legacy", action="store_true",
+                    help="the 200-store run with 199 replicas up")
+    a = ap.parse_args()
+    if a.legacy:
+        return main_legacy(a.seconds, a.rate)
+    EXTRA_CONF.extend(a.conf)
+    return main_stores(a.stores, a.active, a.seconds, a.rate, a.replicas)
+
+
+def main_legacy(duration, rate):
     if os.geteuid() != 0:
         raise SystemExit("run as root (the Cyrus replica is built as root)")
     t_start = time.time()
@@ -474,7 +691,7 @@ def main():
         ok_idle = st["VmRSS"] < 64 * 1024
         ok &= ok_idle
         print("idle, 5 s later: VmRSS %.1f MiB, VmHWM %.1f MiB, "
-              "%d threads: %s 64 MiB"
+              "%d threads: VmRSS %s 64 MiB"
               % (st["VmRSS"] / 1024, st["VmHWM"] / 1024, st["Threads"],
                  "under" if ok_idle else "NOT under"), flush=True)
         text = relay.logtext()
@@ -624,10 +841,13 @@ def main():
         time.sleep(5)
         st = proc_status(pid)
         ok_used = st["VmRSS"] < 64 * 1024
-        print("idle after all %d stores ingested one round: VmRSS %.1f MiB, "
-              "VmHWM %.1f MiB: %s 64 MiB"
-              % (NSTORES, st["VmRSS"] / 1024, st["VmHWM"] / 1024,
-                 "under" if ok_used else "NOT under"))
+        ok_hwm = st["VmHWM"] <= 128 * 1024
+        print("idle after all %d stores ingested one round: VmRSS %.1f MiB "
+              "(%s 64 MiB), VmHWM %.1f MiB (%s 128 MiB)"
+              % (NSTORES, st["VmRSS"] / 1024,
+                 "under" if ok_used else "NOT under", st["VmHWM"] / 1024,
+                 "under" if ok_hwm else "NOT under"))
+        ok &= ok_hwm
         ok &= ok_used
 
         errs = log.errors()

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "lib/log.h"
@@ -18,6 +19,7 @@
 #include "relay/store.h"
 #include "storage/fold.h"
 #include "storage/retention.h"
+#include "storage/workpool.h"
 
 static struct store **stores;
 static size_t nstores;
@@ -76,6 +78,38 @@ store_quiet(struct store *st)
 }
 
 /*
+ * An idle store gives back what it holds open (issue 17: a thousand
+ * stores, most of them idle): once nothing new reached its journal for
+ * store_idle_close seconds and its master is quiet, the journal writer
+ * closes the segment and frees its buffers (once per quiet period), and
+ * the shadow's connection is closed (again each second if something
+ * opened it meanwhile).
+ */
+static void
+store_idle_check(struct store *st, double now)
+{
+	uint64_t lsn = journal_durable_lsn(st->journal);
+
+	if (lsn != st->idle_lsn || st->master_last_command > st->idle_since) {
+		st->idle_lsn = lsn;
+		st->idle_since = st->master_last_command > now ?
+		    st->master_last_command : now;
+		st->idled = false;
+		return;
+	}
+	if (now - st->idle_since <
+	    (double)config_num(st->config, OPT_store_idle_close) ||
+	    !store_quiet(st) || journal_error(st->journal) != 0)
+		return;
+	/* Retention, status or a link's GET may open the shadow again
+	 * while the store stays idle: close it again (a no-op if closed). */
+	shadow_idle(st->shadow);
+	if (!st->idled)
+		journal_idle(st->journal);
+	st->idled = true;
+}
+
+/*
  * Every second: is the disk below its floor, and can a failed journal
  * or a stale shadow be recovered now (relay/diskguard.c)?
  */
@@ -89,6 +123,7 @@ disk_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if ((journal_error(st->journal) != 0 || st->shadow_stale) &&
 	    store_quiet(st))
 		diskguard_recover(st);
+	store_idle_check(st, ev_now(loop));
 	if (st->disk_full && !was) {
 		/* Retention under pressure, now rather than at its time. */
 		ev_timer_stop(loop, &st->retention);
@@ -145,6 +180,8 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		link_check_resync(st->links[i]);
 	cursorq_unlock();
 	free(reps);
+	if (st->idled)
+		shadow_idle(st->shadow);	/* retention opened it */
 	if (r < 0) {
 		log_error("store=%s event=retention_failed error=\"%s\"",
 		    st->name, strerror(-r));
@@ -262,9 +299,9 @@ store_open(struct ev_loop *loop, const struct config *config,
 	if (n > 0)
 		log_info("store=%s event=shadow_caught_up records=%ld lsn=%llu",
 		    sc->name, n, (unsigned long long)shadow_lsn(st->shadow));
-	/* Until a master or a link needs it, the store holds no cached pages
-	 * (~70 KB of schema and root pages each, read again on first use). */
-	shadow_release_memory(st->shadow);
+	/* Until a master or a link needs it, the store holds no connection
+	 * to its shadow (3 descriptors, ~64 KB; reopened on first use). */
+	shadow_idle(st->shadow);
 	snprintf(path, sizeof(path), "%s/cursors", st->dir);
 	if (mkdir(path, 0750) < 0 && errno != EEXIST) {
 		snprintf(err, err_len, "store %s: %s: %s", sc->name, path,
@@ -363,6 +400,66 @@ reload_replicas(struct store *st, const struct store_conf *sc)
 	}
 }
 
+/*
+ * The descriptors the configuration can need at once: the masters'
+ * connections, each store's cursors (one per replica), the open journal
+ * segment of each store being written, each link's socket and the
+ * segment its reader holds, three per open shadow (database, WAL and
+ * index, at most max_open_stores), and some for the listeners, the log
+ * and the control and metrics sockets.
+ */
+static uint64_t
+nofile_needed(const struct config *config)
+{
+	uint64_t need = 64 + (uint64_t)config_num(config, OPT_max_connections);
+	uint64_t nst = config_nstores(config), shadows;
+	size_t i;
+
+	for (i = 0; i < nst; i++)
+		need += 1 + 3 * (uint64_t)config_store(config, i)->nreplicas;
+	shadows = (uint64_t)config_num(config, OPT_max_open_stores);
+	need += 3 * (shadows < nst ? shadows : nst);
+	return need;
+}
+
+int
+store_check_nofile(const struct config *config)
+{
+	struct rlimit rl;
+	uint64_t need = nofile_needed(config);
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need &&
+	    rl.rlim_cur < rl.rlim_max) {
+		rlim_t old = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("event=nofile_raised needed=%llu soft=%llu "
+			    "was=%llu", (unsigned long long)need,
+			    (unsigned long long)rl.rlim_cur,
+			    (unsigned long long)old);
+		else
+			rl.rlim_cur = old;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		log_warnx("event=nofile_too_low needed=%llu limit=%llu "
+		    "hard=%llu stores=%zu note=\"the configuration can need "
+		    "more descriptors than the limit allows: raise it "
+		    "(LimitNOFILE= in the systemd unit, ulimit -n), or lower "
+		    "max_connections or max_open_stores; past the limit "
+		    "connections and stores fail with 'Too many open "
+		    "files'\"", (unsigned long long)need,
+		    (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)rl.rlim_max, config_nstores(config));
+		return -1;
+	}
+	log_info("event=nofile_ok needed=%llu limit=%llu",
+	    (unsigned long long)need, (unsigned long long)rl.rlim_cur);
+	return 0;
+}
+
 int
 store_open_all(struct ev_loop *loop, const struct config *config,
     const char *datadir, char *err, size_t err_len)
@@ -370,6 +467,9 @@ store_open_all(struct ev_loop *loop, const struct config *config,
 	size_t i;
 
 	stores_loop = loop;
+	workpool_set_threads((unsigned)config_num(config,
+	    OPT_journal_writer_threads));
+	shadow_set_max_open((size_t)config_num(config, OPT_max_open_stores));
 	stores = xcalloc(config_nstores(config) + 1, sizeof(*stores));
 	for (i = 0; i < config_nstores(config); i++) {
 		struct store *st = store_open(loop, config,
@@ -388,6 +488,9 @@ store_reload(const struct config *config, const char *datadir)
 	size_t i, j;
 	char err[512];
 
+	workpool_set_threads((unsigned)config_num(config,
+	    OPT_journal_writer_threads));
+	shadow_set_max_open((size_t)config_num(config, OPT_max_open_stores));
 	for (i = 0; i < config_nstores(config); i++) {
 		const struct store_conf *sc = config_store(config, i);
 		struct store *st = NULL;

@@ -65,8 +65,19 @@ struct store {
 					   lags behind the journal */
 	ev_timer disk_t;		/* checks and recovers, every second */
 	bool closing;			/* store_free() runs: no timers */
+	/* Idle (store.c): the durable LSN last seen, since when, and
+	 * whether the journal was told to give back what it holds. */
+	uint64_t idle_lsn;
+	double idle_since;
+	bool idled;
 };
 
+/*
+ * Checks RLIMIT_NOFILE against the descriptors config can need, raising
+ * the soft limit up to the hard one if that is enough, and logs what it
+ * found; -1 (logged as a warning) when the limit is still too low.
+ */
+int store_check_nofile(const struct config *config);
 /*
  * Opens every store of config under datadir.  Returns 0, or -1 with
  * err set (a store that cannot be opened stops the daemon: its data

@@ -460,6 +460,7 @@ main(int argc, char **argv)
 	}
 	if (cursorq_start() < 0)
 		fatal("event=thread_failed what=cursor_writer");
+	(void)store_check_nofile(relay.config);
 	if (store_open_all(loop, relay.config, config_str(relay.config,
 	    OPT_datadir), err, sizeof(err)) < 0)
 		fatalx("event=store_open_failed error=\"%s\"", err);

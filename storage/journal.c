@@ -1,12 +1,16 @@
 /*
  * journal.c -- opening, recovering and appending to a store's journal.
  *
- * The format is described in segment.c.  One writer thread per journal
- * owns the newest segment: it takes every queued operation, compresses
- * and writes each one in order, then makes the whole batch durable with
- * a single fdatasync (group commit) and hands the finished operations
- * back through the done list.  The owner's thread only ever queues and
- * collects, so it never waits on the disk.
+ * The format is described in segment.c.  The writer owns the newest
+ * segment: it takes every queued operation, compresses and writes each
+ * one in order, then makes the whole batch durable with a single
+ * fdatasync (group commit) and hands the finished operations back
+ * through the done list.  The owner's thread only ever queues and
+ * collects, so it never waits on the disk.  The writer is not a thread
+ * of the journal's own: a batch is a task for the process's small pool
+ * (workpool.c), queued when the first operation arrives, one batch per
+ * turn so that a busy store does not hold a thread while others wait.
+ * At most one batch of a journal runs at a time.
  *
  * Invariants: LSNs are assigned by the writer in file order, one per
  * record, without gaps; a completion with err == 0 is delivered only
@@ -17,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -38,10 +43,11 @@
 #include "lib/xmalloc.h"
 #include "storage/journal.h"
 #include "storage/segment.h"
+#include "storage/workpool.h"
 
 enum op_kind {
 	OP_RECORD, OP_BODY_BEGIN, OP_BODY_DATA, OP_BODY_END, OP_BODY_ABORT,
-	OP_FLUSH, OP_ROLL,
+	OP_FLUSH, OP_ROLL, OP_IDLE,
 };
 
 struct jop {
@@ -74,18 +80,18 @@ struct journal {
 	struct jop *done_head, *done_tail;
 	uint64_t pending_bytes;
 	int error;
-	bool stop;
 	uint64_t durable_lsn;
 	uint64_t *segs;		/* first LSN of each segment, ascending */
 	size_t nsegs;
 	uint64_t fsyncs, records;
 	uint64_t fsync_buckets[JOURNAL_FSYNC_BUCKETS];	/* cumulative */
 	double fsync_seconds_sum;
-	pthread_t thread;
-	bool thread_started;
+	struct workpool_task task;	/* first: the pool hands it back */
+	bool busy;		/* a batch is queued in the pool or runs */
 
 	/* The writer's own state. */
 	int fd;			/* newest segment, or -1 */
+	bool idle_closed;	/* fd closed while idle: reopen to append */
 	uint64_t seg_size;	/* its length = the next write offset */
 	uint64_t next_lsn;
 	bool dir_dirty;		/* a segment was created: fsync the dir */
@@ -103,6 +109,11 @@ const double journal_fsync_bounds[JOURNAL_FSYNC_BUCKETS] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 	0.1, 0.25, 1.0,
 };
+
+/* A turn writes at most about this much before its fdatasync. */
+#define TURN_BYTES ((uint64_t)1 << 20)
+/* A journal with no more than this queued is urgent in the pool. */
+#define URGENT_BYTES ((uint64_t)64 << 10)
 
 /* Seconds on the monotonic clock, for timing. */
 static double
@@ -126,9 +137,6 @@ fsync_observe(struct journal *j, double secs)
 		if (secs <= journal_fsync_bounds[i])
 			j->fsync_buckets[i]++;
 }
-
-/* Seconds without work after which the writer frees its zstd context. */
-#define JOURNAL_IDLE_RELEASE_S 2
 
 static uint64_t
 now_us(void)
@@ -173,10 +181,11 @@ journal_guid_parse(const char *s, uint8_t guid[20])
  * (~150 KB after 4 KB messages, megabytes after large ones at level 3),
  * and the output buffer its largest size (256 KB once a body streamed
  * through it).  With 200 stores that was most of an idle daemon's memory
- * (bench/bench_scale.py), so the writer drops both once its journal has
- * been idle for JOURNAL_IDLE_RELEASE_S, and asks glibc to hand the freed
- * pages back (they sit in the writer threads' malloc arenas, between
- * other stores' allocations, where free() alone does not trim).
+ * (bench/bench_scale.py), so the writer drops both when its owner says
+ * the journal is idle (journal_idle()), closes the segment, and asks
+ * glibc to hand the freed pages back (they sit in the writer threads'
+ * malloc arenas, between other stores' allocations, where free() alone
+ * does not trim).
  */
 static int
 writer_cctx(struct journal *j)
@@ -235,7 +244,10 @@ enqueue(struct journal *j, struct jop *op)
 	else
 		j->q_head = op;
 	j->q_tail = op;
-	pthread_cond_signal(&j->cond);
+	if (!j->busy) {
+		j->busy = true;
+		workpool_submit(&j->task, j->pending_bytes <= URGENT_BYTES);
+	}
 	pthread_mutex_unlock(&j->lock);
 }
 
@@ -488,6 +500,17 @@ ensure_segment(struct journal *j)
 	uint8_t hdr[SEG_HDR_SIZE];
 	int fd, r;
 
+	if (j->fd < 0 && j->idle_closed) {
+		/* The newest segment, closed while idle: append to it again
+		 * (retention never drops the newest). */
+		pthread_mutex_lock(&j->lock);
+		seg_path(path, sizeof(path), j->dir, j->segs[j->nsegs - 1]);
+		pthread_mutex_unlock(&j->lock);
+		if ((fd = j->fo->open(j->fo->ctx, path, O_RDWR, 0)) < 0)
+			return -errno;
+		j->fd = fd;
+		j->idle_closed = false;
+	}
 	if (j->fd >= 0 && (j->seg_size < j->opts.segment_bytes ||
 	    j->seg_size == SEG_HDR_SIZE))
 		return 0;
@@ -718,10 +741,30 @@ process(struct journal *j, struct jop *op, bool *wrote)
 		break;
 	case OP_FLUSH:
 		break;
+	case OP_IDLE:
+		/* Everything written is durable (each batch ended in a sync):
+		 * the segment can be closed and reopened on the next append. */
+		if (j->in_body || *wrote)
+			break;		/* not idle after all */
+		writer_release(j);
+		if (j->fd >= 0) {
+			j->fo->close(j->fo->ctx, j->fd);
+			j->fd = -1;
+			j->idle_closed = true;
+		}
+		break;
 	case OP_ROLL:
 		/* Close a segment holding records; start the next, empty. */
-		if (j->in_body || j->fd < 0 || j->seg_size <= SEG_HDR_SIZE)
+		if (j->in_body || j->seg_size <= SEG_HDR_SIZE ||
+		    (j->fd < 0 && !j->idle_closed))
 			break;
+		if (j->fd < 0) {
+			/* Closed while idle, and durable then: just go on. */
+			j->idle_closed = false;
+			r = ensure_segment(j);
+			*wrote = *wrote || r == 0;
+			break;
+		}
 		if (j->fo->fdatasync(j->fo->ctx, j->fd) < 0)
 			return -errno;
 		j->fo->close(j->fo->ctx, j->fd);
@@ -733,118 +776,138 @@ process(struct journal *j, struct jop *op, bool *wrote)
 	return r;
 }
 
-static void *
-writer_main(void *arg)
+/*
+ * One batch of a journal, on a pool thread: everything queued so far is
+ * written (up to TURN_BYTES) and made durable with one fdatasync.  If
+ * more is queued, the journal goes to the back of the pool's queue (its
+ * urgent one when little is left).
+ */
+static void
+writer_run(struct workpool_task *t)
 {
-	struct journal *j = arg;
+	struct journal *j = (struct journal *)((char *)t -
+	    offsetof(struct journal, task));
+	struct jop *batch, *op, *next;
+	uint64_t bytes = 0, last_lsn = 0;
+	double sync_secs = 0;
+	bool wrote = false;
+	int err;
 
 	pthread_mutex_lock(&j->lock);
-	for (;;) {
-		struct jop *batch, *op, *next;
-		uint64_t bytes = 0, last_lsn = 0;
-		double sync_secs = 0;
-		bool wrote = false;
-		int err;
-
-		if (j->q_head == NULL && !j->stop && j->cctx != NULL) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += JOURNAL_IDLE_RELEASE_S;
-			while (j->q_head == NULL && !j->stop &&
-			    pthread_cond_timedwait(&j->cond, &j->lock, &ts) !=
-			    ETIMEDOUT)
-				;
-			if (j->q_head == NULL && !j->stop) {
-				/* Writer-only state: no lock needed. */
-				pthread_mutex_unlock(&j->lock);
-				writer_release(j);
-				pthread_mutex_lock(&j->lock);
-			}
-		}
-		while (j->q_head == NULL && !j->stop)
-			pthread_cond_wait(&j->cond, &j->lock);
-		if (j->q_head == NULL)
-			break;
-		batch = j->q_head;
-		j->q_head = j->q_tail = NULL;
-		err = j->error;
+	/* At most TURN_BYTES per turn (group commit of what fits): a busy
+	 * store's batch does not keep a thread for long while others wait. */
+	batch = j->q_head;
+	if (batch == NULL) {		/* not expected: nothing to do */
+		j->busy = false;
+		pthread_cond_broadcast(&j->cond);
 		pthread_mutex_unlock(&j->lock);
+		return;
+	}
+	for (op = batch; op->next != NULL && bytes + op->data.len <
+	    TURN_BYTES; op = op->next)
+		bytes += op->data.len;
+	j->q_head = op->next;
+	if (j->q_head == NULL)
+		j->q_tail = NULL;
+	op->next = NULL;
+	bytes = 0;
+	err = j->error;
+	pthread_mutex_unlock(&j->lock);
 
-		for (op = batch; op != NULL; op = op->next) {
-			bytes += op->data.len;
-			if (err) {
-				if (op->kind == OP_RECORD ||
-				    op->kind == OP_BODY_END ||
-				    op->kind == OP_FLUSH || op->kind == OP_ROLL)
-					op->err = err;
-				continue;
-			}
-			err = process(j, op, &wrote);
-			if (op->lsn)
-				last_lsn = op->lsn;
-			if (err)
-				log_warnx("journal=%s event=write_failed "
-				    "error=\"%s\"", j->dir, strerror(-err));
-		}
-		if (wrote && !err) {
-			double t0 = mono_seconds();
-			int sr = j->fo->fdatasync(j->fo->ctx, j->fd);
-			int serr = errno;
-
-			sync_secs = mono_seconds() - t0;
-			if (sr < 0) {
-				err = -serr;
-				log_warnx("journal=%s event=fdatasync_failed "
-				    "error=\"%s\"", j->dir, strerror(serr));
-			} else if (j->dir_dirty) {
-				err = fileops_sync_dir(j->fo, j->dir);
-				j->dir_dirty = err != 0;
-			}
-		}
-
-		pthread_mutex_lock(&j->lock);
+	for (op = batch; op != NULL; op = op->next) {
+		bytes += op->data.len;
 		if (err) {
-			/* Nothing of this batch is known durable. */
-			j->error = err;
-			for (op = batch; op != NULL; op = op->next)
-				if (op->err == 0 && (op->kind == OP_RECORD ||
-				    op->kind == OP_BODY_END ||
-				    op->kind == OP_FLUSH || op->kind == OP_ROLL))
-					op->err = err;
-		} else if (last_lsn) {
-			j->durable_lsn = last_lsn;
+			if (op->kind == OP_RECORD || op->kind == OP_BODY_END ||
+			    op->kind == OP_FLUSH || op->kind == OP_ROLL)
+				op->err = err;
+			continue;
 		}
-		if (wrote && !err)
-			fsync_observe(j, sync_secs);
-		for (op = batch; op != NULL; op = next) {
-			next = op->next;
-			if (op->kind == OP_RECORD || op->kind == OP_BODY_END) {
-				if (op->err == 0)
-					j->records++;
-			}
-			if ((op->kind == OP_FLUSH || op->kind == OP_ROLL) &&
-			    op->err == 0)
-				op->lsn = j->durable_lsn;
-			if (op->done == NULL) {
-				op_free(op);
-				continue;
-			}
-			op->next = NULL;
-			if (j->done_tail)
-				j->done_tail->next = op;
-			else
-				j->done_head = op;
-			j->done_tail = op;
+		err = process(j, op, &wrote);
+		if (op->lsn)
+			last_lsn = op->lsn;
+		if (err)
+			log_warnx("journal=%s event=write_failed error=\"%s\"",
+			    j->dir, strerror(-err));
+	}
+	if (wrote && !err) {
+		double t0 = mono_seconds();
+		int sr = j->fo->fdatasync(j->fo->ctx, j->fd);
+		int serr = errno;
+
+		sync_secs = mono_seconds() - t0;
+		if (sr < 0) {
+			err = -serr;
+			log_warnx("journal=%s event=fdatasync_failed "
+			    "error=\"%s\"", j->dir, strerror(serr));
+		} else if (j->dir_dirty) {
+			err = fileops_sync_dir(j->fo, j->dir);
+			j->dir_dirty = err != 0;
 		}
-		j->pending_bytes -= bytes;
-		pthread_mutex_unlock(&j->lock);
-		if (j->opts.wakeup)
-			j->opts.wakeup(j->opts.wakeup_arg);
-		pthread_mutex_lock(&j->lock);
+	}
+
+	pthread_mutex_lock(&j->lock);
+	if (err) {
+		/* Nothing of this batch is known durable. */
+		j->error = err;
+		for (op = batch; op != NULL; op = op->next)
+			if (op->err == 0 && (op->kind == OP_RECORD ||
+			    op->kind == OP_BODY_END ||
+			    op->kind == OP_FLUSH || op->kind == OP_ROLL))
+				op->err = err;
+	} else if (last_lsn) {
+		j->durable_lsn = last_lsn;
+	}
+	if (wrote && !err)
+		fsync_observe(j, sync_secs);
+	for (op = batch; op != NULL; op = next) {
+		next = op->next;
+		if (op->kind == OP_RECORD || op->kind == OP_BODY_END) {
+			if (op->err == 0)
+				j->records++;
+		}
+		if ((op->kind == OP_FLUSH || op->kind == OP_ROLL) &&
+		    op->err == 0)
+			op->lsn = j->durable_lsn;
+		if (op->done == NULL) {
+			op_free(op);
+			continue;
+		}
+		op->next = NULL;
+		if (j->done_tail)
+			j->done_tail->next = op;
+		else
+			j->done_head = op;
+		j->done_tail = op;
+	}
+	j->pending_bytes -= bytes;
+	pthread_mutex_unlock(&j->lock);
+	if (j->opts.wakeup)
+		j->opts.wakeup(j->opts.wakeup_arg);
+	pthread_mutex_lock(&j->lock);
+	if (j->q_head != NULL) {
+		workpool_submit(&j->task, j->pending_bytes <= URGENT_BYTES);
+	} else {
+		/* From here on the owner may close and free the journal. */
+		j->busy = false;
+		pthread_cond_broadcast(&j->cond);
 	}
 	pthread_mutex_unlock(&j->lock);
-	return NULL;
+}
+
+/* Waits until no batch of j is queued or running. */
+static void
+writer_drain(struct journal *j)
+{
+	pthread_mutex_lock(&j->lock);
+	while (j->busy)
+		pthread_cond_wait(&j->cond, &j->lock);
+	pthread_mutex_unlock(&j->lock);
+}
+
+void
+journal_idle(struct journal *j)
+{
+	enqueue(j, op_new(OP_IDLE));
 }
 
 /* ---- opening and recovery --------------------------------------------- */
@@ -1031,6 +1094,7 @@ journal_open(const char *dir, const struct journal_opts *opts,
 	if (j->opts.zstd_level == 0)
 		j->opts.zstd_level = 3;
 	j->fd = -1;
+	j->task.run = writer_run;
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->cond, NULL);
 	buf_init(&j->out, 0);
@@ -1046,11 +1110,6 @@ journal_open(const char *dir, const struct journal_opts *opts,
 		r = fail_open(err, err_len, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	if ((r = pthread_create(&j->thread, NULL, writer_main, j)) != 0) {
-		r = fail_open(err, err_len, -r, "cannot start writer thread");
-		goto fail;
-	}
-	j->thread_started = true;
 	*out = j;
 	return 0;
 fail:
@@ -1073,18 +1132,14 @@ journal_recover(struct journal *j, char *err, size_t err_len)
 
 	if (journal_error(j) == 0)
 		return 0;
-	pthread_mutex_lock(&j->lock);
-	j->stop = true;
-	pthread_cond_signal(&j->cond);
-	pthread_mutex_unlock(&j->lock);
-	pthread_join(j->thread, NULL);
-	j->thread_started = false;
+	writer_drain(j);
 	journal_collect(j);
 	if (j->in_body)
 		body_cut(j);
 	if (j->fd >= 0)
 		j->fo->close(j->fo->ctx, j->fd);
 	j->fd = -1;
+	j->idle_closed = false;
 	pthread_mutex_lock(&j->lock);
 	j->segs = NULL;
 	j->nsegs = 0;
@@ -1103,12 +1158,7 @@ journal_recover(struct journal *j, char *err, size_t err_len)
 		j->error = 0;
 		j->dir_dirty = true;
 	}
-	j->stop = false;
 	pthread_mutex_unlock(&j->lock);
-	if (pthread_create(&j->thread, NULL, writer_main, j) != 0)
-		return fail_open(err, err_len, -EAGAIN, "cannot restart the "
-		    "writer thread");
-	j->thread_started = true;
 	return r;
 }
 
@@ -1119,14 +1169,8 @@ journal_close(struct journal **jp)
 
 	if (j == NULL)
 		return;
-	if (j->thread_started) {
-		pthread_mutex_lock(&j->lock);
-		j->stop = true;
-		pthread_cond_signal(&j->cond);
-		pthread_mutex_unlock(&j->lock);
-		pthread_join(j->thread, NULL);
-		journal_collect(j);
-	}
+	writer_drain(j);
+	journal_collect(j);
 	if (j->in_body)
 		body_cut(j);
 	if (j->fd >= 0)

@@ -2,7 +2,8 @@
  * journal.h -- a store's append-only, crash-safe journal.
  *
  * Records are appended in order and numbered by LSN (1, 2, 3, ... with
- * no gaps).  Appends are queued to a writer thread that compresses them
+ * no gaps).  Appends are queued to a writer (a task of the process's
+ * pool of writer threads, storage/workpool.h) that compresses them
  * (zstd), writes them, and makes each batch durable with one fdatasync
  * (group commit).  A caller learns that its record is durable -- and
  * its LSN -- through a completion: the writer calls opts.wakeup() from
@@ -123,6 +124,13 @@ void journal_flush(struct journal *j, journal_done_fn *done, void *arg);
  */
 void journal_roll(struct journal *j, journal_done_fn *done, void *arg);
 
+/*
+ * The owner saw the journal idle: the writer gives back its compression
+ * context and buffer and closes the segment (reopened by the next
+ * append).  Nothing is lost or delayed by it; a no-op inside a body.
+ */
+void journal_idle(struct journal *j);
+
 /* Runs the callbacks of finished appends; returns how many. */
 size_t journal_collect(struct journal *j);
 /* Bytes queued but not yet written (for backpressure). */
@@ -188,8 +196,9 @@ int journal_reader_body(struct journal_reader *r,
     int (*sink)(void *arg, const void *p, size_t n), void *arg);
 const char *journal_reader_errstr(const struct journal_reader *r);
 /*
- * Frees the reader's decompression context and buffers (an idle reader
- * keeps its place but not its memory); they are made again when needed.
+ * Frees the reader's decompression context and buffers and closes its
+ * segment (an idle reader keeps its place but not its memory nor a
+ * descriptor); they are made and opened again when needed.
  */
 void journal_reader_trim(struct journal_reader *r);
 

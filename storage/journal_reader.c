@@ -33,6 +33,7 @@ struct journal_reader {
 	size_t nsegs;
 	size_t idx;		/* current segment */
 	int fd;
+	bool trimmed;		/* fd closed by trim: reopen at off */
 	uint64_t off;		/* next record's offset */
 	uint64_t from, upto;
 	uint64_t last;		/* LSN of the last record seen */
@@ -73,7 +74,9 @@ open_segment(struct journal_reader *r)
 	    SEG_HDR_SIZE || seg_header_decode(sh, &first) < 0 ||
 	    first != r->segs[r->idx])
 		return rfail(r, -EBADMSG, "%s: bad segment header", path);
-	r->off = SEG_HDR_SIZE;
+	if (!r->trimmed)
+		r->off = SEG_HDR_SIZE;
+	r->trimmed = false;
 	return 0;
 }
 
@@ -83,6 +86,7 @@ close_segment(struct journal_reader *r)
 	if (r->fd >= 0)
 		r->fo->close(r->fo->ctx, r->fd);
 	r->fd = -1;
+	r->trimmed = false;
 }
 
 struct journal_reader *
@@ -175,6 +179,12 @@ journal_reader_trim(struct journal_reader *r)
 	ZSTD_freeDCtx(r->dctx);
 	r->dctx = NULL;
 	buf_free(&r->payload);
+	/* The segment too: an idle store holds no descriptor on it.  The
+	 * next read opens it again and goes on from the same offset. */
+	if (r->fd >= 0) {
+		close_segment(r);
+		r->trimmed = true;
+	}
 }
 
 static int
@@ -294,6 +304,9 @@ journal_reader_body(struct journal_reader *r, const struct journal_record *rec,
 	size_t ret = 1;
 	int e = 0;
 
+	if (r->fd < 0 && r->trimmed && rec->segment == r->segs[r->idx] &&
+	    (e = open_segment(r)) < 0)
+		goto out;
 	if (rec->type != JOURNAL_BODY || r->fd < 0 ||
 	    rec->segment != r->segs[r->idx]) {
 		e = rfail(r, -EINVAL, "not the current body record");

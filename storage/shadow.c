@@ -35,7 +35,6 @@
 #include "autoconf.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +42,7 @@
 #include <sqlite3.h>
 
 #include "lib/buf.h"
+#include "lib/log.h"
 #include "lib/strset.h"
 #include "lib/xmalloc.h"
 #include "protocol/dlist_parse.h"
@@ -118,6 +118,8 @@ prep(struct shadow *s, const char *sql)
 	sqlite3_stmt *st = NULL;
 
 	/* SQLite keeps recently prepared statements warm in its cache. */
+	if (shadow_conn(s) == NULL)
+		return NULL;
 	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
 	    NULL) != SQLITE_OK)
 		return NULL;
@@ -199,42 +201,19 @@ shadow_step_done(struct shadow *s, sqlite3_stmt *st)
 
 /* ---- open, close, transactions ---------------------------------------- */
 
-/*
- * By default every SQLite connection preallocates its first 20 page-cache
- * lines (~87 KB) in one block (SQLITE_DEFAULT_PCACHE_INITSZ), and lines
- * of that block go back to the block, never to malloc, so
- * shadow_release_memory() could not free them.  Without the block the
- * cache takes its lines one at a time.  This must happen before SQLite
- * initializes; if something initialized it already the call fails
- * (SQLITE_MISUSE) and the default stays, harmlessly.
- */
-static void
-sqlite_setup(void)
-{
-	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
-}
-
 int
 shadow_open(const char *path, struct shadow **out, char *err, size_t err_len)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct shadow *s = xcalloc(1, sizeof(*s));
 	sqlite3_stmt *st;
 	char *msg = NULL;
 
-	pthread_once(&once, sqlite_setup);
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, err_len, "%s: %s", path,
-		    s->db ? sqlite3_errmsg(s->db) : "cannot open");
+	s->path = xstrdup(path);
+	if (shadow_conn_open(s, err, err_len) < 0) {
 		shadow_close(&s);
 		return -EIO;
 	}
-	sqlite3_busy_timeout(s->db, 5000);
-	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL;"
-	    "PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=OFF;", NULL, NULL,
-	    &msg) != SQLITE_OK ||
-	    sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+	if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, err_len, "%s: %s", path, msg ? msg : "?");
 		sqlite3_free(msg);
 		shadow_close(&s);
@@ -251,7 +230,8 @@ shadow_open(const char *path, struct shadow **out, char *err, size_t err_len)
 void
 shadow_release_memory(struct shadow *s)
 {
-	(void)sqlite3_db_release_memory(s->db);
+	if (s->db != NULL)
+		(void)sqlite3_db_release_memory(s->db);
 }
 
 void
@@ -263,7 +243,9 @@ shadow_close(struct shadow **sp)
 		return;
 	if (s->in_tx)
 		shadow_rollback(s);
-	sqlite3_close_v2(s->db);
+	if (shadow_conn_close(s) < 0)
+		log_warnx("event=shadow_close_busy path=%s", s->path);
+	free(s->path);
 	free(s->needed);
 	strset_clear(&s->complete);
 	free(s);
@@ -293,6 +275,8 @@ shadow_begin(struct shadow *s)
 {
 	if (s->in_tx)
 		return -EINVAL;
+	if (shadow_conn(s) == NULL)
+		return -EIO;
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
 	    SQLITE_OK)
 		return sqerr(s);

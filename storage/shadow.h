@@ -82,6 +82,18 @@ int shadow_open(const char *path, struct shadow **out, char *err,
 void shadow_close(struct shadow **sp);
 /* Frees the page cache lines no statement is using (for an idle store). */
 void shadow_release_memory(struct shadow *s);
+/*
+ * The store is idle: closes the SQLite connection (descriptors, cache,
+ * WAL index mapping) unless a transaction is open.  Any later call
+ * opens it again; nothing committed is lost.
+ */
+void shadow_idle(struct shadow *s);
+/* At most n connections of the process stay open (least recently used
+ * ones outside a transaction are closed); 0 counts as 1. */
+void shadow_set_max_open(size_t n);
+/* Connections open now, and how often s was opened again after idling. */
+size_t shadow_open_count(void);
+uint64_t shadow_reopens(const struct shadow *s);
 /* The LSN of the last journal record reflected (0: none). */
 uint64_t shadow_lsn(struct shadow *s);
 /* The last SQLite error message, for logs. */

@@ -84,8 +84,7 @@ link_new(struct ev_loop *loop, struct store *st, const struct replica_conf *rc,
 	l->records_bucket = (struct bucket){
 		(double)rc->max_records_per_second,
 		(double)rc->max_records_per_second, ev_now(loop) };
-	snprintf(l->paused_path, sizeof(l->paused_path), "%s/cursors/%s.paused",
-	    st->dir, rc->name);
+	l->paused_path = xasprintf("%s/cursors/%s.paused", st->dir, rc->name);
 	if (access(l->paused_path, F_OK) == 0) {
 		l->paused = true;
 		log_info("store=%s replica=%s event=link_paused acked=%llu "
@@ -130,10 +129,7 @@ link_free(struct link **lp)
 			conn_write(l->conn, "EXIT\r\n", 6);
 		conn_close(l->conn, "shutting down", true);
 	}
-	if (l->fd >= 0) {
-		ev_io_stop(l->loop, &l->connect_w);
-		close(l->fd);
-	}
+	link_connect_abort(l);
 	ev_timer_stop(l->loop, &l->retry);
 	ev_timer_stop(l->loop, &l->deadline_t);
 	ev_timer_stop(l->loop, &l->cursor_timer);
@@ -148,6 +144,8 @@ link_free(struct link **lp)
 	if (l->fetched_fd >= 0)
 		close(l->fetched_fd);
 	link_park_free(l);
+	free(l->parked_path);
+	free(l->paused_path);
 	tlsctx_free(&l->tls_ctx);
 	buf_free(&l->mechs);
 	free(l->seen);
@@ -253,11 +251,7 @@ link_reconfigure(struct link *l, const struct replica_conf *rc)
 	if (!l->paused)
 		unfail(l);	/* new settings deserve a new try */
 	tlsctx_free(&l->tls_ctx);	/* link_connect() makes it anew */
-	if (l->fd >= 0) {
-		ev_io_stop(l->loop, &l->connect_w);
-		close(l->fd);
-		l->fd = -1;
-	}
+	link_connect_abort(l);
 	if (l->conn != NULL) {
 		bool idle = l->on_reply == NULL && l->bs == NULL &&
 		    l->cmd == NULL && !l->in_banner;
@@ -474,11 +468,7 @@ link_set_paused(struct link *l, bool paused)
 		/* A throttled command in flight still needs its timer. */
 		if (l->cmd == NULL && l->bs == NULL)
 			ev_timer_stop(l->loop, &l->throttle);
-		if (l->fd >= 0) {
-			ev_io_stop(l->loop, &l->connect_w);
-			close(l->fd);
-			l->fd = -1;
-		}
+		link_connect_abort(l);
 		if (l->conn == NULL) {
 			if (l->state != LINK_FAILED)
 				link_set_state(l, LINK_PAUSED);

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,6 +33,17 @@
 #include "relay/conn.h"
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
+
+/*
+ * Connection attempts in progress, all links together.  A relay of
+ * 5,000 stores x 2 replicas that starts while every replica is down
+ * would otherwise hold 10,000 connecting sockets at once (each link's
+ * first attempt happens as its store opens, before the loop runs) and
+ * run out of descriptors; past MAX_CONNECTING a link waits a moment,
+ * without counting it as a failure.
+ */
+#define MAX_CONNECTING 64
+static unsigned connecting;
 
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -378,11 +390,7 @@ connect_failed(struct link *l, const char *err)
 {
 	double now = ev_now(l->loop);
 
-	if (l->fd >= 0) {
-		ev_io_stop(l->loop, &l->connect_w);
-		close(l->fd);
-		l->fd = -1;
-	}
+	link_connect_abort(l);
 	ev_timer_stop(l->loop, &l->deadline_t);
 	if (l->connect_failures++ == 0) {
 		l->connect_fail_since = l->connect_fail_logged = now;
@@ -490,9 +498,14 @@ connected_cb(struct ev_loop *loop, ev_io *w, int revents)
 	char peer[300];
 
 	ev_io_stop(loop, w);
+	connecting--;
 	if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ||
 	    err != 0) {
-		connect_failed(l, strerror(err ? err : errno));
+		if (err == 0)
+			err = errno;
+		close(l->fd);
+		l->fd = -1;
+		connect_failed(l, strerror(err));
 		return;
 	}
 	snprintf(peer, sizeof(peer), "%s:%u", l->rc.host, l->rc.port);
@@ -520,6 +533,17 @@ connected_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 void
+link_connect_abort(struct link *l)
+{
+	if (l->fd < 0)
+		return;
+	ev_io_stop(l->loop, &l->connect_w);
+	close(l->fd);
+	l->fd = -1;
+	connecting--;
+}
+
+void
 link_connect(struct link *l)
 {
 	struct addrinfo hints, *res = NULL;
@@ -529,6 +553,14 @@ link_connect(struct link *l)
 	if (l->state == LINK_FAILED || l->paused || l->conn != NULL ||
 	    l->fd >= 0)
 		return;
+	if (connecting >= MAX_CONNECTING) {
+		/* 50 to 300 ms, spread so that they do not come back as one. */
+		ev_timer_stop(l->loop, &l->retry);
+		ev_timer_set(&l->retry, 0.05 + (double)(random() % 250) / 1000,
+		    0);
+		ev_timer_start(l->loop, &l->retry);
+		return;
+	}
 	if (l->rc.tls != REPLICA_TLS_NO && l->tls_ctx == NULL) {
 		char err[300];
 
@@ -552,6 +584,8 @@ link_connect(struct link *l)
 	link_set_state(l, LINK_CONNECTING);
 	l->fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
+	if (l->fd >= 0)
+		connecting++;
 	if (l->fd < 0 || (connect(l->fd, res->ai_addr, res->ai_addrlen) < 0 &&
 	    errno != EINPROGRESS)) {
 		freeaddrinfo(res);

@@ -191,7 +191,7 @@ struct link {
 	/* Parked: what the replica refused and repair could not fix. */
 	struct link_parked *parked;
 	size_t nparked;
-	char parked_path[4096];
+	char *parked_path;	/* (heap: 1,000s of idle links, issue 17) */
 	bool retrying;			/* l->cmd retries a parked entry */
 	bool park_unread;		/* the list could not be read */
 	uint64_t retry_lsn;		/* that entry's first LSN */
@@ -204,7 +204,7 @@ struct link {
 	void *query_arg;
 	/* Pause and rate limits. */
 	bool paused;
-	char paused_path[4096];		/* exists while paused */
+	char *paused_path;		/* exists while paused */
 	struct bucket bytes_bucket, records_bucket;
 	ev_timer throttle;
 	ev_timer idle_t;		/* caught up a while: give memory back */
@@ -270,6 +270,8 @@ struct dlist *link_pop_child(struct dlist *list);
 
 /* link_conn.c: the connection and the login. */
 void link_connect(struct link *l);
+/* Closes a connection attempt in progress, if any. */
+void link_connect_abort(struct link *l);
 void link_reset_session(struct link *l);
 /* Sets up the retry and deadline timers of a new link. */
 void link_conn_init(struct link *l);

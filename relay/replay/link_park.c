@@ -90,8 +90,9 @@ link_park_load(struct link *l)
 	char err[600];
 	int r;
 
-	snprintf(l->parked_path, sizeof(l->parked_path),
-	    "%s/cursors/%s.parked", l->st->dir, l->rc.name);
+	free(l->parked_path);
+	l->parked_path = xasprintf("%s/cursors/%s.parked", l->st->dir,
+	    l->rc.name);
 	r = parked_load(l->parked_path, NULL, &v, &n, err, sizeof(err));
 	l->park_unread = r < 0;
 	if (r < 0) {

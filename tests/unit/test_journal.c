@@ -5,11 +5,13 @@
  */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include "storage/fault.h"
 #include "storage/segment.h"
+#include "storage/workpool.h"
 #include "tests/unit/journal_util.h"
 #include "tests/unit/test.h"
 
@@ -231,11 +233,53 @@ bodies(void)
  * The writer frees its zstd context after 2 s without work, but never in
  * the middle of a body; after that it makes a new one.
  */
+/* Descriptors of this process open on a journal segment. */
+static int
+open_segments(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	char p[300], t[4096];
+	int n = 0;
+	ssize_t k;
+
+	while (d && (e = readdir(d)) != NULL) {
+		snprintf(p, sizeof(p), "/proc/self/fd/%s", e->d_name);
+		if ((k = readlink(p, t, sizeof(t) - 1)) > 4) {
+			t[k] = '\0';
+			n += strcmp(t + k - 4, ".seg") == 0;
+		}
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Threads of this process. */
+static int
+threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/*
+ * journal_idle(): no-op inside a body; otherwise the segment is closed
+ * and the next append reopens it and goes on in the same file.
+ */
 static void
 idle_release(void)
 {
 	char *dir = make_tmpdir();
 	struct journal *j = open_j(dir, NULL);
+	struct journal_stats st;
 	struct acks a = { 0 };
 	size_t n = 300000, i;
 	char *body = malloc(n), guid[41];
@@ -246,24 +290,89 @@ idle_release(void)
 	sha1_hex(body, n, guid);
 	b = journal_body_begin(j, guid, n);
 	journal_body_write(b, body, n / 2);
-	usleep(2500000);		/* idle, but inside a body */
+	journal_idle(j);		/* idle, but inside a body */
+	usleep(100000);
+	test_assert_int(open_segments(), 1);
 	journal_body_write(b, body + n / 2, n - n / 2);
 	journal_body_end(b, ack_cb, &a);
 	append_n(j, &a, 1, 1);
 	test_assert_int(wait_acks(j, &a, 2), 0);
-	usleep(2500000);		/* idle: the context goes */
+	journal_idle(j);		/* idle: the segment and context go */
+	journal_flush(j, ack_cb, &a);
+	test_assert_int(wait_acks(j, &a, 3), 0);
+	test_assert_int(open_segments(), 0);
 	write_body(j, guid, body, n, 65536, n, &a);
 	append_n(j, &a, 2, 1);
-	test_assert_int(wait_acks(j, &a, 4), 0);
-	for (i = 0; i < 4; i++) {
+	test_assert_int(wait_acks(j, &a, 5), 0);
+	test_assert_int(open_segments(), 1);
+	for (i = 0; i < 5; i++)
 		test_assert_int(a.err[i], 0);
-		test_assert_int(a.lsn[i], i + 1);
-	}
+	test_assert_int(a.lsn[0], 1);
+	test_assert_int(a.lsn[1], 2);
+	test_assert_int(a.lsn[3], 3);
+	test_assert_int(a.lsn[4], 4);
+	/* Idle again, then a roll: the closed segment is left as it is. */
+	journal_idle(j);
+	journal_roll(j, ack_cb, &a);
+	append_n(j, &a, 3, 1);
+	test_assert_int(wait_acks(j, &a, 7), 0);
+	test_assert_int(a.err[5], 0);
+	test_assert_int(a.lsn[6], 5);
+	journal_get_stats(j, &st);
+	test_assert_int(st.segments, 2);
 	journal_close(&j);
-	test_assert_int(read_all(dir, 1, NULL, NULL), 4);
+	test_assert_int(open_segments(), 0);
+	test_assert_int(read_all(dir, 1, NULL, NULL), 5);
 	free(body);
 	rm_rf(dir);
 	free(dir);
+}
+
+/*
+ * Many journals share the writer pool: every one gets its records
+ * durable, in order, while the process's threads stay at the pool's.
+ */
+#define NJ 48
+static void
+many_journals_share_the_pool(void)
+{
+	char *dirs[NJ];
+	struct journal *js[NJ];
+	static struct acks a[NJ];
+	int base = threads(), k, round;
+	size_t i;
+	bool all;
+
+	workpool_set_threads(2);
+	for (k = 0; k < NJ; k++) {
+		dirs[k] = make_tmpdir();
+		js[k] = open_j(dirs[k], NULL);
+		memset(&a[k], 0, sizeof(a[k]));
+	}
+	for (round = 0; round < 20; round++)
+		for (k = 0; k < NJ; k++)
+			append_n(js[k], &a[k], (uint64_t)round + 1, 1);
+	for (round = 0, all = false; round < 10000 && !all; round++) {
+		all = true;
+		for (k = 0; k < NJ; k++) {
+			journal_collect(js[k]);
+			all = all && a[k].n >= 20;
+		}
+		if (!all)
+			usleep(1000);
+	}
+	test_assert(all);
+	test_assert(threads() <= base + 2);
+	for (k = 0; k < NJ; k++) {
+		for (i = 0; i < 20; i++) {
+			test_assert_int(a[k].err[i], 0);
+			test_assert_int(a[k].lsn[i], i + 1);
+		}
+		journal_close(&js[k]);
+		test_assert_int(read_all(dirs[k], 1, NULL, NULL), 20);
+		rm_rf(dirs[k]);
+		free(dirs[k]);
+	}
 }
 
 static void
@@ -730,7 +839,8 @@ roll_starts_an_empty_segment(void)
 }
 
 TEST_MAIN(T(append_read_reopen), T(bodies), T(body_stream_at_position),
-    T(idle_release), T(segments_roll_and_drop),
+    T(idle_release), T(many_journals_share_the_pool),
+    T(segments_roll_and_drop),
     T(torn_tails_are_cut), T(corruption_is_refused_unless_repair),
     T(fault_injection), T(recovers_after_enospc),
     T(roll_starts_an_empty_segment))

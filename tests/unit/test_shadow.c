@@ -5,7 +5,9 @@
  */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <unistd.h>
 
 #include "storage/mboxname.h"
 #include "storage/shadow.h"
@@ -477,6 +479,85 @@ full_disk_rolls_back_cleanly(void)
 	shadow_close(&s);
 }
 
+/* Descriptors of this process open on a file whose name ends in sfx. */
+static int
+open_files(const char *sfx)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	char p[300], t[4096];
+	size_t n = strlen(sfx);
+	ssize_t k;
+	int c = 0;
+
+	while (d && (e = readdir(d)) != NULL) {
+		snprintf(p, sizeof(p), "/proc/self/fd/%s", e->d_name);
+		if ((k = readlink(p, t, sizeof(t) - 1)) >= (ssize_t)n) {
+			t[k] = '\0';
+			c += strcmp(t + k - n, sfx) == 0;
+		}
+	}
+	if (d)
+		closedir(d);
+	return c;
+}
+
+/*
+ * An idle shadow holds no connection and no descriptor; the next call
+ * opens it again with everything committed.  Not inside a transaction.
+ * Past the cap the least recently used connection is closed.
+ */
+static void
+idle_closes_and_reopens(void)
+{
+	struct shadow *s = open_s(), *t, *u;
+	struct shadow_mailbox mb = mk_mailbox("i1", "user.idle"), got;
+	char p2[4200], p3[4200], err[512];
+	size_t base;
+
+	test_assert(s != NULL);
+	test_assert_int(shadow_begin(s), 0);
+	test_assert_int(shadow_mailbox_put(s, &mb), 0);
+	shadow_idle(s);			/* in a transaction: stays open */
+	test_assert(open_files("/shadow.db") == 1);
+	test_assert_int(shadow_commit(s, 77), 0);
+	base = shadow_open_count();
+	shadow_idle(s);
+	test_assert_int(shadow_open_count(), base - 1);
+	test_assert_int(open_files("/shadow.db"), 0);
+	test_assert_int(open_files("/shadow.db-wal"), 0);
+	test_assert_int(open_files("/shadow.db-shm"), 0);
+	test_assert_int(shadow_lsn(s), 77);
+	test_assert_int(shadow_mailbox_by_name(s, "user.idle", &got), 0);
+	test_assert_str(got.uniqueid, "i1");
+	shadow_mailbox_free(&got);
+	test_assert_int(shadow_reopens(s), 1);
+	test_assert_int(open_files("/shadow.db"), 1);
+	test_assert_int(shadow_open_count(), base);
+
+	/* A cap of 2: a third store's connection closes the oldest. */
+	snprintf(p2, sizeof(p2), "%s/two.db", dir);
+	snprintf(p3, sizeof(p3), "%s/three.db", dir);
+	shadow_set_max_open(2);
+	test_assert_int(shadow_open(p2, &t, err, sizeof(err)), 0);
+	test_assert_int(shadow_open(p3, &u, err, sizeof(err)), 0);
+	test_assert_int(shadow_open_count(), 2);
+	test_assert_int(open_files("/shadow.db"), 0);	/* s, the oldest */
+	test_assert_int(shadow_begin(u), 0);		/* u in a transaction */
+	test_assert_int(shadow_mailbox_by_name(s, "user.idle", &got), 0);
+	shadow_mailbox_free(&got);
+	test_assert_int(shadow_reopens(s), 2);
+	test_assert_int(open_files("/two.db"), 0);	/* t went, not u */
+	test_assert_int(open_files("/three.db"), 1);
+	test_assert_int(shadow_commit(u, 1), 0);
+	shadow_set_max_open(256);
+	shadow_close(&u);
+	shadow_close(&t);
+	shadow_close(&s);
+	test_assert_int(shadow_open_count(), base - 1);
+}
+
 TEST_MAIN(T(setup), T(owners), T(mailboxes_and_transactions),
     T(records_keep_the_crcs), T(annotations_and_user_state), T(body_index),
-    T(full_disk_rolls_back_cleanly), T(teardown))
+    T(full_disk_rolls_back_cleanly), T(idle_closes_and_reopens),
+    T(teardown))
