@@ -102,31 +102,13 @@ static void session_maybe_free(struct session *s);
 static void new_sasl(struct session *s);
 static bool session_quiet(const struct session *s);
 
-/*
- * Counts a NO or BAD reply against the store, by the Cyrus error name
- * it carries ("NO IMAP_SYNC_CHECKSUM ...": IMAP_SYNC_CHECKSUM), or by
- * the word itself when it carries none ("NO Unknown error": NO).
- */
+/* Counts a NO or BAD reply against the store (stats.h). */
 static void
 count_error(struct session *s, const char *word, const char *text)
 {
-	char code[sizeof(((struct stats_code_count *)0)->code)];
-	size_t n;
-
-	if (s->store == NULL ||
-	    (strcmp(word, "NO") != 0 && strcmp(word, "BAD") != 0))
-		return;
-	s->usync.refused = true;
-	if (text != NULL && strncmp(text, "IMAP_", 5) == 0) {
-		n = strcspn(text, " ");
-		if (n >= sizeof(code))
-			n = sizeof(code) - 1;
-		memcpy(code, text, n);
-		code[n] = '\0';
-	} else {
-		snprintf(code, sizeof(code), "%s", word);
-	}
-	stats_count_code(s->store->errors, &s->store->nerrors, code);
+	if (s->store != NULL && stats_count_reply(s->store->errors,
+	    &s->store->nerrors, word, text))
+		s->usync.refused = true;
 }
 
 /* The same for a result code's reply line (result_line()). */
@@ -431,13 +413,20 @@ auth_finish(struct session *s)
 	const char *user = saslsrv_username(s->sasl);
 	struct store *st = user ? store_by_identity(user) : NULL;
 
+	const struct store_failure *f = user && !st ?
+	    store_failed_by_identity(user) : NULL;
+
 	s->sasl_stepping = false;
-	if (st == NULL) {
-		log_warnx("conn=%lu peer=%s event=auth_refused user=%s "
-		    "reason=\"no store has this identity\"", conn_id(s->conn),
-		    conn_peer(s->conn), user ? user : "?");
-		send_line(s, "NO", "authentication failure (no store is "
-		    "configured for this identity)");
+	if (st == NULL) {	/* a store set aside at start says which */
+		log_warnx("conn=%lu peer=%s event=auth_refused user=%s store=%s "
+		    "reason=\"%s\"", conn_id(s->conn), conn_peer(s->conn),
+		    user ? user : "?", f ? f->name : "-", f ? "the store could "
+		    "not be opened (event=store_open_failed)" : "no store has "
+		    "this identity");
+		send_line(s, "NO", f ? "authentication failure (the relay "
+		    "could not open this identity's store; see its log)" :
+		    "authentication failure (no store is configured for this "
+		    "identity)");
 		return;
 	}
 	s->user = xstrdup(user);
