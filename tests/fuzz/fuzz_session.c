@@ -117,7 +117,7 @@ setup(void)
 
 	if (loop != NULL)
 		return;
-	/* FUZZ_SESSION_LOG=1 shows what the relay logs of each input. */
+	/* FUZZ_SESSION_LOG=1 shows the relay's log and replies. */
 	log_init("fuzz_session", 0, true);
 	log_set_level(getenv("FUZZ_SESSION_LOG") ? LOG_LEVEL_DEBUG :
 	    LOG_LEVEL_ERR);
@@ -191,7 +191,8 @@ read_cb(struct ev_loop *l, ev_io *w, int revents)
 
 	(void)revents;
 	while ((n = read(w->fd, buf, sizeof(buf))) > 0)
-		;
+		if (getenv("FUZZ_SESSION_LOG"))
+			fwrite(buf, 1, (size_t)n, stderr);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		ev_break(l, EVBREAK_ONE);
 }
