@@ -412,7 +412,6 @@ auth_finish(struct session *s)
 {
 	const char *user = saslsrv_username(s->sasl);
 	struct store *st = user ? store_by_identity(user) : NULL;
-
 	const struct store_failure *f = user && !st ?
 	    store_failed_by_identity(user) : NULL;
 
