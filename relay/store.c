@@ -1,5 +1,11 @@
 /*
  * store.c -- opening stores and routing their journal completions.
+ *
+ * A store that cannot be opened (a journal damaged in the middle, a
+ * shadow SQLite refuses) is set aside, not fatal: it is kept in a list of
+ * failures with the reason, its master is refused at login, status and
+ * the metrics show it, and every other store serves.  A reload tries to
+ * open it again (after the operator set its directory aside).
  */
 #include "autoconf.h"
 
@@ -24,6 +30,50 @@
 static struct store **stores;
 static size_t nstores;
 static struct ev_loop *stores_loop;
+static struct store_failure *failed;	/* stores that could not open */
+static size_t nfailed;
+
+/* The failure of the store called name, or NULL. */
+static struct store_failure *
+failure_of(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < nfailed; i++)
+		if (strcmp(failed[i].name, name) == 0)
+			return &failed[i];
+	return NULL;
+}
+
+static void
+failure_drop(const char *name)
+{
+	struct store_failure *f = failure_of(name);
+
+	if (f == NULL)
+		return;
+	free(f->name);
+	free(f->identity);
+	free(f->error);
+	*f = failed[--nfailed];
+}
+
+/* sc could not be opened: it is set aside, the others serve. */
+static void
+failure_note(const struct store_conf *sc, const char *err)
+{
+	struct store_failure *f;
+
+	log_error("store=%s event=store_open_failed error=\"%s\" note=\"this "
+	    "store is set aside: its master is refused; the other stores "
+	    "serve\"", sc->name, err);
+	failure_drop(sc->name);
+	failed = xreallocarray(failed, nfailed + 1, sizeof(*failed));
+	f = &failed[nfailed++];
+	f->name = xstrdup(sc->name);
+	f->identity = xstrdup(sc->identity);
+	f->error = xstrdup(err);
+}
 
 static void
 wake_cb(struct ev_loop *loop, ev_async *w, int revents)
@@ -476,8 +526,9 @@ store_open_all(struct ev_loop *loop, const struct config *config,
 		    config_store(config, i), datadir, err, err_len);
 
 		if (st == NULL)
-			return -1;
-		stores[nstores++] = st;
+			failure_note(config_store(config, i), err);
+		else
+			stores[nstores++] = st;
 	}
 	return 0;
 }
@@ -512,13 +563,18 @@ store_reload(const struct config *config, const char *datadir)
 		st = store_open(stores_loop, config, sc, datadir, err,
 		    sizeof(err));
 		if (st == NULL) {
-			log_error("store=%s event=open_failed error=\"%s\"",
-			    sc->name, err);
+			failure_note(sc, err);
 			continue;
 		}
+		failure_drop(sc->name);
 		stores = xreallocarray(stores, nstores + 1, sizeof(*stores));
 		stores[nstores++] = st;
 	}
+	for (j = 0; j < nfailed;)	/* gone from the configuration */
+		if (config_store_by_name(config, failed[j].name) == NULL)
+			failure_drop(failed[j].name);
+		else
+			j++;
 	for (j = 0; j < nstores; j++)
 		stores[j]->config = config;	/* the old one is freed next */
 	for (j = 0; j < nstores; j++) {
@@ -551,6 +607,10 @@ store_close_all(void)
 	free(stores);
 	stores = NULL;
 	nstores = 0;
+	while (nfailed > 0)
+		failure_drop(failed[0].name);
+	free(failed);
+	failed = NULL;
 }
 
 struct store *
@@ -586,4 +646,33 @@ store_by_name(const char *name)
 		if (!stores[i]->removed && strcmp(stores[i]->name, name) == 0)
 			return stores[i];
 	return NULL;
+}
+
+size_t
+store_failed_count(void)
+{
+	return nfailed;
+}
+
+const struct store_failure *
+store_failed_at(size_t i)
+{
+	return i < nfailed ? &failed[i] : NULL;
+}
+
+const struct store_failure *
+store_failed_by_identity(const char *identity)
+{
+	size_t i;
+
+	for (i = 0; i < nfailed; i++)
+		if (strcmp(failed[i].identity, identity) == 0)
+			return &failed[i];
+	return NULL;
+}
+
+const struct store_failure *
+store_failed_by_name(const char *name)
+{
+	return failure_of(name);
 }

@@ -79,9 +79,10 @@ struct store {
  */
 int store_check_nofile(const struct config *config);
 /*
- * Opens every store of config under datadir.  Returns 0, or -1 with
- * err set (a store that cannot be opened stops the daemon: its data
- * needs attention).
+ * Opens every store of config under datadir.  A store that cannot be
+ * opened is logged (event=store_open_failed) and set aside as a failure
+ * (below) while the others serve.  Returns 0 (-1 with err set is kept
+ * for what would stop the daemon).
  */
 int store_open_all(struct ev_loop *loop, const struct config *config,
     const char *datadir, char *err, size_t err_len);
@@ -95,5 +96,19 @@ size_t store_count(void);
 struct store *store_at(size_t i);
 /* The store called name, or NULL. */
 struct store *store_by_name(const char *name);
+
+/* A configured store that could not be opened, and why. */
+struct store_failure {
+	char *name;
+	char *identity;
+	char *error;		/* the message, recovery included */
+};
+
+size_t store_failed_count(void);
+/* Failure i (0-based, i < store_failed_count()), or NULL. */
+const struct store_failure *store_failed_at(size_t i);
+/* The failure of the store whose master logs in as identity, or NULL. */
+const struct store_failure *store_failed_by_identity(const char *identity);
+const struct store_failure *store_failed_by_name(const char *name);
 
 #endif

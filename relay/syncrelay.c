@@ -106,6 +106,7 @@ apply_reloadable(const struct config *c)
 {
 	log_set_level(level_from_config(c));
 	relay.params.idle_timeout = (double)config_num(c, OPT_sync_timeout);
+	relay.params.master_timeout = (double)config_num(c, OPT_master_timeout);
 	relay.params.allowplaintext = config_bool(c, OPT_allowplaintext);
 	relay.params.compress = config_bool(c, OPT_compress);
 	relay.params.tls_required = config_bool(c, OPT_tls_required);

@@ -46,6 +46,7 @@
 #include "relay/diskguard.h"
 #include "relay/ingest/order.h"
 #include "relay/ingest/session.h"
+#include "relay/ingest/stall.h"
 #include "relay/ingest/usersync.h"
 #include "relay/ops/stats.h"
 #include "relay/ingest/seed.h"
@@ -76,6 +77,8 @@ struct session {
 	bool switched;			/* the transport just changed */
 	bool gone;			/* the connection is closed */
 	bool exited;			/* EXIT was answered */
+	bool in_command;		/* a command is begun, not whole */
+	struct stall stall;		/* ... and the master fell silent */
 	int pending;			/* journal operations in flight */
 	struct journal_body_stream *fetch;	/* GET FETCH being sent */
 	/* APPLY MESSAGE in progress */
@@ -99,31 +102,13 @@ static void session_maybe_free(struct session *s);
 static void new_sasl(struct session *s);
 static bool session_quiet(const struct session *s);
 
-/*
- * Counts a NO or BAD reply against the store, by the Cyrus error name
- * it carries ("NO IMAP_SYNC_CHECKSUM ...": IMAP_SYNC_CHECKSUM), or by
- * the word itself when it carries none ("NO Unknown error": NO).
- */
+/* Counts a NO or BAD reply against the store (stats.h). */
 static void
 count_error(struct session *s, const char *word, const char *text)
 {
-	char code[sizeof(((struct stats_code_count *)0)->code)];
-	size_t n;
-
-	if (s->store == NULL ||
-	    (strcmp(word, "NO") != 0 && strcmp(word, "BAD") != 0))
-		return;
-	s->usync.refused = true;
-	if (text != NULL && strncmp(text, "IMAP_", 5) == 0) {
-		n = strcspn(text, " ");
-		if (n >= sizeof(code))
-			n = sizeof(code) - 1;
-		memcpy(code, text, n);
-		code[n] = '\0';
-	} else {
-		snprintf(code, sizeof(code), "%s", word);
-	}
-	stats_count_code(s->store->errors, &s->store->nerrors, code);
+	if (s->store != NULL && stats_count_reply(s->store->errors,
+	    &s->store->nerrors, word, text))
+		s->usync.refused = true;
 }
 
 /* The same for a result code's reply line (result_line()). */
@@ -167,6 +152,16 @@ store_name(const struct session *s)
 	return s->store ? s->store->name : "-";
 }
 
+/* Arms the mid-command deadline while the master owes the relay bytes. */
+static void
+watch_stall(struct session *s)
+{
+	if (!s->gone)
+		stall_update(&s->stall, s->store != NULL && s->in_command &&
+		    !s->busy && !s->throttled && !s->exited,
+		    s->params->master_timeout, store_name(s));
+}
+
 /* A command finished: read on. */
 static void
 unbusy(struct session *s)
@@ -176,6 +171,7 @@ unbusy(struct session *s)
 		return;
 	conn_pause(s->conn, s->throttled);
 	conn_kick(s->conn);
+	watch_stall(s);
 }
 
 /* ---- journal completions ------------------------------------------------ */
@@ -323,6 +319,7 @@ store_progress(struct store *st, void *arg)
 		if (!s->busy && !s->gone) {
 			conn_pause(s->conn, false);
 			conn_kick(s->conn);
+			watch_stall(s);
 			i = (size_t)-1;	/* it may have left: from the start */
 		}
 	}
@@ -415,14 +412,20 @@ auth_finish(struct session *s)
 {
 	const char *user = saslsrv_username(s->sasl);
 	struct store *st = user ? store_by_identity(user) : NULL;
+	const struct store_failure *f = user && !st ?
+	    store_failed_by_identity(user) : NULL;
 
 	s->sasl_stepping = false;
-	if (st == NULL) {
-		log_warnx("conn=%lu peer=%s event=auth_refused user=%s "
-		    "reason=\"no store has this identity\"", conn_id(s->conn),
-		    conn_peer(s->conn), user ? user : "?");
-		send_line(s, "NO", "authentication failure (no store is "
-		    "configured for this identity)");
+	if (st == NULL) {	/* a store set aside at start says which */
+		log_warnx("conn=%lu peer=%s event=auth_refused user=%s store=%s "
+		    "reason=\"%s\"", conn_id(s->conn), conn_peer(s->conn),
+		    user ? user : "?", f ? f->name : "-", f ? "the store could "
+		    "not be opened (event=store_open_failed)" : "no store has "
+		    "this identity");
+		send_line(s, "NO", f ? "authentication failure (the relay "
+		    "could not open this identity's store; see its log)" :
+		    "authentication failure (no store is configured for this "
+		    "identity)");
 		return;
 	}
 	s->user = xstrdup(user);
@@ -1069,6 +1072,8 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 		    n - off, &used);
 
 		off += used;
+		s->in_command = st == CSYNC_NEED_MORE && (used > 0 ||
+		    s->in_command);
 		if (st == CSYNC_LINE)
 			handle_line(s);
 		else if (st == CSYNC_BAD_LINE)
@@ -1086,6 +1091,7 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 	}
 	if (s->busy || s->throttled)
 		conn_pause(c, true);
+	watch_stall(s);
 	return off;
 }
 
@@ -1099,6 +1105,7 @@ on_close(struct conn *c, void *arg, const char *reason)
 		    "commands=%lu reason=\"%s\"", conn_id(c), conn_peer(c),
 		    store_name(s), s->commands, reason);
 	s->gone = true;
+	stall_stop(&s->stall);
 	guard_leave(&s->ge);
 	journal_body_stream_free(&s->fetch);
 	if (s->body) {
@@ -1158,6 +1165,7 @@ session_start(struct ev_loop *loop, int fd, const char *peer,
 	guard_admit(params->guard, peer);
 	s->conn = conn_new(loop, fd, peer, 0, &session_ops, s); /* guarded */
 	s->ge = guard_enter(params->guard, s->conn, login_pause_done, s);
+	stall_init(&s->stall, loop, s->conn);
 	new_sasl(s);
 	if (guard_log_ok(params->guard))
 		log_info("conn=%lu peer=%s event=connect", conn_id(s->conn),

@@ -20,6 +20,7 @@
 struct session_params {
 	const char *servername;
 	double idle_timeout;		/* seconds, once logged in */
+	double master_timeout;		/* silence allowed mid-command */
 	bool allowplaintext;		/* offer PLAIN/LOGIN without TLS */
 	bool compress;			/* offer COMPRESS DEFLATE */
 	void *tls_ctx;			/* SSL_CTX for STARTTLS, or NULL */

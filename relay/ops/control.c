@@ -154,6 +154,13 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 	json_str(b, s->name);
 	buf_puts(b, ",\"identity\":");
 	json_str(b, s->identity);
+	buf_printf(b, ",\"failed\":%s", s->failed ? "true" : "false");
+	if (s->failed) {	/* nothing else is known of it */
+		buf_puts(b, ",\"error\":");
+		json_str(b, s->failed_error);
+		buf_puts(b, ",\"replicas\":[]}");
+		return;
+	}
 	buf_printf(b, ",\"master\":{\"connected\":%s,\"peer\":",
 	    s->master_connected ? "true" : "false");
 	json_str(b, s->master_peer);
@@ -301,6 +308,12 @@ text_store(struct buf *b, const struct stats_store *s, double now)
 	size_t i;
 	unsigned j;
 
+	if (s->failed) {
+		buf_printf(b, "store %s  identity %s  FAILED: not opened, its "
+		    "master is refused\n  error    %s\n", s->name, s->identity,
+		    s->failed_error);
+		return;
+	}
 	human_bytes(jb, sizeof(jb), s->journal_bytes);
 	buf_printf(b, "store %s  identity %s  head %llu  journal %s in %llu "
 	    "segment%s\n", s->name, s->identity,
@@ -477,7 +490,8 @@ do_status(struct client *c, const char *store, bool json)
 	double now = ev_time();
 	size_t i, n = snapshot_store_count(), shown = 0;
 
-	if (store && find_store(c, store) == NULL)
+	if (store && store_failed_by_name(store) == NULL &&
+	    find_store(c, store) == NULL)
 		return 2;
 	if (json)
 		buf_printf(&c->out, "{\"pid\":%ld,\"time\":%.3f,\"stores\":[",

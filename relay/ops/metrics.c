@@ -154,6 +154,10 @@ static const struct u64_metric store_u64[] = {
 	  "1 while the store refuses its master's writes for want of disk "
 	  "(free space below the floor, or a failed write not yet recovered)",
 	  offsetof(struct stats_store, refusing) },
+	{ "syncrelay_store_failed", "gauge",
+	  "1 when the store could not be opened (a damaged journal or shadow): "
+	  "it is set aside and its master refused; the log says why",
+	  offsetof(struct stats_store, failed) },
 	{ "syncrelay_store_disk_full_since_seconds", "gauge",
 	  "Epoch seconds since the free space is below the floor (0: it is not)",
 	  offsetof(struct stats_store, disk_full_since_s) },

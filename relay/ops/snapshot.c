@@ -36,7 +36,23 @@ snapshot_store_count(void)
 
 	for (k = 0; k < n; k++)
 		active += !store_at(k)->removed;
-	return active;
+	return active + store_failed_count();
+}
+
+/* A store set aside at start (store.h): its name and why. */
+static void
+failed_store(size_t i, struct stats_store *out)
+{
+	const struct store_failure *f = store_failed_at(i);
+
+	if (f == NULL)
+		return;
+	snprintf(out->name, sizeof(out->name), "%s", f->name);
+	snprintf(out->identity, sizeof(out->identity), "%s", f->identity);
+	snprintf(out->failed_error, sizeof(out->failed_error), "%s",
+	    f->error);
+	out->failed = 1;
+	out->refusing = 1;
 }
 
 void
@@ -47,8 +63,11 @@ snapshot_store(size_t i, struct stats_store *out)
 	size_t k;
 
 	memset(out, 0, sizeof(*out));
-	if (st == NULL)
+	if (st == NULL) {	/* the failures come after the stores */
+		failed_store(i - (snapshot_store_count() -
+		    store_failed_count()), out);
 		return;
+	}
 	snprintf(out->name, sizeof(out->name), "%s", st->name);
 	snprintf(out->identity, sizeof(out->identity), "%s", st->identity);
 	out->master_sessions = (unsigned)order_sessions(st);

@@ -12,7 +12,8 @@
 
 #include "relay/ops/stats.h"
 
-/* Number of stores (those removed by a reload are not counted). */
+/* Number of stores (those removed by a reload are not counted), those
+ * that could not be opened included (last, with failed set). */
 size_t snapshot_store_count(void);
 /* Fills out with store i (0-based, of those counted); out->links is
  * malloc'ed: stats_store_release() frees it. */

@@ -41,6 +41,33 @@ stats_count_code(struct stats_code_count *t, size_t *n, const char *code)
 	t[i].n = 1;
 }
 
+/*
+ * A NO or BAD reply counts by the Cyrus error name it carries ("NO
+ * IMAP_SYNC_CHECKSUM ...": IMAP_SYNC_CHECKSUM), or by the word itself
+ * when it carries none ("NO Unknown error": NO).
+ */
+bool
+stats_count_reply(struct stats_code_count *t, size_t *n, const char *word,
+    const char *text)
+{
+	char code[sizeof(t->code)];
+	size_t len;
+
+	if (strcmp(word, "NO") != 0 && strcmp(word, "BAD") != 0)
+		return false;
+	if (text != NULL && strncmp(text, "IMAP_", 5) == 0) {
+		len = strcspn(text, " ");
+		if (len >= sizeof(code))
+			len = sizeof(code) - 1;
+		memcpy(code, text, len);
+		code[len] = '\0';
+	} else {
+		snprintf(code, sizeof(code), "%s", word);
+	}
+	stats_count_code(t, n, code);
+	return true;
+}
+
 void
 stats_store_release(struct stats_store *s)
 {

@@ -108,6 +108,9 @@ struct stats_store {
 					   recovery pending */
 	uint64_t refusing;		/* 1: disk full or storage failed */
 	uint64_t disk_full_since_s;	/* epoch seconds, 0: not full */
+	uint64_t failed;		/* 1: it could not be opened; set
+					   aside, nothing else is filled */
+	char failed_error[1024];	/* why, and the way back */
 	struct stats_link *links;
 	size_t nlinks;
 };
@@ -117,5 +120,8 @@ void stats_store_release(struct stats_store *s);
 /* Adds one to the count of code in a table of at most STATS_MAX_CODES. */
 void stats_count_code(struct stats_code_count *t, size_t *n,
     const char *code);
+/* Counts a reply line's word and text if it is a NO or BAD (true). */
+bool stats_count_reply(struct stats_code_count *t, size_t *n,
+    const char *word, const char *text);
 
 #endif

@@ -67,7 +67,7 @@ REPLICA_SCHEMA = {
 STATUS_SCHEMA = {
     "pid": int, "time": NUM,
     "stores": [{
-        "name": str, "identity": str,
+        "name": str, "identity": str, "failed": bool,
         "master": {"connected": bool, "peer": str, "sessions": int,
                    "hosts": int, "peers": [str],
                    "last_command_age_seconds": OPT_NUM},
