@@ -138,7 +138,8 @@ def a_journal_damaged_in_the_middle_sets_its_store_aside():
         # The configuration check reads the configuration, not the data.
         n = subprocess.run([SYNCRELAY, "-C", relay.conf, "-n"],
                            capture_output=True, text=True, timeout=60)
-        eq((n.returncode, n.stdout.split(":", 1)[1].strip()),
+        eq((n.returncode,
+            n.stdout.splitlines()[0].split(":", 1)[1].strip()),
            (0, "OK, 2 stores, 3 replicas"))
         mark = len(relay.logtext())
         relay.start()
