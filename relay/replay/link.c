@@ -622,6 +622,8 @@ link_seed(struct link *l, const char *from, char *err, size_t err_len)
 void
 link_seed_poll(struct link *l)
 {
+	if (!l->seeding && l->nparked == 0 && !l->fetching)
+		l->seed_from[0] = '\0';	/* an audit's --from, done */
 	if (!l->seeding || !l->seed_audited || l->nparked > 0)
 		return;
 	l->seeding = false;
@@ -734,7 +736,17 @@ link_give_up(struct link *l, const char *name)
 	return link_park_give_up(l, name);
 }
 
-/* ---- bodies from another replica (seed --from) -------------------------- */
+/* ---- bodies from another replica (seed/audit --from) ------------------- */
+
+void
+link_fetch_from(struct link *l, const char *from)
+{
+	if (l->seeding && *l->seed_from)
+		return;
+	if (strcmp(l->seed_from, from) != 0)
+		l->fetch_failed[0] = '\0';
+	snprintf(l->seed_from, sizeof(l->seed_from), "%s", from);
+}
 
 static void
 fetch_reply(void *arg, const char *verb, const char *text,
@@ -755,7 +767,7 @@ fetch_reply(void *arg, const char *verb, const char *text,
 	    (uint64_t)sb.st_size != m->num) {
 		log_warnx("store=%s replica=%s event=fetch_failed guid=%s "
 		    "from=%s reply=\"%s %s\"", l->st->name, l->rc.name,
-		    l->fetched_guid, l->seed_from, verb, text);
+		    l->fetched_guid, l->fetch_src, verb, text);
 		snprintf(l->fetch_failed, sizeof(l->fetch_failed), "%s",
 		    l->fetched_guid);
 		close(l->fetched_fd);
@@ -765,7 +777,7 @@ fetch_reply(void *arg, const char *verb, const char *text,
 		lseek(l->fetched_fd, 0, SEEK_SET);
 		log_debug("store=%s replica=%s event=fetched guid=%s bytes=%llu "
 		    "from=%s", l->st->name, l->rc.name, l->fetched_guid,
-		    (unsigned long long)l->fetched_size, l->seed_from);
+		    (unsigned long long)l->fetched_size, l->fetch_src);
 	}
 	dlist_free(&untagged);
 	link_kick(l);
@@ -785,11 +797,13 @@ fetch_from_other(struct link *l, const struct dlist *get)
 	size_t i;
 	int fd, r;
 
-	for (i = 0; i < l->st->nlinks; i++)
+	/* The replica named, else the first other one caught up now. */
+	for (i = 0; i < l->st->nlinks && o == NULL; i++)
 		if (l->st->links[i] && l->st->links[i] != l &&
-		    strcmp(l->st->links[i]->rc.name, l->seed_from) == 0)
+		    (*l->seed_from ? strcmp(l->st->links[i]->rc.name,
+		    l->seed_from) == 0 : link_caught_up(l->st->links[i])))
 			o = l->st->links[i];
-	if (o == NULL || *l->seed_from == '\0' ||
+	if (o == NULL ||
 	    dlist_get_str(get, "GUID", &guid) < 0 || guid == NULL ||
 	    strcmp(guid, l->fetch_failed) == 0)
 		return -ENOENT;
@@ -802,6 +816,7 @@ fetch_from_other(struct link *l, const struct dlist *get)
 		close(l->fetched_fd);
 	l->fetched_fd = fd;
 	snprintf(l->fetched_guid, sizeof(l->fetched_guid), "%s", guid);
+	snprintf(l->fetch_src, sizeof(l->fetch_src), "%s", o->rc.name);
 	o->fetch_sink_fd = fd;
 	r = link_command(o, "GET", get, fetch_reply, l);
 	if (r < 0) {

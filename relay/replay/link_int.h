@@ -235,13 +235,15 @@ struct link {
 	 * the store (seed --from): GET FETCH through that replica's link
 	 * into a temporary file, then sent from it.
 	 */
-	char seed_from[128];		/* the other replica, or "" */
+	char seed_from[128];		/* the other replica, or "": any
+					 * caught-up one (link_fetch_from) */
 	int (*fetch)(struct link *l, const struct dlist *get);	/* link.c */
 	bool fetching;			/* a GET FETCH for us is out */
 	int fetched_fd;			/* the body fetched, or -1 */
 	char fetched_guid[41];
 	uint64_t fetched_size;
 	char fetch_failed[41];		/* GUID the other replica lacked */
+	char fetch_src[128];		/* the replica last asked for one */
 	int stream_fd;			/* a fetched body being sent, or -1 */
 	/* As the other replica's link: where a fetched body goes (-1). */
 	int fetch_sink_fd;
