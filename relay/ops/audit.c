@@ -646,6 +646,18 @@ step(struct audit *a)
 	dlist_free(&get);
 }
 
+/* Writes what this tick parked (a refill parks many mailboxes a tick). */
+static void
+flush_parked(struct audit *a)
+{
+	struct store *st = store_by_name(a->store);
+	size_t i;
+
+	for (i = 0; st && i < st->nlinks; i++)
+		if (st->links[i])
+			link_flush_parked(st->links[i]);
+}
+
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -668,6 +680,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		    a->runs[cur].next_repair == nr))
 			break;
 	}
+	flush_parked(a);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */

@@ -622,6 +622,7 @@ link_seed(struct link *l, const char *from, char *err, size_t err_len)
 void
 link_seed_poll(struct link *l)
 {
+	link_park_flush(l);
 	if (!l->seeding && l->nparked == 0 && !l->fetching)
 		l->seed_from[0] = '\0';	/* an audit's --from, done */
 	if (!l->seeding || !l->seed_audited || l->nparked > 0)
@@ -692,9 +693,14 @@ bool
 link_resend_mailbox(struct link *l, const char *uniqueid, const char *name,
     const char *why, bool now)
 {
-	bool counted = link_park_has_mailbox(l, uniqueid);
+	bool counted = link_park_has_mailbox(l, uniqueid), ok;
 
-	if (!link_park_mailbox(l, uniqueid, name, "%s", why))
+	/* To be sent now: written with the next flush (link_flush_parked(),
+	 * the end of the audit's tick), not one rewrite per mailbox. */
+	l->park_defer = now;
+	ok = link_park_mailbox(l, uniqueid, name, "%s", why);
+	l->park_defer = false;
+	if (!ok)
 		return false;
 	if (l->seeding && !counted)
 		l->seed_total++;
@@ -704,6 +710,12 @@ link_resend_mailbox(struct link *l, const char *uniqueid, const char *name,
 	if (l->conn != NULL && l->cmd == NULL && l->on_reply == NULL)
 		link_kick(l);
 	return true;
+}
+
+void
+link_flush_parked(struct link *l)
+{
+	link_park_flush(l);
 }
 
 void

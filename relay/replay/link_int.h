@@ -191,6 +191,10 @@ struct link {
 	/* Parked: what the replica refused and repair could not fix. */
 	struct link_parked *parked;
 	size_t nparked;
+	/* Parked or settled in memory, the file not yet rewritten: a whole
+	 * mailbox an audit asks for (park_defer) or one the replica took
+	 * whole; written by link_park_flush() (link_park.c). */
+	bool parked_dirty, park_defer;
 	char *parked_path;	/* (heap: 1,000s of idle links, issue 17) */
 	bool retrying;			/* l->cmd retries a parked entry */
 	bool park_unread;		/* the list could not be read */
@@ -303,6 +307,8 @@ bool link_park_record(struct link *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The replica accepted l->cmd: drop or rename what it settles. */
 void link_park_settled(struct link *l);
+/* Writes the parked list if it changed unwritten (parked_dirty). */
+void link_park_flush(struct link *l);
 /* Is the mailbox with this UNIQUEID parked? */
 bool link_park_has_mailbox(const struct link *l, const char *uniqueid);
 /* Is cmd an update of a parked mailbox (so not to be sent)? */
