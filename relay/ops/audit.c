@@ -143,6 +143,15 @@ answered(struct audit *a, struct dlist *untagged)
 		audit_free(&self);
 		return true;
 	}
+	/* The next question at once (from the loop, not this callback),
+	 * not a tick later: the replica's answers and the rate limits pace
+	 * the audit (a user a tick made an empty replica's refill wait
+	 * TICK per user). */
+	if (!a->finished) {
+		ev_timer_stop(a->loop, &a->tick);
+		ev_timer_set(&a->tick, 0, TICK);
+		ev_timer_start(a->loop, &a->tick);
+	}
 	return false;
 }
 
