@@ -48,6 +48,7 @@
 #include "storage/shadow.h"
 
 #define TICK 0.02		/* seconds between looks for a quiet moment */
+#define SOURCE_WAIT 5.0		/* for another replica to be caught up */
 
 static const char *const kind_names[] = { "differs", "missing",
 	"only_on_replica", "not_audited", "user" };
@@ -427,7 +428,15 @@ check_source(struct audit *a, struct run *r, size_t i)
 
 	if (d->src_asked)
 		return !a->in_flight;
-	if ((o = source_link(a, r)) == NULL) {
+	if (d->src_since == 0)
+		d->src_since = ev_now(a->loop);
+	o = source_link(a, r);
+	/* Another replica busy this moment is waited for a little. */
+	if (o == NULL && a->from == NULL &&
+	    ev_now(a->loop) - d->src_since < SOURCE_WAIT &&
+	    ev_now(a->loop) < a->deadline)
+		return false;
+	if (o == NULL) {
 		d->src_why = a->from ? xasprintf("the store has no other "
 		    "replica called %s", a->from) : xstrdup("no other replica "
 		    "of the store is caught up to give them");

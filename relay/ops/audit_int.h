@@ -31,6 +31,7 @@ struct diff {
 	/* Bodies retention dropped, from another replica: which one holds
 	 * them all (GET FULLMAILBOX there), or what it lacks. */
 	bool src_asked;
+	double src_since;	/* first looked for one (0: not yet) */
 	char *src;
 	char *src_why;
 	char *repair;		/* what --repair did */

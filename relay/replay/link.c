@@ -800,6 +800,15 @@ fetch_reply(void *arg, const char *verb, const char *text,
  * temporary file.  0: asked (l->fetching; link_kick() follows); -EBUSY:
  * that link is busy now, try again soon; other: cannot.
  */
+/* Connected, not paused, every durable record acknowledged. */
+static bool
+up_to_head(const struct link *o)
+{
+	return o->conn != NULL && !o->paused && (o->state == LINK_STREAMING ||
+	    o->state == LINK_CATCHING_UP) &&
+	    o->acked == journal_durable_lsn(o->st->journal);
+}
+
 static int
 fetch_from_other(struct link *l, const struct dlist *get)
 {
@@ -809,11 +818,12 @@ fetch_from_other(struct link *l, const struct dlist *get)
 	size_t i;
 	int fd, r;
 
-	/* The replica named, else the first other one caught up now. */
+	/* The replica named, else the first other one that has acknowledged
+	 * the head (if busy this moment, asked again soon). */
 	for (i = 0; i < l->st->nlinks && o == NULL; i++)
 		if (l->st->links[i] && l->st->links[i] != l &&
 		    (*l->seed_from ? strcmp(l->st->links[i]->rc.name,
-		    l->seed_from) == 0 : link_caught_up(l->st->links[i])))
+		    l->seed_from) == 0 : up_to_head(l->st->links[i])))
 			o = l->st->links[i];
 	if (o == NULL ||
 	    dlist_get_str(get, "GUID", &guid) < 0 || guid == NULL ||
