@@ -15,8 +15,14 @@
  * changed records itself (an expunge, flags: a higher modseq there), a
  * whole APPLY MAILBOX would be refused, so the mailbox is removed on the
  * replica first (APPLY UNMAILBOX) -- only when the replica holds
- * nothing the master lacks and the journal holds every body; else the
- * report says that only the master can resend it.  A folder only on the
+ * nothing the master lacks and every body can be had: from the journal,
+ * or, for those retention dropped, from another replica of the store
+ * (--from, else one caught up), asked first with GET FULLMAILBOX
+ * whether it holds each of them (same UID and GUID); the link then
+ * fetches them from it (GET FETCH, link_fetch_from()).  Where none has
+ * them, the report says that only the master can resend them.  Bodies a
+ * mailbox sent whole lacks otherwise are fetched the same way by the
+ * link itself.  A folder only on the
  * replica is removed only where the shadow holds the master's complete
  * list for the user (design invariant 9).
  *
@@ -42,13 +48,14 @@
 #include "storage/shadow.h"
 
 #define TICK 0.02		/* seconds between looks for a quiet moment */
+#define SOURCE_WAIT 5.0		/* for another replica to be caught up */
 
 static const char *const kind_names[] = { "differs", "missing",
 	"only_on_replica", "not_audited", "user" };
 
 struct audit {
 	struct ev_loop *loop;
-	char *store, *user;
+	char *store, *user, *from;
 	bool repair, json;
 	struct run *runs;
 	size_t nruns, cur;
@@ -137,6 +144,15 @@ answered(struct audit *a, struct dlist *untagged)
 		audit_free(&self);
 		return true;
 	}
+	/* The next question at once (from the loop, not this callback),
+	 * not a tick later: the replica's answers and the rate limits pace
+	 * the audit (a user a tick made an empty replica's refill wait
+	 * TICK per user). */
+	if (!a->finished) {
+		ev_timer_stop(a->loop, &a->tick);
+		ev_timer_set(&a->tick, 0, TICK);
+		ev_timer_start(a->loop, &a->tick);
+	}
 	return false;
 }
 
@@ -214,7 +230,10 @@ unmailbox_reply(void *arg, const char *verb, const char *text,
 		d->repair = xasprintf("removed from the replica (the master's "
 		    "complete list for %s lacks it)", d->user);
 	} else {
-		d->repair = xstrdup("replaced: removed on the replica, then "
+		d->repair = d->src ? xasprintf("replaced: removed on the "
+		    "replica, then sent whole from the shadow (bodies from the "
+		    "journal and, where retention dropped them, from %s)",
+		    d->src) : xstrdup("replaced: removed on the replica, then "
 		    "sent whole from the shadow (bodies from the journal)");
 	}
 	/* The parked entry (made before the UNMAILBOX) is due now; after a
@@ -342,6 +361,102 @@ give_up_asking(struct audit *a, struct run *r, struct link *l)
 	r->next_full = r->nd;
 }
 
+/*
+ * The other replica to take bodies from: --from, else the first other
+ * replica of the store caught up now (NULL: none).
+ */
+static struct link *
+source_link(struct audit *a, struct run *r)
+{
+	struct store *st = store_by_name(a->store);
+	size_t i;
+
+	for (i = 0; st && i < st->nlinks; i++) {
+		struct link *o = st->links[i];
+
+		if (o == NULL || strcmp(link_name(o), r->replica) == 0)
+			continue;
+		if (a->from ? strcmp(link_name(o), a->from) == 0 :
+		    link_caught_up(o))
+			return o;
+	}
+	return NULL;
+}
+
+static void
+source_reply(void *arg, const char *verb, const char *text,
+    struct dlist *untagged)
+{
+	struct audit *a = arg;
+	struct run *r = &a->runs[a->cur];
+	struct diff *d = &r->d[a->asked];
+	unsigned n;
+
+	if (a->abandoned) {
+		answered(a, untagged);
+		return;
+	}
+	if (lost(verb, untagged, text)) {
+		d->src_asked = false;	/* asked again */
+	} else if (strcmp(verb, "OK") != 0) {
+		d->src_why = xasprintf("%s answered GET FULLMAILBOX with %s "
+		    "%s", d->src, verb, text);
+	} else if ((n = audit_bodies_lacking(store_by_name(a->store)->shadow,
+	    d->uniqueid, untagged)) != 0) {
+		d->src_why = n == UINT32_MAX ? xasprintf("%s lacks the "
+		    "mailbox", d->src) : xasprintf("%s lacks %u of them", d->src,
+		    n);
+	}
+	if (d->src_why) {
+		free(d->src);
+		d->src = NULL;
+	}
+	answered(a, untagged);
+}
+
+/*
+ * For a replacement whose bodies retention dropped: asks the other
+ * replica whether it holds them all.  True when that is known (d->src
+ * names it, or d->src_why says why not), false while asking.
+ */
+static bool
+check_source(struct audit *a, struct run *r, size_t i)
+{
+	struct diff *d = &r->d[i];
+	struct link *o;
+	struct dlist *get;
+
+	if (d->src_asked)
+		return !a->in_flight;
+	if (d->src_since == 0)
+		d->src_since = ev_now(a->loop);
+	o = source_link(a, r);
+	/* Another replica busy this moment is waited for a little. */
+	if (o == NULL && a->from == NULL &&
+	    ev_now(a->loop) - d->src_since < SOURCE_WAIT &&
+	    ev_now(a->loop) < a->deadline)
+		return false;
+	if (o == NULL) {
+		d->src_why = a->from ? xasprintf("the store has no other "
+		    "replica called %s", a->from) : xstrdup("no other replica "
+		    "of the store is caught up to give them");
+		d->src_asked = true;
+		return true;
+	}
+	if (!link_may_ask(o))
+		return false;
+	get = dlist_new_atom("FULLMAILBOX", d->name, strlen(d->name));
+	a->asked = i;
+	if (link_query(o, get, source_reply, a) == 0) {
+		a->in_flight = true;
+		d->src_asked = true;
+		free(d->src);
+		d->src = xstrdup(link_name(o));
+	}
+	dlist_free(&get);
+	return false;
+}
+
 /* The repair of diff d, or false if it needs the link idle (later). */
 static bool
 repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
@@ -386,13 +501,21 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 		    "%s straight to the replica), then audit again", d->user);
 		return true;
 	}
-	if (d->replace && d->nobody) {
-		d->repair = xasprintf("not repaired: the replica changed it "
-		    "itself, so it must be replaced whole, and retention "
-		    "dropped %u of its bodies from the journal: only the "
-		    "master can resend them (sync_client -u %s)", d->nobody,
-		    d->user);
-		return true;
+	if (d->replace && d->nobody && d->stage == 0) {
+		if (!check_source(a, r, i))
+			return false;
+		if (d->src == NULL) {
+			d->repair = xasprintf("not repaired: the replica "
+			    "changed it itself, so it must be replaced whole, "
+			    "and retention dropped %u of its bodies from the "
+			    "journal; no other replica has them all (%s): only "
+			    "the master can resend them (sync_client -u %s)",
+			    d->nobody, d->src_why ? d->src_why : "?", d->user);
+			return true;
+		}
+		link_fetch_from(l, d->src);
+	} else if (a->from) {
+		link_fetch_from(l, a->from);
 	}
 	snprintf(why, sizeof(why), "audit: %s", buf_cstring(&d->what));
 	if (!d->replace) {
@@ -541,6 +664,18 @@ step(struct audit *a)
 	dlist_free(&get);
 }
 
+/* Writes what this tick parked (a refill parks many mailboxes a tick). */
+static void
+flush_parked(struct audit *a)
+{
+	struct store *st = store_by_name(a->store);
+	size_t i;
+
+	for (i = 0; st && i < st->nlinks; i++)
+		if (st->links[i])
+			link_flush_parked(st->links[i]);
+}
+
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -563,6 +698,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		    a->runs[cur].next_repair == nr))
 			break;
 	}
+	flush_parked(a);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -594,6 +730,7 @@ audit_start(struct ev_loop *loop, const struct audit_opts *o,
 	a->store = xstrdup(o->store);
 	a->user = o->user ? xstrdup(o->user) : NULL;
 	a->repair = o->repair;
+	a->from = o->from ? xstrdup(o->from) : NULL;
 	a->json = o->json;
 	a->done = done;
 	a->arg = arg;
@@ -756,6 +893,8 @@ audit_free(struct audit **ap)
 			free(r->d[j].user);
 			free(r->d[j].repair);
 			free(r->d[j].rname);
+			free(r->d[j].src);
+			free(r->d[j].src_why);
 			dlist_free(&r->d[j].ops);
 			buf_free(&r->d[j].left);
 			buf_free(&r->d[j].what);
@@ -770,6 +909,7 @@ audit_free(struct audit **ap)
 	free(a->runs);
 	free(a->store);
 	free(a->user);
+	free(a->from);
 	free(a);
 }
 

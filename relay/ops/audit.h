@@ -27,6 +27,8 @@ struct audit_opts {
 	const char *replica;	/* NULL: every replica of the store */
 	const char *user;	/* NULL: every user in the shadow */
 	bool repair;		/* send what differs from the shadow */
+	const char *from;	/* bodies retention dropped: from this
+				 * replica (NULL: a caught-up other one) */
 	bool json;
 	double timeout;		/* seconds to find quiet moments */
 };

@@ -675,3 +675,50 @@ audit_compare_records(struct shadow *sh, struct diff *d,
 	shadow_mailbox_free(&mb);
 }
 
+
+struct lack {
+	struct shadow *shadow;
+	const struct dlist *recs;	/* the other replica's RECORD list */
+	unsigned n;
+};
+
+/* Does the other replica's record list hold uid with this GUID? */
+static bool
+holds(const struct dlist *recs, uint32_t uid, const char *guid)
+{
+	const struct dlist *e;
+	uint64_t u = 0;
+	char g[41];
+
+	for (e = recs ? recs->head : NULL; e; e = e->next)
+		if (dlist_get_num(e, "UID", &u) == 0 && u == uid)
+			return dlist_guid(dlist_get(e, "GUID"), g) == 0 &&
+			    strcmp(g, guid) == 0;
+	return false;
+}
+
+static int
+lack_one(void *arg, const struct shadow_record *m)
+{
+	struct lack *k = arg;
+	struct shadow_body b;
+
+	if (!m->expunged && shadow_body_get(k->shadow, m->guid, &b) < 0 &&
+	    !holds(k->recs, m->uid, m->guid))
+		k->n++;
+	return 0;
+}
+
+unsigned
+audit_bodies_lacking(struct shadow *sh, const char *uniqueid,
+    const struct dlist *list)
+{
+	const struct dlist *rmb = replica_mailbox(list, "UNIQUEID", uniqueid);
+	struct lack k = { sh, NULL, 0 };
+
+	if (rmb == NULL)
+		return UINT32_MAX;
+	k.recs = dlist_get(rmb, "RECORD");
+	shadow_record_each(sh, uniqueid, 1, lack_one, &k);
+	return k.n;
+}

@@ -28,6 +28,12 @@ struct diff {
 	unsigned nobody;	/* live bodies no longer in the journal */
 	char *rname;		/* the replica's name for it, if other */
 	int stage;		/* of a replacement: 1 renamed back */
+	/* Bodies retention dropped, from another replica: which one holds
+	 * them all (GET FULLMAILBOX there), or what it lacks. */
+	bool src_asked;
+	double src_since;	/* first looked for one (0: not yet) */
+	char *src;
+	char *src_why;
 	char *repair;		/* what --repair did */
 	/* DK_USER: the APPLY entries (SUB, UNSUB, QUOTA, SEEN) a repair
 	 * sends, and what it leaves alone. */
@@ -61,6 +67,11 @@ void audit_compare_user(struct shadow *sh, struct run *r, const char *user,
     const struct dlist *rmbs);
 /* Compares GET FULLMAILBOX's answer (list) with d's mailbox's records. */
 void audit_compare_records(struct shadow *sh, struct diff *d,
+    const struct dlist *list);
+/* How many live shadow records of the mailbox have no body in the journal
+ * and are not (same UID and GUID) in another replica's GET FULLMAILBOX
+ * answer list; UINT32_MAX if the answer lacks the mailbox. */
+unsigned audit_bodies_lacking(struct shadow *sh, const char *uniqueid,
     const struct dlist *list);
 
 #endif

@@ -665,7 +665,8 @@ audit_done(void *arg, struct audit *a)
 }
 
 /*
- * audit STORE REPLICA|* [user=USER] [repair] [json] [timeout=SECONDS]:
+ * audit STORE REPLICA|* [user=USER] [repair] [json] [timeout=SECONDS]
+ * [from=OTHER_REPLICA]:
  * answered once the audit is over (audit.h).
  */
 static void
@@ -684,6 +685,8 @@ do_audit(struct client *c, int argc, char **argv)
 			o.user = argv[i] + 5;
 		else if (strcmp(argv[i], "repair") == 0)
 			o.repair = true;
+		else if (strncmp(argv[i], "from=", 5) == 0 && argv[i][5])
+			o.from = argv[i] + 5;
 		else if (strcmp(argv[i], "json") == 0)
 			o.json = true;
 		else if (strncmp(argv[i], "timeout=", 8) == 0 &&
@@ -709,12 +712,12 @@ do_audit(struct client *c, int argc, char **argv)
 static void
 request(struct client *c, char *line)
 {
-	char *argv[8], *save = NULL, *tok;
+	char *argv[10], *save = NULL, *tok;
 	int argc = 0, status = 0;
 	struct store *st;
 	struct link *l;
 
-	for (tok = strtok_r(line, " \t", &save); tok && argc < 8;
+	for (tok = strtok_r(line, " \t", &save); tok && argc < 10;
 	    tok = strtok_r(NULL, " \t", &save)) {
 		argv[argc++] = tok;
 		/* giveup's NAME is the rest of the line: names have spaces. */

@@ -622,6 +622,9 @@ link_seed(struct link *l, const char *from, char *err, size_t err_len)
 void
 link_seed_poll(struct link *l)
 {
+	link_park_flush(l);
+	if (!l->seeding && l->nparked == 0 && !l->fetching)
+		l->seed_from[0] = '\0';	/* an audit's --from, done */
 	if (!l->seeding || !l->seed_audited || l->nparked > 0)
 		return;
 	l->seeding = false;
@@ -690,9 +693,14 @@ bool
 link_resend_mailbox(struct link *l, const char *uniqueid, const char *name,
     const char *why, bool now)
 {
-	bool counted = link_park_has_mailbox(l, uniqueid);
+	bool counted = link_park_has_mailbox(l, uniqueid), ok;
 
-	if (!link_park_mailbox(l, uniqueid, name, "%s", why))
+	/* To be sent now: written with the next flush (link_flush_parked(),
+	 * the end of the audit's tick), not one rewrite per mailbox. */
+	l->park_defer = now;
+	ok = link_park_mailbox(l, uniqueid, name, "%s", why);
+	l->park_defer = false;
+	if (!ok)
 		return false;
 	if (l->seeding && !counted)
 		l->seed_total++;
@@ -702,6 +710,12 @@ link_resend_mailbox(struct link *l, const char *uniqueid, const char *name,
 	if (l->conn != NULL && l->cmd == NULL && l->on_reply == NULL)
 		link_kick(l);
 	return true;
+}
+
+void
+link_flush_parked(struct link *l)
+{
+	link_park_flush(l);
 }
 
 void
@@ -734,7 +748,17 @@ link_give_up(struct link *l, const char *name)
 	return link_park_give_up(l, name);
 }
 
-/* ---- bodies from another replica (seed --from) -------------------------- */
+/* ---- bodies from another replica (seed/audit --from) ------------------- */
+
+void
+link_fetch_from(struct link *l, const char *from)
+{
+	if (l->seeding && *l->seed_from)
+		return;
+	if (strcmp(l->seed_from, from) != 0)
+		l->fetch_failed[0] = '\0';
+	snprintf(l->seed_from, sizeof(l->seed_from), "%s", from);
+}
 
 static void
 fetch_reply(void *arg, const char *verb, const char *text,
@@ -755,7 +779,7 @@ fetch_reply(void *arg, const char *verb, const char *text,
 	    (uint64_t)sb.st_size != m->num) {
 		log_warnx("store=%s replica=%s event=fetch_failed guid=%s "
 		    "from=%s reply=\"%s %s\"", l->st->name, l->rc.name,
-		    l->fetched_guid, l->seed_from, verb, text);
+		    l->fetched_guid, l->fetch_src, verb, text);
 		snprintf(l->fetch_failed, sizeof(l->fetch_failed), "%s",
 		    l->fetched_guid);
 		close(l->fetched_fd);
@@ -765,7 +789,7 @@ fetch_reply(void *arg, const char *verb, const char *text,
 		lseek(l->fetched_fd, 0, SEEK_SET);
 		log_debug("store=%s replica=%s event=fetched guid=%s bytes=%llu "
 		    "from=%s", l->st->name, l->rc.name, l->fetched_guid,
-		    (unsigned long long)l->fetched_size, l->seed_from);
+		    (unsigned long long)l->fetched_size, l->fetch_src);
 	}
 	dlist_free(&untagged);
 	link_kick(l);
@@ -776,6 +800,15 @@ fetch_reply(void *arg, const char *verb, const char *text,
  * temporary file.  0: asked (l->fetching; link_kick() follows); -EBUSY:
  * that link is busy now, try again soon; other: cannot.
  */
+/* Connected, not paused, every durable record acknowledged. */
+static bool
+up_to_head(const struct link *o)
+{
+	return o->conn != NULL && !o->paused && (o->state == LINK_STREAMING ||
+	    o->state == LINK_CATCHING_UP) &&
+	    o->acked == journal_durable_lsn(o->st->journal);
+}
+
 static int
 fetch_from_other(struct link *l, const struct dlist *get)
 {
@@ -785,11 +818,14 @@ fetch_from_other(struct link *l, const struct dlist *get)
 	size_t i;
 	int fd, r;
 
-	for (i = 0; i < l->st->nlinks; i++)
+	/* The replica named, else the first other one that has acknowledged
+	 * the head (if busy this moment, asked again soon). */
+	for (i = 0; i < l->st->nlinks && o == NULL; i++)
 		if (l->st->links[i] && l->st->links[i] != l &&
-		    strcmp(l->st->links[i]->rc.name, l->seed_from) == 0)
+		    (*l->seed_from ? strcmp(l->st->links[i]->rc.name,
+		    l->seed_from) == 0 : up_to_head(l->st->links[i])))
 			o = l->st->links[i];
-	if (o == NULL || *l->seed_from == '\0' ||
+	if (o == NULL ||
 	    dlist_get_str(get, "GUID", &guid) < 0 || guid == NULL ||
 	    strcmp(guid, l->fetch_failed) == 0)
 		return -ENOENT;
@@ -802,6 +838,7 @@ fetch_from_other(struct link *l, const struct dlist *get)
 		close(l->fetched_fd);
 	l->fetched_fd = fd;
 	snprintf(l->fetched_guid, sizeof(l->fetched_guid), "%s", guid);
+	snprintf(l->fetch_src, sizeof(l->fetch_src), "%s", o->rc.name);
 	o->fetch_sink_fd = fd;
 	r = link_command(o, "GET", get, fetch_reply, l);
 	if (r < 0) {

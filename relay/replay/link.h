@@ -140,7 +140,16 @@ void link_check_done(struct link *l, const char *why);
  */
 int link_seed(struct link *l, const char *from, char *err, size_t err_len);
 /* Once a second: a seed whose mailboxes were all taken is over. */
+/* Also writes the parked list where it changed unwritten; every second. */
 void link_seed_poll(struct link *l);
+/* Writes the parked list now if mailboxes were parked for an audit (with
+ * link_resend_mailbox(..., true)) or settled since it was last written. */
+void link_flush_parked(struct link *l);
+/* Bodies retention dropped are fetched from the replica from (another of
+ * the store) while this link has parked mailboxes; without it, from any
+ * other replica of the store caught up at the time.  A seed's own --from
+ * wins. */
+void link_fetch_from(struct link *l, const char *from);
 /* Is a periodic audit due (replica_audit_interval)?  Started: the
  * interval counts again from now. */
 bool link_audit_due(const struct link *l);

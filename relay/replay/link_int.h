@@ -191,6 +191,10 @@ struct link {
 	/* Parked: what the replica refused and repair could not fix. */
 	struct link_parked *parked;
 	size_t nparked;
+	/* Parked or settled in memory, the file not yet rewritten: a whole
+	 * mailbox an audit asks for (park_defer) or one the replica took
+	 * whole; written by link_park_flush() (link_park.c). */
+	bool parked_dirty, park_defer;
 	char *parked_path;	/* (heap: 1,000s of idle links, issue 17) */
 	bool retrying;			/* l->cmd retries a parked entry */
 	bool park_unread;		/* the list could not be read */
@@ -235,13 +239,15 @@ struct link {
 	 * the store (seed --from): GET FETCH through that replica's link
 	 * into a temporary file, then sent from it.
 	 */
-	char seed_from[128];		/* the other replica, or "" */
+	char seed_from[128];		/* the other replica, or "": any
+					 * caught-up one (link_fetch_from) */
 	int (*fetch)(struct link *l, const struct dlist *get);	/* link.c */
 	bool fetching;			/* a GET FETCH for us is out */
 	int fetched_fd;			/* the body fetched, or -1 */
 	char fetched_guid[41];
 	uint64_t fetched_size;
 	char fetch_failed[41];		/* GUID the other replica lacked */
+	char fetch_src[128];		/* the replica last asked for one */
 	int stream_fd;			/* a fetched body being sent, or -1 */
 	/* As the other replica's link: where a fetched body goes (-1). */
 	int fetch_sink_fd;
@@ -301,6 +307,8 @@ bool link_park_record(struct link *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The replica accepted l->cmd: drop or rename what it settles. */
 void link_park_settled(struct link *l);
+/* Writes the parked list if it changed unwritten (parked_dirty). */
+void link_park_flush(struct link *l);
 /* Is the mailbox with this UNIQUEID parked? */
 bool link_park_has_mailbox(const struct link *l, const char *uniqueid);
 /* Is cmd an update of a parked mailbox (so not to be sent)? */

@@ -17,6 +17,12 @@
  * The list is written (storage/parked.h) before the cursor passes the
  * refused record, so a restart keeps it.  It is written on the event
  * loop: a small file, written only when something is parked or settled.
+ * Two changes only mark it dirty, for link_park_flush() (at the end of
+ * an audit's tick, and every second): mailboxes an audit parks to have
+ * them sent whole (park_defer; an empty replica's refill parks every
+ * mailbox of the store, and rewriting the whole list each time made that
+ * quadratic), and a mailbox the replica took whole (a crash before the
+ * flush only sends it whole once more).
  *
  * This file calls only link_core.c; the replay and repair call it.
  */
@@ -54,6 +60,8 @@ save(struct link *l)
 		v[i] = l->parked[i].p;
 	r = parked_save(l->parked_path, NULL, v, l->nparked);
 	free(v);
+	if (r == 0)
+		l->parked_dirty = false;
 	if (r < 0)
 		log_error("store=%s replica=%s event=parked_not_kept path=%s "
 		    "error=\"%s\"", l->st->name, l->rc.name, l->parked_path,
@@ -117,6 +125,7 @@ link_park_load(struct link *l)
 void
 link_park_free(struct link *l)
 {
+	link_park_flush(l);
 	free(l->parked);
 	l->parked = NULL;
 	l->nparked = 0;
@@ -162,6 +171,10 @@ park(struct link *l, char kind, const char *key, const char *name,
 	    kind == PARKED_MAILBOX ? "mailbox" : "record", name,
 	    (unsigned long long)e->p.lsn, e->p.tries, e->backoff, why);
 	link_note_error(l, "parked", "parked %s: %s", name, why);
+	if (l->park_defer) {
+		l->parked_dirty = true;
+		return true;
+	}
 	if (save(l) < 0) {
 		/* Not kept: not parked, in memory either (the cursor must not
 		 * pass it on the strength of a list that is not on disk). */
@@ -284,7 +297,7 @@ link_park_settled(struct link *l)
 			unpark(l, (size_t)at, "the replica took it whole");
 			if (l->seeding)
 				l->seed_done++;
-			changed = true;
+			l->parked_dirty = true;
 		}
 	} else if (strcmp(cmd->key, "UNMAILBOX") == 0 && cmd->s) {
 		for (i = 0; i < l->nparked; i++)
@@ -313,6 +326,13 @@ link_park_settled(struct link *l)
 		}
 	}
 	if (changed)
+		save(l);
+}
+
+void
+link_park_flush(struct link *l)
+{
+	if (l->parked_dirty)
 		save(l);
 }
 

@@ -5,8 +5,9 @@
  * mailbox's state (GET MAILBOXES) to set the SINCE_* guards, staging
  * the bodies it lacks (APPLY RESERVE, then APPLY MESSAGE streamed from
  * the journal as the socket drains, never held whole; a body the journal
- * no longer holds, during a seed --from, is fetched from the other
- * replica through l->fetch into a temporary file first), sending the
+ * no longer holds is fetched from another replica of the store -- a
+ * seed's or audit's --from, else one caught up -- through l->fetch into
+ * a temporary file first), sending the
  * command, and moving the cursor only past what the replica answered OK.
  * The cursor goes to the cursor writer thread (cursorq.h) every 200 ms
  * when it moved, so a crash replays at most that much again.
@@ -233,7 +234,8 @@ message_reply(struct link *l, const char *verb, const char *text)
 }
 
 /*
- * A body the journal no longer holds, from the replica seed_from: GET
+ * A body the journal no longer holds, from another replica (seed_from,
+ * else any caught-up one; link.c's fetch_from_other picks): GET
  * FETCH of the record of l->cmd with that GUID, through l->fetch
  * (link.c).  0: asked; -EBUSY: that link is busy, asked again soon;
  * else it cannot be had there.
@@ -248,8 +250,6 @@ fetch_body(struct link *l, const char *guid)
 	char g[41];
 	int r;
 
-	if (*l->seed_from == '\0')
-		return -ENOENT;
 	for (e = recs ? recs->head : NULL; e; e = e->next)
 		if (dlist_guid(dlist_get(e, "GUID"), g) == 0 &&
 		    strcmp(g, guid) == 0 &&
@@ -365,9 +365,14 @@ link_pump_files(struct link *l)
 				buf_free(&chunk);
 				park_mailbox(l, true, "message %s is not in the "
 				    "relay's journal any more: only the master can "
-				    "send it again%s", l->next_file->s,
-				    *l->seed_from ? " (nor could the other replica "
-				    "give it)" : "");
+				    "send it again%s%s%s", l->next_file->s,
+				    strcmp(l->fetch_failed, l->next_file->s) ?
+				    " (no other replica of the store was caught "
+				    "up to give it)" : " (nor could replica ",
+				    strcmp(l->fetch_failed, l->next_file->s) ? "" :
+				    l->fetch_src,
+				    strcmp(l->fetch_failed, l->next_file->s) ? "" :
+				    " give it)");
 				return;
 			}
 			if (l->files_in_batch == FILES_PER_MESSAGE ||

@@ -9,6 +9,7 @@
  *   syncrelayctl ... retry STORE [REPLICA]
  *   syncrelayctl ... giveup STORE REPLICA NAME
  *   syncrelayctl ... audit STORE [REPLICA] [--user U] [--repair] [--json]
+ *                    [--from OTHER_REPLICA]
  *                          [--timeout SECONDS]
  *   syncrelayctl ... seed STORE REPLICA [--from OTHER_REPLICA]
  *   syncrelayctl ... reload
@@ -75,7 +76,7 @@ static const struct command {
 	  "Stops trying the parked mailbox (or record) NAME, the whole name\n"
 	  "as status shows it; logged; the replica keeps what it has of it.\n" },
 	{ "audit", "audit STORE [REPLICA] [--user USER] [--repair] [--json] "
-	  "[--timeout SECONDS]",
+	  "[--timeout SECONDS] [--from OTHER_REPLICA]",
 	  "Compares each mailbox the shadow holds (what the master last said)\n"
 	  "with what the replica (or every replica) answers: name, uniqueid,\n"
 	  "uidvalidity, last uid, highestmodseq, sync CRC, annotation CRC,\n"
@@ -87,10 +88,15 @@ static const struct command {
 	  "before SECONDS (default 300) passed (\"not audited\").\n"
 	  "  --user USER  only USER's mailboxes\n"
 	  "  --repair     send each differing mailbox whole from the shadow\n"
-	  "               (bodies from the journal); a mailbox the replica\n"
-	  "               changed itself is removed there first; a folder\n"
-	  "               only on the replica is removed only where the relay\n"
-	  "               holds the master's complete list for the user\n"
+	  "               (bodies from the journal; those retention dropped\n"
+	  "               from another replica of the store caught up, by\n"
+	  "               GET FETCH through its link); a mailbox the replica\n"
+	  "               changed itself is removed there first, only when\n"
+	  "               the journal or that other replica (asked first)\n"
+	  "               holds every body; a folder only on the replica is\n"
+	  "               removed only where the relay holds the master's\n"
+	  "               complete list for the user\n"
+	  "  --from OTHER_REPLICA  take the dropped bodies from it\n"
 	  "  --json       one JSON object\n" },
 	{ "seed", "seed STORE REPLICA [--from OTHER_REPLICA]",
 	  "Fills REPLICA (e.g. one just added to the configuration, then\n"
@@ -102,7 +108,9 @@ static const struct command {
 	  "with mailboxes and bytes done and an ETA; wait waits for it.\n"
 	  "Bodies the journal no longer holds (retention) are taken from\n"
 	  "OTHER_REPLICA (GET FETCH through its link) with --from; without\n"
-	  "it such a mailbox stays parked (only the master can resend it).\n"
+	  "it from another replica of the store caught up at the time; where\n"
+	  "none has it, such a mailbox stays parked (only the master can\n"
+	  "resend it).\n"
 	  "Running seed again starts over.\n" },
 	{ "reload", "reload",
 	  "Makes the daemon re-read its configuration (as SIGHUP does).\n" },
@@ -552,6 +560,7 @@ main(int argc, char **argv)
 		status = ask(socket_path, buf_cstring(&req), 30);
 	} else if (strcmp(cmd, "audit") == 0 && argc >= 2) {
 		const char *replica = "*", *user = NULL, *timeout = "300";
+		const char *from = NULL;
 		bool repair = false, json = false;
 		char *end;
 		int i;
@@ -564,6 +573,9 @@ main(int argc, char **argv)
 				timeout = argv[++i];
 			else if (strcmp(argv[i], "--repair") == 0)
 				repair = true;
+			else if (strcmp(argv[i], "--from") == 0 &&
+			    i + 1 < argc)
+				from = argv[++i];
 			else if (strcmp(argv[i], "--json") == 0)
 				json = true;
 			else if (argv[i][0] != '-' && i == 2)
@@ -576,9 +588,10 @@ main(int argc, char **argv)
 			    "of seconds (0 to 10000000): %s\n", timeout);
 			return 2;
 		}
-		buf_printf(&req, "audit %s %s timeout=%s%s%s%s%s", argv[1],
+		buf_printf(&req, "audit %s %s timeout=%s%s%s%s%s%s%s", argv[1],
 		    replica, timeout, user ? " user=" : "", user ? user : "",
-		    repair ? " repair" : "", json ? " json" : "");
+		    repair ? " repair" : "", json ? " json" : "",
+		    from ? " from=" : "", from ? from : "");
 		status = ask(socket_path, buf_cstring(&req),
 		    strtod(timeout, NULL) + 60);
 	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 import urllib.request
@@ -216,6 +217,121 @@ def a_replica_back_empty_from_maintenance_is_refilled_before_wait():
               "event=check_done result=ok" in text, text[-4000:])
         check("event=link_failed" not in text, text[-3000:])
         rc(audit(relay), 0)
+    finally:
+        stop_paths()
+
+
+def until(cond, what, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError("never: " + what)
+
+
+def purge(inst):
+    """Removes the files of expunged messages on inst now (cyr_expire
+    -X 0), as its nightly run would: then only another replica or the
+    master still holds those bodies."""
+    argv = inst._cmd([os.path.join(cyrus.CYRUS_BIN, "cyr_expire"), "-C",
+                      inst.imapd_conf, "-X", "0", "-D", "0"])
+    p = subprocess.run(argv, capture_output=True, env=inst._env(),
+                       timeout=60)
+    check(p.returncode == 0, p.stderr)
+
+
+SMALL = ("journal_segment_bytes: 64K\n"
+         "retention_interval: 1s\n"
+         "retention_min_age: 0\n")
+
+
+@test
+def a_repair_takes_bodies_retention_dropped_from_another_replica():
+    """Two replicas; retention dropped all but the newest journal
+    segment, so the first messages' bodies are gone from the journal.
+    A message expunged on r2 behind the relay's back: with r1 paused
+    (no other replica caught up), --repair leaves it, saying only the
+    master can resend; with r1 back, --repair asks r1 whether it holds
+    every dropped body, replaces the mailbox on r2 with the bodies from
+    r1 (GET FETCH through its link), and r2 ends identical to the
+    master; the next audit exits 0.  The master hears nothing."""
+    path = CyrusPath("syncrelay-auditfrom-", nreplicas=2, users=USERS,
+                     extra=SMALL + "log_level: debug\n")
+    try:
+        relay, master = path.relay, path.master
+        r2 = path.replicas[1]
+        for u in USERS:
+            populate(master, u, 6, big={2})
+            for i in range(8):
+                master.deliver(u, cyrus.make_message(300 + i, 30000))
+            sync_user(master, u)
+        wait_caught_up(relay)
+        deadline = time.time() + 60
+        while relay.status()["stores"][0]["journal_segments"] != 1:
+            check(time.time() < deadline, "retention never dropped the "
+                  "early segments")
+            time.sleep(0.2)
+        sessions = relay.logtext().count("event=login user=")
+        # r1 paused: no other replica caught up.  On r2, behind the
+        # relay's back, a message expunged and its file purged; r2's
+        # Cyrus restarted (its sync_server's staged bodies go too).
+        eq(relay.ctl("pause", "s1", "r1").returncode, 0)
+        imap_steps(r2, "alice",
+                   ("select", ("INBOX",)),
+                   ("uid", ("STORE", "2", "+FLAGS", r"(\Deleted)")),
+                   ("expunge", ()))
+        purge(r2)
+        r2.stop()
+        r2.start()
+        # The check after the outage finds it and cannot repair it: r2
+        # needs a seed, saying why; the explicit repair says so too.
+        st = until(lambda: [s for s in [relay.status()["stores"][0][
+            "replicas"][1]] if s["needs_seed"]], "r2 marked needs_seed")[0]
+        check("only the master can resend them" in st["needs_seed"], st)
+        r = audit(relay, "r2", "--repair", "--timeout", "30")
+        rc(r, 1)
+        check(re.search(r"retention dropped \d+ of its bodies from the "
+                        r"journal; no other replica has them all \(no other "
+                        r"replica of the store is caught up to give them\): "
+                        r"only the master can resend them", r.stdout),
+              r.stdout)
+        # Until repaired, wait does not say r2 is caught up.
+        eq(relay.ctl("wait", "s1", "--replica", "r2", "--timeout",
+                     "2").returncode, 1)
+        eq(relay.ctl("resume", "s1", "r1").returncode, 0)
+        wait_caught_up(relay, "--replica", "r1")
+        rc(audit(relay, "r2"), 1)
+        # --from a replica the store lacks: nothing to take them from.
+        r = audit(relay, "r2", "--repair", "--from", "r9")
+        rc(r, 1)
+        check("the store has no other replica called r9" in r.stdout,
+              r.stdout)
+        # r1 picked by itself, caught up: r2 repaired with its bodies.
+        r = audit(relay, "r2", "--repair")
+        rc(r, 1)
+        check(re.search(r"user\.alice: .*\n +repair: replaced: removed on "
+                        r"the replica, then sent whole from the shadow "
+                        r"\(bodies from the journal and, where retention "
+                        r"dropped them, from r1\)", r.stdout), r.stdout)
+        until(lambda: relay.status()["stores"][0]["replicas"][1][
+            "parked"] == 0, "r2's repair sent", 120)
+        r = audit(relay, "r2")
+        rc(r, 0, relay.logtext()[-4000:])
+        wait_caught_up(relay)
+        for u in USERS:
+            eq(r2.state(u), master.state(u))
+        identical(master, r2, USERS)
+        identical(master, path.replicas[0], USERS)
+        st = relay.status()["stores"][0]["replicas"][1]
+        eq((st["name"], st["state"], st["parked"]), ("r2", "streaming", 0))
+        eq(relay.logtext().count("event=login user="), sessions)
+        text = relay.logtext()
+        check(re.search(r"store=s1 replica=r2 event=fetched guid=\w+ "
+                        r"bytes=\d+ from=r1", text), text[-3000:])
+        check("event=fetch_failed" not in text, text[-3000:])
+        check("event=link_failed" not in text, text[-3000:])
     finally:
         stop_paths()
 

@@ -155,8 +155,9 @@ SMALL = ("journal_segment_bytes: 64K\n"
 def a_replica_added_after_retention_is_seeded_from_another_replica():
     """Issue 19, test 3.  Today a replica added after retention dropped
     the journal's start cannot replay (its link fails, saying so).  A
-    seed from the journal alone parks what retention dropped, saying
-    that only the master can resend it; seeded --from the other replica
+    seed while no other replica is caught up (r1 paused) parks what
+    retention dropped, saying that only the master can resend it; seeded
+    --from the other replica
     (GET FETCH through its link), with the master's sync_client stopped
     throughout, the new replica ends identical to the master."""
     path = CyrusPath("syncrelay-seedret-", users=USERS, extra=SMALL)
@@ -178,16 +179,21 @@ def a_replica_added_after_retention_is_seeded_from_another_replica():
                         r"only 0: resync it from the master", st["reason"]),
               st)
         before = logins(relay)
-        # From the journal alone: parked, saying why.
+        # From the journal alone (r1 paused: no other replica caught up
+        # to take the dropped bodies from): parked, saying why.
+        eq(relay.ctl("pause", "s1", "r1").returncode, 0)
         eq(relay.ctl("seed", "s1", "r2").returncode, 0)
         until(lambda: link(relay, "r2")["parked"] > 0, "something parked")
         st = until(lambda: [s for s in [link(relay, "r2")] if
-                            "only the master can send it again" in
+                            "only the master can send it again (no other "
+                            "replica of the store was caught up to give it)"
+                            in
                             " ".join(p["reply"] for p in s["parked_list"])],
                    "the parked reason says only the master can resend")
         check(relay.ctl("wait", "s1", "--replica", "r2", "--timeout",
                         "2").returncode == 1, st)
         eq(relay.ctl("seed", "s1", "r2", "--from", "r9").returncode, 2)
+        eq(relay.ctl("resume", "s1", "r1").returncode, 0)
         # From r1: every body the journal lacks comes from there.
         r = relay.ctl("seed", "s1", "r2", "--from", "r1")
         eq((r.returncode, r.stderr), (0, ""))
