@@ -33,6 +33,7 @@
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
 #include "storage/fold.h"
+#include "storage/posidx.h"
 #include "storage/shadow.h"
 
 #define MAX_FOLD 4096
@@ -381,12 +382,25 @@ link_pump_files(struct link *l)
 				l->fetched_fd = -1;
 				rec.raw_len = (uint32_t)l->fetched_size;
 			} else {
+				uint64_t seg = 0, off = 0;
+
 				snprintf(path, sizeof(path), "%s/journal",
 				    l->st->dir);
-				l->bs = sb ? journal_body_stream_open_at(path,
-				    NULL, sb->lsn, sb->segment, sb->offset, &rec,
-				    err, sizeof(err)) : journal_body_stream_open(
-				    path, NULL, b.lsn, &rec, err, sizeof(err));
+				if (sb != NULL) {
+					seg = sb->segment;
+					off = sb->offset;
+				} else {
+					/* Passed long ago: found by its LSN. */
+					if (l->posidx == NULL)
+						l->posidx = posidx_new(path,
+						    NULL);
+					if (posidx_find(l->posidx, b.lsn, &seg,
+					    &off, err, sizeof(err)) < 0)
+						seg = off = 0;
+				}
+				l->bs = journal_body_stream_open_at(path, NULL,
+				    sb ? sb->lsn : b.lsn, seg, off, &rec, err,
+				    sizeof(err));
 				if (l->bs == NULL) {
 					buf_free(&chunk);
 					park_mailbox(l, true, "%s", err);
@@ -803,9 +817,7 @@ idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	if (l->jr)
 		journal_reader_trim(l->jr);
-	free(l->seen);
-	l->seen = NULL;
-	l->nseen = l->seen_alloc = 0;
+	link_forget_bodies(l);
 	if (l->rq_len == 0) {
 		free(l->rq);
 		l->rq = NULL;
