@@ -149,6 +149,7 @@ link_free(struct link **lp)
 	tlsctx_free(&l->tls_ctx);
 	buf_free(&l->mechs);
 	link_forget_bodies(l);
+	free(l->repaired);
 	free(l->rq);
 	free(l->rc.name);
 	free(l->rc.host);

@@ -84,6 +84,12 @@ struct seen_body {
 #define IDLE_TRIM 2.0		/* seconds caught up before trimming */
 #define MAX_REPAIRED 64
 
+/* A mailbox sent whole: records of it up to upto are moot. */
+struct link_repaired {
+	char uniqueid[64];
+	uint64_t upto;		/* the shadow's LSN then */
+};
+
 /* A record read from the journal and not yet acknowledged. */
 struct rpos {
 	uint64_t lsn, time_us, segment, offset;
@@ -159,11 +165,10 @@ struct link {
 	struct dlist *repair_ops;	/* APPLY RENAME/UNMAILBOX to send */
 	struct dlist *repair_queue;	/* full APPLY MAILBOX to send */
 	char repair_why[300];
-	/* Mailboxes sent whole from the shadow: older records are moot. */
-	struct {
-		char uniqueid[64];
-		uint64_t upto;		/* the shadow's LSN then */
-	} repaired[MAX_REPAIRED];
+	/* Mailboxes sent whole from the shadow: older records are moot.
+	 * MAX_REPAIRED entries, allocated at the first (4.6 KB an idle
+	 * link does not hold). */
+	struct link_repaired *repaired;
 	size_t nrepaired;
 	bool caught_up;		/* reached the journal's end this session */
 	uint32_t r_last_uid;

@@ -156,6 +156,8 @@ link_remember_repaired(struct link *l, const char *uniqueid)
 {
 	size_t i = l->nrepaired % MAX_REPAIRED;
 
+	if (l->repaired == NULL)
+		l->repaired = xcalloc(MAX_REPAIRED, sizeof(*l->repaired));
 	snprintf(l->repaired[i].uniqueid, sizeof(l->repaired[i].uniqueid),
 	    "%s", uniqueid);
 	l->repaired[i].upto = l->repair_upto;
@@ -170,7 +172,8 @@ repaired_since(const struct link *l, const struct dlist *cmd, uint64_t lsn)
 	size_t i, n = l->nrepaired < MAX_REPAIRED ? l->nrepaired :
 	    MAX_REPAIRED;
 
-	if (dlist_get_str(cmd, "UNIQUEID", &u) < 0 || u == NULL)
+	if (l->repaired == NULL ||
+	    dlist_get_str(cmd, "UNIQUEID", &u) < 0 || u == NULL)
 		return false;
 	for (i = 0; i < n; i++)
 		if (l->repaired[i].upto >= lsn &&
@@ -799,6 +802,24 @@ link_replay_next(struct link *l)
 	ev_timer_again(l->loop, &l->idle_t);	/* (re)starts the countdown */
 }
 
+/* Once every record of the repaired mailboxes is acknowledged, none of
+ * them can be moot any more: the ring goes. */
+static void
+forget_repaired_if_moot(struct link *l)
+{
+	size_t i, n = l->nrepaired < MAX_REPAIRED ? l->nrepaired :
+	    MAX_REPAIRED;
+
+	if (l->repaired == NULL || l->repairing || l->repair_queue != NULL)
+		return;
+	for (i = 0; i < n; i++)
+		if (l->repaired[i].upto > l->acked)
+			return;
+	free(l->repaired);
+	l->repaired = NULL;
+	l->nrepaired = 0;
+}
+
 /*
  * Caught up and idle for IDLE_TRIM seconds: an idle link keeps its place
  * in the journal but not the reader's decompression context, nor the
@@ -818,6 +839,7 @@ idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (l->jr)
 		journal_reader_trim(l->jr);
 	link_forget_bodies(l);
+	forget_repaired_if_moot(l);
 	if (l->rq_len == 0) {
 		free(l->rq);
 		l->rq = NULL;
