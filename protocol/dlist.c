@@ -65,6 +65,7 @@ dlist_free(struct dlist **dlp)
 		}
 		free(dl->key);
 		free(dl->s);
+		free(dl->guid);
 		free(dl);
 	}
 	*dlp = NULL;
@@ -173,6 +174,7 @@ dlist_add_file(struct dlist *parent, const char *key, const char *partition,
 
 	dl->len = strlen(partition);
 	dl->s = xmemdup0(partition, dl->len);
+	dl->guid = xcalloc(1, 41);
 	lower_copy(dl->guid, guid, n < 40 ? n : 40);
 	dl->num = size;
 	return dl;

@@ -36,7 +36,9 @@ struct dlist {
 	char *s;		/* ATOM/FLAG/GUID bytes; FILE partition */
 	size_t len;		/* length of s */
 	uint64_t num;		/* NUM/HEX value; FILE size */
-	char guid[41];		/* FILE: 40 lowercase hex + NUL */
+	char *guid;		/* FILE: 40 lowercase hex + NUL; else NULL
+				 * (not inline: 41 bytes on every node made a
+				 * big APPLY MAILBOX's tree half as big again) */
 	struct dlist *head;	/* LIST/KVLIST children */
 	struct dlist *tail;
 	size_t nchildren;

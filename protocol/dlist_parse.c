@@ -407,6 +407,7 @@ file_header(struct dlist_parser *p)
 	dl->type = DL_FILE;
 	dl->len = strlen(hdr);
 	dl->s = xmemdup0(hdr, dl->len);
+	dl->guid = xcalloc(1, 41);
 	for (size_t i = 0; i < 40; i++) {
 		char c = sp1[1 + i];
 

@@ -26,6 +26,7 @@
 #include "storage/annotdef.h"
 #include "storage/journal.h"
 #include "storage/mboxname.h"
+#include "storage/posidx.h"
 
 /* Parses stored dlist text (a printed value) back into a node. */
 static struct dlist *
@@ -679,7 +680,7 @@ getcmd_answer(struct shadow *s, const struct dlist *e,
 
 enum result_code
 getcmd_fetch_open(struct shadow *s, const char *journal_dir,
-    const struct dlist *e, struct journal_body_stream **bs,
+    struct posidx *pi, const struct dlist *e, struct journal_body_stream **bs,
     uint32_t *raw_len, const char **part, char guid[41], char *why,
     size_t why_len)
 {
@@ -688,7 +689,7 @@ getcmd_fetch_open(struct shadow *s, const char *journal_dir,
 	struct shadow_record rec;
 	struct shadow_body body;
 	struct journal_record jr;
-	uint64_t uid;
+	uint64_t uid, seg = 0, off = 0;
 	bool found;
 
 	if (e->type != DL_KVLIST || dlist_get_str(e, "MBOXNAME", &name) < 0 ||
@@ -709,8 +710,11 @@ getcmd_fetch_open(struct shadow *s, const char *journal_dir,
 		snprintf(why, why_len, "no such message here");
 		return RESULT_MAILBOX_NONEXISTENT;
 	}
-	*bs = journal_body_stream_open(journal_dir, NULL, body.lsn, &jr, why,
-	    why_len);
+	if (pi == NULL || posidx_find(pi, body.lsn, &seg, &off, why,
+	    why_len) < 0)
+		seg = off = 0;		/* no hint: the segment is read */
+	*bs = journal_body_stream_open_at(journal_dir, NULL, body.lsn, seg,
+	    off, &jr, why, why_len);
 	if (*bs == NULL)
 		return RESULT_MAILBOX_NONEXISTENT;
 	*raw_len = jr.raw_len;

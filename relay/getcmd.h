@@ -49,11 +49,14 @@ const char *getcmd_quotaroot(struct shadow *s, const char *name,
  * GUID; PARTITION) in the shadow and opens its body in the journal under
  * journal_dir.  Returns RESULT_OK with *bs open, *raw_len its size, *part
  * (pointing into e) and guid set; else the result to answer, with why
- * saying what failed for the log.
+ * saying what failed for the log.  pi (or NULL) finds the body's place
+ * without reading its segment from the start: a session answering many
+ * GET FETCH passes the same one.
  */
 struct journal_body_stream;
+struct posidx;
 enum result_code getcmd_fetch_open(struct shadow *s, const char *journal_dir,
-    const struct dlist *e, struct journal_body_stream **bs,
+    struct posidx *pi, const struct dlist *e, struct journal_body_stream **bs,
     uint32_t *raw_len, const char **part, char guid[41], char *why,
     size_t why_len);
 

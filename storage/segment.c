@@ -267,3 +267,43 @@ seg_valid_record_follows(const struct fileops *fo, int fd, uint64_t off,
 	return off < size &&
 	    seg_check_record(fo, fd, off, size, &rec, &why) == SEG_RECORD_OK;
 }
+
+int
+seg_write_streamed(const struct fileops *fo, int fd, uint64_t off,
+    struct journal_record *rec, ZSTD_CCtx *cctx, struct buf *out,
+    const void *data, size_t len, uint64_t *end)
+{
+	uint8_t hdr[REC_HDR_SIZE];
+	ZSTD_inBuffer in = { data, len, 0 };
+	size_t cap = ZSTD_CStreamOutSize(), rem;
+	uint64_t at = off + REC_HDR_SIZE;
+	uint32_t crc = 0;
+	int r;
+
+	if (buf_reserve(out, cap) < 0)
+		return -ENOMEM;
+	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only);
+	ZSTD_CCtx_setPledgedSrcSize(cctx, len);
+	do {
+		ZSTD_outBuffer o = { out->s, cap, 0 };
+
+		rem = ZSTD_compressStream2(cctx, &o, &in, ZSTD_e_end);
+		if (ZSTD_isError(rem))
+			return -EIO;
+		if (o.pos > 0) {
+			if ((r = fileops_pwrite_all(fo, fd, o.dst, o.pos,
+			    (off_t)at)) < 0)
+				return r;
+			crc = crc32c_update(crc, o.dst, o.pos);
+			at += o.pos;
+		}
+	} while (rem != 0);
+	if (at - off - REC_HDR_SIZE > UINT32_MAX)
+		return -EFBIG;
+	rec->payload_len = (uint32_t)(at - off - REC_HDR_SIZE);
+	rec_header_encode(hdr, rec, crc);
+	if ((r = fileops_pwrite_all(fo, fd, hdr, sizeof(hdr), (off_t)off)) < 0)
+		return r;
+	*end = at;
+	return 0;
+}

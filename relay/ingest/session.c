@@ -52,6 +52,7 @@
 #include "relay/ingest/seed.h"
 #include "relay/store.h"
 #include "storage/apply.h"
+#include "storage/posidx.h"
 
 #define JOURNAL_HIGH ((uint64_t)32 << 20)
 #define JOURNAL_LOW ((uint64_t)8 << 20)
@@ -81,6 +82,7 @@ struct session {
 	struct stall stall;		/* ... and the master fell silent */
 	int pending;			/* journal operations in flight */
 	struct journal_body_stream *fetch;	/* GET FETCH being sent */
+	struct posidx *posidx;		/* where GET FETCH's bodies are */
 	/* APPLY MESSAGE in progress */
 	struct journal_body *body;
 	char body_guid[41];
@@ -831,8 +833,10 @@ cmd_get_fetch(struct session *s, const struct dlist *e)
 	struct buf hdr = BUF_INIT;
 
 	snprintf(path, sizeof(path), "%s/journal", s->store->dir);
-	r = getcmd_fetch_open(s->store->shadow, path, e, &s->fetch, &size,
-	    &part, guid, why, sizeof(why));
+	if (s->posidx == NULL)
+		s->posidx = posidx_new(path, NULL);
+	r = getcmd_fetch_open(s->store->shadow, path, s->posidx, e, &s->fetch,
+	    &size, &part, guid, why, sizeof(why));
 	if (r != RESULT_OK) {
 		if (*why)
 			log_info("store=%s event=refused cmd=GET sub=FETCH "
@@ -1107,6 +1111,7 @@ on_close(struct conn *c, void *arg, const char *reason)
 	s->gone = true;
 	stall_stop(&s->stall);
 	guard_leave(&s->ge);
+	posidx_free(&s->posidx);
 	journal_body_stream_free(&s->fetch);
 	if (s->body) {
 		journal_body_abort(s->body);

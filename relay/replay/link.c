@@ -148,7 +148,8 @@ link_free(struct link **lp)
 	free(l->paused_path);
 	tlsctx_free(&l->tls_ctx);
 	buf_free(&l->mechs);
-	free(l->seen);
+	link_forget_bodies(l);
+	free(l->repaired);
 	free(l->rq);
 	free(l->rc.name);
 	free(l->rc.host);
@@ -301,7 +302,7 @@ link_reset(struct link *l, uint64_t lsn, char *err, size_t err_len)
 	l->acked = l->posted = l->lsn = lsn;
 	l->rate_acked = lsn;
 	l->front = (struct rpos){ 0 };
-	l->nseen = 0;
+	link_forget_bodies(l);
 	l->nrepaired = 0;
 	link_park_clear(l, "the cursor was reset: the replica was brought up "
 	    "to date some other way");

@@ -74,7 +74,7 @@ link_reset_session(struct link *l)
 	dlist_free(&l->cmd);
 	dlist_free(&l->pending);
 	l->pending_seed = false;
-	l->nseen = 0;
+	link_forget_bodies(l);
 	dlist_free(&l->missing);
 	journal_body_stream_free(&l->bs);
 	journal_reader_free(&l->jr);	/* restart from acked + 1 */

@@ -78,9 +78,17 @@ struct seen_body {
 	uint64_t lsn, segment, offset;
 };
 
+#ifndef MAX_SEEN		/* -DMAX_SEEN=n to test the fallback */
 #define MAX_SEEN 65536
+#endif
 #define IDLE_TRIM 2.0		/* seconds caught up before trimming */
 #define MAX_REPAIRED 64
+
+/* A mailbox sent whole: records of it up to upto are moot. */
+struct link_repaired {
+	char uniqueid[64];
+	uint64_t upto;		/* the shadow's LSN then */
+};
 
 /* A record read from the journal and not yet acknowledged. */
 struct rpos {
@@ -148,17 +156,19 @@ struct link {
 	bool pending_seed;		/* it is a seed record: not sent */
 	struct seen_body *seen;		/* bodies replay passed, newest last */
 	size_t nseen, seen_alloc;
+	uint32_t *seen_hash;		/* open addressing: index + 1 in seen */
+	size_t seen_hcap;		/* slots, a power of 2, >= 2 x nseen */
+	struct posidx *posidx;		/* older bodies' places, made on use */
 	uint64_t pending_lsn;
 	bool repairing;
 	bool user_repaired;		/* this record had a user-level repair */
 	struct dlist *repair_ops;	/* APPLY RENAME/UNMAILBOX to send */
 	struct dlist *repair_queue;	/* full APPLY MAILBOX to send */
 	char repair_why[300];
-	/* Mailboxes sent whole from the shadow: older records are moot. */
-	struct {
-		char uniqueid[64];
-		uint64_t upto;		/* the shadow's LSN then */
-	} repaired[MAX_REPAIRED];
+	/* Mailboxes sent whole from the shadow: older records are moot.
+	 * MAX_REPAIRED entries, allocated at the first (4.6 KB an idle
+	 * link does not hold). */
+	struct link_repaired *repaired;
 	size_t nrepaired;
 	bool caught_up;		/* reached the journal's end this session */
 	uint32_t r_last_uid;
@@ -338,6 +348,8 @@ void link_remember_body(struct link *l, const struct journal_record *rec);
 /* Where the body guid is, if the link passed it lately; else NULL. */
 const struct seen_body *link_find_body(const struct link *l,
     const char *guid);
+/* Forgets the bodies passed and frees their memory and the posidx. */
+void link_forget_bodies(struct link *l);
 
 /* link_fold.c: folding updates of one mailbox. */
 bool link_is_mailbox_update(const struct dlist *cmd);

@@ -34,6 +34,7 @@
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
 #include "storage/fold.h"
+#include "storage/posidx.h"
 #include "storage/shadow.h"
 
 #define MAX_FOLD 4096
@@ -156,6 +157,8 @@ link_remember_repaired(struct link *l, const char *uniqueid)
 {
 	size_t i = l->nrepaired % MAX_REPAIRED;
 
+	if (l->repaired == NULL)
+		l->repaired = xcalloc(MAX_REPAIRED, sizeof(*l->repaired));
 	snprintf(l->repaired[i].uniqueid, sizeof(l->repaired[i].uniqueid),
 	    "%s", uniqueid);
 	l->repaired[i].upto = l->repair_upto;
@@ -170,7 +173,8 @@ repaired_since(const struct link *l, const struct dlist *cmd, uint64_t lsn)
 	size_t i, n = l->nrepaired < MAX_REPAIRED ? l->nrepaired :
 	    MAX_REPAIRED;
 
-	if (dlist_get_str(cmd, "UNIQUEID", &u) < 0 || u == NULL)
+	if (l->repaired == NULL ||
+	    dlist_get_str(cmd, "UNIQUEID", &u) < 0 || u == NULL)
 		return false;
 	for (i = 0; i < n; i++)
 		if (l->repaired[i].upto >= lsn &&
@@ -386,12 +390,25 @@ link_pump_files(struct link *l)
 				l->fetched_fd = -1;
 				rec.raw_len = (uint32_t)l->fetched_size;
 			} else {
+				uint64_t seg = 0, off = 0;
+
 				snprintf(path, sizeof(path), "%s/journal",
 				    l->st->dir);
-				l->bs = sb ? journal_body_stream_open_at(path,
-				    NULL, sb->lsn, sb->segment, sb->offset, &rec,
-				    err, sizeof(err)) : journal_body_stream_open(
-				    path, NULL, b.lsn, &rec, err, sizeof(err));
+				if (sb != NULL) {
+					seg = sb->segment;
+					off = sb->offset;
+				} else {
+					/* Passed long ago: found by its LSN. */
+					if (l->posidx == NULL)
+						l->posidx = posidx_new(path,
+						    NULL);
+					if (posidx_find(l->posidx, b.lsn, &seg,
+					    &off, err, sizeof(err)) < 0)
+						seg = off = 0;
+				}
+				l->bs = journal_body_stream_open_at(path, NULL,
+				    sb ? sb->lsn : b.lsn, seg, off, &rec, err,
+				    sizeof(err));
 				if (l->bs == NULL) {
 					buf_free(&chunk);
 					park_mailbox(l, true, "%s", err);
@@ -790,6 +807,24 @@ link_replay_next(struct link *l)
 	ev_timer_again(l->loop, &l->idle_t);	/* (re)starts the countdown */
 }
 
+/* Once every record of the repaired mailboxes is acknowledged, none of
+ * them can be moot any more: the ring goes. */
+static void
+forget_repaired_if_moot(struct link *l)
+{
+	size_t i, n = l->nrepaired < MAX_REPAIRED ? l->nrepaired :
+	    MAX_REPAIRED;
+
+	if (l->repaired == NULL || l->repairing || l->repair_queue != NULL)
+		return;
+	for (i = 0; i < n; i++)
+		if (l->repaired[i].upto > l->acked)
+			return;
+	free(l->repaired);
+	l->repaired = NULL;
+	l->nrepaired = 0;
+}
+
 /*
  * Caught up and idle for IDLE_TRIM seconds: an idle link keeps its place
  * in the journal but not the reader's decompression context, nor the
@@ -808,9 +843,8 @@ idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	if (l->jr)
 		journal_reader_trim(l->jr);
-	free(l->seen);
-	l->seen = NULL;
-	l->nseen = l->seen_alloc = 0;
+	link_forget_bodies(l);
+	forget_repaired_if_moot(l);
 	if (l->rq_len == 0) {
 		free(l->rq);
 		l->rq = NULL;
