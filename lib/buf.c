@@ -63,21 +63,6 @@ buf_reserve(struct buf *b, size_t n)
 }
 
 int
-buf_reserve_exact(struct buf *b, size_t n)
-{
-	size_t max = b->max ? b->max : BUF_DEFAULT_MAX;
-
-	if (n > max || b->len > max - n)
-		return -E2BIG;
-	if (b->len + n <= b->cap && b->s != NULL)
-		return 0;
-	b->s = xreallocarray(b->s, b->len + n + 1, 1);
-	b->cap = b->len + n;
-	b->s[b->len] = '\0';
-	return 0;
-}
-
-int
 buf_append(struct buf *b, const void *p, size_t n)
 {
 	int r = buf_reserve(b, n);

@@ -32,9 +32,6 @@ void buf_free(struct buf *b);
 void buf_reset(struct buf *b);
 /* Ensures room for n more bytes; 0 or -E2BIG when over the limit. */
 int buf_reserve(struct buf *b, size_t n);
-/* The same, allocating exactly len + n bytes if it must grow (no
- * doubling: for one big copy that will not grow again). */
-int buf_reserve_exact(struct buf *b, size_t n);
 /* Appends n bytes; 0 or -E2BIG. */
 int buf_append(struct buf *b, const void *p, size_t n);
 /* Appends a C string; 0 or -E2BIG. */

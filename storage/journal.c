@@ -258,8 +258,7 @@ journal_append(struct journal *j, enum journal_type type, const void *raw,
 	struct jop *op = op_new(OP_RECORD);
 
 	op->type = (uint8_t)type;
-	if (buf_reserve_exact(&op->data, len) < 0 ||	/* 1x, not 2x */
-	    buf_append(&op->data, raw, len) < 0)
+	if (buf_append(&op->data, raw, len) < 0)
 		op->err = -EFBIG;
 	op->time_us = now_us();
 	op->done = done;
@@ -548,26 +547,12 @@ write_record(struct journal *j, struct jop *op)
 {
 	struct journal_record rec;
 	size_t bound, clen;
-	uint64_t end;
 	int r;
 
 	if (op->data.len > UINT32_MAX)
 		return -EFBIG;
 	if ((r = ensure_segment(j)) < 0 || (r = writer_cctx(j)) < 0)
 		return r;
-	memset(&rec, 0, sizeof(rec));
-	rec.lsn = j->next_lsn;
-	rec.time_us = op->time_us;
-	rec.type = op->type;
-	rec.raw_len = (uint32_t)op->data.len;
-	if (op->data.len > SEG_STREAM_MIN) {	/* a buffer of 128 KB */
-		if ((r = seg_write_streamed(j->fo, j->fd, j->seg_size, &rec,
-		    j->cctx, &j->out, op->data.s, op->data.len, &end)) < 0)
-			return r;
-		j->seg_size = end;
-		op->lsn = j->next_lsn++;
-		return 0;
-	}
 	bound = ZSTD_compressBound(op->data.len);
 	buf_reset(&j->out);
 	if (buf_reserve(&j->out, REC_HDR_SIZE + bound) < 0)
@@ -576,7 +561,12 @@ write_record(struct journal *j, struct jop *op)
 	    op->data.s ? op->data.s : "", op->data.len);
 	if (ZSTD_isError(clen))
 		return -EIO;
+	memset(&rec, 0, sizeof(rec));
+	rec.lsn = j->next_lsn;
+	rec.time_us = op->time_us;
+	rec.type = op->type;
 	rec.payload_len = (uint32_t)clen;
+	rec.raw_len = (uint32_t)op->data.len;
 	rec_header_encode((uint8_t *)j->out.s, &rec,
 	    crc32c_update(0, j->out.s + REC_HDR_SIZE, clen));
 	r = fileops_pwrite_all(j->fo, j->fd, j->out.s, REC_HDR_SIZE + clen,

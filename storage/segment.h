@@ -12,9 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <zstd.h>
-
-#include "lib/buf.h"
 #include "storage/fileops.h"
 #include "storage/journal.h"
 
@@ -79,20 +76,5 @@ void put_le32(uint8_t *p, uint32_t v);
 void put_le64(uint8_t *p, uint64_t v);
 uint32_t get_le32(const uint8_t *p);
 uint64_t get_le64(const uint8_t *p);
-
-/*
- * A record bigger than SEG_STREAM_MIN (an APPLY MAILBOX of 100,000
- * messages is 20 MB of text) is written by seg_write_streamed(): its
- * payload compressed by cctx in pieces of ZSTD_CStreamOutSize() through
- * out, written at off + REC_HDR_SIZE as they come, and its header (rec,
- * with payload_len set here) last, as bodies are.  The writer's buffer
- * stays ~128 KB instead of twice the record; until the header is
- * written the record is a torn tail, which readers never pass and
- * recovery cuts.  Sets *end past the record; 0 or a negative errno.
- */
-#define SEG_STREAM_MIN ((size_t)256 * 1024)
-int seg_write_streamed(const struct fileops *fo, int fd, uint64_t off,
-    struct journal_record *rec, ZSTD_CCtx *cctx, struct buf *out,
-    const void *data, size_t len, uint64_t *end);
 
 #endif

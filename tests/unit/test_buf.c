@@ -69,23 +69,4 @@ numbers(void)
 	test_assert(!is_hex("0g", 2));
 }
 
-/* buf_reserve_exact() allocates what is asked, no more, and keeps the
- * limit. */
-static void
-reserve_exact(void)
-{
-	struct buf b = BUF_INIT;
-
-	test_assert_int(buf_append(&b, "abc", 3), 0);
-	test_assert_int(buf_reserve_exact(&b, 1000000), 0);
-	test_assert_int(b.cap, 1000003);
-	test_assert_int(buf_append(&b, "d", 1), 0);
-	test_assert_int(b.cap, 1000003);
-	test_assert(strcmp(b.s, "abcd") == 0);
-	buf_free(&b);
-	buf_init(&b, 10);
-	test_assert_int(buf_reserve_exact(&b, 11), -E2BIG);
-	buf_free(&b);
-}
-
-TEST_MAIN(T(append_and_nul), T(hard_limit), T(numbers), T(reserve_exact))
+TEST_MAIN(T(append_and_nul), T(hard_limit), T(numbers))

@@ -838,75 +838,7 @@ roll_starts_an_empty_segment(void)
 	free(dir);
 }
 
-/*
- * Records over SEG_STREAM_MIN are compressed and written in pieces, the
- * header last: they read back byte for byte beside small ones, and one
- * whose header never made it to disk is a torn tail that recovery cuts.
- */
-static void
-big_records_are_streamed(void)
-{
-	char *dir = make_tmpdir(), err[256], path[4096];
-	struct journal *j = open_j(dir, NULL);
-	struct acks a = { 0 };
-	size_t sizes[] = { 100, SEG_STREAM_MIN, SEG_STREAM_MIN + 1, 50,
-	    (size_t)3 << 20 }, n = sizeof(sizes) / sizeof(sizes[0]), k, i;
-	struct buf want[5], raw = BUF_INIT;
-	struct journal_reader *r;
-	struct journal_record rec, last = { 0 };
-	uint8_t zero[REC_HDR_SIZE] = { 0 };
-	uint32_t x = 7;
-	int fd;
-
-	for (k = 0; k < n; k++) {
-		buf_init(&want[k], 0);
-		buf_printf(&want[k], "APPLY BIG %zu ", k);
-		for (i = want[k].len; i < sizes[k]; i++) {
-			x = x * 1103515245u + 12345u;	/* little to compress */
-			buf_putc(&want[k], (char)('a' + (x >> 16) % 26));
-		}
-		journal_append(j, JOURNAL_COMMAND, want[k].s, want[k].len,
-		    ack_cb, &a);
-	}
-	test_assert_int(wait_acks(j, &a, n), 0);
-	for (k = 0; k < n; k++)
-		test_assert_int(a.err[k], 0);
-	journal_close(&j);
-	for (int pass = 0; pass < 2; pass++) {
-		size_t got = 0;
-
-		r = journal_reader_new(dir, NULL, 1, 0, err, sizeof(err));
-		test_assert(r != NULL);
-		while (r != NULL && journal_reader_next(r, &rec, &raw) == 1) {
-			test_assert(got < n && raw.len == want[got].len &&
-			    memcmp(raw.s, want[got].s, raw.len) == 0);
-			last = rec;
-			got++;
-		}
-		journal_reader_free(&r);
-		test_assert_int(got, pass == 0 ? n : n - 1);
-		if (pass == 1)
-			break;
-		/* The last (streamed) record's header never written. */
-		seg_path(path, sizeof(path), dir, last.segment);
-		fd = open(path, O_WRONLY);
-		test_assert(fd >= 0 && pwrite(fd, zero, sizeof(zero),
-		    (off_t)last.offset) == (ssize_t)sizeof(zero));
-		close(fd);
-		j = open_j(dir, NULL);		/* recovery cuts the tail */
-		test_assert(j != NULL);
-		test_assert_int(journal_durable_lsn(j), last.lsn - 1);
-		journal_close(&j);
-	}
-	for (k = 0; k < n; k++)
-		buf_free(&want[k]);
-	buf_free(&raw);
-	rm_rf(dir);
-	free(dir);
-}
-
 TEST_MAIN(T(append_read_reopen), T(bodies), T(body_stream_at_position),
-    T(big_records_are_streamed),
     T(idle_release), T(many_journals_share_the_pool),
     T(segments_roll_and_drop),
     T(torn_tails_are_cut), T(corruption_is_refused_unless_repair),
