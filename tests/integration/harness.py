@@ -54,6 +54,9 @@ def run(prog, teardown=None):
             teardown()
 
 
+_GIVEN = set()
+
+
 def free_port():
     """A port on 127.0.0.1 free now, below the ephemeral range (32768
     up): there an outgoing connection may take it before a server
@@ -61,9 +64,15 @@ def free_port():
     rng = random.SystemRandom()
     for _ in range(1000):
         port = rng.randrange(10000, 32768)
+        # Never the same port twice in one test program: a port handed
+        # out may not be bound yet (a relay or Cyrus starting), so the
+        # bind below would not see it taken.
+        if port in _GIVEN:
+            continue
         s = socket.socket()
         try:
             s.bind(("127.0.0.1", port))
+            _GIVEN.add(port)
             return port
         except OSError:
             continue
