@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "lib/log.h"
 #include "lib/xmalloc.h"
@@ -78,4 +81,20 @@ xasprintf(const char *fmt, ...)
 	if (n < 0)
 		fatalx("out of memory formatting a string");
 	return s;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SR_ASAN 1
+#endif
+#endif
+
+void
+xmalloc_trim(void)
+{
+#if defined(__GLIBC__) && !defined(SR_ASAN)
+	malloc_trim(0);
+#endif
 }

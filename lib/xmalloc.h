@@ -21,5 +21,11 @@ char *xstrdup(const char *s);
 char *xmemdup0(const void *s, size_t n);
 /* Returns a newly allocated formatted string; caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Gives freed heap back to the system where the allocator can (glibc's
+ * malloc_trim); nothing under AddressSanitizer, whose allocator is not
+ * glibc's (malloc_trim there reads arenas never set up, and crashes).
+ */
+void xmalloc_trim(void);
 
 #endif

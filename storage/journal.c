@@ -22,9 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -210,9 +207,7 @@ writer_release(struct journal *j)
 	j->cctx = NULL;
 	buf_free(&j->out);
 	buf_init(&j->out, 0);
-#ifdef __GLIBC__
-	malloc_trim(0);
-#endif
+	xmalloc_trim();
 }
 
 /* ---- queueing (owner thread) ----------------------------------------- */
