@@ -340,7 +340,7 @@ def a_repair_takes_bodies_retention_dropped_from_another_replica():
 def shared_mailboxes_are_said_not_audited():
     # A mailbox no user owns (an admin's top-level folder) is not yet
     # audited: the audit says so by name and exits 2, never 0.
-    path = setup()
+    path = setup("replica_audit_interval: 2s\n")
     try:
         relay, m = path.relay, path.master
         name = "shared%sx" % m.separator()
@@ -370,6 +370,21 @@ def shared_mailboxes_are_said_not_audited():
         # Auditing one user leaves shared mailboxes out, as asked.
         r = audit(relay, "--user", "bob")
         rc(r, 0)
+        # The periodic audit still records an audit of every user, and
+        # the check after the replica's Cyrus restarts does not ask for a
+        # seed because of it.
+        t0 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t0 and g[0] == 0)
+        path.replica.stop()
+        path.replica.start()
+        m.deliver("alice", cyrus.make_message(501, 900))
+        sync_user(m, "alice")
+        wait_caught_up(relay, timeout=120)
+        until(lambda: "event=check_done" in relay.logtext(),
+              "the check after the restart")
+        text = relay.logtext()
+        check("event=check_done result=ok" in text and
+              "needs_seed" not in text, text[-4000:])
     finally:
         stop_paths()
 
