@@ -141,6 +141,10 @@ void shadow_mailbox_free(struct shadow_mailbox *mb);
  * returns) a non-zero return. */
 int shadow_owner_each(struct shadow *s, int (*fn)(void *arg,
     const char *userid), void *arg);
+/* Calls fn with the name of each mailbox no user owns (a shared one), in
+ * order; stops at (and returns) a non-zero return. */
+int shadow_shared_each(struct shadow *s, int (*fn)(void *arg,
+    const char *name), void *arg);
 
 /* ---- records ---------------------------------------------------------- */
 

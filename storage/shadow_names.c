@@ -95,3 +95,19 @@ shadow_owner_each(struct shadow *s, int (*fn)(void *arg, const char *userid),
 	sqlite3_finalize(st);
 	return r;
 }
+
+int
+shadow_shared_each(struct shadow *s, int (*fn)(void *arg, const char *name),
+    void *arg)
+{
+	sqlite3_stmt *st = shadow_prep(s, "SELECT name FROM mailbox "
+	    "WHERE owner IS NULL ORDER BY name");
+	int r = 0, rc;
+
+	if (st == NULL)
+		return shadow_sqerr(s);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = fn(arg, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return r;
+}

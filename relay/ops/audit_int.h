@@ -35,6 +35,7 @@ struct diff {
 	char *src;
 	char *src_why;
 	char *repair;		/* what --repair did */
+	bool shared;		/* DK_NOT_AUDITED: a shared mailbox */
 	/* DK_USER: the APPLY entries (SUB, UNSUB, QUOTA, SEEN) a repair
 	 * sends, and what it leaves alone. */
 	struct dlist *ops;
@@ -48,6 +49,7 @@ struct run {
 	char **users;
 	size_t nusers, next_user, next_full, next_repair;
 	size_t mailboxes;	/* compared */
+	size_t shared;		/* shared mailboxes, not audited */
 	uint64_t lsn;		/* the shadow's LSN at the last comparison */
 	char *error;
 	int phase;		/* 0 users, 1 records, 2 repair, 3 done */

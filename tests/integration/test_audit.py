@@ -336,5 +336,58 @@ def a_repair_takes_bodies_retention_dropped_from_another_replica():
         stop_paths()
 
 
+@test
+def shared_mailboxes_are_said_not_audited():
+    # A mailbox no user owns (an admin's top-level folder) is not yet
+    # audited: the audit says so by name and exits 2, never 0.
+    path = setup("replica_audit_interval: 2s\n")
+    try:
+        relay, m = path.relay, path.master
+        name = "shared%sx" % m.separator()
+        c = m.imap()
+        try:
+            eq(c.create(name)[0], "OK")
+            eq(c.setacl(name, "admin", "lrswipkxtecda")[0], "OK")
+            eq(c.append(name, None, None,
+                        cyrus.make_message(5, 500))[0], "OK")
+        finally:
+            c.logout()
+        rcode, out, err = m.sync_client(["-m", name], timeout=120)
+        check(rcode == 0, "sync_client -m %s: %r\n%s%s" % (
+            name, rcode, out, err))
+        wait_caught_up(relay)
+        r = audit(relay, "--json")
+        rc(r, 2)
+        a = json.loads(r.stdout)["audits"][0]
+        eq((a["differ"], a["shared_not_audited"], a["mailboxes"]),
+           (0, 1, 8))
+        eq([(d["kind"], d["mailbox"]) for d in a["mailboxes_differing"]],
+           [("not_audited", "shared.x")])
+        r = audit(relay)
+        rc(r, 2)
+        check("1 shared mailbox not audited" in r.stdout and
+              "shared mailbox shared.x not audited" in r.stdout, r.stdout)
+        # Auditing one user leaves shared mailboxes out, as asked.
+        r = audit(relay, "--user", "bob")
+        rc(r, 0)
+        # The periodic audit still records an audit of every user, and
+        # the check after the replica's Cyrus restarts does not ask for a
+        # seed because of it.
+        t0 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t0 and g[0] == 0)
+        path.replica.stop()
+        path.replica.start()
+        m.deliver("alice", cyrus.make_message(501, 900))
+        sync_user(m, "alice")
+        wait_caught_up(relay, timeout=120)
+        until(lambda: "event=check_done" in relay.logtext(),
+              "the check after the restart")
+        text = relay.logtext()
+        check("event=check_done result=ok" in text and
+              "needs_seed" not in text, text[-4000:])
+    finally:
+        stop_paths()
+
+
 if __name__ == "__main__":
     run("test_audit", stop_paths)
