@@ -71,6 +71,21 @@ dlist_free(struct dlist **dlp)
 	*dlp = NULL;
 }
 
+struct dlist *
+dlist_pop_first(struct dlist *list)
+{
+	struct dlist *d = list->head;
+
+	if (d == NULL)
+		return NULL;
+	list->head = d->next;
+	if (list->head == NULL)
+		list->tail = NULL;
+	list->nchildren--;
+	d->next = NULL;
+	return d;
+}
+
 void
 dlist_append(struct dlist *parent, struct dlist *child)
 {

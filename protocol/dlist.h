@@ -55,6 +55,8 @@ void dlist_free(struct dlist **dlp);
 
 /* Appends child to the list or kvlist parent; parent takes ownership. */
 void dlist_append(struct dlist *parent, struct dlist *child);
+/* Takes the first child out of list and returns it (NULL if none). */
+struct dlist *dlist_pop_first(struct dlist *list);
 /*
  * Adders: create a child of parent (key may be NULL inside a list) and
  * return it.  Strings are copied.

@@ -273,22 +273,6 @@ rename_reply(void *arg, const char *verb, const char *text,
 	answered(a, untagged);
 }
 
-/* Moves the first child of list out of it. */
-static struct dlist *
-pop_first(struct dlist *list)
-{
-	struct dlist *d = list->head;
-
-	if (d == NULL)
-		return NULL;
-	list->head = d->next;
-	if (list->head == NULL)
-		list->tail = NULL;
-	list->nchildren--;
-	d->next = NULL;
-	return d;
-}
-
 static void
 userop_reply(void *arg, const char *verb, const char *text,
     struct dlist *untagged)
@@ -318,7 +302,7 @@ repair_user_state(struct audit *a, struct run *r, struct link *l, size_t i)
 	if (d->ops && d->ops->head && d->repair == NULL) {
 		if (!link_caught_up(l))
 			return false;
-		op = pop_first(d->ops);
+		op = dlist_pop_first(d->ops);
 		snprintf(a->op_key, sizeof(a->op_key), "%s", op->key ?
 		    op->key : "?");
 		a->asked = i;

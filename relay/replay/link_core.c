@@ -136,17 +136,3 @@ link_fail(struct link *l, const char *fmt, ...)
 	link_drop(l, "link failed");
 }
 
-struct dlist *
-link_pop_child(struct dlist *list)
-{
-	struct dlist *d = list->head;
-
-	if (d == NULL)
-		return NULL;
-	list->head = d->next;
-	if (list->head == NULL)
-		list->tail = NULL;
-	list->nchildren--;
-	d->next = NULL;
-	return d;
-}

@@ -53,16 +53,16 @@ link_fold_mailbox(struct dlist *newer, struct dlist *older)
 	while (a->head != NULL || b->head != NULL) {
 		if (b->head == NULL || (a->head != NULL &&
 		    record_uid(a->head) < record_uid(b->head))) {
-			dlist_append(out, link_pop_child(a));
+			dlist_append(out, dlist_pop_first(a));
 			continue;
 		}
 		if (a->head != NULL &&
 		    record_uid(a->head) == record_uid(b->head)) {
-			struct dlist *old = link_pop_child(a);
+			struct dlist *old = dlist_pop_first(a);
 
 			dlist_free(&old);
 		}
-		dlist_append(out, link_pop_child(b));
+		dlist_append(out, dlist_pop_first(b));
 	}
 	dlist_remove(newer, "RECORD");
 	dlist_append(newer, out);

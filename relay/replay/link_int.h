@@ -281,8 +281,6 @@ void link_fail(struct link *l, const char *fmt, ...)
  * caught up (an outage: relay/ops/audit_sched.c runs the check). */
 void link_check_needed(struct link *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Moves the first child of list out of it. */
-struct dlist *link_pop_child(struct dlist *list);
 
 /* link_conn.c: the connection and the login. */
 void link_connect(struct link *l);

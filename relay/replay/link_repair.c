@@ -246,7 +246,7 @@ next_repair_step(struct link *l)
 	struct dlist *op;
 
 	dlist_free(&l->cmd);
-	if (l->repair_ops && (op = link_pop_child(l->repair_ops)) != NULL) {
+	if (l->repair_ops && (op = dlist_pop_first(l->repair_ops)) != NULL) {
 		const char *a = NULL, *b = NULL;
 
 		if (!dlist_get_str(op, "OLDMBOXNAME", &a) &&
@@ -261,7 +261,7 @@ next_repair_step(struct link *l)
 		link_send_cmd(l, "APPLY", op, repair_op_reply);
 		return;
 	}
-	if (l->repair_queue && (op = link_pop_child(l->repair_queue)) != NULL) {
+	if (l->repair_queue && (op = dlist_pop_first(l->repair_queue)) != NULL) {
 		l->cmd = op;
 		link_ask_mailbox_state(l);
 		return;
