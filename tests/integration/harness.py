@@ -156,12 +156,29 @@ class Relay:
                     f.write("\n")
                 f.write("metrics_listen: 127.0.0.1:%d\n" % self.metrics_port)
 
-    def start(self):
+    def start(self, timeout=30.0):
+        """Starts the daemon and returns once it serves: its port accepts
+        and it has logged event=started (after every store is open and
+        the control socket listens; the port alone is bound earlier)."""
         self.log = open(self.logpath, "ab")
+        since = self.log.tell()
         self.proc = subprocess.Popen([SYNCRELAY, "-C", self.conf, "-f"],
                                      stdout=self.log, stderr=self.log)
         wait_port(self.port)
-        return self
+        deadline = time.time() + timeout
+        while True:
+            with open(self.logpath, "rb") as f:
+                f.seek(since)
+                if b"event=started" in f.read():
+                    return self
+            if self.proc.poll() is not None:
+                raise AssertionError("syncrelay exited %s before it started:"
+                                     "\n%s" % (self.proc.returncode,
+                                                self.logtext()[-3000:]))
+            if time.time() > deadline:
+                raise AssertionError("syncrelay never logged event=started:"
+                                     "\n%s" % self.logtext()[-3000:])
+            time.sleep(0.02)
 
     def ctl(self, *args, timeout=60):
         """Runs syncrelayctl against this relay; returns CompletedProcess."""
