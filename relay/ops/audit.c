@@ -26,9 +26,12 @@
  * replica is removed only where the shadow holds the master's complete
  * list for the user (design invariant 9).
  *
- * Mailboxes no user owns (shared ones) are not compared yet: without
- * --user each is reported as not audited (exit 2), but left out of what
- * the periodic audit and a reconnect's check conclude.
+ * Mailboxes no user owns (shared ones, which GET USER does not cover)
+ * are asked for by name, up to SHARED_BATCH a question (GET MAILBOXES:
+ * a sync_server leaves out of its answer a name it does not hold), and
+ * compared and repaired as users' mailboxes are.  A shared mailbox whose
+ * name the replica gives to another UNIQUEID is left alone: only the
+ * master's own command removes a mailbox (invariant 9).
  *
  * Every question goes through the link (link_query/link_command), only
  * while it is caught up and idle, one at a time: replay goes first.
@@ -53,6 +56,7 @@
 
 #define TICK 0.02		/* seconds between looks for a quiet moment */
 #define SOURCE_WAIT 5.0		/* for another replica to be caught up */
+#define SHARED_BATCH 64		/* shared mailbox names a GET MAILBOXES */
 
 static const char *const kind_names[] = { "differs", "missing",
 	"only_on_replica", "not_audited", "user" };
@@ -68,7 +72,9 @@ struct audit {
 	double deadline;
 	bool in_flight, abandoned, finished;
 	uint64_t asked_lsn;
-	size_t asked;		/* the diff a FULLMAILBOX or UNMAILBOX is for */
+	size_t asked;		/* the diff a FULLMAILBOX or UNMAILBOX is for,
+				 * or the first shared name a MAILBOXES */
+	size_t nasked;		/* shared names in that MAILBOXES */
 	char op_key[32];	/* the user-state APPLY in flight */
 	audit_done_fn done;
 	void *arg;
@@ -185,6 +191,48 @@ user_reply(void *arg, const char *verb, const char *text,
 		r->next_user++;
 	}
 	/* Else the shadow moved: the same question at the next quiet. */
+	answered(a, untagged);
+}
+
+static void
+shared_reply(void *arg, const char *verb, const char *text,
+    struct dlist *untagged)
+{
+	struct audit *a = arg;
+	struct run *r = &a->runs[a->cur];
+	struct shadow *sh;
+	size_t i;
+
+	if (a->abandoned) {
+		answered(a, untagged);
+		return;
+	}
+	if (lost(verb, untagged, text)) {
+		/* Asked again once the link is back (or the deadline). */
+	} else if (strcmp(verb, "OK") != 0) {
+		free(r->error);
+		r->error = xasprintf("GET MAILBOXES (%s ...): %s %s",
+		    r->shared_names[a->asked], verb, text);
+		r->phase = 3;
+	} else if (shadow_still(a)) {
+		sh = store_by_name(a->store)->shadow;
+		for (i = a->asked; i < a->asked + a->nasked; i++) {
+			struct shadow_mailbox mb;
+			struct diff *d;
+
+			/* Gone since the audit started: nothing to compare. */
+			if (shadow_mailbox_by_name(sh, r->shared_names[i],
+			    &mb) < 0)
+				continue;
+			d = audit_compare_mailbox(sh, r, &mb, "", untagged);
+			if (d)
+				d->shared = true;
+			r->shared++;
+			shadow_mailbox_free(&mb);
+		}
+		r->lsn = a->asked_lsn;
+		r->next_shared = a->asked + a->nasked;
+	}
 	answered(a, untagged);
 }
 
@@ -340,6 +388,16 @@ give_up_asking(struct audit *a, struct run *r, struct link *l)
 		    (unsigned long long)(l ? link_acked(l) : 0),
 		    (unsigned long long)head);
 	}
+	for (; r->next_shared < r->nshared; r->next_shared++) {
+		struct diff *d = audit_diff_add(r, DK_NOT_AUDITED,
+		    r->shared_names[r->next_shared], "", "");
+
+		d->shared = true;
+		r->shared_not_audited++;
+		audit_diff_note(d, "shared mailbox %s not audited: the replica "
+		    "was not caught up at any moment before the deadline",
+		    d->name);
+	}
 	for (i = r->next_full; i < r->nd; i++)
 		if (r->d[i].records) {
 			r->d[i].records = false;
@@ -445,6 +503,16 @@ check_source(struct audit *a, struct run *r, size_t i)
 	return false;
 }
 
+/* How to resync d's mailbox from the master, for the report. */
+static void
+resync_hint(const struct diff *d, char *out, size_t len)
+{
+	if (d->shared)
+		snprintf(out, len, "sync_client -m %s", d->name);
+	else
+		snprintf(out, len, "sync_client -u %s", d->user);
+}
+
 /* The repair of diff d, or false if it needs the link idle (later). */
 static bool
 repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
@@ -452,10 +520,18 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 	struct store *st = store_by_name(a->store);
 	struct diff *d = &r->d[i];
 	struct dlist *op;
-	char why[768];
+	char why[768], hint[320];
 
 	if (d->kind == DK_NOT_AUDITED)
 		return true;
+	if (d->shared && d->taken) {
+		d->repair = xstrdup("left alone: the replica holds another "
+		    "mailbox under this name, and the relay never removes what "
+		    "the master did not remove; remove it on the replica (or "
+		    "rename it), then audit again");
+		return true;
+	}
+	resync_hint(d, hint, sizeof(hint));
 	if (d->kind == DK_USER)
 		return repair_user_state(a, r, l, i);
 	if (d->kind == DK_ONLY_REPLICA) {
@@ -485,8 +561,8 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 	}
 	if (d->more) {
 		d->repair = xasprintf("not repaired: the replica holds mail the "
-		    "master lacks; resync it from the master (sync_client -u "
-		    "%s straight to the replica), then audit again", d->user);
+		    "master lacks; resync it from the master (%s straight to "
+		    "the replica), then audit again", hint);
 		return true;
 	}
 	if (d->replace && d->nobody && d->stage == 0) {
@@ -497,8 +573,8 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 			    "changed it itself, so it must be replaced whole, "
 			    "and retention dropped %u of its bodies from the "
 			    "journal; no other replica has them all (%s): only "
-			    "the master can resend them (sync_client -u %s)",
-			    d->nobody, d->src_why ? d->src_why : "?", d->user);
+			    "the master can resend them (%s)",
+			    d->nobody, d->src_why ? d->src_why : "?", hint);
 			return true;
 		}
 		link_fetch_from(l, d->src);
@@ -590,7 +666,8 @@ step(struct audit *a)
 		a->cur++;
 		return;
 	}
-	if (r->phase == 0 && r->next_user >= r->nusers)
+	if (r->phase == 0 && r->next_user >= r->nusers &&
+	    r->next_shared >= r->nshared)
 		r->phase = 1;
 	if (r->phase == 1) {
 		while (r->next_full < r->nd && !r->d[r->next_full].records)
@@ -604,12 +681,10 @@ step(struct audit *a)
 		size_t j, ndiff = 0;
 		bool whole = r->error == NULL;
 
-		/* Shared mailboxes are not audited yet: the report says so
-		 * (exit 2), but users' mailboxes were all compared. */
 		for (j = 0; j < r->nd; j++)
 			if (r->d[j].kind != DK_NOT_AUDITED)
 				ndiff++;
-			else if (!r->d[j].shared)
+			else
 				whole = false;
 		if (whole)
 			link_note_audit(l, ndiff);
@@ -637,11 +712,22 @@ step(struct audit *a)
 	if (!link_may_ask(l))
 		return;		/* over a rate limit: paced like replay */
 	a->asked_lsn = shadow_lsn(st->shadow);
-	if (r->phase == 0) {
+	if (r->phase == 0 && r->next_user < r->nusers) {
 		const char *u = r->users[r->next_user];
 
 		get = dlist_new_atom("USER", u, strlen(u));
 		if (link_query(l, get, user_reply, a) == 0)
+			a->in_flight = true;
+	} else if (r->phase == 0) {
+		size_t i;
+
+		get = dlist_new_list("MAILBOXES");
+		a->asked = r->next_shared;
+		for (i = r->next_shared; i < r->nshared &&
+		    i - r->next_shared < SHARED_BATCH; i++)
+			dlist_add_atom(get, NULL, r->shared_names[i]);
+		a->nasked = i - r->next_shared;
+		if (link_query(l, get, shared_reply, a) == 0)
 			a->in_flight = true;
 	} else {
 		const char *n = r->d[r->next_full].name;
@@ -693,17 +779,15 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-/* A mailbox no user owns: said not audited (GET USER does not cover it). */
+/* A mailbox no user owns: asked for by name (GET USER does not cover it). */
 static int
 add_shared(void *arg, const char *name)
 {
 	struct run *r = arg;
-	struct diff *d = audit_diff_add(r, DK_NOT_AUDITED, name, "", "");
 
-	d->shared = true;
-	audit_diff_note(d, "shared mailbox %s not audited: the audit compares "
-	    "users' mailboxes only", name);
-	r->shared++;
+	r->shared_names = xreallocarray(r->shared_names, r->nshared + 1,
+	    sizeof(*r->shared_names));
+	r->shared_names[r->nshared++] = xstrdup(name);
 	return 0;
 }
 
@@ -816,10 +900,12 @@ audit_report(const struct audit *a, struct buf *out)
 			buf_puts(out, ",\"replica\":");
 			json_str(out, r->replica);
 			buf_printf(out, ",\"lsn\":%llu,\"users\":%zu,"
-			    "\"mailboxes\":%zu,\"shared_not_audited\":%zu,"
+			    "\"mailboxes\":%zu,\"shared\":%zu,"
+			    "\"shared_not_audited\":%zu,"
 			    "\"differ\":%zu,\"error\":",
 			    (unsigned long long)r->lsn, r->nusers,
-			    r->mailboxes, r->shared, ndiff);
+			    r->mailboxes, r->shared, r->shared_not_audited,
+			    ndiff);
 			if (r->error)
 				json_str(out, r->error);
 			else
@@ -848,14 +934,14 @@ audit_report(const struct audit *a, struct buf *out)
 			continue;
 		}
 		buf_printf(out, "store %s replica %s: %zu mailbox%s of %zu "
-		    "user%s compared at LSN %llu: %s\n", a->store, r->replica,
-		    r->mailboxes, r->mailboxes == 1 ? "" : "es", r->nusers,
-		    r->nusers == 1 ? "" : "s", (unsigned long long)r->lsn,
-		    ndiff ? "some differ" : "none differ");
+		    "user%s", a->store, r->replica, r->mailboxes,
+		    r->mailboxes == 1 ? "" : "es", r->nusers,
+		    r->nusers == 1 ? "" : "s");
 		if (r->shared)
-			buf_printf(out, "store %s replica %s: %zu shared "
-			    "mailbox%s not audited\n", a->store, r->replica,
-			    r->shared, r->shared == 1 ? "" : "es");
+			buf_printf(out, " and %zu shared", r->shared);
+		buf_printf(out, " compared at LSN %llu: %s\n",
+		    (unsigned long long)r->lsn, ndiff ? "some differ" :
+		    "none differ");
 		if (r->error)
 			buf_printf(out, "!store %s replica %s: %s\n", a->store,
 			    r->replica, r->error);
@@ -913,6 +999,9 @@ audit_free(struct audit **ap)
 		for (j = 0; j < r->nusers; j++)
 			free(r->users[j]);
 		free(r->users);
+		for (j = 0; j < r->nshared; j++)
+			free(r->shared_names[j]);
+		free(r->shared_names);
 		free(r->d);
 		free(r->replica);
 		free(r->error);
@@ -947,9 +1036,7 @@ audit_unrepaired(const struct audit *a, char *why, size_t len)
 		for (j = 0; j < r->nd; j++) {
 			const struct diff *d = &r->d[j];
 
-			if (d->kind == DK_NOT_AUDITED && d->shared) {
-				continue;	/* not a reason to seed */
-			} else if (d->kind == DK_NOT_AUDITED) {
+			if (d->kind == DK_NOT_AUDITED) {
 				what = "not audited";
 			} else if (d->repair == NULL ||
 			    strncmp(d->repair, "not repaired", 12) == 0) {

@@ -197,28 +197,39 @@ def a_replica_back_empty_from_maintenance_is_refilled_before_wait():
     path = setup()
     try:
         relay, master, old = path.relay, path.master, path.replica
-        old.stop()
-        shutil.rmtree(old.dir)
-        new = cyrus.CyrusInstance(
-            path.root, old.name, imap_port=old.imap_port,
-            lmtp_port=old.lmtp_port, sync_port=old.sync_port,
-            sieve_port=old.sieve_port, syslog=path.log, users=USERS)
-        path.replicas[0] = new
-        new.start()
+        name = make_shared(master, relay)
+        mark = len(relay.logtext())
+        new = recreate_empty(path)
         master.deliver("alice", cyrus.make_message(500, 2500))
         sync_user(master, "alice")
         wait_caught_up(relay, timeout=240)
         # No converging: caught up means it is all there now.
         for u in USERS:
             eq(new.state(u), master.state(u))
+        eq(shared_state(new, name), shared_state(master, name))
         identical(master, new, USERS)
-        text = relay.logtext()
+        text = relay.logtext()[mark:]
         check("event=check_start" in text and
               "event=check_done result=ok" in text, text[-4000:])
         check("event=link_failed" not in text, text[-3000:])
         rc(audit(relay), 0)
     finally:
         stop_paths()
+
+
+def recreate_empty(path):
+    """The replica's disk replaced: its Cyrus destroyed and re-created
+    empty on the same ports (started)."""
+    old = path.replica
+    old.stop()
+    shutil.rmtree(old.dir)
+    new = cyrus.CyrusInstance(
+        path.root, old.name, imap_port=old.imap_port,
+        lmtp_port=old.lmtp_port, sync_port=old.sync_port,
+        sieve_port=old.sieve_port, syslog=path.log, users=USERS)
+    path.replicas[0] = new
+    new.start()
+    return new
 
 
 def until(cond, what, timeout=60.0):
@@ -336,47 +347,104 @@ def a_repair_takes_bodies_retention_dropped_from_another_replica():
         stop_paths()
 
 
+def make_shared(master, relay, n=3):
+    """A mailbox no user owns (an admin's top-level folder) with n
+    messages, replicated through the relay (sync_client -m)."""
+    name = "shared%sx" % master.separator()
+    c = master.imap()
+    try:
+        eq(c.create(name)[0], "OK")
+        eq(c.setacl(name, "admin", "lrswipkxtecda")[0], "OK")
+        for i in range(n):
+            eq(c.append(name, None, None,
+                        cyrus.make_message(5 + i, 500))[0], "OK")
+    finally:
+        c.logout()
+    # Its parent, "shared", is an intermediate mailbox Cyrus made.
+    parent = name.split(master.separator())[0]
+    rcode, out, err = master.sync_client(["-m", parent, name], timeout=120)
+    check(rcode == 0, "sync_client -m %s: %r\n%s%s" % (name, rcode, out,
+                                                        err))
+    wait_caught_up(relay)
+    return name
+
+
+def shared_state(inst, name):
+    """What a user (alice, whom its ACL lets read) sees of the shared
+    mailbox over IMAP (None: none)."""
+    return inst.state("alice")["mailboxes"].get("Shared Folders%s%s" % (
+        inst.separator(), name))
+
+
 @test
-def shared_mailboxes_are_said_not_audited():
-    # A mailbox no user owns (an admin's top-level folder) is not yet
-    # audited: the audit says so by name and exits 2, never 0.
+def a_shared_mailbox_changed_on_the_replica_is_named_then_repaired():
+    # A mailbox no user owns is audited as users' mailboxes are: asked
+    # for by name (GET MAILBOXES), named when it differs, replaced whole
+    # from the shadow by --repair, counted in /metrics.
     path = setup("replica_audit_interval: 2s\n")
     try:
-        relay, m = path.relay, path.master
-        name = "shared%sx" % m.separator()
-        c = m.imap()
-        try:
-            eq(c.create(name)[0], "OK")
-            eq(c.setacl(name, "admin", "lrswipkxtecda")[0], "OK")
-            eq(c.append(name, None, None,
-                        cyrus.make_message(5, 500))[0], "OK")
-        finally:
-            c.logout()
-        rcode, out, err = m.sync_client(["-m", name], timeout=120)
-        check(rcode == 0, "sync_client -m %s: %r\n%s%s" % (
-            name, rcode, out, err))
-        wait_caught_up(relay)
+        relay, m, replica = path.relay, path.master, path.replica
+        name = make_shared(m, relay)
         r = audit(relay, "--json")
-        rc(r, 2)
-        a = json.loads(r.stdout)["audits"][0]
-        eq((a["differ"], a["shared_not_audited"], a["mailboxes"]),
-           (0, 1, 8))
-        eq([(d["kind"], d["mailbox"]) for d in a["mailboxes_differing"]],
-           [("not_audited", "shared.x")])
-        r = audit(relay)
-        rc(r, 2)
-        check("1 shared mailbox not audited" in r.stdout and
-              "shared mailbox shared.x not audited" in r.stdout, r.stdout)
-        # Auditing one user leaves shared mailboxes out, as asked.
-        r = audit(relay, "--user", "bob")
         rc(r, 0)
-        # The periodic audit still records an audit of every user, and
-        # the check after the replica's Cyrus restarts does not ask for a
-        # seed because of it.
+        a = json.loads(r.stdout)["audits"][0]
+        eq((a["differ"], a["shared"], a["shared_not_audited"],
+            a["mailboxes"]), (0, 2, 0, 10))
+        r = audit(relay)
+        rc(r, 0)
+        check("10 mailboxes of 2 users and 2 shared compared" in r.stdout,
+              r.stdout)
         t0 = time.time()
         metrics_until(relay, lambda g: g[1] >= t0 and g[0] == 0)
-        path.replica.stop()
-        path.replica.start()
+        sessions = relay.logtext().count("event=login user=")
+        # Behind the relay's back, as admin on the replica: one message
+        # expunged, another flagged.
+        c = replica.imap()
+        try:
+            cyrus.imap_ok(*c.select(name))
+            cyrus.imap_ok(*c.uid("STORE", "2", "+FLAGS", r"(\Deleted)"))
+            cyrus.imap_ok(*c.expunge())
+            cyrus.imap_ok(*c.uid("STORE", "1", "+FLAGS", r"(\Flagged)"))
+            cyrus.imap_ok(*c.close())
+        finally:
+            c.logout()
+        check(shared_state(replica, name) != shared_state(m, name),
+              "the replica's change did not show")
+        r = audit(relay, "--json")
+        rc(r, 1)
+        a = json.loads(r.stdout)["audits"][0]
+        eq([(d["kind"], d["mailbox"], d["user"])
+            for d in a["mailboxes_differing"]],
+           [("differs", "shared.x", "")])
+        what = a["mailboxes_differing"][0]["what"]
+        check("uid 2 expunged on the replica" in what and
+              "uid 1 flags" in what, what)
+        r = audit(relay)
+        rc(r, 1)
+        check("  differs shared.x: " in r.stdout, r.stdout)
+        # Auditing one user leaves shared mailboxes out, as asked.
+        rc(audit(relay, "--user", "bob"), 0)
+        # The periodic audit counts it.
+        t1 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t1 and g[0] == 1)
+        r = audit(relay, "--repair")
+        rc(r, 1)
+        check(re.search(r"shared\.x: .*\n +repair: replaced: removed on "
+                        r"the replica, then sent whole", r.stdout), r.stdout)
+        until(lambda: relay.status()["stores"][0]["replicas"][0][
+            "parked"] == 0, "the repair sent", 120)
+        wait_caught_up(relay)
+        rc(audit(relay), 0, relay.logtext()[-4000:])
+        eq(shared_state(replica, name), shared_state(m, name))
+        identical(m, replica, USERS)
+        t2 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t2 and g[0] == 0)
+        # The master saw nothing of it.
+        eq(relay.logtext().count("event=login user="), sessions)
+        # The check after the replica's Cyrus restarts finds it all
+        # there: no seed needed.
+        replica.stop()
+        replica.start()
         m.deliver("alice", cyrus.make_message(501, 900))
         sync_user(m, "alice")
         wait_caught_up(relay, timeout=120)
