@@ -232,6 +232,37 @@ def recreate_empty(path):
     return new
 
 
+@test
+def a_replica_emptied_while_the_relay_was_down_is_refilled_before_wait():
+    """The relay cannot know what became of a replica while it was down
+    itself: after a restart every link checks its replica before wait
+    says caught up.  Here the replica came back empty while the relay
+    was stopped, and nothing changed on the master since."""
+    path = setup()
+    try:
+        relay, master = path.relay, path.master
+        name = make_shared(master, relay)
+        relay.stop()
+        new = recreate_empty(path)
+        mark = len(relay.logtext())
+        relay.start()
+        until(lambda: "event=opened" in relay.logtext()[mark:],
+              "the store opened")
+        wait_caught_up(relay, timeout=240)
+        # No converging: caught up means it is all there now.
+        for u in USERS:
+            eq(new.state(u), master.state(u))
+        eq(shared_state(new, name), shared_state(master, name))
+        identical(master, new, USERS)
+        text = relay.logtext()[mark:]
+        check("event=check_needed reason=\"the relay started" in text and
+              "event=check_done result=ok" in text, text[-4000:])
+        check("event=link_failed" not in text, text[-3000:])
+        rc(audit(relay), 0)
+    finally:
+        stop_paths()
+
+
 def until(cond, what, timeout=60.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
