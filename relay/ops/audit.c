@@ -284,9 +284,11 @@ unmailbox_reply(void *arg, const char *verb, const char *text,
 	} else {
 		d->repair = d->src ? xasprintf("replaced: removed on the "
 		    "replica, then sent whole from the shadow (bodies from the "
-		    "journal and, where retention dropped them, from %s)",
-		    d->src) : xstrdup("replaced: removed on the replica, then "
-		    "sent whole from the shadow (bodies from the journal)");
+		    "journal and, where retention dropped them, from %s%s%s)",
+		    d->src, d->src_why ? "; " : "", d->src_why ?
+		    d->src_why : "") : xstrdup("replaced: removed on the "
+		    "replica, then sent whole from the shadow (bodies from the "
+		    "journal)");
 	}
 	/* The parked entry (made before the UNMAILBOX) is due now; after a
 	 * refusal or a lost connection its own backoff brings it. */
@@ -407,24 +409,70 @@ give_up_asking(struct audit *a, struct run *r, struct link *l)
 	r->next_full = r->nd;
 }
 
+/* Adds why another replica cannot give d's bodies ("; " between). */
+static void
+src_note(struct diff *d, const char *why)
+{
+	char *n = d->src_why ? xasprintf("%s; %s", d->src_why, why) :
+	    xstrdup(why);
+
+	free(d->src_why);
+	d->src_why = n;
+}
+
+/* Was the replica name asked for d's bodies already? */
+static bool
+src_tried(const struct diff *d, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < d->ntried; i++)
+		if (strcmp(d->tried[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void
+src_try(struct diff *d, const char *name)
+{
+	d->tried = xreallocarray(d->tried, d->ntried + 1, sizeof(*d->tried));
+	d->tried[d->ntried++] = xstrdup(name);
+}
+
 /*
- * The other replica to take bodies from: --from, else the first other
- * replica of the store caught up now (NULL: none).
+ * The next other replica to ask for d's bodies, each once: --from first,
+ * then each other replica of the store caught up now (NULL: none left;
+ * *waiting if one not caught up now may be later).
  */
 static struct link *
-source_link(struct audit *a, struct run *r)
+source_link(struct audit *a, struct run *r, struct diff *d, bool *waiting)
 {
 	struct store *st = store_by_name(a->store);
 	size_t i;
 
+	*waiting = false;
+	for (i = 0; a->from && st && i < st->nlinks; i++)
+		if (st->links[i] && strcmp(link_name(st->links[i]),
+		    r->replica) != 0 && strcmp(link_name(st->links[i]),
+		    a->from) == 0 && !src_tried(d, a->from))
+			return st->links[i];
+	if (a->from && !src_tried(d, a->from)) {
+		char *why = xasprintf("the store has no other replica called "
+		    "%s", a->from);
+
+		src_note(d, why);
+		free(why);
+		src_try(d, a->from);
+	}
 	for (i = 0; st && i < st->nlinks; i++) {
 		struct link *o = st->links[i];
 
-		if (o == NULL || strcmp(link_name(o), r->replica) == 0)
+		if (o == NULL || strcmp(link_name(o), r->replica) == 0 ||
+		    src_tried(d, link_name(o)))
 			continue;
-		if (a->from ? strcmp(link_name(o), a->from) == 0 :
-		    link_caught_up(o))
+		if (link_caught_up(o))
 			return o;
+		*waiting = true;
 	}
 	return NULL;
 }
@@ -436,6 +484,7 @@ source_reply(void *arg, const char *verb, const char *text,
 	struct audit *a = arg;
 	struct run *r = &a->runs[a->cur];
 	struct diff *d = &r->d[a->asked];
+	char *why;
 	unsigned n;
 
 	if (a->abandoned) {
@@ -443,27 +492,35 @@ source_reply(void *arg, const char *verb, const char *text,
 		return;
 	}
 	if (lost(verb, untagged, text)) {
-		d->src_asked = false;	/* asked again */
+		/* Asked again. */
+		free(d->tried[--d->ntried]);
+		why = NULL;
 	} else if (strcmp(verb, "OK") != 0) {
-		d->src_why = xasprintf("%s answered GET FULLMAILBOX with %s "
-		    "%s", d->src, verb, text);
+		why = xasprintf("%s answered GET FULLMAILBOX with %s %s",
+		    d->src, verb, text);
 	} else if ((n = audit_bodies_lacking(store_by_name(a->store)->shadow,
 	    d->uniqueid, untagged)) != 0) {
-		d->src_why = n == UINT32_MAX ? xasprintf("%s lacks the "
-		    "mailbox", d->src) : xasprintf("%s lacks %u of them", d->src,
-		    n);
+		why = n == UINT32_MAX ? xasprintf("%s lacks the mailbox",
+		    d->src) : xasprintf("%s lacks %u of them", d->src, n);
+	} else {
+		answered(a, untagged);	/* d->src has them all */
+		return;
 	}
-	if (d->src_why) {
-		free(d->src);
-		d->src = NULL;
-	}
+	if (why)
+		src_note(d, why);
+	free(why);
+	/* The next replica, if any is left, is asked. */
+	free(d->src);
+	d->src = NULL;
+	d->src_asked = false;
 	answered(a, untagged);
 }
 
 /*
  * For a replacement whose bodies retention dropped: asks the other
- * replica whether it holds them all.  True when that is known (d->src
- * names it, or d->src_why says why not), false while asking.
+ * replicas in turn (--from first) whether one holds them all.  True
+ * when that is known (d->src names it, d->src_why says why the others
+ * do not), false while asking.
  */
 static bool
 check_source(struct audit *a, struct run *r, size_t i)
@@ -471,21 +528,26 @@ check_source(struct audit *a, struct run *r, size_t i)
 	struct diff *d = &r->d[i];
 	struct link *o;
 	struct dlist *get;
+	bool waiting;
 
 	if (d->src_asked)
 		return !a->in_flight;
+	if (a->in_flight)
+		return false;
 	if (d->src_since == 0)
 		d->src_since = ev_now(a->loop);
-	o = source_link(a, r);
+	o = source_link(a, r, d, &waiting);
 	/* Another replica busy this moment is waited for a little. */
-	if (o == NULL && a->from == NULL &&
+	if (o == NULL && waiting &&
 	    ev_now(a->loop) - d->src_since < SOURCE_WAIT &&
 	    ev_now(a->loop) < a->deadline)
 		return false;
 	if (o == NULL) {
-		d->src_why = a->from ? xasprintf("the store has no other "
-		    "replica called %s", a->from) : xstrdup("no other replica "
-		    "of the store is caught up to give them");
+		if (waiting)
+			src_note(d, "no other replica of the store is caught "
+			    "up to give them");
+		else if (d->src_why == NULL)
+			src_note(d, "the store has no other replica");
 		d->src_asked = true;
 		return true;
 	}
@@ -498,6 +560,7 @@ check_source(struct audit *a, struct run *r, size_t i)
 		d->src_asked = true;
 		free(d->src);
 		d->src = xstrdup(link_name(o));
+		src_try(d, d->src);
 	}
 	dlist_free(&get);
 	return false;
@@ -992,6 +1055,9 @@ audit_free(struct audit **ap)
 			free(r->d[j].rname);
 			free(r->d[j].src);
 			free(r->d[j].src_why);
+			while (r->d[j].ntried > 0)
+				free(r->d[j].tried[--r->d[j].ntried]);
+			free(r->d[j].tried);
 			dlist_free(&r->d[j].ops);
 			buf_free(&r->d[j].left);
 			buf_free(&r->d[j].what);

@@ -33,7 +33,9 @@ struct diff {
 	bool src_asked;
 	double src_since;	/* first looked for one (0: not yet) */
 	char *src;
-	char *src_why;
+	char *src_why;		/* why the others asked cannot ("; ") */
+	char **tried;		/* the replicas asked so far */
+	size_t ntried;
 	char *repair;		/* what --repair did */
 	bool shared;		/* a shared mailbox (no owner; user "") */
 	bool taken;		/* DK_MISSING: another UNIQUEID holds its name */

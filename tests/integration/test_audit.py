@@ -291,19 +291,20 @@ SMALL = ("journal_segment_bytes: 64K\n"
 
 @test
 def a_repair_takes_bodies_retention_dropped_from_another_replica():
-    """Two replicas; retention dropped all but the newest journal
+    """Three replicas; retention dropped all but the newest journal
     segment, so the first messages' bodies are gone from the journal.
-    A message expunged on r2 behind the relay's back: with r1 paused
-    (no other replica caught up), --repair leaves it, saying only the
-    master can resend; with r1 back, --repair asks r1 whether it holds
-    every dropped body, replaces the mailbox on r2 with the bodies from
-    r1 (GET FETCH through its link), and r2 ends identical to the
-    master; the next audit exits 0.  The master hears nothing."""
-    path = CyrusPath("syncrelay-auditfrom-", nreplicas=2, users=USERS,
+    A message expunged (and purged) on r2 and on r3 behind the relay's
+    back: with r1 paused, --repair of r2 asks r3 (which lacks it too)
+    and leaves it, saying only the master can resend; with r1 back,
+    --repair --from r3 asks r3, then r1, which holds every dropped body,
+    replaces the mailbox on r2 with the bodies from r1 (GET FETCH
+    through its link), and r2 ends identical to the master; the next
+    audit exits 0.  The master hears nothing."""
+    path = CyrusPath("syncrelay-auditfrom-", nreplicas=3, users=USERS,
                      extra=SMALL + "log_level: debug\n")
     try:
         relay, master = path.relay, path.master
-        r2 = path.replicas[1]
+        r2, r3 = path.replicas[1], path.replicas[2]
         for u in USERS:
             populate(master, u, 6, big={2})
             for i in range(8):
@@ -320,6 +321,11 @@ def a_repair_takes_bodies_retention_dropped_from_another_replica():
         # relay's back, a message expunged and its file purged; r2's
         # Cyrus restarted (its sync_server's staged bodies go too).
         eq(relay.ctl("pause", "s1", "r1").returncode, 0)
+        imap_steps(r3, "alice",
+                   ("select", ("INBOX",)),
+                   ("uid", ("STORE", "2", "+FLAGS", r"(\Deleted)")),
+                   ("expunge", ()))
+        purge(r3)
         imap_steps(r2, "alice",
                    ("select", ("INBOX",)),
                    ("uid", ("STORE", "2", "+FLAGS", r"(\Deleted)")),
@@ -332,31 +338,31 @@ def a_repair_takes_bodies_retention_dropped_from_another_replica():
         st = until(lambda: [s for s in [relay.status()["stores"][0][
             "replicas"][1]] if s["needs_seed"]], "r2 marked needs_seed")[0]
         check("only the master can resend them" in st["needs_seed"], st)
-        r = audit(relay, "r2", "--repair", "--timeout", "30")
+        # Asked in turn: --from (none such), r3 (lacks it), r1 (paused).
+        r = audit(relay, "r2", "--repair", "--from", "r9", "--timeout",
+                  "30")
         rc(r, 1)
         check(re.search(r"retention dropped \d+ of its bodies from the "
-                        r"journal; no other replica has them all \(no other "
-                        r"replica of the store is caught up to give them\): "
-                        r"only the master can resend them", r.stdout),
-              r.stdout)
+                        r"journal; no other replica has them all \(the "
+                        r"store has no other replica called r9; r3 lacks 1 "
+                        r"of them; no other replica of the store is caught "
+                        r"up to give them\): only the master can resend "
+                        r"them", r.stdout), r.stdout)
         # Until repaired, wait does not say r2 is caught up.
         eq(relay.ctl("wait", "s1", "--replica", "r2", "--timeout",
                      "2").returncode, 1)
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
         wait_caught_up(relay, "--replica", "r1")
         rc(audit(relay, "r2"), 1)
-        # --from a replica the store lacks: nothing to take them from.
-        r = audit(relay, "r2", "--repair", "--from", "r9")
-        rc(r, 1)
-        check("the store has no other replica called r9" in r.stdout,
-              r.stdout)
-        # r1 picked by itself, caught up: r2 repaired with its bodies.
-        r = audit(relay, "r2", "--repair")
+        # --from r3, which lacks a body: r1 is asked next, and holds
+        # them all: r2 repaired with its bodies.
+        r = audit(relay, "r2", "--repair", "--from", "r3")
         rc(r, 1)
         check(re.search(r"user\.alice: .*\n +repair: replaced: removed on "
                         r"the replica, then sent whole from the shadow "
                         r"\(bodies from the journal and, where retention "
-                        r"dropped them, from r1\)", r.stdout), r.stdout)
+                        r"dropped them, from r1; r3 lacks 1 of them\)",
+                        r.stdout), r.stdout)
         until(lambda: relay.status()["stores"][0]["replicas"][1][
             "parked"] == 0, "r2's repair sent", 120)
         r = audit(relay, "r2")
