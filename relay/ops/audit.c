@@ -33,7 +33,7 @@
  * name the replica gives to another UNIQUEID is left alone: only the
  * master's own command removes a mailbox (invariant 9).
  *
- * Every question goes through the link (link_query/link_command), only
+ * Every question goes through the link (link_command(), by ask()), only
  * while it is caught up and idle, one at a time: replay goes first.
  */
 #include "autoconf.h"
@@ -61,6 +61,12 @@
 static const char *const kind_names[] = { "differs", "missing",
 	"only_on_replica", "not_audited", "user" };
 
+struct audit;
+struct run;
+/* An answer to the audit's question in flight (untagged: its entries). */
+typedef void answer_fn(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged);
+
 struct audit {
 	struct ev_loop *loop;
 	char *store, *user, *from;
@@ -76,6 +82,7 @@ struct audit {
 				 * or the first shared name a MAILBOXES */
 	size_t nasked;		/* shared names in that MAILBOXES */
 	char op_key[32];	/* the user-state APPLY in flight */
+	answer_fn *on_answer;	/* what the answer in flight is for */
 	audit_done_fn done;
 	void *arg;
 };
@@ -166,17 +173,36 @@ answered(struct audit *a, struct dlist *untagged)
 	return false;
 }
 
+/* Every answer: to its handler, unless the audit was abandoned. */
 static void
-user_reply(void *arg, const char *verb, const char *text,
+reply_cb(void *arg, const char *verb, const char *text,
     struct dlist *untagged)
 {
 	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
+	if (!a->abandoned)
+		a->on_answer(a, &a->runs[a->cur], verb, text, untagged);
+	answered(a, untagged);
+}
+
+/* Sends verb entry through l, its answer to fn: 0, or -EBUSY. */
+static int
+ask(struct audit *a, struct link *l, const char *verb,
+    const struct dlist *entry, answer_fn *fn)
+{
+	int rc = link_command(l, verb, entry, reply_cb, a);
+
+	if (rc == 0) {
+		a->on_answer = fn;
+		a->in_flight = true;
 	}
+	return rc;
+}
+
+static void
+user_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
+{
 	if (lost(verb, untagged, text)) {
 		/* Asked again once the link is back (or the deadline). */
 	} else if (strcmp(verb, "OK") != 0) {
@@ -191,22 +217,15 @@ user_reply(void *arg, const char *verb, const char *text,
 		r->next_user++;
 	}
 	/* Else the shadow moved: the same question at the next quiet. */
-	answered(a, untagged);
 }
 
 static void
-shared_reply(void *arg, const char *verb, const char *text,
-    struct dlist *untagged)
+shared_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
 {
-	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
 	struct shadow *sh;
 	size_t i;
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
-	}
 	if (lost(verb, untagged, text)) {
 		/* Asked again once the link is back (or the deadline). */
 	} else if (strcmp(verb, "OK") != 0) {
@@ -233,20 +252,12 @@ shared_reply(void *arg, const char *verb, const char *text,
 		r->lsn = a->asked_lsn;
 		r->next_shared = a->asked + a->nasked;
 	}
-	answered(a, untagged);
 }
 
 static void
-full_reply(void *arg, const char *verb, const char *text,
-    struct dlist *untagged)
+full_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
 {
-	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
-
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
-	}
 	if (lost(verb, untagged, text)) {
 		/* Asked again once the link is back (or the deadline). */
 	} else if (strcmp(verb, "OK") != 0) {
@@ -258,22 +269,15 @@ full_reply(void *arg, const char *verb, const char *text,
 		    &r->d[a->asked], untagged);
 		r->next_full = a->asked + 1;
 	}
-	answered(a, untagged);
 }
 
 static void
-unmailbox_reply(void *arg, const char *verb, const char *text,
-    struct dlist *untagged)
+unmailbox_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
 {
-	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
 	struct diff *d = &r->d[a->asked];
 	struct link *l;
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
-	}
 	free(d->repair);
 	if (strcmp(verb, "OK") != 0) {
 		d->repair = xasprintf("not repaired: APPLY UNMAILBOX: %s %s",
@@ -294,22 +298,15 @@ unmailbox_reply(void *arg, const char *verb, const char *text,
 	 * refusal or a lost connection its own backoff brings it. */
 	if (strcmp(verb, "OK") == 0 && (l = run_link(a, r)) != NULL)
 		link_retry_parked(l);
-	answered(a, untagged);
 }
 
 static void
-rename_reply(void *arg, const char *verb, const char *text,
-    struct dlist *untagged)
+rename_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
 {
-	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
 	struct diff *d = &r->d[a->asked];
 	struct link *l;
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
-	}
 	if (strcmp(verb, "OK") != 0) {
 		d->repair = xasprintf("not repaired: APPLY RENAME %s back to "
 		    "%s: %s %s (it stays parked: see status)", d->rname,
@@ -320,25 +317,17 @@ rename_reply(void *arg, const char *verb, const char *text,
 	} else {
 		d->stage = 1;	/* now removed under its own name */
 	}
-	answered(a, untagged);
 }
 
 static void
-userop_reply(void *arg, const char *verb, const char *text,
-    struct dlist *untagged)
+userop_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
 {
-	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
 	struct diff *d = &r->d[a->asked];
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
-	}
 	if (strcmp(verb, "OK") != 0 && d->repair == NULL)
 		d->repair = xasprintf("not repaired: APPLY %s: %s %s",
 		    a->op_key, verb, text);
-	answered(a, untagged);
 }
 
 /* Sends the user's next APPLY (SUB, UNSUB, QUOTA, SEEN); true when none
@@ -356,9 +345,7 @@ repair_user_state(struct audit *a, struct run *r, struct link *l, size_t i)
 		snprintf(a->op_key, sizeof(a->op_key), "%s", op->key ?
 		    op->key : "?");
 		a->asked = i;
-		if (link_command(l, "APPLY", op, userop_reply, a) == 0)
-			a->in_flight = true;
-		else
+		if (ask(a, l, "APPLY", op, userop_reply) < 0)
 			d->repair = xstrdup("not repaired: the link was busy");
 		dlist_free(&op);
 		return false;
@@ -478,19 +465,13 @@ source_link(struct audit *a, struct run *r, struct diff *d, bool *waiting)
 }
 
 static void
-source_reply(void *arg, const char *verb, const char *text,
-    struct dlist *untagged)
+source_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
 {
-	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
 	struct diff *d = &r->d[a->asked];
 	char *why;
 	unsigned n;
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
-	}
 	if (lost(verb, untagged, text)) {
 		/* Asked again. */
 		free(d->tried[--d->ntried]);
@@ -503,8 +484,7 @@ source_reply(void *arg, const char *verb, const char *text,
 		why = n == UINT32_MAX ? xasprintf("%s lacks the mailbox",
 		    d->src) : xasprintf("%s lacks %u of them", d->src, n);
 	} else {
-		answered(a, untagged);	/* d->src has them all */
-		return;
+		return;	/* d->src has them all */
 	}
 	if (why)
 		src_note(d, why);
@@ -513,7 +493,6 @@ source_reply(void *arg, const char *verb, const char *text,
 	free(d->src);
 	d->src = NULL;
 	d->src_asked = false;
-	answered(a, untagged);
 }
 
 /*
@@ -555,8 +534,7 @@ check_source(struct audit *a, struct run *r, size_t i)
 		return false;
 	get = dlist_new_atom("FULLMAILBOX", d->name, strlen(d->name));
 	a->asked = i;
-	if (link_query(o, get, source_reply, a) == 0) {
-		a->in_flight = true;
+	if (ask(a, o, "GET", get, source_reply) == 0) {
 		d->src_asked = true;
 		free(d->src);
 		d->src = xstrdup(link_name(o));
@@ -608,11 +586,10 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 		}
 		op = dlist_new_atom("UNMAILBOX", d->name, strlen(d->name));
 		a->asked = i;
-		if (link_command(l, "APPLY", op, unmailbox_reply, a) < 0) {
+		if (ask(a, l, "APPLY", op, unmailbox_reply) < 0) {
 			dlist_free(&op);
 			return false;
 		}
-		a->in_flight = true;
 		dlist_free(&op);
 		return true;
 	}
@@ -687,8 +664,7 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 		dlist_add_num(op, "UIDVALIDITY", mb.uidvalidity);
 		shadow_mailbox_free(&mb);
 		a->asked = i;
-		if (link_command(l, "APPLY", op, rename_reply, a) == 0)
-			a->in_flight = true;
+		ask(a, l, "APPLY", op, rename_reply);
 		dlist_free(&op);
 		return false;	/* this diff again, once renamed */
 	}
@@ -701,9 +677,7 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 		return true;
 	}
 	a->asked = i;
-	if (link_command(l, "APPLY", op, unmailbox_reply, a) == 0)
-		a->in_flight = true;
-	else
+	if (ask(a, l, "APPLY", op, unmailbox_reply) < 0)
 		link_retry_parked(l);	/* resent as is; refusals park */
 	dlist_free(&op);
 	return true;
@@ -779,8 +753,7 @@ step(struct audit *a)
 		const char *u = r->users[r->next_user];
 
 		get = dlist_new_atom("USER", u, strlen(u));
-		if (link_query(l, get, user_reply, a) == 0)
-			a->in_flight = true;
+		ask(a, l, "GET", get, user_reply);
 	} else if (r->phase == 0) {
 		size_t i;
 
@@ -790,15 +763,13 @@ step(struct audit *a)
 		    i - r->next_shared < SHARED_BATCH; i++)
 			dlist_add_atom(get, NULL, r->shared_names[i]);
 		a->nasked = i - r->next_shared;
-		if (link_query(l, get, shared_reply, a) == 0)
-			a->in_flight = true;
+		ask(a, l, "GET", get, shared_reply);
 	} else {
 		const char *n = r->d[r->next_full].name;
 
 		a->asked = r->next_full;
 		get = dlist_new_atom("FULLMAILBOX", n, strlen(n));
-		if (link_query(l, get, full_reply, a) == 0)
-			a->in_flight = true;
+		ask(a, l, "GET", get, full_reply);
 	}
 	dlist_free(&get);
 }
@@ -917,23 +888,6 @@ audit_start(struct ev_loop *loop, const struct audit_opts *o,
 	return a;
 }
 
-static void
-json_str(struct buf *b, const char *s)
-{
-	buf_putc(b, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			buf_printf(b, "\\%c", c);
-		else if (c < 0x20)
-			buf_printf(b, "\\u%04x", c);
-		else
-			buf_putc(b, (char)c);
-	}
-	buf_putc(b, '"');
-}
-
 int
 audit_report(const struct audit *a, struct buf *out)
 {
@@ -959,9 +913,9 @@ audit_report(const struct audit *a, struct buf *out)
 			status = 2;
 		if (a->json) {
 			buf_printf(out, "%s{\"store\":", i ? "," : "");
-			json_str(out, a->store);
+			buf_put_json_str(out, a->store);
 			buf_puts(out, ",\"replica\":");
-			json_str(out, r->replica);
+			buf_put_json_str(out, r->replica);
 			buf_printf(out, ",\"lsn\":%llu,\"users\":%zu,"
 			    "\"mailboxes\":%zu,\"shared\":%zu,"
 			    "\"shared_not_audited\":%zu,"
@@ -970,7 +924,7 @@ audit_report(const struct audit *a, struct buf *out)
 			    r->mailboxes, r->shared, r->shared_not_audited,
 			    ndiff);
 			if (r->error)
-				json_str(out, r->error);
+				buf_put_json_str(out, r->error);
 			else
 				buf_puts(out, "null");
 			buf_puts(out, ",\"mailboxes_differing\":[");
@@ -979,16 +933,16 @@ audit_report(const struct audit *a, struct buf *out)
 
 				buf_printf(out, "%s{\"kind\":\"%s\",\"mailbox\":",
 				    j ? "," : "", kind_names[d->kind]);
-				json_str(out, d->name);
+				buf_put_json_str(out, d->name);
 				buf_puts(out, ",\"uniqueid\":");
-				json_str(out, d->uniqueid);
+				buf_put_json_str(out, d->uniqueid);
 				buf_puts(out, ",\"user\":");
-				json_str(out, d->user);
+				buf_put_json_str(out, d->user);
 				buf_puts(out, ",\"what\":");
-				json_str(out, buf_cstring(&d->what));
+				buf_put_json_str(out, buf_cstring(&d->what));
 				buf_puts(out, ",\"repair\":");
 				if (d->repair)
-					json_str(out, d->repair);
+					buf_put_json_str(out, d->repair);
 				else
 					buf_puts(out, "null");
 				buf_putc(out, '}');

@@ -25,7 +25,6 @@
 #include "lib/buf.h"
 #include "lib/xmalloc.h"
 #include "protocol/dlist.h"
-#include "protocol/dlist_parse.h"
 #include "protocol/dlist_print.h"
 #include "relay/getcmd.h"
 #include "relay/ops/audit_int.h"
@@ -346,23 +345,6 @@ seen_cmp(void *arg, const struct shadow_seen *v)
 	return 0;
 }
 
-/* Parses stored dlist text (a printed value) back into a node. */
-static struct dlist *
-parse_value(const char *key, const char *text)
-{
-	struct dlist_parser *p = dlist_parser_new(NULL, NULL);
-	struct buf b = BUF_INIT;
-	struct dlist *dl = NULL;
-	size_t used;
-
-	buf_printf(&b, "%s %s\r\n", key, text);
-	if (dlist_parser_feed(p, b.s, b.len, &used) == DLIST_DONE)
-		dl = dlist_parser_take(p);
-	dlist_parser_free(&p);
-	buf_free(&b);
-	return dl;
-}
-
 /*
  * The quota root's limits compared, as sync_client does (not MODSEQ: a
  * replica's moves with its usage).
@@ -372,16 +354,11 @@ quota_cmp(struct user_state *us, const char *root)
 {
 	const struct dlist *e = replica_entry(us->rmbs, "QUOTA", "ROOT", root);
 	const struct dlist *f;
-	char *fields = NULL;
-	struct dlist *q;
+	struct dlist *q = getcmd_quota(us->sh, root);
 	bool same = e != NULL;
 
-	if (shadow_quota_get(us->sh, root, &fields) < 0 ||
-	    (q = parse_value("QUOTA", fields)) == NULL) {
-		free(fields);
+	if (q == NULL)
 		return;
-	}
-	free(fields);
 	for (f = q->head; f && same; f = f->next) {
 		uint64_t a = 0, b = 0;
 
