@@ -10,7 +10,6 @@ master's state, as IMAP and a direct sync_client both show.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
 from harness import check, eq, run, test
+from audittest import (SMALL, audit, make_shared, past_retention, rc,
+                       recreate_empty, refilled, shared_state, until)
 from relaytest import (CyrusPath, identical, imap_steps, populate,
                        stop_paths, sync_user, wait_caught_up)
 
@@ -34,16 +35,6 @@ def setup(extra=""):
     wait_caught_up(path.relay)
     identical(path.master, path.replica, USERS)
     return path
-
-
-def rc(r, want, more=""):
-    check(r.returncode == want, "exit %d, want %d\n%s%s\n%s" % (
-        r.returncode, want, r.stdout, r.stderr, more))
-
-
-def audit(relay, *args):
-    r = relay.ctl("audit", "s1", *args, timeout=200)
-    return r
 
 
 @test
@@ -199,37 +190,14 @@ def a_replica_back_empty_from_maintenance_is_refilled_before_wait():
         relay, master, old = path.relay, path.master, path.replica
         name = make_shared(master, relay)
         mark = len(relay.logtext())
-        new = recreate_empty(path)
+        new = recreate_empty(path, USERS)
         master.deliver("alice", cyrus.make_message(500, 2500))
         sync_user(master, "alice")
         wait_caught_up(relay, timeout=240)
-        # No converging: caught up means it is all there now.
-        for u in USERS:
-            eq(new.state(u), master.state(u))
-        eq(shared_state(new, name), shared_state(master, name))
-        identical(master, new, USERS)
-        text = relay.logtext()[mark:]
-        check("event=check_start" in text and
-              "event=check_done result=ok" in text, text[-4000:])
-        check("event=link_failed" not in text, text[-3000:])
-        rc(audit(relay), 0)
+        refilled(relay, master, new, USERS, name, mark,
+                 "event=check_needed")
     finally:
         stop_paths()
-
-
-def recreate_empty(path):
-    """The replica's disk replaced: its Cyrus destroyed and re-created
-    empty on the same ports (started)."""
-    old = path.replica
-    old.stop()
-    shutil.rmtree(old.dir)
-    new = cyrus.CyrusInstance(
-        path.root, old.name, imap_port=old.imap_port,
-        lmtp_port=old.lmtp_port, sync_port=old.sync_port,
-        sieve_port=old.sieve_port, syslog=path.log, users=USERS)
-    path.replicas[0] = new
-    new.start()
-    return new
 
 
 @test
@@ -243,34 +211,16 @@ def a_replica_emptied_while_the_relay_was_down_is_refilled_before_wait():
         relay, master = path.relay, path.master
         name = make_shared(master, relay)
         relay.stop()
-        new = recreate_empty(path)
+        new = recreate_empty(path, USERS)
         mark = len(relay.logtext())
         relay.start()
         until(lambda: "event=opened" in relay.logtext()[mark:],
               "the store opened")
         wait_caught_up(relay, timeout=240)
-        # No converging: caught up means it is all there now.
-        for u in USERS:
-            eq(new.state(u), master.state(u))
-        eq(shared_state(new, name), shared_state(master, name))
-        identical(master, new, USERS)
-        text = relay.logtext()[mark:]
-        check("event=check_needed reason=\"the relay started" in text and
-              "event=check_done result=ok" in text, text[-4000:])
-        check("event=link_failed" not in text, text[-3000:])
-        rc(audit(relay), 0)
+        refilled(relay, master, new, USERS, name, mark,
+                 "event=check_needed reason=\"the relay started")
     finally:
         stop_paths()
-
-
-def until(cond, what, timeout=60.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("never: " + what)
 
 
 def purge(inst):
@@ -283,10 +233,6 @@ def purge(inst):
                        timeout=60)
     check(p.returncode == 0, p.stderr)
 
-
-SMALL = ("journal_segment_bytes: 64K\n"
-         "retention_interval: 1s\n"
-         "retention_min_age: 0\n")
 
 
 @test
@@ -305,17 +251,7 @@ def a_repair_takes_bodies_retention_dropped_from_another_replica():
     try:
         relay, master = path.relay, path.master
         r2, r3 = path.replicas[1], path.replicas[2]
-        for u in USERS:
-            populate(master, u, 6, big={2})
-            for i in range(8):
-                master.deliver(u, cyrus.make_message(300 + i, 30000))
-            sync_user(master, u)
-        wait_caught_up(relay)
-        deadline = time.time() + 60
-        while relay.status()["stores"][0]["journal_segments"] != 1:
-            check(time.time() < deadline, "retention never dropped the "
-                  "early segments")
-            time.sleep(0.2)
+        past_retention(path, USERS)
         sessions = relay.logtext().count("event=login user=")
         # r1 paused: no other replica caught up.  On r2, behind the
         # relay's back, a message expunged and its file purged; r2's
@@ -382,35 +318,6 @@ def a_repair_takes_bodies_retention_dropped_from_another_replica():
         check("event=link_failed" not in text, text[-3000:])
     finally:
         stop_paths()
-
-
-def make_shared(master, relay, n=3):
-    """A mailbox no user owns (an admin's top-level folder) with n
-    messages, replicated through the relay (sync_client -m)."""
-    name = "shared%sx" % master.separator()
-    c = master.imap()
-    try:
-        eq(c.create(name)[0], "OK")
-        eq(c.setacl(name, "admin", "lrswipkxtecda")[0], "OK")
-        for i in range(n):
-            eq(c.append(name, None, None,
-                        cyrus.make_message(5 + i, 500))[0], "OK")
-    finally:
-        c.logout()
-    # Its parent, "shared", is an intermediate mailbox Cyrus made.
-    parent = name.split(master.separator())[0]
-    rcode, out, err = master.sync_client(["-m", parent, name], timeout=120)
-    check(rcode == 0, "sync_client -m %s: %r\n%s%s" % (name, rcode, out,
-                                                        err))
-    wait_caught_up(relay)
-    return name
-
-
-def shared_state(inst, name):
-    """What a user (alice, whom its ACL lets read) sees of the shared
-    mailbox over IMAP (None: none)."""
-    return inst.state("alice")["mailboxes"].get("Shared Folders%s%s" % (
-        inst.separator(), name))
 
 
 @test
