@@ -401,5 +401,67 @@ def a_shared_mailbox_changed_on_the_replica_is_named_then_repaired():
         stop_paths()
 
 
+def make_top(inst, name, n):
+    """A top-level mailbox name no user owns, made over IMAP on inst by
+    its admin, with n messages."""
+    c = inst.imap()
+    try:
+        eq(c.create(name)[0], "OK")
+        eq(c.setacl(name, "admin", "lrswipkxtecda")[0], "OK")
+        for i in range(n):
+            eq(c.append(name, None, None,
+                        cyrus.make_message(40 + i, 600))[0], "OK")
+    finally:
+        c.logout()
+
+
+def messages(inst, name):
+    c = inst.imap()
+    try:
+        typ, data = c.status(name, "(MESSAGES)")
+        cyrus.imap_ok(typ, data)
+        return int(re.search(rb"MESSAGES (\d+)", data[0]).group(1))
+    finally:
+        c.logout()
+
+
+@test
+def a_shared_name_the_replica_gave_another_mailbox_is_left_alone():
+    # The master's admin made "archive"; on the replica, behind the
+    # relay's back, its admin removed it and made another "archive".
+    # The audit names it, and --repair leaves the replica's alone: the
+    # relay never removes what the master did not remove.
+    path = setup()
+    try:
+        relay, m, replica = path.relay, path.master, path.replica
+        make_top(m, "archive", 2)
+        rcode, out, err = m.sync_client(["-m", "archive"], timeout=120)
+        check(rcode == 0, "sync_client -m archive: %r\n%s%s" % (
+            rcode, out, err))
+        wait_caught_up(relay)
+        eq(messages(replica, "archive"), 2)
+        c = replica.imap()
+        try:
+            eq(c.delete("archive")[0], "OK")
+        finally:
+            c.logout()
+        make_top(replica, "archive", 1)
+        r = audit(relay, "--repair", "--json", "--timeout", "60")
+        rc(r, 1)
+        a = json.loads(r.stdout)["audits"][0]
+        got = [d for d in a["mailboxes_differing"]
+               if d["mailbox"] == "archive"]
+        check(len(got) == 1, a)
+        check(got[0]["kind"] == "missing" and "the replica holds another "
+              "mailbox under this name" in got[0]["what"], got)
+        check(got[0]["repair"].startswith("left alone: the replica holds "
+                                          "another mailbox under this "
+                                          "name"), got)
+        eq(messages(replica, "archive"), 1)
+        eq(messages(m, "archive"), 2)
+    finally:
+        stop_paths()
+
+
 if __name__ == "__main__":
     run("test_audit", stop_paths)
