@@ -24,9 +24,8 @@ os.environ.setdefault("BUILDDIR", os.path.abspath("."))
 sys.path.insert(0, os.path.join(SRCDIR, "tests/integration"))
 sys.path.insert(0, os.path.join(SRCDIR, "bench"))
 
-import cyrus  # noqa: E402
-from bench_seed import cpu_of  # noqa: E402
-from relaytest import CyrusPath, sync_user, wait_caught_up  # noqa: E402
+from bench_seed import cpu_of, fill  # noqa: E402
+from relaytest import CyrusPath, wait_caught_up  # noqa: E402
 
 
 def main():
@@ -36,17 +35,8 @@ def main():
     try:
         relay = path.relay
         master = path.start_master()
-        t = time.time()
-        for u in users:
-            master.create_user(u)
-        for i in range(nmsg):
-            master.deliver(users[i % nusers],
-                           cyrus.make_message(i, 2048 + (i * 397) % 6144))
-        for u in users:
-            sync_user(master, u)
+        fill(master, users, nmsg)
         wait_caught_up(relay, timeout=600)
-        print("made and replicated %d messages for %d users in %.1f s" %
-              (nmsg, nusers, time.time() - t), flush=True)
 
         relay.stop()
         mark = len(relay.logtext())

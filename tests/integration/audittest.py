@@ -61,20 +61,26 @@ def link(relay, name):
     raise AssertionError("no replica %s" % name)
 
 
-def make_shared(master, relay, n=3):
-    """A mailbox no user owns (an admin's folder shared/x, under the
-    intermediate shared Cyrus makes) with n messages, replicated through
-    the relay (sync_client -m); returns its IMAP name."""
-    name = "shared%sx" % master.separator()
-    c = master.imap()
+def make_mailbox(inst, name, n, first=5, size=500):
+    """A mailbox no user owns, made over IMAP on inst by its admin (all
+    rights to admin), with n messages numbered from first."""
+    c = inst.imap()
     try:
         eq(c.create(name)[0], "OK")
         eq(c.setacl(name, "admin", "lrswipkxtecda")[0], "OK")
         for i in range(n):
             eq(c.append(name, None, None,
-                        cyrus.make_message(5 + i, 500))[0], "OK")
+                        cyrus.make_message(first + i, size))[0], "OK")
     finally:
         c.logout()
+
+
+def make_shared(master, relay, n=3):
+    """A mailbox no user owns (an admin's folder shared/x, under the
+    intermediate shared Cyrus makes) with n messages, replicated through
+    the relay (sync_client -m); returns its IMAP name."""
+    name = "shared%sx" % master.separator()
+    make_mailbox(master, name, n)
     parent = name.split(master.separator())[0]
     rcode, out, err = master.sync_client(["-m", parent, name], timeout=120)
     check(rcode == 0, "sync_client -m %s: %r\n%s%s" % (name, rcode, out,

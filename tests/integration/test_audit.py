@@ -19,8 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
 from harness import check, eq, run, test
-from audittest import (SMALL, audit, make_shared, past_retention, rc,
-                       recreate_empty, refilled, shared_state, until)
+from audittest import (SMALL, audit, make_mailbox, make_shared,
+                       past_retention, rc, recreate_empty, refilled,
+                       shared_state, until)
 from relaytest import (CyrusPath, identical, imap_steps, populate,
                        stop_paths, sync_user, wait_caught_up)
 
@@ -401,20 +402,6 @@ def a_shared_mailbox_changed_on_the_replica_is_named_then_repaired():
         stop_paths()
 
 
-def make_top(inst, name, n):
-    """A top-level mailbox name no user owns, made over IMAP on inst by
-    its admin, with n messages."""
-    c = inst.imap()
-    try:
-        eq(c.create(name)[0], "OK")
-        eq(c.setacl(name, "admin", "lrswipkxtecda")[0], "OK")
-        for i in range(n):
-            eq(c.append(name, None, None,
-                        cyrus.make_message(40 + i, 600))[0], "OK")
-    finally:
-        c.logout()
-
-
 def messages(inst, name):
     c = inst.imap()
     try:
@@ -434,7 +421,7 @@ def a_shared_name_the_replica_gave_another_mailbox_is_left_alone():
     path = setup()
     try:
         relay, m, replica = path.relay, path.master, path.replica
-        make_top(m, "archive", 2)
+        make_mailbox(m, "archive", 2, 40, 600)
         rcode, out, err = m.sync_client(["-m", "archive"], timeout=120)
         check(rcode == 0, "sync_client -m archive: %r\n%s%s" % (
             rcode, out, err))
@@ -445,7 +432,7 @@ def a_shared_name_the_replica_gave_another_mailbox_is_left_alone():
             eq(c.delete("archive")[0], "OK")
         finally:
             c.logout()
-        make_top(replica, "archive", 1)
+        make_mailbox(replica, "archive", 1, 40, 600)
         r = audit(relay, "--repair", "--json", "--timeout", "60")
         rc(r, 1)
         a = json.loads(r.stdout)["audits"][0]
