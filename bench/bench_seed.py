@@ -58,6 +58,21 @@ def children_cpu():
     return ru.ru_utime + ru.ru_stime
 
 
+def fill(master, users, nmsg):
+    """The users made on master, nmsg messages (~2-8 KB) delivered to
+    them in turn, each user then replicated (sync_client -u)."""
+    t = time.time()
+    for u in users:
+        master.create_user(u)
+    for i in range(nmsg):
+        master.deliver(users[i % len(users)],
+                       cyrus.make_message(i, 2048 + (i * 397) % 6144))
+    print("made %d messages for %d users in %.1f s" %
+          (nmsg, len(users), time.time() - t), flush=True)
+    for u in users:
+        sync_user(master, u)
+
+
 def main():
     nmsg, nusers = (int(a) for a in (sys.argv[1:3] or (2000, 4)))
     users = ["u%d" % i for i in range(nusers)]
@@ -75,16 +90,7 @@ def main():
             time.sleep(0.1)
         assert r.returncode == 0, r.stdout + r.stderr
         master = path.start_master()
-        t = time.time()
-        for u in users:
-            master.create_user(u)
-        for i in range(nmsg):
-            master.deliver(users[i % nusers],
-                           cyrus.make_message(i, 2048 + (i * 397) % 6144))
-        print("made %d messages for %d users in %.1f s" %
-              (nmsg, nusers, time.time() - t), flush=True)
-        for u in users:
-            sync_user(master, u)
+        fill(master, users, nmsg)
         wait_caught_up(relay, "--replica", "r1", timeout=600)
 
         # The relay seeds r2.

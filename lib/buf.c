@@ -159,3 +159,21 @@ buf_release(struct buf *b)
 	b->cap = 0;
 	return s;
 }
+
+int
+buf_put_json_str(struct buf *b, const char *s)
+{
+	int rc = buf_putc(b, '"');
+
+	for (; *s && rc == 0; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			rc = buf_printf(b, "\\%c", c);
+		else if (c < 0x20)
+			rc = buf_printf(b, "\\u%04x", c);
+		else
+			rc = buf_putc(b, (char)c);
+	}
+	return rc == 0 ? buf_putc(b, '"') : rc;
+}

@@ -43,6 +43,9 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
+/* Appends s as a JSON string: quoted, with " and \\ escaped and control
+ * characters as \\u00XX (other bytes as they are); 0 or -E2BIG. */
+int buf_put_json_str(struct buf *b, const char *s);
 /* Appends the decimal form of v; 0 or -E2BIG. */
 int buf_put_u64(struct buf *b, uint64_t v);
 /* Removes the first n bytes (n <= len). */

@@ -92,6 +92,18 @@ getcmd_quotaroot(struct shadow *s, const char *name, struct buf *tmp)
 	return quotaroot_of(s, name, tmp);
 }
 
+struct dlist *
+getcmd_quota(struct shadow *s, const char *root)
+{
+	char *fields = NULL;
+	struct dlist *q = NULL;
+
+	if (shadow_quota_get(s, root, &fields) == 0)
+		q = parse_value("QUOTA", fields);
+	free(fields);
+	return q;
+}
+
 static int
 add_record_cb(void *arg, const struct shadow_record *rec)
 {

@@ -43,6 +43,9 @@ struct dlist *getcmd_mailbox_dlist(struct shadow *s,
  */
 const char *getcmd_quotaroot(struct shadow *s, const char *name,
     struct buf *tmp);
+/* The stored quota root's QUOTA entry, as GET QUOTA answers it (the
+ * caller frees it), or NULL if none is stored. */
+struct dlist *getcmd_quota(struct shadow *s, const char *root);
 
 /*
  * GET FETCH: finds the message entry e names (UNIQUEID or MBOXNAME, UID,

@@ -358,9 +358,12 @@ store_open(struct ev_loop *loop, const struct config *config,
 		    strerror(errno));
 		goto fail;
 	}
-	for (i = 0; i < sc->nreplicas; i++)
+	for (i = 0; i < sc->nreplicas; i++) {
 		if (add_replica(st, &sc->replicas[i], err, err_len) < 0)
 			goto fail;
+		/* Not for one a reload adds: it starts from its cursor. */
+		link_check_after_start(st->links[st->nlinks - 1]);
+	}
 	log_info("store=%s event=opened identity=%s lsn=%llu replicas=%zu",
 	    sc->name, sc->identity,
 	    (unsigned long long)journal_durable_lsn(st->journal),

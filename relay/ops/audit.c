@@ -26,11 +26,14 @@
  * replica is removed only where the shadow holds the master's complete
  * list for the user (design invariant 9).
  *
- * Mailboxes no user owns (shared ones) are not compared yet: without
- * --user each is reported as not audited (exit 2), but left out of what
- * the periodic audit and a reconnect's check conclude.
+ * Mailboxes no user owns (shared ones, which GET USER does not cover)
+ * are asked for by name, up to SHARED_BATCH a question (GET MAILBOXES:
+ * a sync_server leaves out of its answer a name it does not hold), and
+ * compared and repaired as users' mailboxes are.  A shared mailbox whose
+ * name the replica gives to another UNIQUEID is left alone: only the
+ * master's own command removes a mailbox (invariant 9).
  *
- * Every question goes through the link (link_query/link_command), only
+ * Every question goes through the link (link_command(), by ask()), only
  * while it is caught up and idle, one at a time: replay goes first.
  */
 #include "autoconf.h"
@@ -53,9 +56,16 @@
 
 #define TICK 0.02		/* seconds between looks for a quiet moment */
 #define SOURCE_WAIT 5.0		/* for another replica to be caught up */
+#define SHARED_BATCH 64		/* shared mailbox names a GET MAILBOXES */
 
 static const char *const kind_names[] = { "differs", "missing",
 	"only_on_replica", "not_audited", "user" };
+
+struct audit;
+struct run;
+/* An answer to the audit's question in flight (untagged: its entries). */
+typedef void answer_fn(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged);
 
 struct audit {
 	struct ev_loop *loop;
@@ -68,8 +78,11 @@ struct audit {
 	double deadline;
 	bool in_flight, abandoned, finished;
 	uint64_t asked_lsn;
-	size_t asked;		/* the diff a FULLMAILBOX or UNMAILBOX is for */
+	size_t asked;		/* the diff a FULLMAILBOX or UNMAILBOX is for,
+				 * or the first shared name a MAILBOXES */
+	size_t nasked;		/* shared names in that MAILBOXES */
 	char op_key[32];	/* the user-state APPLY in flight */
+	answer_fn *on_answer;	/* what the answer in flight is for */
 	audit_done_fn done;
 	void *arg;
 };
@@ -160,17 +173,36 @@ answered(struct audit *a, struct dlist *untagged)
 	return false;
 }
 
+/* Every answer: to its handler, unless the audit was abandoned. */
 static void
-user_reply(void *arg, const char *verb, const char *text,
+reply_cb(void *arg, const char *verb, const char *text,
     struct dlist *untagged)
 {
 	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
+	if (!a->abandoned)
+		a->on_answer(a, &a->runs[a->cur], verb, text, untagged);
+	answered(a, untagged);
+}
+
+/* Sends verb entry through l, its answer to fn: 0, or -EBUSY. */
+static int
+ask(struct audit *a, struct link *l, const char *verb,
+    const struct dlist *entry, answer_fn *fn)
+{
+	int rc = link_command(l, verb, entry, reply_cb, a);
+
+	if (rc == 0) {
+		a->on_answer = fn;
+		a->in_flight = true;
 	}
+	return rc;
+}
+
+static void
+user_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
+{
 	if (lost(verb, untagged, text)) {
 		/* Asked again once the link is back (or the deadline). */
 	} else if (strcmp(verb, "OK") != 0) {
@@ -185,20 +217,47 @@ user_reply(void *arg, const char *verb, const char *text,
 		r->next_user++;
 	}
 	/* Else the shadow moved: the same question at the next quiet. */
-	answered(a, untagged);
 }
 
 static void
-full_reply(void *arg, const char *verb, const char *text,
-    struct dlist *untagged)
+shared_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
 {
-	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
+	struct shadow *sh;
+	size_t i;
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
+	if (lost(verb, untagged, text)) {
+		/* Asked again once the link is back (or the deadline). */
+	} else if (strcmp(verb, "OK") != 0) {
+		free(r->error);
+		r->error = xasprintf("GET MAILBOXES (%s ...): %s %s",
+		    r->shared_names[a->asked], verb, text);
+		r->phase = 3;
+	} else if (shadow_still(a)) {
+		sh = store_by_name(a->store)->shadow;
+		for (i = a->asked; i < a->asked + a->nasked; i++) {
+			struct shadow_mailbox mb;
+			struct diff *d;
+
+			/* Gone since the audit started: nothing to compare. */
+			if (shadow_mailbox_by_name(sh, r->shared_names[i],
+			    &mb) < 0)
+				continue;
+			d = audit_compare_mailbox(sh, r, &mb, "", untagged);
+			if (d)
+				d->shared = true;
+			r->shared++;
+			shadow_mailbox_free(&mb);
+		}
+		r->lsn = a->asked_lsn;
+		r->next_shared = a->asked + a->nasked;
 	}
+}
+
+static void
+full_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
+{
 	if (lost(verb, untagged, text)) {
 		/* Asked again once the link is back (or the deadline). */
 	} else if (strcmp(verb, "OK") != 0) {
@@ -210,22 +269,15 @@ full_reply(void *arg, const char *verb, const char *text,
 		    &r->d[a->asked], untagged);
 		r->next_full = a->asked + 1;
 	}
-	answered(a, untagged);
 }
 
 static void
-unmailbox_reply(void *arg, const char *verb, const char *text,
-    struct dlist *untagged)
+unmailbox_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
 {
-	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
 	struct diff *d = &r->d[a->asked];
 	struct link *l;
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
-	}
 	free(d->repair);
 	if (strcmp(verb, "OK") != 0) {
 		d->repair = xasprintf("not repaired: APPLY UNMAILBOX: %s %s",
@@ -236,30 +288,25 @@ unmailbox_reply(void *arg, const char *verb, const char *text,
 	} else {
 		d->repair = d->src ? xasprintf("replaced: removed on the "
 		    "replica, then sent whole from the shadow (bodies from the "
-		    "journal and, where retention dropped them, from %s)",
-		    d->src) : xstrdup("replaced: removed on the replica, then "
-		    "sent whole from the shadow (bodies from the journal)");
+		    "journal and, where retention dropped them, from %s%s%s)",
+		    d->src, d->src_why ? "; " : "", d->src_why ?
+		    d->src_why : "") : xstrdup("replaced: removed on the "
+		    "replica, then sent whole from the shadow (bodies from the "
+		    "journal)");
 	}
 	/* The parked entry (made before the UNMAILBOX) is due now; after a
 	 * refusal or a lost connection its own backoff brings it. */
 	if (strcmp(verb, "OK") == 0 && (l = run_link(a, r)) != NULL)
 		link_retry_parked(l);
-	answered(a, untagged);
 }
 
 static void
-rename_reply(void *arg, const char *verb, const char *text,
-    struct dlist *untagged)
+rename_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
 {
-	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
 	struct diff *d = &r->d[a->asked];
 	struct link *l;
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
-	}
 	if (strcmp(verb, "OK") != 0) {
 		d->repair = xasprintf("not repaired: APPLY RENAME %s back to "
 		    "%s: %s %s (it stays parked: see status)", d->rname,
@@ -270,25 +317,17 @@ rename_reply(void *arg, const char *verb, const char *text,
 	} else {
 		d->stage = 1;	/* now removed under its own name */
 	}
-	answered(a, untagged);
 }
 
 static void
-userop_reply(void *arg, const char *verb, const char *text,
-    struct dlist *untagged)
+userop_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
 {
-	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
 	struct diff *d = &r->d[a->asked];
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
-	}
 	if (strcmp(verb, "OK") != 0 && d->repair == NULL)
 		d->repair = xasprintf("not repaired: APPLY %s: %s %s",
 		    a->op_key, verb, text);
-	answered(a, untagged);
 }
 
 /* Sends the user's next APPLY (SUB, UNSUB, QUOTA, SEEN); true when none
@@ -306,9 +345,7 @@ repair_user_state(struct audit *a, struct run *r, struct link *l, size_t i)
 		snprintf(a->op_key, sizeof(a->op_key), "%s", op->key ?
 		    op->key : "?");
 		a->asked = i;
-		if (link_command(l, "APPLY", op, userop_reply, a) == 0)
-			a->in_flight = true;
-		else
+		if (ask(a, l, "APPLY", op, userop_reply) < 0)
 			d->repair = xstrdup("not repaired: the link was busy");
 		dlist_free(&op);
 		return false;
@@ -340,6 +377,16 @@ give_up_asking(struct audit *a, struct run *r, struct link *l)
 		    (unsigned long long)(l ? link_acked(l) : 0),
 		    (unsigned long long)head);
 	}
+	for (; r->next_shared < r->nshared; r->next_shared++) {
+		struct diff *d = audit_diff_add(r, DK_NOT_AUDITED,
+		    r->shared_names[r->next_shared], "", "");
+
+		d->shared = true;
+		r->shared_not_audited++;
+		audit_diff_note(d, "shared mailbox %s not audited: the replica "
+		    "was not caught up at any moment before the deadline",
+		    d->name);
+	}
 	for (i = r->next_full; i < r->nd; i++)
 		if (r->d[i].records) {
 			r->d[i].records = false;
@@ -349,63 +396,110 @@ give_up_asking(struct audit *a, struct run *r, struct link *l)
 	r->next_full = r->nd;
 }
 
+/* Adds why another replica cannot give d's bodies ("; " between). */
+static void
+src_note(struct diff *d, const char *why)
+{
+	char *n = d->src_why ? xasprintf("%s; %s", d->src_why, why) :
+	    xstrdup(why);
+
+	free(d->src_why);
+	d->src_why = n;
+}
+
+/* Was the replica name asked for d's bodies already? */
+static bool
+src_tried(const struct diff *d, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < d->ntried; i++)
+		if (strcmp(d->tried[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void
+src_try(struct diff *d, const char *name)
+{
+	d->tried = xreallocarray(d->tried, d->ntried + 1, sizeof(*d->tried));
+	d->tried[d->ntried++] = xstrdup(name);
+}
+
 /*
- * The other replica to take bodies from: --from, else the first other
- * replica of the store caught up now (NULL: none).
+ * The next other replica to ask for d's bodies, each once: --from first,
+ * then each other replica of the store caught up now (NULL: none left;
+ * *waiting if one not caught up now may be later).
  */
 static struct link *
-source_link(struct audit *a, struct run *r)
+source_link(struct audit *a, struct run *r, struct diff *d, bool *waiting)
 {
 	struct store *st = store_by_name(a->store);
 	size_t i;
 
+	*waiting = false;
+	for (i = 0; a->from && st && i < st->nlinks; i++)
+		if (st->links[i] && strcmp(link_name(st->links[i]),
+		    r->replica) != 0 && strcmp(link_name(st->links[i]),
+		    a->from) == 0 && !src_tried(d, a->from))
+			return st->links[i];
+	if (a->from && !src_tried(d, a->from)) {
+		char *why = xasprintf("the store has no other replica called "
+		    "%s", a->from);
+
+		src_note(d, why);
+		free(why);
+		src_try(d, a->from);
+	}
 	for (i = 0; st && i < st->nlinks; i++) {
 		struct link *o = st->links[i];
 
-		if (o == NULL || strcmp(link_name(o), r->replica) == 0)
+		if (o == NULL || strcmp(link_name(o), r->replica) == 0 ||
+		    src_tried(d, link_name(o)))
 			continue;
-		if (a->from ? strcmp(link_name(o), a->from) == 0 :
-		    link_caught_up(o))
+		if (link_caught_up(o))
 			return o;
+		*waiting = true;
 	}
 	return NULL;
 }
 
 static void
-source_reply(void *arg, const char *verb, const char *text,
-    struct dlist *untagged)
+source_reply(struct audit *a, struct run *r, const char *verb,
+    const char *text, const struct dlist *untagged)
 {
-	struct audit *a = arg;
-	struct run *r = &a->runs[a->cur];
 	struct diff *d = &r->d[a->asked];
+	char *why;
 	unsigned n;
 
-	if (a->abandoned) {
-		answered(a, untagged);
-		return;
-	}
 	if (lost(verb, untagged, text)) {
-		d->src_asked = false;	/* asked again */
+		/* Asked again. */
+		free(d->tried[--d->ntried]);
+		why = NULL;
 	} else if (strcmp(verb, "OK") != 0) {
-		d->src_why = xasprintf("%s answered GET FULLMAILBOX with %s "
-		    "%s", d->src, verb, text);
+		why = xasprintf("%s answered GET FULLMAILBOX with %s %s",
+		    d->src, verb, text);
 	} else if ((n = audit_bodies_lacking(store_by_name(a->store)->shadow,
 	    d->uniqueid, untagged)) != 0) {
-		d->src_why = n == UINT32_MAX ? xasprintf("%s lacks the "
-		    "mailbox", d->src) : xasprintf("%s lacks %u of them", d->src,
-		    n);
+		why = n == UINT32_MAX ? xasprintf("%s lacks the mailbox",
+		    d->src) : xasprintf("%s lacks %u of them", d->src, n);
+	} else {
+		return;	/* d->src has them all */
 	}
-	if (d->src_why) {
-		free(d->src);
-		d->src = NULL;
-	}
-	answered(a, untagged);
+	if (why)
+		src_note(d, why);
+	free(why);
+	/* The next replica, if any is left, is asked. */
+	free(d->src);
+	d->src = NULL;
+	d->src_asked = false;
 }
 
 /*
  * For a replacement whose bodies retention dropped: asks the other
- * replica whether it holds them all.  True when that is known (d->src
- * names it, or d->src_why says why not), false while asking.
+ * replicas in turn (--from first) whether one holds them all.  True
+ * when that is known (d->src names it, d->src_why says why the others
+ * do not), false while asking.
  */
 static bool
 check_source(struct audit *a, struct run *r, size_t i)
@@ -413,21 +507,26 @@ check_source(struct audit *a, struct run *r, size_t i)
 	struct diff *d = &r->d[i];
 	struct link *o;
 	struct dlist *get;
+	bool waiting;
 
 	if (d->src_asked)
 		return !a->in_flight;
+	if (a->in_flight)
+		return false;
 	if (d->src_since == 0)
 		d->src_since = ev_now(a->loop);
-	o = source_link(a, r);
+	o = source_link(a, r, d, &waiting);
 	/* Another replica busy this moment is waited for a little. */
-	if (o == NULL && a->from == NULL &&
+	if (o == NULL && waiting &&
 	    ev_now(a->loop) - d->src_since < SOURCE_WAIT &&
 	    ev_now(a->loop) < a->deadline)
 		return false;
 	if (o == NULL) {
-		d->src_why = a->from ? xasprintf("the store has no other "
-		    "replica called %s", a->from) : xstrdup("no other replica "
-		    "of the store is caught up to give them");
+		if (waiting)
+			src_note(d, "no other replica of the store is caught "
+			    "up to give them");
+		else if (d->src_why == NULL)
+			src_note(d, "the store has no other replica");
 		d->src_asked = true;
 		return true;
 	}
@@ -435,14 +534,24 @@ check_source(struct audit *a, struct run *r, size_t i)
 		return false;
 	get = dlist_new_atom("FULLMAILBOX", d->name, strlen(d->name));
 	a->asked = i;
-	if (link_query(o, get, source_reply, a) == 0) {
-		a->in_flight = true;
+	if (ask(a, o, "GET", get, source_reply) == 0) {
 		d->src_asked = true;
 		free(d->src);
 		d->src = xstrdup(link_name(o));
+		src_try(d, d->src);
 	}
 	dlist_free(&get);
 	return false;
+}
+
+/* How to resync d's mailbox from the master, for the report. */
+static void
+resync_hint(const struct diff *d, char *out, size_t len)
+{
+	if (d->shared)
+		snprintf(out, len, "sync_client -m %s", d->name);
+	else
+		snprintf(out, len, "sync_client -u %s", d->user);
 }
 
 /* The repair of diff d, or false if it needs the link idle (later). */
@@ -452,10 +561,18 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 	struct store *st = store_by_name(a->store);
 	struct diff *d = &r->d[i];
 	struct dlist *op;
-	char why[768];
+	char why[768], hint[320];
 
 	if (d->kind == DK_NOT_AUDITED)
 		return true;
+	if (d->shared && d->taken) {
+		d->repair = xstrdup("left alone: the replica holds another "
+		    "mailbox under this name, and the relay never removes what "
+		    "the master did not remove; remove it on the replica (or "
+		    "rename it), then audit again");
+		return true;
+	}
+	resync_hint(d, hint, sizeof(hint));
 	if (d->kind == DK_USER)
 		return repair_user_state(a, r, l, i);
 	if (d->kind == DK_ONLY_REPLICA) {
@@ -469,11 +586,10 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 		}
 		op = dlist_new_atom("UNMAILBOX", d->name, strlen(d->name));
 		a->asked = i;
-		if (link_command(l, "APPLY", op, unmailbox_reply, a) < 0) {
+		if (ask(a, l, "APPLY", op, unmailbox_reply) < 0) {
 			dlist_free(&op);
 			return false;
 		}
-		a->in_flight = true;
 		dlist_free(&op);
 		return true;
 	}
@@ -485,8 +601,8 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 	}
 	if (d->more) {
 		d->repair = xasprintf("not repaired: the replica holds mail the "
-		    "master lacks; resync it from the master (sync_client -u "
-		    "%s straight to the replica), then audit again", d->user);
+		    "master lacks; resync it from the master (%s straight to "
+		    "the replica), then audit again", hint);
 		return true;
 	}
 	if (d->replace && d->nobody && d->stage == 0) {
@@ -497,8 +613,8 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 			    "changed it itself, so it must be replaced whole, "
 			    "and retention dropped %u of its bodies from the "
 			    "journal; no other replica has them all (%s): only "
-			    "the master can resend them (sync_client -u %s)",
-			    d->nobody, d->src_why ? d->src_why : "?", d->user);
+			    "the master can resend them (%s)",
+			    d->nobody, d->src_why ? d->src_why : "?", hint);
 			return true;
 		}
 		link_fetch_from(l, d->src);
@@ -548,8 +664,7 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 		dlist_add_num(op, "UIDVALIDITY", mb.uidvalidity);
 		shadow_mailbox_free(&mb);
 		a->asked = i;
-		if (link_command(l, "APPLY", op, rename_reply, a) == 0)
-			a->in_flight = true;
+		ask(a, l, "APPLY", op, rename_reply);
 		dlist_free(&op);
 		return false;	/* this diff again, once renamed */
 	}
@@ -562,9 +677,7 @@ repair_one(struct audit *a, struct run *r, struct link *l, size_t i)
 		return true;
 	}
 	a->asked = i;
-	if (link_command(l, "APPLY", op, unmailbox_reply, a) == 0)
-		a->in_flight = true;
-	else
+	if (ask(a, l, "APPLY", op, unmailbox_reply) < 0)
 		link_retry_parked(l);	/* resent as is; refusals park */
 	dlist_free(&op);
 	return true;
@@ -590,7 +703,8 @@ step(struct audit *a)
 		a->cur++;
 		return;
 	}
-	if (r->phase == 0 && r->next_user >= r->nusers)
+	if (r->phase == 0 && r->next_user >= r->nusers &&
+	    r->next_shared >= r->nshared)
 		r->phase = 1;
 	if (r->phase == 1) {
 		while (r->next_full < r->nd && !r->d[r->next_full].records)
@@ -604,12 +718,10 @@ step(struct audit *a)
 		size_t j, ndiff = 0;
 		bool whole = r->error == NULL;
 
-		/* Shared mailboxes are not audited yet: the report says so
-		 * (exit 2), but users' mailboxes were all compared. */
 		for (j = 0; j < r->nd; j++)
 			if (r->d[j].kind != DK_NOT_AUDITED)
 				ndiff++;
-			else if (!r->d[j].shared)
+			else
 				whole = false;
 		if (whole)
 			link_note_audit(l, ndiff);
@@ -637,19 +749,27 @@ step(struct audit *a)
 	if (!link_may_ask(l))
 		return;		/* over a rate limit: paced like replay */
 	a->asked_lsn = shadow_lsn(st->shadow);
-	if (r->phase == 0) {
+	if (r->phase == 0 && r->next_user < r->nusers) {
 		const char *u = r->users[r->next_user];
 
 		get = dlist_new_atom("USER", u, strlen(u));
-		if (link_query(l, get, user_reply, a) == 0)
-			a->in_flight = true;
+		ask(a, l, "GET", get, user_reply);
+	} else if (r->phase == 0) {
+		size_t i;
+
+		get = dlist_new_list("MAILBOXES");
+		a->asked = r->next_shared;
+		for (i = r->next_shared; i < r->nshared &&
+		    i - r->next_shared < SHARED_BATCH; i++)
+			dlist_add_atom(get, NULL, r->shared_names[i]);
+		a->nasked = i - r->next_shared;
+		ask(a, l, "GET", get, shared_reply);
 	} else {
 		const char *n = r->d[r->next_full].name;
 
 		a->asked = r->next_full;
 		get = dlist_new_atom("FULLMAILBOX", n, strlen(n));
-		if (link_query(l, get, full_reply, a) == 0)
-			a->in_flight = true;
+		ask(a, l, "GET", get, full_reply);
 	}
 	dlist_free(&get);
 }
@@ -693,17 +813,15 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-/* A mailbox no user owns: said not audited (GET USER does not cover it). */
+/* A mailbox no user owns: asked for by name (GET USER does not cover it). */
 static int
 add_shared(void *arg, const char *name)
 {
 	struct run *r = arg;
-	struct diff *d = audit_diff_add(r, DK_NOT_AUDITED, name, "", "");
 
-	d->shared = true;
-	audit_diff_note(d, "shared mailbox %s not audited: the audit compares "
-	    "users' mailboxes only", name);
-	r->shared++;
+	r->shared_names = xreallocarray(r->shared_names, r->nshared + 1,
+	    sizeof(*r->shared_names));
+	r->shared_names[r->nshared++] = xstrdup(name);
 	return 0;
 }
 
@@ -770,23 +888,6 @@ audit_start(struct ev_loop *loop, const struct audit_opts *o,
 	return a;
 }
 
-static void
-json_str(struct buf *b, const char *s)
-{
-	buf_putc(b, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			buf_printf(b, "\\%c", c);
-		else if (c < 0x20)
-			buf_printf(b, "\\u%04x", c);
-		else
-			buf_putc(b, (char)c);
-	}
-	buf_putc(b, '"');
-}
-
 int
 audit_report(const struct audit *a, struct buf *out)
 {
@@ -812,16 +913,18 @@ audit_report(const struct audit *a, struct buf *out)
 			status = 2;
 		if (a->json) {
 			buf_printf(out, "%s{\"store\":", i ? "," : "");
-			json_str(out, a->store);
+			buf_put_json_str(out, a->store);
 			buf_puts(out, ",\"replica\":");
-			json_str(out, r->replica);
+			buf_put_json_str(out, r->replica);
 			buf_printf(out, ",\"lsn\":%llu,\"users\":%zu,"
-			    "\"mailboxes\":%zu,\"shared_not_audited\":%zu,"
+			    "\"mailboxes\":%zu,\"shared\":%zu,"
+			    "\"shared_not_audited\":%zu,"
 			    "\"differ\":%zu,\"error\":",
 			    (unsigned long long)r->lsn, r->nusers,
-			    r->mailboxes, r->shared, ndiff);
+			    r->mailboxes, r->shared, r->shared_not_audited,
+			    ndiff);
 			if (r->error)
-				json_str(out, r->error);
+				buf_put_json_str(out, r->error);
 			else
 				buf_puts(out, "null");
 			buf_puts(out, ",\"mailboxes_differing\":[");
@@ -830,16 +933,16 @@ audit_report(const struct audit *a, struct buf *out)
 
 				buf_printf(out, "%s{\"kind\":\"%s\",\"mailbox\":",
 				    j ? "," : "", kind_names[d->kind]);
-				json_str(out, d->name);
+				buf_put_json_str(out, d->name);
 				buf_puts(out, ",\"uniqueid\":");
-				json_str(out, d->uniqueid);
+				buf_put_json_str(out, d->uniqueid);
 				buf_puts(out, ",\"user\":");
-				json_str(out, d->user);
+				buf_put_json_str(out, d->user);
 				buf_puts(out, ",\"what\":");
-				json_str(out, buf_cstring(&d->what));
+				buf_put_json_str(out, buf_cstring(&d->what));
 				buf_puts(out, ",\"repair\":");
 				if (d->repair)
-					json_str(out, d->repair);
+					buf_put_json_str(out, d->repair);
 				else
 					buf_puts(out, "null");
 				buf_putc(out, '}');
@@ -848,14 +951,14 @@ audit_report(const struct audit *a, struct buf *out)
 			continue;
 		}
 		buf_printf(out, "store %s replica %s: %zu mailbox%s of %zu "
-		    "user%s compared at LSN %llu: %s\n", a->store, r->replica,
-		    r->mailboxes, r->mailboxes == 1 ? "" : "es", r->nusers,
-		    r->nusers == 1 ? "" : "s", (unsigned long long)r->lsn,
-		    ndiff ? "some differ" : "none differ");
+		    "user%s", a->store, r->replica, r->mailboxes,
+		    r->mailboxes == 1 ? "" : "es", r->nusers,
+		    r->nusers == 1 ? "" : "s");
 		if (r->shared)
-			buf_printf(out, "store %s replica %s: %zu shared "
-			    "mailbox%s not audited\n", a->store, r->replica,
-			    r->shared, r->shared == 1 ? "" : "es");
+			buf_printf(out, " and %zu shared", r->shared);
+		buf_printf(out, " compared at LSN %llu: %s\n",
+		    (unsigned long long)r->lsn, ndiff ? "some differ" :
+		    "none differ");
 		if (r->error)
 			buf_printf(out, "!store %s replica %s: %s\n", a->store,
 			    r->replica, r->error);
@@ -906,6 +1009,9 @@ audit_free(struct audit **ap)
 			free(r->d[j].rname);
 			free(r->d[j].src);
 			free(r->d[j].src_why);
+			while (r->d[j].ntried > 0)
+				free(r->d[j].tried[--r->d[j].ntried]);
+			free(r->d[j].tried);
 			dlist_free(&r->d[j].ops);
 			buf_free(&r->d[j].left);
 			buf_free(&r->d[j].what);
@@ -913,6 +1019,9 @@ audit_free(struct audit **ap)
 		for (j = 0; j < r->nusers; j++)
 			free(r->users[j]);
 		free(r->users);
+		for (j = 0; j < r->nshared; j++)
+			free(r->shared_names[j]);
+		free(r->shared_names);
 		free(r->d);
 		free(r->replica);
 		free(r->error);
@@ -947,9 +1056,7 @@ audit_unrepaired(const struct audit *a, char *why, size_t len)
 		for (j = 0; j < r->nd; j++) {
 			const struct diff *d = &r->d[j];
 
-			if (d->kind == DK_NOT_AUDITED && d->shared) {
-				continue;	/* not a reason to seed */
-			} else if (d->kind == DK_NOT_AUDITED) {
+			if (d->kind == DK_NOT_AUDITED) {
 				what = "not audited";
 			} else if (d->repair == NULL ||
 			    strncmp(d->repair, "not repaired", 12) == 0) {

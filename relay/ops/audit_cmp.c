@@ -25,7 +25,6 @@
 #include "lib/buf.h"
 #include "lib/xmalloc.h"
 #include "protocol/dlist.h"
-#include "protocol/dlist_parse.h"
 #include "protocol/dlist_print.h"
 #include "relay/getcmd.h"
 #include "relay/ops/audit_int.h"
@@ -87,32 +86,33 @@ replica_mailbox(const struct dlist *list, const char *key, const char *v)
 
 /* ---- phase 1: summaries ------------------------------------------------ */
 
-struct user_cmp {
-	struct shadow *sh;
+struct mb_cmp {
 	struct run *r;
-	const struct dlist *rmbs;
+	const struct shadow_mailbox *mb;
 	const char *user;
+	struct diff *d;		/* created at the first difference */
 };
 
 static void
-cmp_num(struct diff **dp, struct user_cmp *u, const struct shadow_mailbox *mb,
-    const struct dlist *rmb, const char *key, const char *label,
-    uint64_t want, bool hex)
+cmp_num(struct mb_cmp *c, const struct dlist *rmb, const char *key,
+    const char *label, uint64_t want, bool hex)
 {
 	uint64_t got = 0;
 
 	if (dlist_get_num(rmb, key, &got) == 0 && got == want)
 		return;
-	if (*dp == NULL)
-		*dp = audit_diff_add(u->r, DK_DIFFERS, mb->name, mb->uniqueid,
-		    u->user);
+	if (c->d == NULL)
+		c->d = audit_diff_add(c->r, DK_DIFFERS, c->mb->name,
+		    c->mb->uniqueid, c->user);
 	if (hex)
-		audit_diff_note(*dp, "%s %08llx on the replica, %08llx in the shadow",
-		    label, (unsigned long long)got, (unsigned long long)want);
+		audit_diff_note(c->d, "%s %08llx on the replica, %08llx in the "
+		    "shadow", label, (unsigned long long)got,
+		    (unsigned long long)want);
 	else
-		audit_diff_note(*dp, "%s %llu on the replica, %llu in the shadow",
-		    label, (unsigned long long)got, (unsigned long long)want);
-	(*dp)->records = true;
+		audit_diff_note(c->d, "%s %llu on the replica, %llu in the "
+		    "shadow", label, (unsigned long long)got,
+		    (unsigned long long)want);
+	c->d->records = true;
 }
 
 static int
@@ -137,58 +137,79 @@ count_nobody(struct shadow *sh, const char *uniqueid)
 	return n;
 }
 
-static int
-user_cmp_mailbox(void *arg, const struct shadow_mailbox *mb)
+struct diff *
+audit_compare_mailbox(struct shadow *sh, struct run *r,
+    const struct shadow_mailbox *mb, const char *user,
+    const struct dlist *rmbs)
 {
-	struct user_cmp *u = arg;
-	const struct dlist *rmb = replica_mailbox(u->rmbs, "UNIQUEID",
+	const struct dlist *rmb = replica_mailbox(rmbs, "UNIQUEID",
 	    mb->uniqueid);
 	const char *rname = NULL, *ouid = NULL;
-	struct diff *d = NULL;
+	struct mb_cmp c = { r, mb, user, NULL };
+	struct diff *d;
 
-	u->r->mailboxes++;
+	r->mailboxes++;
 	if (rmb == NULL) {
-		const struct dlist *o = replica_mailbox(u->rmbs, "MBOXNAME",
+		const struct dlist *o = replica_mailbox(rmbs, "MBOXNAME",
 		    mb->name);
 
-		d = audit_diff_add(u->r, DK_MISSING, mb->name, mb->uniqueid, u->user);
-		if (o && dlist_get_str(o, "UNIQUEID", &ouid) == 0 && ouid)
-			audit_diff_note(d, "the replica holds another mailbox under "
-			    "this name (UNIQUEID %s, the master's is %s)", ouid,
-			    mb->uniqueid);
-		else
+		d = audit_diff_add(r, DK_MISSING, mb->name, mb->uniqueid, user);
+		if (o && dlist_get_str(o, "UNIQUEID", &ouid) == 0 && ouid) {
+			d->taken = true;
+			audit_diff_note(d, "the replica holds another mailbox "
+			    "under this name (UNIQUEID %s, the master's is %s)",
+			    ouid, mb->uniqueid);
+		} else {
 			audit_diff_note(d, "missing on the replica");
-		return 0;
+		}
+		return d;
 	}
 	dlist_get_str(rmb, "MBOXNAME", &rname);
 	if (rname && is_deleted_name(rname)) {
 		uint64_t r_hms = 0;
 
-		d = audit_diff_add(u->r, DK_MISSING, mb->name, mb->uniqueid, u->user);
-		audit_diff_note(d, "deleted on the replica (kept there as %s)", rname);
+		d = audit_diff_add(r, DK_MISSING, mb->name, mb->uniqueid, user);
+		audit_diff_note(d, "deleted on the replica (kept there as %s)",
+		    rname);
 		/* Deleting bumped its modseq there: renamed back, it would be
 		 * refused as changed; it is replaced instead. */
 		if (dlist_get_num(rmb, "HIGHESTMODSEQ", &r_hms) == 0 &&
 		    r_hms > mb->highestmodseq) {
 			d->replace = true;
 			d->rname = xstrdup(rname);
-			d->nobody = count_nobody(u->sh, mb->uniqueid);
+			d->nobody = count_nobody(sh, mb->uniqueid);
 		}
-		return 0;
+		return d;
 	}
 	if (rname == NULL || strcmp(rname, mb->name) != 0) {
-		d = audit_diff_add(u->r, DK_DIFFERS, mb->name, mb->uniqueid, u->user);
-		audit_diff_note(d, "named %s on the replica", rname ? rname : "?");
-		return 0;
+		d = audit_diff_add(r, DK_DIFFERS, mb->name, mb->uniqueid, user);
+		audit_diff_note(d, "named %s on the replica", rname ? rname :
+		    "?");
+		return d;
 	}
-	cmp_num(&d, u, mb, rmb, "UIDVALIDITY", "uidvalidity", mb->uidvalidity,
+	cmp_num(&c, rmb, "UIDVALIDITY", "uidvalidity", mb->uidvalidity, false);
+	cmp_num(&c, rmb, "LAST_UID", "last uid", mb->last_uid, false);
+	cmp_num(&c, rmb, "HIGHESTMODSEQ", "highestmodseq", mb->highestmodseq,
 	    false);
-	cmp_num(&d, u, mb, rmb, "LAST_UID", "last uid", mb->last_uid, false);
-	cmp_num(&d, u, mb, rmb, "HIGHESTMODSEQ", "highestmodseq",
-	    mb->highestmodseq, false);
-	cmp_num(&d, u, mb, rmb, "SYNC_CRC", "sync crc", mb->sync_crc, true);
-	cmp_num(&d, u, mb, rmb, "SYNC_CRC_ANNOT", "annotation crc",
+	cmp_num(&c, rmb, "SYNC_CRC", "sync crc", mb->sync_crc, true);
+	cmp_num(&c, rmb, "SYNC_CRC_ANNOT", "annotation crc",
 	    mb->sync_crc_annot, true);
+	return c.d;
+}
+
+struct user_cmp {
+	struct shadow *sh;
+	struct run *r;
+	const struct dlist *rmbs;
+	const char *user;
+};
+
+static int
+user_cmp_mailbox(void *arg, const struct shadow_mailbox *mb)
+{
+	struct user_cmp *u = arg;
+
+	audit_compare_mailbox(u->sh, u->r, mb, u->user, u->rmbs);
 	return 0;
 }
 
@@ -324,23 +345,6 @@ seen_cmp(void *arg, const struct shadow_seen *v)
 	return 0;
 }
 
-/* Parses stored dlist text (a printed value) back into a node. */
-static struct dlist *
-parse_value(const char *key, const char *text)
-{
-	struct dlist_parser *p = dlist_parser_new(NULL, NULL);
-	struct buf b = BUF_INIT;
-	struct dlist *dl = NULL;
-	size_t used;
-
-	buf_printf(&b, "%s %s\r\n", key, text);
-	if (dlist_parser_feed(p, b.s, b.len, &used) == DLIST_DONE)
-		dl = dlist_parser_take(p);
-	dlist_parser_free(&p);
-	buf_free(&b);
-	return dl;
-}
-
 /*
  * The quota root's limits compared, as sync_client does (not MODSEQ: a
  * replica's moves with its usage).
@@ -350,16 +354,11 @@ quota_cmp(struct user_state *us, const char *root)
 {
 	const struct dlist *e = replica_entry(us->rmbs, "QUOTA", "ROOT", root);
 	const struct dlist *f;
-	char *fields = NULL;
-	struct dlist *q;
+	struct dlist *q = getcmd_quota(us->sh, root);
 	bool same = e != NULL;
 
-	if (shadow_quota_get(us->sh, root, &fields) < 0 ||
-	    (q = parse_value("QUOTA", fields)) == NULL) {
-		free(fields);
+	if (q == NULL)
 		return;
-	}
-	free(fields);
 	for (f = q->head; f && same; f = f->next) {
 		uint64_t a = 0, b = 0;
 

@@ -33,9 +33,12 @@ struct diff {
 	bool src_asked;
 	double src_since;	/* first looked for one (0: not yet) */
 	char *src;
-	char *src_why;
+	char *src_why;		/* why the others asked cannot ("; ") */
+	char **tried;		/* the replicas asked so far */
+	size_t ntried;
 	char *repair;		/* what --repair did */
-	bool shared;		/* DK_NOT_AUDITED: a shared mailbox */
+	bool shared;		/* a shared mailbox (no owner; user "") */
+	bool taken;		/* DK_MISSING: another UNIQUEID holds its name */
 	/* DK_USER: the APPLY entries (SUB, UNSUB, QUOTA, SEEN) a repair
 	 * sends, and what it leaves alone. */
 	struct dlist *ops;
@@ -48,11 +51,15 @@ struct run {
 	size_t nd;
 	char **users;
 	size_t nusers, next_user, next_full, next_repair;
-	size_t mailboxes;	/* compared */
-	size_t shared;		/* shared mailboxes, not audited */
+	char **shared_names;	/* shared mailboxes the shadow holds */
+	size_t nshared, next_shared;
+	size_t mailboxes;	/* compared (shared ones too) */
+	size_t shared;		/* shared mailboxes compared */
+	size_t shared_not_audited;	/* not asked before the deadline */
 	uint64_t lsn;		/* the shadow's LSN at the last comparison */
 	char *error;
-	int phase;		/* 0 users, 1 records, 2 repair, 3 done */
+	int phase;		/* 0 users and shared mailboxes, 1 records,
+				 * 2 repair, 3 done */
 };
 
 /* Adds a diff to r (strings copied); notes what differs, "; " between. */
@@ -60,6 +67,15 @@ struct diff *audit_diff_add(struct run *r, enum diff_kind kind,
     const char *name, const char *uniqueid, const char *user);
 void audit_diff_note(struct diff *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/*
+ * Compares one shadow mailbox with the replica's answer rmbs (GET USER's
+ * or GET MAILBOXES' untagged list: found by UNIQUEID, else its name
+ * looked for); counts it in r->mailboxes.  Returns the diff added to r,
+ * or NULL when its summary is the same.
+ */
+struct diff *audit_compare_mailbox(struct shadow *sh, struct run *r,
+    const struct shadow_mailbox *mb, const char *user,
+    const struct dlist *rmbs);
 /*
  * Compares GET USER's answer (rmbs, its untagged list) for user with the
  * shadow: each mailbox the shadow holds for the user, and the user's

@@ -1,7 +1,8 @@
 /*
  * audit_sched.c -- the audits the relay starts itself, every second:
  * the check after an outage (a link that lost its replica, whose
- * sync_server stopped or whose banner changed: an audit with repair,
+ * sync_server stopped or whose banner changed, and every link the
+ * relay opened at its start: an audit with repair,
  * once the link is caught up again; until it is over, and while it left
  * something unrepaired, wait does not call the replica caught up), and
  * the periodic audits (replica_audit_interval, without repair).

@@ -65,23 +65,6 @@ struct client {
 
 /* ---- formatting ---------------------------------------------------------- */
 
-static void
-json_str(struct buf *b, const char *s)
-{
-	buf_putc(b, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			buf_printf(b, "\\%c", c);
-		else if (c < 0x20)
-			buf_printf(b, "\\u%04x", c);
-		else
-			buf_putc(b, (char)c);
-	}
-	buf_putc(b, '"');
-}
-
 /* A JSON number; NaN and infinities are not JSON. */
 static void
 json_num(struct buf *b, double v)
@@ -101,7 +84,7 @@ json_codes(struct buf *b, const struct stats_code_count *t, size_t n)
 	for (i = 0; i < n; i++) {
 		if (i)
 			buf_putc(b, ',');
-		json_str(b, t[i].code);
+		buf_put_json_str(b, t[i].code);
 		buf_printf(b, ":%llu", (unsigned long long)t[i].n);
 	}
 	buf_putc(b, '}');
@@ -120,9 +103,9 @@ json_parked(struct buf *b, const struct stats_link *l, double now)
 
 		buf_printf(b, "%s{\"kind\":\"%s\",\"name\":", i ? "," : "",
 		    p->mailbox ? "mailbox" : "record");
-		json_str(b, p->name);
+		buf_put_json_str(b, p->name);
 		buf_puts(b, ",\"reply\":");
-		json_str(b, p->reply);
+		buf_put_json_str(b, p->reply);
 		buf_printf(b, ",\"lsn\":%llu,\"tries\":%u,\"since_seconds\":",
 		    (unsigned long long)p->lsn, p->tries);
 		json_num(b, now - p->since);
@@ -151,25 +134,25 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 	size_t i;
 
 	buf_puts(b, "{\"name\":");
-	json_str(b, s->name);
+	buf_put_json_str(b, s->name);
 	buf_puts(b, ",\"identity\":");
-	json_str(b, s->identity);
+	buf_put_json_str(b, s->identity);
 	buf_printf(b, ",\"failed\":%s", s->failed ? "true" : "false");
 	if (s->failed) {	/* nothing else is known of it */
 		buf_puts(b, ",\"error\":");
-		json_str(b, s->failed_error);
+		buf_put_json_str(b, s->failed_error);
 		buf_puts(b, ",\"replicas\":[]}");
 		return;
 	}
 	buf_printf(b, ",\"master\":{\"connected\":%s,\"peer\":",
 	    s->master_connected ? "true" : "false");
-	json_str(b, s->master_peer);
+	buf_put_json_str(b, s->master_peer);
 	buf_printf(b, ",\"sessions\":%u,\"hosts\":%u,\"peers\":[",
 	    s->master_sessions, s->master_hosts);
 	for (i = 0; i < s->master_sessions && i < STATS_MAX_PEERS; i++) {
 		if (i > 0)
 			buf_putc(b, ',');
-		json_str(b, s->master_peers[i]);
+		buf_put_json_str(b, s->master_peers[i]);
 	}
 	buf_puts(b, "],\"last_command_age_seconds\":");
 	if (s->master_last_command > 0)
@@ -203,14 +186,14 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 		if (i)
 			buf_putc(b, ',');
 		buf_puts(b, "{\"name\":");
-		json_str(b, l->name);
+		buf_put_json_str(b, l->name);
 		buf_puts(b, ",\"address\":");
-		json_str(b, l->address);
+		buf_put_json_str(b, l->address);
 		buf_puts(b, ",\"state\":");
-		json_str(b, shown_state(l));
+		buf_put_json_str(b, shown_state(l));
 		buf_printf(b, ",\"paused\":%s,\"reason\":",
 		    l->paused ? "true" : "false");
-		json_str(b, l->reason);
+		buf_put_json_str(b, l->reason);
 		buf_printf(b, ",\"cursor_lsn\":%llu,\"lag_records\":%llu,"
 		    "\"lag_bytes\":%llu,\"lag_seconds\":",
 		    (unsigned long long)l->cursor_lsn,
@@ -229,7 +212,7 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 		    (unsigned long long)l->replayed_records,
 		    (unsigned long long)l->replayed_bytes,
 		    (unsigned long long)l->connects);
-		json_str(b, l->last_error);
+		buf_put_json_str(b, l->last_error);
 		buf_puts(b, ",\"last_error_age_seconds\":");
 		if (l->last_error_time > 0)
 			json_num(b, now - l->last_error_time);
@@ -237,14 +220,14 @@ json_store(struct buf *b, const struct stats_store *s, double now)
 			buf_puts(b, "null");
 		buf_printf(b, ",\"left_alone\":%u,\"left_alone_names\":",
 		    l->left_alone);
-		json_str(b, l->left_alone_names);
+		buf_put_json_str(b, l->left_alone_names);
 		buf_puts(b, ",\"waiting_seconds\":");
 		json_num(b, l->waiting_seconds);
 		buf_printf(b, ",\"checking\":%s,\"check_reason\":",
 		    l->checking ? "true" : "false");
-		json_str(b, l->checking ? l->check_why : "");
+		buf_put_json_str(b, l->checking ? l->check_why : "");
 		buf_puts(b, ",\"needs_seed\":");
-		json_str(b, l->needs_seed);
+		buf_put_json_str(b, l->needs_seed);
 		buf_puts(b, ",\"seeding\":");
 		if (l->seeding) {
 			buf_printf(b, "{\"mailboxes_done\":%llu,"

@@ -645,6 +645,13 @@ link_check_due(const struct link *l)
 }
 
 void
+link_check_after_start(struct link *l)
+{
+	link_check_needed(l, "the relay started: the replica may have been "
+	    "changed while it was down");
+}
+
+void
 link_check_started(struct link *l)
 {
 	l->check_pending = false;

@@ -125,6 +125,11 @@ void link_note_audit(struct link *l, uint64_t mismatched);
  * differing.
  */
 const char *link_check_due(const struct link *l);
+/* The relay just started: it cannot know what became of the replica
+ * while it was down (a disk replaced, a restore, a write there; the
+ * banner says nothing of it), so the first time the link is caught up
+ * it checks, as after an outage. */
+void link_check_after_start(struct link *l);
 void link_check_started(struct link *l);
 void link_check_done(struct link *l, const char *why);
 /*

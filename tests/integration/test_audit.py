@@ -10,7 +10,6 @@ master's state, as IMAP and a direct sync_client both show.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
 from harness import check, eq, run, test
+from audittest import (SMALL, audit, make_mailbox, make_shared,
+                       past_retention, rc, recreate_empty, refilled,
+                       shared_state, until)
 from relaytest import (CyrusPath, identical, imap_steps, populate,
                        stop_paths, sync_user, wait_caught_up)
 
@@ -34,16 +36,6 @@ def setup(extra=""):
     wait_caught_up(path.relay)
     identical(path.master, path.replica, USERS)
     return path
-
-
-def rc(r, want, more=""):
-    check(r.returncode == want, "exit %d, want %d\n%s%s\n%s" % (
-        r.returncode, want, r.stdout, r.stderr, more))
-
-
-def audit(relay, *args):
-    r = relay.ctl("audit", "s1", *args, timeout=200)
-    return r
 
 
 @test
@@ -197,38 +189,39 @@ def a_replica_back_empty_from_maintenance_is_refilled_before_wait():
     path = setup()
     try:
         relay, master, old = path.relay, path.master, path.replica
-        old.stop()
-        shutil.rmtree(old.dir)
-        new = cyrus.CyrusInstance(
-            path.root, old.name, imap_port=old.imap_port,
-            lmtp_port=old.lmtp_port, sync_port=old.sync_port,
-            sieve_port=old.sieve_port, syslog=path.log, users=USERS)
-        path.replicas[0] = new
-        new.start()
+        name = make_shared(master, relay)
+        mark = len(relay.logtext())
+        new = recreate_empty(path, USERS)
         master.deliver("alice", cyrus.make_message(500, 2500))
         sync_user(master, "alice")
         wait_caught_up(relay, timeout=240)
-        # No converging: caught up means it is all there now.
-        for u in USERS:
-            eq(new.state(u), master.state(u))
-        identical(master, new, USERS)
-        text = relay.logtext()
-        check("event=check_start" in text and
-              "event=check_done result=ok" in text, text[-4000:])
-        check("event=link_failed" not in text, text[-3000:])
-        rc(audit(relay), 0)
+        refilled(relay, master, new, USERS, name, mark,
+                 "event=check_needed")
     finally:
         stop_paths()
 
 
-def until(cond, what, timeout=60.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("never: " + what)
+@test
+def a_replica_emptied_while_the_relay_was_down_is_refilled_before_wait():
+    """The relay cannot know what became of a replica while it was down
+    itself: after a restart every link checks its replica before wait
+    says caught up.  Here the replica came back empty while the relay
+    was stopped, and nothing changed on the master since."""
+    path = setup()
+    try:
+        relay, master = path.relay, path.master
+        name = make_shared(master, relay)
+        relay.stop()
+        new = recreate_empty(path, USERS)
+        mark = len(relay.logtext())
+        relay.start()
+        until(lambda: "event=opened" in relay.logtext()[mark:],
+              "the store opened")
+        wait_caught_up(relay, timeout=240)
+        refilled(relay, master, new, USERS, name, mark,
+                 "event=check_needed reason=\"the relay started")
+    finally:
+        stop_paths()
 
 
 def purge(inst):
@@ -242,42 +235,34 @@ def purge(inst):
     check(p.returncode == 0, p.stderr)
 
 
-SMALL = ("journal_segment_bytes: 64K\n"
-         "retention_interval: 1s\n"
-         "retention_min_age: 0\n")
-
 
 @test
 def a_repair_takes_bodies_retention_dropped_from_another_replica():
-    """Two replicas; retention dropped all but the newest journal
+    """Three replicas; retention dropped all but the newest journal
     segment, so the first messages' bodies are gone from the journal.
-    A message expunged on r2 behind the relay's back: with r1 paused
-    (no other replica caught up), --repair leaves it, saying only the
-    master can resend; with r1 back, --repair asks r1 whether it holds
-    every dropped body, replaces the mailbox on r2 with the bodies from
-    r1 (GET FETCH through its link), and r2 ends identical to the
-    master; the next audit exits 0.  The master hears nothing."""
-    path = CyrusPath("syncrelay-auditfrom-", nreplicas=2, users=USERS,
+    A message expunged (and purged) on r2 and on r3 behind the relay's
+    back: with r1 paused, --repair of r2 asks r3 (which lacks it too)
+    and leaves it, saying only the master can resend; with r1 back,
+    --repair --from r3 asks r3, then r1, which holds every dropped body,
+    replaces the mailbox on r2 with the bodies from r1 (GET FETCH
+    through its link), and r2 ends identical to the master; the next
+    audit exits 0.  The master hears nothing."""
+    path = CyrusPath("syncrelay-auditfrom-", nreplicas=3, users=USERS,
                      extra=SMALL + "log_level: debug\n")
     try:
         relay, master = path.relay, path.master
-        r2 = path.replicas[1]
-        for u in USERS:
-            populate(master, u, 6, big={2})
-            for i in range(8):
-                master.deliver(u, cyrus.make_message(300 + i, 30000))
-            sync_user(master, u)
-        wait_caught_up(relay)
-        deadline = time.time() + 60
-        while relay.status()["stores"][0]["journal_segments"] != 1:
-            check(time.time() < deadline, "retention never dropped the "
-                  "early segments")
-            time.sleep(0.2)
+        r2, r3 = path.replicas[1], path.replicas[2]
+        past_retention(path, USERS)
         sessions = relay.logtext().count("event=login user=")
         # r1 paused: no other replica caught up.  On r2, behind the
         # relay's back, a message expunged and its file purged; r2's
         # Cyrus restarted (its sync_server's staged bodies go too).
         eq(relay.ctl("pause", "s1", "r1").returncode, 0)
+        imap_steps(r3, "alice",
+                   ("select", ("INBOX",)),
+                   ("uid", ("STORE", "2", "+FLAGS", r"(\Deleted)")),
+                   ("expunge", ()))
+        purge(r3)
         imap_steps(r2, "alice",
                    ("select", ("INBOX",)),
                    ("uid", ("STORE", "2", "+FLAGS", r"(\Deleted)")),
@@ -290,31 +275,31 @@ def a_repair_takes_bodies_retention_dropped_from_another_replica():
         st = until(lambda: [s for s in [relay.status()["stores"][0][
             "replicas"][1]] if s["needs_seed"]], "r2 marked needs_seed")[0]
         check("only the master can resend them" in st["needs_seed"], st)
-        r = audit(relay, "r2", "--repair", "--timeout", "30")
+        # Asked in turn: --from (none such), r3 (lacks it), r1 (paused).
+        r = audit(relay, "r2", "--repair", "--from", "r9", "--timeout",
+                  "30")
         rc(r, 1)
         check(re.search(r"retention dropped \d+ of its bodies from the "
-                        r"journal; no other replica has them all \(no other "
-                        r"replica of the store is caught up to give them\): "
-                        r"only the master can resend them", r.stdout),
-              r.stdout)
+                        r"journal; no other replica has them all \(the "
+                        r"store has no other replica called r9; r3 lacks 1 "
+                        r"of them; no other replica of the store is caught "
+                        r"up to give them\): only the master can resend "
+                        r"them", r.stdout), r.stdout)
         # Until repaired, wait does not say r2 is caught up.
         eq(relay.ctl("wait", "s1", "--replica", "r2", "--timeout",
                      "2").returncode, 1)
         eq(relay.ctl("resume", "s1", "r1").returncode, 0)
         wait_caught_up(relay, "--replica", "r1")
         rc(audit(relay, "r2"), 1)
-        # --from a replica the store lacks: nothing to take them from.
-        r = audit(relay, "r2", "--repair", "--from", "r9")
-        rc(r, 1)
-        check("the store has no other replica called r9" in r.stdout,
-              r.stdout)
-        # r1 picked by itself, caught up: r2 repaired with its bodies.
-        r = audit(relay, "r2", "--repair")
+        # --from r3, which lacks a body: r1 is asked next, and holds
+        # them all: r2 repaired with its bodies.
+        r = audit(relay, "r2", "--repair", "--from", "r3")
         rc(r, 1)
         check(re.search(r"user\.alice: .*\n +repair: replaced: removed on "
                         r"the replica, then sent whole from the shadow "
                         r"\(bodies from the journal and, where retention "
-                        r"dropped them, from r1\)", r.stdout), r.stdout)
+                        r"dropped them, from r1; r3 lacks 1 of them\)",
+                        r.stdout), r.stdout)
         until(lambda: relay.status()["stores"][0]["replicas"][1][
             "parked"] == 0, "r2's repair sent", 120)
         r = audit(relay, "r2")
@@ -337,46 +322,74 @@ def a_repair_takes_bodies_retention_dropped_from_another_replica():
 
 
 @test
-def shared_mailboxes_are_said_not_audited():
-    # A mailbox no user owns (an admin's top-level folder) is not yet
-    # audited: the audit says so by name and exits 2, never 0.
+def a_shared_mailbox_changed_on_the_replica_is_named_then_repaired():
+    # A mailbox no user owns is audited as users' mailboxes are: asked
+    # for by name (GET MAILBOXES), named when it differs, replaced whole
+    # from the shadow by --repair, counted in /metrics.
     path = setup("replica_audit_interval: 2s\n")
     try:
-        relay, m = path.relay, path.master
-        name = "shared%sx" % m.separator()
-        c = m.imap()
-        try:
-            eq(c.create(name)[0], "OK")
-            eq(c.setacl(name, "admin", "lrswipkxtecda")[0], "OK")
-            eq(c.append(name, None, None,
-                        cyrus.make_message(5, 500))[0], "OK")
-        finally:
-            c.logout()
-        rcode, out, err = m.sync_client(["-m", name], timeout=120)
-        check(rcode == 0, "sync_client -m %s: %r\n%s%s" % (
-            name, rcode, out, err))
-        wait_caught_up(relay)
+        relay, m, replica = path.relay, path.master, path.replica
+        name = make_shared(m, relay)
         r = audit(relay, "--json")
-        rc(r, 2)
-        a = json.loads(r.stdout)["audits"][0]
-        eq((a["differ"], a["shared_not_audited"], a["mailboxes"]),
-           (0, 1, 8))
-        eq([(d["kind"], d["mailbox"]) for d in a["mailboxes_differing"]],
-           [("not_audited", "shared.x")])
-        r = audit(relay)
-        rc(r, 2)
-        check("1 shared mailbox not audited" in r.stdout and
-              "shared mailbox shared.x not audited" in r.stdout, r.stdout)
-        # Auditing one user leaves shared mailboxes out, as asked.
-        r = audit(relay, "--user", "bob")
         rc(r, 0)
-        # The periodic audit still records an audit of every user, and
-        # the check after the replica's Cyrus restarts does not ask for a
-        # seed because of it.
+        a = json.loads(r.stdout)["audits"][0]
+        eq((a["differ"], a["shared"], a["shared_not_audited"],
+            a["mailboxes"]), (0, 2, 0, 10))
+        r = audit(relay)
+        rc(r, 0)
+        check("10 mailboxes of 2 users and 2 shared compared" in r.stdout,
+              r.stdout)
         t0 = time.time()
         metrics_until(relay, lambda g: g[1] >= t0 and g[0] == 0)
-        path.replica.stop()
-        path.replica.start()
+        sessions = relay.logtext().count("event=login user=")
+        # Behind the relay's back, as admin on the replica: one message
+        # expunged, another flagged.
+        c = replica.imap()
+        try:
+            cyrus.imap_ok(*c.select(name))
+            cyrus.imap_ok(*c.uid("STORE", "2", "+FLAGS", r"(\Deleted)"))
+            cyrus.imap_ok(*c.expunge())
+            cyrus.imap_ok(*c.uid("STORE", "1", "+FLAGS", r"(\Flagged)"))
+            cyrus.imap_ok(*c.close())
+        finally:
+            c.logout()
+        check(shared_state(replica, name) != shared_state(m, name),
+              "the replica's change did not show")
+        r = audit(relay, "--json")
+        rc(r, 1)
+        a = json.loads(r.stdout)["audits"][0]
+        eq([(d["kind"], d["mailbox"], d["user"])
+            for d in a["mailboxes_differing"]],
+           [("differs", "shared.x", "")])
+        what = a["mailboxes_differing"][0]["what"]
+        check("uid 2 expunged on the replica" in what and
+              "uid 1 flags" in what, what)
+        r = audit(relay)
+        rc(r, 1)
+        check("  differs shared.x: " in r.stdout, r.stdout)
+        # Auditing one user leaves shared mailboxes out, as asked.
+        rc(audit(relay, "--user", "bob"), 0)
+        # The periodic audit counts it.
+        t1 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t1 and g[0] == 1)
+        r = audit(relay, "--repair")
+        rc(r, 1)
+        check(re.search(r"shared\.x: .*\n +repair: replaced: removed on "
+                        r"the replica, then sent whole", r.stdout), r.stdout)
+        until(lambda: relay.status()["stores"][0]["replicas"][0][
+            "parked"] == 0, "the repair sent", 120)
+        wait_caught_up(relay)
+        rc(audit(relay), 0, relay.logtext()[-4000:])
+        eq(shared_state(replica, name), shared_state(m, name))
+        identical(m, replica, USERS)
+        t2 = time.time()
+        metrics_until(relay, lambda g: g[1] >= t2 and g[0] == 0)
+        # The master saw nothing of it.
+        eq(relay.logtext().count("event=login user="), sessions)
+        # The check after the replica's Cyrus restarts finds it all
+        # there: no seed needed.
+        replica.stop()
+        replica.start()
         m.deliver("alice", cyrus.make_message(501, 900))
         sync_user(m, "alice")
         wait_caught_up(relay, timeout=120)
@@ -385,6 +398,54 @@ def shared_mailboxes_are_said_not_audited():
         text = relay.logtext()
         check("event=check_done result=ok" in text and
               "needs_seed" not in text, text[-4000:])
+    finally:
+        stop_paths()
+
+
+def messages(inst, name):
+    c = inst.imap()
+    try:
+        typ, data = c.status(name, "(MESSAGES)")
+        cyrus.imap_ok(typ, data)
+        return int(re.search(rb"MESSAGES (\d+)", data[0]).group(1))
+    finally:
+        c.logout()
+
+
+@test
+def a_shared_name_the_replica_gave_another_mailbox_is_left_alone():
+    # The master's admin made "archive"; on the replica, behind the
+    # relay's back, its admin removed it and made another "archive".
+    # The audit names it, and --repair leaves the replica's alone: the
+    # relay never removes what the master did not remove.
+    path = setup()
+    try:
+        relay, m, replica = path.relay, path.master, path.replica
+        make_mailbox(m, "archive", 2, 40, 600)
+        rcode, out, err = m.sync_client(["-m", "archive"], timeout=120)
+        check(rcode == 0, "sync_client -m archive: %r\n%s%s" % (
+            rcode, out, err))
+        wait_caught_up(relay)
+        eq(messages(replica, "archive"), 2)
+        c = replica.imap()
+        try:
+            eq(c.delete("archive")[0], "OK")
+        finally:
+            c.logout()
+        make_mailbox(replica, "archive", 1, 40, 600)
+        r = audit(relay, "--repair", "--json", "--timeout", "60")
+        rc(r, 1)
+        a = json.loads(r.stdout)["audits"][0]
+        got = [d for d in a["mailboxes_differing"]
+               if d["mailbox"] == "archive"]
+        check(len(got) == 1, a)
+        check(got[0]["kind"] == "missing" and "the replica holds another "
+              "mailbox under this name" in got[0]["what"], got)
+        check(got[0]["repair"].startswith("left alone: the replica holds "
+                                          "another mailbox under this "
+                                          "name"), got)
+        eq(messages(replica, "archive"), 1)
+        eq(messages(m, "archive"), 2)
     finally:
         stop_paths()
 

@@ -7,7 +7,6 @@ the master changes meanwhile is lost.  And what happens when retention
 already dropped the early journal: today's refusal, and what a seed
 does then.
 """
-import json
 import os
 import re
 import sys
@@ -17,9 +16,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cyrus
+from audittest import SMALL, link, past_retention, until
 from harness import check, eq, run, test
-from relaytest import (CyrusPath, identical, imap_steps, populate,
-                       stop_paths,
+from relaytest import (CyrusPath, identical, populate, stop_paths,
                        sync_user, wait_caught_up)
 
 USERS = ("alice", "bob")
@@ -36,23 +35,6 @@ def add_replica(path, name="r2"):
     eq(path.relay.ctl("reload").returncode, 0)
     path.relay.wait_log("replica=%s event=link_state" % name, timeout=20)
     return inst
-
-
-def link(relay, name):
-    for r in relay.status()["stores"][0]["replicas"]:
-        if r["name"] == name:
-            return r
-    raise AssertionError("no replica %s" % name)
-
-
-def until(cond, what, timeout=60.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("never: " + what)
 
 
 def folder_bodies(inst, user, folder):
@@ -146,10 +128,6 @@ def a_seed_while_the_master_keeps_delivering_loses_nothing():
         stop_paths()
 
 
-SMALL = ("journal_segment_bytes: 64K\n"
-         "retention_interval: 1s\n"
-         "retention_min_age: 0\n")
-
 
 @test
 def a_replica_added_after_retention_is_seeded_from_another_replica():
@@ -163,14 +141,7 @@ def a_replica_added_after_retention_is_seeded_from_another_replica():
     path = CyrusPath("syncrelay-seedret-", users=USERS, extra=SMALL)
     try:
         relay, master = path.relay, path.master
-        for u in USERS:
-            populate(master, u, 6, big={2})
-            for i in range(8):
-                master.deliver(u, cyrus.make_message(300 + i, 30000))
-            sync_user(master, u)
-        wait_caught_up(relay)
-        until(lambda: relay.status()["stores"][0]["journal_segments"] == 1,
-              "retention dropped all but the newest segment", 60)
+        past_retention(path, USERS)
         r2 = add_replica(path)
         st = until(lambda: [s for s in [link(relay, "r2")]
                             if s["state"] == "failed"],

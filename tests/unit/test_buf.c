@@ -51,6 +51,34 @@ hard_limit(void)
 	buf_free(&b);
 }
 
+/* A JSON string: quoted, " and \\ escaped, control bytes as \\u00XX. */
+static void
+json_string(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "", "\"\"" },
+		{ "plain", "\"plain\"" },
+		{ "a\"b\\c", "\"a\\\"b\\\\c\"" },
+		{ "tab\tnl\n\x01", "\"tab\\u0009nl\\u000a\\u0001\"" },
+		{ "caf\xc3\xa9", "\"caf\xc3\xa9\"" },
+	};
+	struct buf b = BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		buf_reset(&b);
+		test_assert_int(buf_put_json_str(&b, cases[i].in), 0);
+		test_assert_str(buf_cstring(&b), cases[i].out);
+	}
+	buf_free(&b);
+	/* Over the limit: -E2BIG, as every append. */
+	buf_init(&b, 4);
+	test_assert_int(buf_put_json_str(&b, "abcdef"), -E2BIG);
+	buf_free(&b);
+}
+
 static void
 numbers(void)
 {
@@ -69,4 +97,4 @@ numbers(void)
 	test_assert(!is_hex("0g", 2));
 }
 
-TEST_MAIN(T(append_and_nul), T(hard_limit), T(numbers))
+TEST_MAIN(T(append_and_nul), T(hard_limit), T(json_string), T(numbers))
