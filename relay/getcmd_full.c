@@ -1,0 +1,224 @@
+/*
+ * getcmd_full.c -- a whole mailbox printed a page of records at a time
+ * (docs/scale.md, "Big mailboxes", item 3).
+ *
+ * Printed whole, a mailbox of 100,000 records was a tree of ~2.6 KB a
+ * record before it was text.  Here the fields before RECORD are printed
+ * first (getcmd_mailbox_dlist() without records, RECORD being its last
+ * field), then each call reads at most a page of records from the
+ * shadow from the UID after the last one printed, gives them a
+ * replica's flag and annotation order (getcmd_canon_records(), whose
+ * flag slots persist from page to page), prints and frees them.  The
+ * caller sends each page before asking for the next (back-pressure):
+ * the text of a page, a page's tree and the flag slots are all that is
+ * held.
+ *
+ * Consistency: the header's SYNC_CRC must be the XOR of the records
+ * printed.  Everything printed in one turn of the event loop comes from
+ * one state of the shadow.  The first page is read from the store's
+ * connection when no transaction is open on it (then it holds exactly
+ * what is committed); if it was not the last, a snapshot
+ * (shadow_snapshot_open()) is taken in the same turn, before anything
+ * can change, and the later pages come from it.  With a transaction
+ * open (a master's change waiting for the journal: only a link can get
+ * here then), everything comes from a snapshot, i.e. the shadow at
+ * shadow_lsn(), without the change.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/xmalloc.h"
+#include "protocol/csync.h"
+#include "relay/getcmd.h"
+#include "relay/getcmd_full.h"
+
+struct getcmd_full {
+	struct shadow *s;		/* the store's shadow */
+	struct shadow *snap;		/* once more than one turn is needed */
+	char *uniqueid;
+	struct getcmd_flags *flags;
+	struct dlist_printer pr;
+	uint32_t next_uid;		/* the next page starts here */
+	uint64_t records;		/* printed so far */
+	bool done;
+};
+
+struct page {
+	struct dlist *list;
+	size_t n, max;
+	uint32_t last_uid;
+};
+
+static size_t page_size;
+
+size_t
+getcmd_full_page(void)
+{
+	if (page_size == 0) {
+		const char *e = getenv("SYNCRELAY_FULL_PAGE");
+		unsigned long v = e ? strtoul(e, NULL, 10) : 0;
+
+		page_size = v > 0 && v < 1000000 ? (size_t)v :
+		    GETCMD_FULL_PAGE;
+	}
+	return page_size;
+}
+
+void
+getcmd_full_set_page(size_t n)
+{
+	page_size = n;
+}
+
+static struct shadow *
+source(const struct getcmd_full *f)
+{
+	return f->snap ? f->snap : f->s;
+}
+
+static int
+take_snapshot(struct getcmd_full *f, char *why, size_t why_len)
+{
+	if (f->snap != NULL)
+		return 0;
+	return shadow_snapshot_open(f->s, &f->snap, why, why_len);
+}
+
+int
+getcmd_full_start(struct shadow *s, const char *uniqueid, const char *verb,
+    enum dlist_print_mode mode, struct buf *out, struct getcmd_full **fp,
+    char *why, size_t why_len)
+{
+	struct getcmd_full *f = xcalloc(1, sizeof(*f));
+	struct shadow_mailbox mb;
+	struct dlist *kv;
+	size_t start = out->len;
+	bool inter;
+	int r;
+
+	*fp = NULL;
+	f->s = s;
+	f->uniqueid = xstrdup(uniqueid);
+	f->pr.mode = mode;
+	f->next_uid = 0;
+	/* A change waiting for the journal is not printed (see above). */
+	if (shadow_in_transaction(s) &&
+	    (r = take_snapshot(f, why, why_len)) < 0) {
+		getcmd_full_free(&f);
+		return r;
+	}
+	if (shadow_mailbox_by_uniqueid(source(f), uniqueid, &mb) < 0) {
+		snprintf(why, why_len, "no mailbox %s", uniqueid);
+		getcmd_full_free(&f);
+		return -ENOENT;
+	}
+	inter = mb.mbtype != NULL && strchr(mb.mbtype, 'i') != NULL;
+	kv = getcmd_mailbox_dlist(source(f), &mb, false);
+	shadow_mailbox_free(&mb);
+	if (inter) {
+		/* An intermediate's short form: no RECORD field at all. */
+		csync_print_command(out, verb, kv, &f->pr);
+		dlist_free(&kv);
+		f->done = true;
+		*fp = f;
+		return 0;
+	}
+	dlist_add_list(kv, "RECORD");
+	csync_print_command(out, verb, kv, &f->pr);
+	dlist_free(&kv);
+	/* The line ends "RECORD ())\r\n": keep it open after "RECORD (". */
+	if (out->len < start + 5 || memcmp(out->s + out->len - 5, "())\r\n",
+	    5) != 0) {
+		snprintf(why, why_len, "mailbox %s: unexpected text", uniqueid);
+		out->len = start;
+		out->s[out->len] = '\0';
+		getcmd_full_free(&f);
+		return -EIO;
+	}
+	out->len -= 4;
+	out->s[out->len] = '\0';
+	f->flags = getcmd_flags_new(source(f), uniqueid);
+	*fp = f;
+	return 0;
+}
+
+static int
+page_cb(void *arg, const struct shadow_record *rec)
+{
+	struct page *p = arg;
+	struct dlist *kv;
+
+	if (p->n == p->max)
+		return 1;		/* one more than a page: not the last */
+	/* A record whose annotations do not parse is left out, as the
+	 * whole print leaves it out. */
+	kv = shadow_record_dlist(rec);
+	if (kv != NULL)
+		dlist_append(p->list, kv);
+	p->n++;
+	p->last_uid = rec->uid;
+	return 0;
+}
+
+int
+getcmd_full_next(struct getcmd_full *f, struct buf *out, char *why,
+    size_t why_len)
+{
+	struct page p = { NULL, 0, getcmd_full_page(), 0 };
+	const struct dlist *r;
+	int more, err;
+
+	if (f->done)
+		return 0;
+	p.list = dlist_new_list(NULL);
+	more = shadow_record_each(source(f), f->uniqueid, f->next_uid,
+	    page_cb, &p);
+	if (more < 0) {
+		snprintf(why, why_len, "reading the records of %s: %s",
+		    f->uniqueid, strerror(-more));
+		dlist_free(&p.list);
+		return -EIO;
+	}
+	getcmd_canon_records(f->flags, p.list);
+	for (r = p.list->head; r != NULL; r = r->next) {
+		if (f->records++ > 0)
+			buf_putc(out, ' ');
+		dlist_print_value(r, out, &f->pr);
+	}
+	dlist_free(&p.list);
+	if (more == 0) {
+		buf_puts(out, "))\r\n");
+		f->done = true;
+		shadow_snapshot_close(&f->snap);
+		return 0;
+	}
+	f->next_uid = p.last_uid + 1;
+	/* Later pages come in later turns: hold this state for them. */
+	if ((err = take_snapshot(f, why, why_len)) < 0)
+		return err;
+	return 1;
+}
+
+uint64_t
+getcmd_full_records(const struct getcmd_full *f)
+{
+	return f->records;
+}
+
+void
+getcmd_full_free(struct getcmd_full **fp)
+{
+	struct getcmd_full *f = *fp;
+
+	if (f == NULL)
+		return;
+	shadow_snapshot_close(&f->snap);
+	getcmd_flags_free(&f->flags);
+	free(f->uniqueid);
+	free(f);
+	*fp = NULL;
+}

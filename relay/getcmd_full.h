@@ -1,0 +1,53 @@
+/*
+ * getcmd_full.h -- a mailbox with all its records, printed a page of
+ * records at a time: the reply to GET FULLMAILBOX, and the APPLY
+ * MAILBOX a link sends to repair a replica.
+ *
+ * The text is byte for byte what printing getcmd_mailbox_dlist(...,
+ * true) whole gives; only the memory differs: a page of records (at
+ * most GETCMD_FULL_PAGE, or SYNCRELAY_FULL_PAGE from the environment,
+ * read once, for tests) as a tree, never the whole mailbox.  A reply of
+ * more than one page reads from a snapshot of the shadow (shadow.h), so
+ * a change the master commits between two pages is not in it.
+ */
+#ifndef SR_GETCMD_FULL_H
+#define SR_GETCMD_FULL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "protocol/dlist_print.h"
+#include "storage/shadow.h"
+
+#define GETCMD_FULL_PAGE 2048
+
+struct getcmd_full;
+
+/*
+ * Starts printing the mailbox with this uniqueid as "verb MAILBOX
+ * %(...)": the fields before RECORD go into out now.  verb is "*" for
+ * an untagged reply (mode DLIST_PRINT_SERVER), "APPLY" for a command
+ * (DLIST_PRINT_CLIENT).  Returns 0 and *fp, -ENOENT when the shadow has
+ * no such mailbox, or -EIO (why says what failed).
+ */
+int getcmd_full_start(struct shadow *s, const char *uniqueid,
+    const char *verb, enum dlist_print_mode mode, struct buf *out,
+    struct getcmd_full **fp, char *why, size_t why_len);
+/*
+ * Appends the next page of records to out (the last one ends the
+ * line).  Returns 1 while more is to come, 0 once the text is whole, or
+ * -EIO (why): the text in out is then cut short and cannot be finished.
+ */
+int getcmd_full_next(struct getcmd_full *f, struct buf *out, char *why,
+    size_t why_len);
+/* The mailbox's numbers as printed (for logs): records so far. */
+uint64_t getcmd_full_records(const struct getcmd_full *f);
+void getcmd_full_free(struct getcmd_full **fp);
+/* The page size in records in force (GETCMD_FULL_PAGE unless the
+ * environment's SYNCRELAY_FULL_PAGE says otherwise). */
+size_t getcmd_full_page(void);
+/* Sets it (0: back to the default), for the unit tests. */
+void getcmd_full_set_page(size_t n);
+
+#endif
