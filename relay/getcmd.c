@@ -1,6 +1,7 @@
 /*
- * getcmd.c -- GET USER, MAILBOXES, UNIQUEIDS, FULLMAILBOX, META, QUOTA,
- * ANNOTATION and FETCH_SIEVE, answered from the shadow.
+ * getcmd.c -- GET USER, MAILBOXES, UNIQUEIDS, META, QUOTA, ANNOTATION
+ * and FETCH_SIEVE, answered from the shadow (FULLMAILBOX, printed a page
+ * at a time: getcmd_full.c, from what this file gives).
  *
  * Mailboxes are printed in Cyrus's field order; intermediates in their
  * short form; OPTIONS as a replica reports them (P, which a replica's
@@ -640,19 +641,6 @@ getcmd_answer(struct shadow *s, const struct dlist *e,
 			}
 			shadow_mailbox_free(&mb);
 		}
-		return RESULT_OK;
-	}
-	if (strcmp(sub, "FULLMAILBOX") == 0) {
-		if (e->type != DL_ATOM)
-			return RESULT_PROTOCOL_BAD_PARAMETERS;
-		if (shadow_mailbox_by_name(s, e->s, &mb) < 0 ||
-		    is_tombstone(&mb)) {
-			snprintf(why, why_len, "no mailbox %s", e->s);
-			return RESULT_MAILBOX_NONEXISTENT;
-		}
-		kv = getcmd_mailbox_dlist(s, &mb, true);
-		emit(out, &kv);
-		shadow_mailbox_free(&mb);
 		return RESULT_OK;
 	}
 	if (strcmp(sub, "QUOTA") == 0) {

@@ -22,7 +22,8 @@ struct getcmd_ctx {
 
 /*
  * Appends the untagged replies to GET <entry> to out and returns the
- * final result; why explains a refusal for the log.
+ * final result; why explains a refusal for the log.  Not FULLMAILBOX:
+ * getcmd_full_answer() (getcmd_full.h).
  */
 enum result_code getcmd_answer(struct shadow *s, const struct dlist *entry,
     const struct getcmd_ctx *ctx, struct buf *out, char *why,

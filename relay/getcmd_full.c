@@ -203,6 +203,31 @@ getcmd_full_next(struct getcmd_full *f, struct buf *out, char *why,
 	return 1;
 }
 
+enum result_code
+getcmd_full_answer(struct shadow *s, const struct dlist *e, struct buf *out,
+    struct getcmd_full **fp, char *why, size_t why_len)
+{
+	struct shadow_mailbox mb;
+	int r;
+
+	*fp = NULL;
+	if (e->type != DL_ATOM)
+		return RESULT_PROTOCOL_BAD_PARAMETERS;
+	memset(&mb, 0, sizeof(mb));
+	if (shadow_mailbox_by_name(s, e->s, &mb) < 0 ||
+	    (mb.mbtype && strchr(mb.mbtype, 'd'))) {
+		shadow_mailbox_free(&mb);
+		snprintf(why, why_len, "no mailbox %s", e->s);
+		return RESULT_MAILBOX_NONEXISTENT;
+	}
+	r = getcmd_full_start(s, mb.uniqueid, "*", DLIST_PRINT_SERVER, out, fp,
+	    why, why_len);
+	shadow_mailbox_free(&mb);
+	if (r == -ENOENT)
+		return RESULT_MAILBOX_NONEXISTENT;
+	return r < 0 ? RESULT_UNKNOWN : RESULT_OK;
+}
+
 uint64_t
 getcmd_full_records(const struct getcmd_full *f)
 {

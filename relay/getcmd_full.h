@@ -18,6 +18,7 @@
 
 #include "lib/buf.h"
 #include "protocol/dlist_print.h"
+#include "protocol/result.h"
 #include "storage/shadow.h"
 
 #define GETCMD_FULL_PAGE 2048
@@ -41,6 +42,12 @@ int getcmd_full_start(struct shadow *s, const char *uniqueid,
  */
 int getcmd_full_next(struct getcmd_full *f, struct buf *out, char *why,
     size_t why_len);
+/*
+ * GET FULLMAILBOX <e>: RESULT_OK with *fp begun (its first text in
+ * out), else the result to answer (why says why) and *fp NULL.
+ */
+enum result_code getcmd_full_answer(struct shadow *s, const struct dlist *e,
+    struct buf *out, struct getcmd_full **fp, char *why, size_t why_len);
 /* The mailbox's numbers as printed (for logs): records so far. */
 uint64_t getcmd_full_records(const struct getcmd_full *f);
 void getcmd_full_free(struct getcmd_full **fp);
