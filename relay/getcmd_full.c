@@ -44,8 +44,12 @@ struct getcmd_full {
 	struct dlist_printer pr;
 	uint32_t next_uid;		/* the next page starts here */
 	uint64_t records;		/* printed so far */
+	struct buf head;		/* the text before RECORD, if deferred */
 	bool done;
 };
+
+/* A RECORD list to be filled from the shadow (getcmd_full_header()). */
+#define PAGED_MARK 0x70616765	/* "page" in its num, unused by lists */
 
 struct page {
 	struct dlist *list;
@@ -96,9 +100,13 @@ getcmd_full_start(struct shadow *s, const char *uniqueid, const char *verb,
 	struct getcmd_full *f = xcalloc(1, sizeof(*f));
 	struct shadow_mailbox mb;
 	struct dlist *kv;
-	size_t start = out->len;
+	size_t start;
 	bool inter;
 	int r;
+
+	if (out == NULL)
+		out = &f->head;		/* printed by the first next() */
+	start = out->len;
 
 	*fp = NULL;
 	f->s = s;
@@ -172,6 +180,12 @@ getcmd_full_next(struct getcmd_full *f, struct buf *out, char *why,
 	const struct dlist *r;
 	int more, err;
 
+	if (f->head.len > 0) {
+		buf_append(out, f->head.s, f->head.len);
+		buf_free(&f->head);
+		if (f->done)
+			return 0;	/* an intermediate, whole */
+	}
 	if (f->done)
 		return 0;
 	p.list = dlist_new_list(NULL);
@@ -201,6 +215,47 @@ getcmd_full_next(struct getcmd_full *f, struct buf *out, char *why,
 	if ((err = take_snapshot(f, why, why_len)) < 0)
 		return err;
 	return 1;
+}
+
+int
+getcmd_full_stage(struct getcmd_full *f, uint32_t *from, size_t max,
+    struct dlist *list, char *why, size_t why_len)
+{
+	struct page p = { list, 0, max, 0 };
+	int more, r;
+
+	if (f->done && f->flags == NULL)
+		return 0;		/* an intermediate: no records */
+	/* The text printed later must hold what is staged now. */
+	if ((r = take_snapshot(f, why, why_len)) < 0)
+		return r;
+	more = shadow_record_each(f->snap, f->uniqueid, *from, page_cb, &p);
+	if (more < 0) {
+		snprintf(why, why_len, "reading the records of %s: %s",
+		    f->uniqueid, strerror(-more));
+		return -EIO;
+	}
+	if (p.n > 0)
+		*from = p.last_uid + 1;
+	return more;
+}
+
+struct dlist *
+getcmd_full_header(struct shadow *s, const struct shadow_mailbox *mb)
+{
+	struct dlist *kv = getcmd_mailbox_dlist(s, mb, false);
+
+	if (mb->mbtype == NULL || strchr(mb->mbtype, 'i') == NULL)
+		dlist_add_list(kv, "RECORD")->num = PAGED_MARK;
+	return kv;
+}
+
+bool
+getcmd_full_is_paged(const struct dlist *cmd)
+{
+	const struct dlist *rl = dlist_get(cmd, "RECORD");
+
+	return rl != NULL && rl->type == DL_LIST && rl->num == PAGED_MARK;
 }
 
 enum result_code
@@ -243,6 +298,7 @@ getcmd_full_free(struct getcmd_full **fp)
 		return;
 	shadow_snapshot_close(&f->snap);
 	getcmd_flags_free(&f->flags);
+	buf_free(&f->head);
 	free(f->uniqueid);
 	free(f);
 	*fp = NULL;

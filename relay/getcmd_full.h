@@ -13,6 +13,7 @@
 #ifndef SR_GETCMD_FULL_H
 #define SR_GETCMD_FULL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,7 +28,8 @@ struct getcmd_full;
 
 /*
  * Starts printing the mailbox with this uniqueid as "verb MAILBOX
- * %(...)": the fields before RECORD go into out now.  verb is "*" for
+ * %(...)": the fields before RECORD go into out now (out NULL: they
+ * are held and come first from getcmd_full_next()).  verb is "*" for
  * an untagged reply (mode DLIST_PRINT_SERVER), "APPLY" for a command
  * (DLIST_PRINT_CLIENT).  Returns 0 and *fp, -ENOENT when the shadow has
  * no such mailbox, or -EIO (why says what failed).
@@ -48,6 +50,26 @@ int getcmd_full_next(struct getcmd_full *f, struct buf *out, char *why,
  */
 enum result_code getcmd_full_answer(struct shadow *s, const struct dlist *e,
     struct buf *out, struct getcmd_full **fp, char *why, size_t why_len);
+/*
+ * For staging the bodies before the text is sent: appends to list the
+ * RECORD kvlists of at most max records with UID >= *from, from the
+ * state the text will be printed from (a snapshot is taken now, so
+ * nothing the master commits later gets in), and moves *from past
+ * them.  Returns 1 if records remain after them, 0 if not, or -EIO.
+ */
+int getcmd_full_stage(struct getcmd_full *f, uint32_t *from, size_t max,
+    struct dlist *list, char *why, size_t why_len);
+/*
+ * A link's whole-mailbox command without its records: the MAILBOX
+ * kvlist of getcmd_mailbox_dlist() with an empty RECORD list marked as
+ * "from the shadow, a page at a time" (getcmd_full_is_paged()); an
+ * intermediate's short form has no RECORD field and is not marked.
+ * The link stages the records' bodies (getcmd_full_stage()) and prints
+ * the records (getcmd_full_next()) from one snapshot.
+ */
+struct dlist *getcmd_full_header(struct shadow *s,
+    const struct shadow_mailbox *mb);
+bool getcmd_full_is_paged(const struct dlist *cmd);
 /* The mailbox's numbers as printed (for logs): records so far. */
 uint64_t getcmd_full_records(const struct getcmd_full *f);
 void getcmd_full_free(struct getcmd_full **fp);
