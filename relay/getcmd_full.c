@@ -283,12 +283,6 @@ getcmd_full_answer(struct shadow *s, const struct dlist *e, struct buf *out,
 	return r < 0 ? RESULT_UNKNOWN : RESULT_OK;
 }
 
-uint64_t
-getcmd_full_records(const struct getcmd_full *f)
-{
-	return f->records;
-}
-
 void
 getcmd_full_free(struct getcmd_full **fp)
 {

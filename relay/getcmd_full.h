@@ -70,8 +70,6 @@ int getcmd_full_stage(struct getcmd_full *f, uint32_t *from, size_t max,
 struct dlist *getcmd_full_header(struct shadow *s,
     const struct shadow_mailbox *mb);
 bool getcmd_full_is_paged(const struct dlist *cmd);
-/* The mailbox's numbers as printed (for logs): records so far. */
-uint64_t getcmd_full_records(const struct getcmd_full *f);
 void getcmd_full_free(struct getcmd_full **fp);
 /* The page size in records in force (GETCMD_FULL_PAGE unless the
  * environment's SYNCRELAY_FULL_PAGE says otherwise). */
