@@ -1,6 +1,7 @@
 /*
- * getcmd.c -- GET USER, MAILBOXES, UNIQUEIDS, FULLMAILBOX, META, QUOTA,
- * ANNOTATION and FETCH_SIEVE, answered from the shadow.
+ * getcmd.c -- GET USER, MAILBOXES, UNIQUEIDS, META, QUOTA, ANNOTATION
+ * and FETCH_SIEVE, answered from the shadow (FULLMAILBOX, printed a page
+ * at a time: getcmd_full.c, from what this file gives).
  *
  * Mailboxes are printed in Cyrus's field order; intermediates in their
  * short form; OPTIONS as a replica reports them (P, which a replica's
@@ -231,39 +232,69 @@ slot_cb(void *arg, const char *flag)
 	return 0;
 }
 
+struct getcmd_flags {
+	struct flag_slots fs;
+};
+
+struct getcmd_flags *
+getcmd_flags_new(struct shadow *s, const char *uniqueid)
+{
+	struct getcmd_flags *fl = xcalloc(1, sizeof(*fl));
+
+	shadow_uflag_each(s, uniqueid, slot_cb, &fl->fs);
+	return fl;
+}
+
+void
+getcmd_flags_free(struct getcmd_flags **flp)
+{
+	struct getcmd_flags *fl = *flp;
+	size_t i;
+
+	if (fl == NULL)
+		return;
+	for (i = 0; i < fl->fs.n; i++)
+		free(fl->fs.names[i]);
+	free(fl->fs.names);
+	free(fl);
+	*flp = NULL;
+}
+
 /*
  * Gives the records' user flags the mailbox's spelling and order (its
  * flag slots; a flag without one, from a shadow older than the slots,
  * after them in UID order), and their annotations a replica's order.
+ * Slots are only ever added, in UID order of first use, so the records
+ * of a mailbox canonicalized a page at a time with the same fl come out
+ * as they would all at once.
  */
-static void
-canon_records(struct shadow *s, const char *uniqueid, struct dlist *records)
+void
+getcmd_canon_records(struct getcmd_flags *fl, struct dlist *records)
 {
-	struct flag_slots fs = { NULL, 0 };
+	struct flag_slots *fsp = &fl->fs;
 	struct dlist *r, *f, **v = NULL;
 	size_t i, n, cap = 0;
 
-	shadow_uflag_each(s, uniqueid, slot_cb, &fs);
 	for (r = records->head; r != NULL; r = r->next) {
-		struct dlist *fl = dlist_get_mut(r, "FLAGS");
+		struct dlist *fls = dlist_get_mut(r, "FLAGS");
 
 		sort_annots(r);
-		for (f = fl ? fl->head : NULL; f != NULL; f = f->next)
+		for (f = fls ? fls->head : NULL; f != NULL; f = f->next)
 			if (is_user_flag(f))
-				slot_of(&fs, f->s, true);
+				slot_of(fsp, f->s, true);
 	}
 	for (r = records->head; r != NULL; r = r->next) {
-		struct dlist *fl = dlist_get_mut(r, "FLAGS");
+		struct dlist *fls = dlist_get_mut(r, "FLAGS");
 		size_t nsys = 0;
 
-		if (fl == NULL || fl->nchildren == 0)
+		if (fls == NULL || fls->nchildren == 0)
 			continue;
-		if (fl->nchildren > cap) {
-			cap = fl->nchildren;
+		if (fls->nchildren > cap) {
+			cap = fls->nchildren;
 			v = xreallocarray(v, cap, sizeof(*v));
 		}
 		n = 0;
-		for (f = fl->head; f != NULL && n < cap; f = f->next)
+		for (f = fls->head; f != NULL && n < cap; f = f->next)
 			v[n++] = f;
 		/* System flags keep their order; user flags follow in
 		 * slot order, spelled as the slot is. */
@@ -271,18 +302,18 @@ canon_records(struct shadow *s, const char *uniqueid, struct dlist *records)
 			if (!is_user_flag(v[i]))
 				v[nsys++] = v[i];
 		n = nsys;
-		for (i = 0; i < fs.n; i++)
-			for (f = fl->head; f != NULL; f = f->next)
+		for (i = 0; i < fsp->n; i++)
+			for (f = fls->head; f != NULL; f = f->next)
 				if (is_user_flag(f) &&
-				    strcasecmp(f->s, fs.names[i]) == 0) {
+				    strcasecmp(f->s, fsp->names[i]) == 0) {
 					free(f->s);
-					f->s = xstrdup(fs.names[i]);
+					f->s = xstrdup(fsp->names[i]);
 					f->len = strlen(f->s);
 					v[n++] = f;
 					break;
 				}
 		/* Duplicates of a slot are dropped. */
-		for (f = fl->head; f != NULL;) {
+		for (f = fls->head; f != NULL;) {
 			struct dlist *next = f->next;
 			bool kept = false;
 
@@ -294,12 +325,9 @@ canon_records(struct shadow *s, const char *uniqueid, struct dlist *records)
 			}
 			f = next;
 		}
-		relink(fl, v, n);
-		fl->nchildren = n;
+		relink(fls, v, n);
+		fls->nchildren = n;
 	}
-	for (i = 0; i < fs.n; i++)
-		free(fs.names[i]);
-	free(fs.names);
 	free(v);
 }
 
@@ -370,8 +398,11 @@ getcmd_mailbox_dlist(struct shadow *s, const struct shadow_mailbox *mb,
 	if (records) {
 		struct dlist *rl = dlist_add_list(kv, "RECORD");
 
+		struct getcmd_flags *fl = getcmd_flags_new(s, mb->uniqueid);
+
 		shadow_record_each(s, mb->uniqueid, 0, add_record_cb, rl);
-		canon_records(s, mb->uniqueid, rl);
+		getcmd_canon_records(fl, rl);
+		getcmd_flags_free(&fl);
 	}
 	buf_free(&tmp);
 	return kv;
@@ -622,19 +653,6 @@ getcmd_answer(struct shadow *s, const struct dlist *e,
 			}
 			shadow_mailbox_free(&mb);
 		}
-		return RESULT_OK;
-	}
-	if (strcmp(sub, "FULLMAILBOX") == 0) {
-		if (e->type != DL_ATOM)
-			return RESULT_PROTOCOL_BAD_PARAMETERS;
-		if (shadow_mailbox_by_name(s, e->s, &mb) < 0 ||
-		    is_tombstone(&mb)) {
-			snprintf(why, why_len, "no mailbox %s", e->s);
-			return RESULT_MAILBOX_NONEXISTENT;
-		}
-		kv = getcmd_mailbox_dlist(s, &mb, true);
-		emit(out, &kv);
-		shadow_mailbox_free(&mb);
 		return RESULT_OK;
 	}
 	if (strcmp(sub, "QUOTA") == 0) {

@@ -22,7 +22,8 @@ struct getcmd_ctx {
 
 /*
  * Appends the untagged replies to GET <entry> to out and returns the
- * final result; why explains a refusal for the log.
+ * final result; why explains a refusal for the log.  Not FULLMAILBOX:
+ * getcmd_full_answer() (getcmd_full.h).
  */
 enum result_code getcmd_answer(struct shadow *s, const struct dlist *entry,
     const struct getcmd_ctx *ctx, struct buf *out, char *why,
@@ -35,6 +36,18 @@ enum result_code getcmd_answer(struct shadow *s, const struct dlist *entry,
  */
 struct dlist *getcmd_mailbox_dlist(struct shadow *s,
     const struct shadow_mailbox *mb, bool records);
+
+/*
+ * A mailbox's user flag slots, for printing its records a page at a
+ * time (getcmd_full.c): getcmd_canon_records() gives a list of RECORD
+ * kvlists (shadow_record_dlist()) a replica's flag spelling and order
+ * and annotation order.  Pages canonicalized in UID order with the same
+ * flags print as the whole list would.
+ */
+struct getcmd_flags;
+struct getcmd_flags *getcmd_flags_new(struct shadow *s, const char *uniqueid);
+void getcmd_canon_records(struct getcmd_flags *fl, struct dlist *records);
+void getcmd_flags_free(struct getcmd_flags **fl);
 
 /*
  * The quota root covering mailbox name as a replica would report it

@@ -99,6 +99,15 @@ uint64_t shadow_lsn(struct shadow *s);
 /* The last SQLite error message, for logs. */
 const char *shadow_errmsg(struct shadow *s);
 
+/*
+ * A read-only view of s as committed now (shadow_snap.c): every read
+ * function works on *out and answers from that instant until it is
+ * closed, whatever s commits meanwhile.  0, or -EIO with err.
+ */
+int shadow_snapshot_open(struct shadow *s, struct shadow **out, char *err,
+    size_t err_len);
+void shadow_snapshot_close(struct shadow **snap);
+
 /* Transactions: every change happens between begin and commit(lsn). */
 int shadow_begin(struct shadow *s);
 int shadow_commit(struct shadow *s, uint64_t lsn);

@@ -151,6 +151,8 @@ shadow_conn(struct shadow *s)
 {
 	char err[512];
 
+	if (s->snapshot)
+		return s->db;	/* its own connection, never in the list */
 	if (s->db == NULL && shadow_conn_open(s, err, sizeof(err)) < 0) {
 		log_warnx("event=shadow_open_failed error=\"%s\"", err);
 		return NULL;

@@ -2,7 +2,8 @@
  * shadow_int.h -- what the parts of the shadow (shadow.c, shadow_names.c)
  * share: the struct and the SQLite helpers.  shadow.c owns the schema
  * and transactions; shadow_names.c calls it, never the other way.
- * shadow_conn.c opens and closes the connection, on demand.
+ * shadow_conn.c opens and closes the connection, on demand;
+ * shadow_snap.c makes read-only views of it.
  */
 #ifndef SR_SHADOW_INT_H
 #define SR_SHADOW_INT_H
@@ -26,6 +27,7 @@ struct shadow {
 	char (*needed)[41];	/* bodies the open transaction needs */
 	size_t nneeded;
 	struct strset complete;	/* users with the master's whole list */
+	bool snapshot;		/* a read-only view (shadow_snap.c) */
 };
 
 /* The connection, opened if it was closed (NULL if it cannot be). */

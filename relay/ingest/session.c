@@ -41,6 +41,8 @@
 #include "protocol/saslsrv.h"
 #include "relay/conn.h"
 #include "relay/getcmd.h"
+#include "relay/getcmd_full.h"
+#include "relay/getpump.h"
 #include "relay/ingest/reserve.h"
 #include "relay/ingest/guard.h"
 #include "relay/diskguard.h"
@@ -81,7 +83,7 @@ struct session {
 	bool in_command;		/* a command is begun, not whole */
 	struct stall stall;		/* ... and the master fell silent */
 	int pending;			/* journal operations in flight */
-	struct journal_body_stream *fetch;	/* GET FETCH being sent */
+	struct getpump *pump;		/* GET FETCH or FULLMAILBOX being sent */
 	struct posidx *posidx;		/* where GET FETCH's bodies are */
 	/* APPLY MESSAGE in progress */
 	struct journal_body *body;
@@ -783,44 +785,34 @@ cmd_compress(struct session *s, const char *text)
 	    store_name(s));
 }
 
-/* ---- GET FETCH: a body sent back, piece by piece -------------------------- */
+/* ---- GET FETCH and FULLMAILBOX: sent back piece by piece ------------------ */
 
 static void
-fetch_pump(struct session *s)
+pump(struct session *s)
 {
-	struct buf chunk = BUF_INIT;
+	char why[300];
+	int r;
 
-	while (s->fetch && !s->gone && conn_out_pending(s->conn) < CONN_OUT_HIGH) {
-		ssize_t n;
-
-		buf_reset(&chunk);
-		n = journal_body_stream_read(s->fetch, &chunk, 256 * 1024);
-		if (n > 0) {
-			conn_write(s->conn, chunk.s, chunk.len);
-			continue;
-		}
-		journal_body_stream_free(&s->fetch);
-		if (n < 0) {
-			/* Half a literal is out: the stream cannot recover. */
-			log_error("store=%s event=fetch_failed error=\"%s\"",
-			    store_name(s), strerror((int)-n));
-			conn_close(s->conn, "stored message is damaged", true);
-			break;
-		}
-		conn_write(s->conn, "\r\n", 2);
-		send_result(s, RESULT_OK);
-		unbusy(s);
-		break;
+	if (s->pump == NULL || s->gone ||
+	    (r = getpump_run(s->pump, s->conn, why, sizeof(why))) > 0)
+		return;
+	if (r < 0) {
+		/* Half an answer is out: the stream cannot recover. */
+		log_error("store=%s event=%s_failed error=\"%s\"",
+		    store_name(s), getpump_what(s->pump), why);
+		getpump_free(&s->pump);
+		conn_close(s->conn, why, true);
+		return;
 	}
-	if (s->fetch && !s->gone)
-		conn_want_drain(s->conn);
-	buf_free(&chunk);
+	getpump_free(&s->pump);
+	send_result(s, RESULT_OK);
+	unbusy(s);
 }
 
 static void
 on_drain(struct conn *c, void *arg)
 {
-	fetch_pump(arg);
+	pump(arg);
 }
 
 static void
@@ -828,14 +820,14 @@ cmd_get_fetch(struct session *s, const struct dlist *e)
 {
 	const char *part = NULL;
 	char guid[41] = "", path[4096], why[300] = "";
+	struct journal_body_stream *fetch = NULL;
 	uint32_t size = 0;
 	enum result_code r;
-	struct buf hdr = BUF_INIT;
 
 	snprintf(path, sizeof(path), "%s/journal", s->store->dir);
 	if (s->posidx == NULL)
 		s->posidx = posidx_new(path, NULL);
-	r = getcmd_fetch_open(s->store->shadow, path, s->posidx, e, &s->fetch,
+	r = getcmd_fetch_open(s->store->shadow, path, s->posidx, e, &fetch,
 	    &size, &part, guid, why, sizeof(why));
 	if (r != RESULT_OK) {
 		if (*why)
@@ -844,13 +836,9 @@ cmd_get_fetch(struct session *s, const struct dlist *e)
 		send_result(s, r);
 		return;
 	}
-	buf_puts(&hdr, "* MESSAGE %{");
-	dlist_print_astring(&hdr, part, strlen(part), DLIST_PRINT_SERVER);
-	buf_printf(&hdr, " %s %u}\r\n", guid, size);
-	conn_write(s->conn, hdr.s, hdr.len);
-	buf_free(&hdr);
 	s->busy = true;
-	fetch_pump(s);
+	s->pump = getpump_body(&fetch, part, guid, size);
+	pump(s);
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
@@ -878,8 +866,21 @@ answer_get(struct session *s, const struct dlist *entry)
 	enum result_code code;
 
 	buf_reset(&s->reply);
-	code = getcmd_answer(s->store->shadow, entry, &gc, &s->reply, why,
-	    sizeof(why));
+	if (strcmp(entry->key, "FULLMAILBOX") == 0) {
+		struct getcmd_full *f = NULL;
+
+		code = getcmd_full_answer(s->store->shadow, entry, &s->reply,
+		    &f, why, sizeof(why));
+		if (f != NULL) {
+			conn_write(s->conn, s->reply.s, s->reply.len);
+			s->busy = true;
+			s->pump = getpump_full(&f);
+			pump(s);
+			return;
+		}
+	} else
+		code = getcmd_answer(s->store->shadow, entry, &gc, &s->reply,
+		    why, sizeof(why));
 	if (code != RESULT_OK)
 		log_info("store=%s event=refused cmd=GET sub=%s code=%s "
 		    "reason=\"%s\"", store_name(s), entry->key,
@@ -903,7 +904,7 @@ seed_done(void *arg)
 	if (!s->gone)
 		answer_get(s, s->seed_get);
 	order_release(s->store);
-	if (!s->gone)
+	if (!s->gone && s->pump == NULL)	/* else once it is sent */
 		unbusy(s);
 	dlist_free(&s->seed_get);
 	session_maybe_free(s);
@@ -1112,7 +1113,7 @@ on_close(struct conn *c, void *arg, const char *reason)
 	stall_stop(&s->stall);
 	guard_leave(&s->ge);
 	posidx_free(&s->posidx);
-	journal_body_stream_free(&s->fetch);
+	getpump_free(&s->pump);
 	if (s->body) {
 		journal_body_abort(s->body);
 		s->body = NULL;

@@ -72,6 +72,7 @@ link_reset_session(struct link *l)
 	saslcli_free(&l->sasl);
 	dlist_free(&l->untagged);
 	dlist_free(&l->cmd);
+	link_whole_end(l);
 	dlist_free(&l->pending);
 	l->pending_seed = false;
 	link_forget_bodies(l);

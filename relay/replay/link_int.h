@@ -38,6 +38,7 @@
 #include "storage/parked.h"
 
 struct link;
+struct getcmd_full;
 
 /*
  * What the replay asks of repair when a replica refuses a mailbox.  Set
@@ -174,6 +175,12 @@ struct link {
 	uint32_t r_last_uid;
 	uint64_t r_highestmodseq;	/* from the last GET MAILBOXES */
 	char r_partition[256];
+	/* l->cmd is a mailbox sent whole, its records read from the
+	 * shadow a page at a time (link_whole.c). */
+	struct getcmd_full *whole;
+	uint32_t stage_uid;		/* the next record to stage */
+	bool stage_more;		/* records from it on are not staged */
+	bool whole_sending;		/* its APPLY is going out */
 	struct dlist *missing;		/* GUIDs the replica lacks */
 	const struct dlist *next_file;
 	size_t files_in_batch;
@@ -376,5 +383,19 @@ void link_ask_mailbox_state(struct link *l);
 void link_replay_refused(struct link *l, const char *why);
 /* Sends the bodies the replica lacks, as the socket drains. */
 void link_pump_files(struct link *l);
+
+/*
+ * link_whole.c: l->cmd a mailbox sent whole from the shadow
+ * (getcmd_full_is_paged()).  start: after GET MAILBOXES, opens the
+ * reader (0; -ENOENT: gone from the shadow; -EIO).  chunk: the next page
+ * of records to stage into l->cmd's RECORD list (l->stage_more says if
+ * more follow).  pump: writes the APPLY MAILBOX as the socket drains (1:
+ * more to come, on_drain goes on; 0: all written; <0: cut short, why).
+ * end: frees what a whole mailbox holds (NULL-safe).
+ */
+int link_whole_start(struct link *l, char *why, size_t why_len);
+int link_whole_chunk(struct link *l, char *why, size_t why_len);
+int link_whole_pump(struct link *l, char *why, size_t why_len);
+void link_whole_end(struct link *l);
 
 #endif

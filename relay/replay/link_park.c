@@ -37,7 +37,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
-#include "relay/getcmd.h"
+#include "relay/getcmd_full.h"
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
 #include "storage/fold.h"
@@ -428,7 +428,7 @@ link_park_take_due(struct link *l, double now, bool *mailbox)
 				i++;	/* the shadow failed: later */
 				continue;
 			}
-			cmd = getcmd_mailbox_dlist(l->st->shadow, &mb, true);
+			cmd = getcmd_full_header(l->st->shadow, &mb);
 			shadow_mailbox_free(&mb);
 			snprintf(why, sizeof(why), "the shadow could not give "
 			    "it whole");

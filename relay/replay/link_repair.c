@@ -27,7 +27,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "protocol/result.h"
-#include "relay/getcmd.h"
+#include "relay/getcmd_full.h"
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
 #include "storage/mboxname.h"
@@ -54,10 +54,9 @@ static void next_repair_step(struct link *l);
 static void repair_user(struct link *l, const char *why);
 
 /*
- * A full APPLY MAILBOX of the shadow's state of uniqueid, or NULL.  It
- * may include a master change not yet durable (its transaction is open
- * on the same connection); that change came from the master and becomes
- * durable next, or the master is told NO and sends it again.
+ * A full APPLY MAILBOX of the shadow's state of uniqueid, or NULL: its
+ * fields now, its records read a page at a time when it is sent
+ * (link_whole.c), all from the shadow as committed then.
  */
 static struct dlist *
 shadow_full_mailbox(struct link *l, const char *uniqueid)
@@ -68,7 +67,7 @@ shadow_full_mailbox(struct link *l, const char *uniqueid)
 	if (uniqueid == NULL ||
 	    shadow_mailbox_by_uniqueid(l->st->shadow, uniqueid, &mb) < 0)
 		return NULL;
-	full = getcmd_mailbox_dlist(l->st->shadow, &mb, true);
+	full = getcmd_full_header(l->st->shadow, &mb);
 	shadow_mailbox_free(&mb);
 	return full;
 }
@@ -354,7 +353,7 @@ user_scan_mailbox(void *arg, const struct shadow_mailbox *mb)
 		dlist_append(l->repair_ops, op);
 	}
 	if (r == NULL || target || moved) {
-		full = getcmd_mailbox_dlist(l->st->shadow, mb, true);
+		full = getcmd_full_header(l->st->shadow, mb);
 		if (full)
 			dlist_append(l->repair_queue, full);
 	}

@@ -31,6 +31,7 @@
 #include "protocol/csync.h"
 #include "protocol/result.h"
 #include "relay/conn.h"
+#include "relay/getcmd_full.h"
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
 #include "storage/fold.h"
@@ -67,6 +68,7 @@ park_mailbox(struct link *l, bool mid_command, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	link_whole_end(l);
 	dlist_get_str(l->cmd, "UNIQUEID", &u);
 	dlist_get_str(l->cmd, "MBOXNAME", &name);
 	if (!link_park_mailbox(l, u, name, "%s", why))
@@ -121,6 +123,7 @@ link_advance(struct link *l)
 	dlist_free(&l->repair_ops);
 	dlist_free(&l->repair_queue);
 	dlist_free(&l->cmd);
+	link_whole_end(l);
 	dlist_free(&l->missing);
 	/*
 	 * The replica keeps every body staged on this connection until
@@ -145,6 +148,7 @@ link_ask_mailbox_state(struct link *l)
 	struct dlist *names = dlist_new_list("MAILBOXES");
 	const char *name = NULL;
 
+	link_whole_end(l);		/* what an earlier one left */
 	dlist_get_str(l->cmd, "MBOXNAME", &name);
 	dlist_add_atom(names, NULL, name ? name : "");
 	link_send_cmd(l, "GET", names, mailbox_state_reply);
@@ -188,6 +192,12 @@ mailbox_reply(struct link *l, const char *verb, const char *text)
 {
 	enum result_code code;
 
+	if (l->whole_sending) {
+		link_fail(l, "the replica answered %s %s before the end of a "
+		    "mailbox sent whole", verb, text);
+		return;
+	}
+	link_whole_end(l);
 	if (strcmp(verb, "OK") == 0) {
 		link_park_settled(l);
 		if (l->repairing && l->repair->accepted(l))
@@ -217,9 +227,35 @@ mailbox_reply(struct link *l, const char *verb, const char *text)
 	park_mailbox(l, false, "APPLY MAILBOX: %s %s", verb, text);
 }
 
+static void stage(struct link *l);
+
+/* A mailbox sent whole: the next page to stage, else the text. */
+static void
+send_whole(struct link *l)
+{
+	char why[300];
+	int r;
+
+	if (l->stage_more) {
+		if (link_whole_chunk(l, why, sizeof(why)) < 0) {
+			link_fail(l, "sending a mailbox whole: %s", why);
+			return;
+		}
+		stage(l);
+		return;
+	}
+	l->on_reply = mailbox_reply;
+	if ((r = link_whole_pump(l, why, sizeof(why))) < 0)
+		link_fail(l, "sending a mailbox whole: %s", why);
+}
+
 static void
 send_mailbox(struct link *l)
 {
+	if (l->whole != NULL) {
+		send_whole(l);
+		return;
+	}
 	link_send_cmd(l, "APPLY", l->cmd, mailbox_reply);
 }
 
@@ -284,6 +320,14 @@ void
 link_pump_files(struct link *l)
 {
 	struct buf chunk = BUF_INIT;
+
+	if (l->whole_sending) {
+		char why[300];
+
+		if (link_whole_pump(l, why, sizeof(why)) < 0)
+			link_fail(l, "sending a mailbox whole: %s", why);
+		return;
+	}
 
 	while (l->conn && l->on_reply == NULL &&
 	    conn_out_pending(l->conn) < CONN_OUT_HIGH) {
@@ -462,9 +506,8 @@ reserve_reply(struct link *l, const char *verb, const char *text)
 static void
 mailbox_state_reply(struct link *l, const char *verb, const char *text)
 {
-	const struct dlist *rmb = NULL, *records, *r;
-	struct dlist *reserve, *guids;
-	const char *part = NULL, *name = NULL;
+	const struct dlist *rmb = NULL;
+	const char *part = NULL;
 	uint64_t v;
 
 	if (strcmp(verb, "OK") != 0) {
@@ -516,12 +559,39 @@ mailbox_state_reply(struct link *l, const char *verb, const char *text)
 			dlist_add_num(l->cmd, "SINCE_CRC_ANNOT", c2);
 		}
 	}
-	/*
-	 * Stage the body of every record above the replica's LAST_UID: the
-	 * replica parses new records' files even when they arrive already
-	 * expunged.  An expunged record whose body the master never sent
-	 * (it was unlinked there) goes without.
-	 */
+	if (getcmd_full_is_paged(l->cmd)) {
+		char why[300];
+		int r = link_whole_start(l, why, sizeof(why));
+
+		if (r == -ENOENT) {
+			/* Gone from the shadow since: nothing to send. */
+			mailbox_reply(l, "OK", "");
+			return;
+		}
+		if (r < 0) {
+			link_fail(l, "sending a mailbox whole: %s", why);
+			return;
+		}
+		send_whole(l);
+		return;
+	}
+	stage(l);
+}
+
+/*
+ * Stages the body of every record of l->cmd above the replica's
+ * LAST_UID: the replica parses new records' files even when they
+ * arrive already expunged.  An expunged record whose body the master
+ * never sent (it was unlinked there) goes without.  Then the command.
+ */
+static void
+stage(struct link *l)
+{
+	const struct dlist *records, *r;
+	struct dlist *reserve, *guids;
+	const char *name = NULL;
+	uint64_t v;
+
 	guids = dlist_new_list("GUID");
 	records = dlist_get(l->cmd, "RECORD");
 	for (r = records ? records->head : NULL; r; r = r->next) {
