@@ -40,6 +40,7 @@
 #include "protocol/result.h"
 #include "protocol/saslsrv.h"
 #include "relay/conn.h"
+#include "relay/ingest/bigbox.h"
 #include "relay/getcmd.h"
 #include "relay/ingest/reserve.h"
 #include "relay/ingest/guard.h"
@@ -97,6 +98,7 @@ struct session {
 	struct usersync usync;		/* a user-level sync in progress */
 	struct dlist *seed_get;		/* a GET waiting for relay/ingest/seed.c */
 	struct dlist *queued;		/* a GET or APPLY waiting its turn */
+	struct bigbox big;		/* a huge APPLY MAILBOX's records */
 	char queued_verb[8];
 };
 
@@ -437,6 +439,7 @@ auth_finish(struct session *s)
 	shadow_forget_complete(st->shadow);
 	st->on_progress = store_progress;
 	st->master_quiet = sessions_quiet;
+	bigbox_init(&s->big, s->reader, st->dir, st->name);
 	csync_reader_set_limits(s->reader, &s->params->limits);
 	csync_reader_set_preauth(s->reader, false);
 	guard_login(&s->ge);
@@ -589,10 +592,8 @@ apply_reserve(struct session *s, const struct dlist *e)
 static void
 apply_change(struct session *s, const struct dlist *e)
 {
-	struct dlist_printer pr = { DLIST_PRINT_CLIENT, NULL, NULL };
 	struct store *st = s->store;
 	struct cmd_op *op;
-	struct buf text = BUF_INIT;
 	const char *why;
 
 	if ((why = diskguard_refusal(st, e->key)) != NULL) {
@@ -620,7 +621,7 @@ apply_change(struct session *s, const struct dlist *e)
 		free(op);
 		return;
 	}
-	apply_command(st->shadow, e, &s->ctx, &op->out);
+	apply_command_spilled(st->shadow, e, s->big.spill, &s->ctx, &op->out);
 	if (!op->out.changed) {
 		shadow_rollback(st->shadow);
 		if (op->out.code != RESULT_OK)
@@ -632,15 +633,10 @@ apply_change(struct session *s, const struct dlist *e)
 		return;
 	}
 	/* Journal it; the reply waits until it is durable. */
-	csync_print_command(&text, "APPLY", e, &pr);
-	text.len -= 2;
-	op->len = text.len;
 	s->busy = true;
 	s->pending++;
 	order_hold(st, s);	/* until cmd_done: the transaction is open */
-	journal_append(st->journal, JOURNAL_COMMAND, text.s, text.len,
-	    cmd_done, op);
-	buf_free(&text);
+	op->len = (size_t)bigbox_journal(&s->big, st->journal, e, cmd_done, op);
 }
 
 static void
@@ -943,6 +939,7 @@ run_queued(void *member)
 	s->queued = NULL;
 	s->busy = false;
 	run_command(s, s->queued_verb, &entry);
+	bigbox_done(&s->big);
 	dlist_free(&entry);
 	if (!s->busy)
 		unbusy(s);
@@ -957,6 +954,7 @@ handle_line(struct session *s)
 	char *k;
 	bool preauth = s->store == NULL && !s->sasl_stepping;
 
+	bigbox_line_end(&s->big, entry);	/* its records back, if few */
 	/* Sub-command names are case-insensitive, as Cyrus's ucase(). */
 	for (k = entry ? entry->key : NULL; k && *k; k++)
 		*k = (char)toupper((unsigned char)*k);
@@ -1018,6 +1016,8 @@ handle_line(struct session *s)
 		send_line(s, "BAD", "IMAP_PROTOCOL_ERROR Unrecognized command");
 	}
 	dlist_free(&entry);
+	if (s->queued == NULL)
+		bigbox_done(&s->big);
 	if (preauth && !s->gone)
 		guard_after_line(s->ge, s->reader, verb, text);
 	if (s->store != NULL)
@@ -1060,6 +1060,7 @@ handle_bad_line(struct session *s)
 	/* Bodies that arrived whole before the line failed are stored
 	 * (harmlessly: nothing refers to them); their replies are not. */
 	s->message_done = false;
+	bigbox_done(&s->big);
 	if (s->store != NULL)
 		s->store->master_last_command = ev_now(s->store->loop);
 }
@@ -1134,6 +1135,7 @@ session_maybe_free(struct session *s)
 	buf_free(&s->reply);
 	free(s->user);
 	usersync_free(&s->usync);
+	bigbox_free(&s->big);
 	dlist_free(&s->queued);
 	free(s->sasl_local);
 	free(s->sasl_remote);
