@@ -107,6 +107,13 @@ csync_reader_set_limits(struct csync_reader *r,
 }
 
 void
+csync_reader_set_record_hook(struct csync_reader *r,
+    const struct dlist_record_hook *hook)
+{
+	dlist_parser_set_record_hook(r->parser, hook);
+}
+
+void
 csync_reader_raw_line(struct csync_reader *r)
 {
 	r->raw_next = true;

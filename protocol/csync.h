@@ -85,6 +85,11 @@ bool csync_literal_plus(const char *text, size_t len, uint64_t *n);
 /* Client: read "* ..." lines as text (the banner) rather than dlists. */
 void csync_reader_set_banner(struct csync_reader *r, bool on);
 
+/* Sets (NULL: removes) the dlist parser's record hook (dlist_parse.h)
+ * for the next dlist arguments. */
+void csync_reader_set_record_hook(struct csync_reader *r,
+    const struct dlist_record_hook *hook);
+
 /* Feeds n bytes; *used gets the bytes consumed.  See csync_status. */
 enum csync_status csync_reader_feed(struct csync_reader *r, const char *data,
     size_t n, size_t *used);

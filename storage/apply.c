@@ -35,6 +35,7 @@
 #include "protocol/synccrc.h"
 #include "storage/apply_int.h"
 #include "storage/mboxname.h"
+#include "storage/spill.h"
 
 bool
 apply_changes_state(const char *sub)
@@ -262,18 +263,169 @@ create_parents(struct shadow *s, const struct shadow_mailbox *child)
 	return r;
 }
 
+/* What the passes over an APPLY MAILBOX's records share. */
+struct rec_pass {
+	struct shadow *s;
+	const struct apply_ctx *ctx;
+	struct spill *spill;	/* the records, if not in the entry */
+	struct apply_outcome *out;
+	const char *name;
+	struct shadow_mailbox *cur;
+	uint64_t last_uid;	/* the command's LAST_UID */
+	uint32_t prev_uid;
+};
+
+/*
+ * Calls fn for each RECORD element in order: from the entry's list, or,
+ * for a big command, read back from its spill file one at a time.
+ * Returns fn's first non-zero return, or a negative errno (the spill
+ * could not be read: refused as a storage failure).
+ */
+static int
+each_record(const struct dlist *records, struct rec_pass *rp,
+    int (*fn)(void *, const struct dlist *))
+{
+	const struct dlist *rl;
+	int r;
+
+	if (rp->spill != NULL) {
+		r = spill_each(rp->spill, fn, rp);
+		if (r < 0)
+			apply_fail(rp->out, RESULT_UNKNOWN, "%s: cannot read "
+			    "the spilled records: %s", rp->name, strerror(-r));
+		return r;
+	}
+	for (rl = records->head; rl != NULL; rl = rl->next)
+		if ((r = fn(rp, rl)) != 0)
+			return r;
+	return 0;
+}
+
+/* A new mailbox: refused if a live record's body never came (1). */
+static int
+pass_missing_body(void *arg, const struct dlist *rl)
+{
+	struct rec_pass *rp = arg;
+	struct shadow_record rec;
+	struct shadow_body body;
+	bool missing;
+
+	if (record_from_dlist(rl, &rec) < 0) {
+		shadow_record_free(&rec);
+		return 0;	/* refused below, as Cyrus does */
+	}
+	missing = !rec.expunged && shadow_body_get(rp->s, rec.guid, &body) != 0;
+	if (missing)
+		apply_fail(rp->out, RESULT_PROTOCOL_ERROR, "%s: UID %u "
+		    "needs message %s, which was never uploaded", rp->name,
+		    rec.uid, rec.guid);
+	shadow_record_free(&rec);
+	return missing;
+}
+
+/* The dry run: 1 (refused, out filled) or 0 for each record. */
+static int
+pass_check(void *arg, const struct dlist *rl)
+{
+	struct rec_pass *rp = arg;
+	const struct apply_ctx *ctx = rp->ctx;
+	struct shadow_record rec, old;
+	struct shadow_body body;
+	enum result_code bad = RESULT_OK;
+
+	if (record_from_dlist(rl, &rec) < 0 || rec.uid <= rp->prev_uid) {
+		shadow_record_free(&rec);
+		apply_fail(rp->out, RESULT_PROTOCOL_ERROR, "%s: bad or "
+		    "unordered RECORD after UID %u", rp->name, rp->prev_uid);
+		return 1;
+	}
+	rp->prev_uid = rec.uid;
+	if (shadow_record_get(rp->s, rp->cur->uniqueid, rec.uid, &old) == 0) {
+		if (!(old.expunged && rec.expunged)) {
+			if (strcmp(old.guid, rec.guid) != 0 ||
+			    (old.modseq > rec.modseq && !ctx->force &&
+			    !ctx->replay) ||
+			    (old.expunged && !rec.expunged))
+				bad = RESULT_SYNC_CHECKSUM;
+		}
+		shadow_record_free(&old);
+	} else if (rec.uid <= rp->cur->last_uid) {
+		if (!rec.expunged)
+			bad = RESULT_SYNC_CHECKSUM;
+	} else if (rec.uid > rp->last_uid) {
+		bad = RESULT_PROTOCOL_ERROR;
+	} else if (!rec.expunged && !ctx->replay &&
+	    shadow_body_get(rp->s, rec.guid, &body) != 0) {
+		apply_fail(rp->out, RESULT_PROTOCOL_ERROR, "%s: UID %u needs "
+		    "message %s, which was never uploaded", rp->name,
+		    rec.uid, rec.guid);
+		shadow_record_free(&rec);
+		return 1;
+	}
+	shadow_record_free(&rec);
+	if (bad != RESULT_OK) {
+		apply_fail(rp->out, bad, "%s: record UID %u disagrees with "
+		    "ours", rp->name, rp->prev_uid);
+		return 1;
+	}
+	return 0;
+}
+
+/* Stores one record (checked by pass_check); 1 on a storage failure. */
+static int
+pass_store(void *arg, const struct dlist *rl)
+{
+	struct rec_pass *rp = arg;
+	struct shadow *s = rp->s;
+	struct shadow_record rec, old;
+	struct shadow_body body;
+	int r;
+
+	record_from_dlist(rl, &rec);
+	if (shadow_record_get(s, rp->cur->uniqueid, rec.uid, &old) == 0) {
+		bool skip = old.expunged && rec.expunged;
+
+		/* An update keeps our GUID and size. */
+		rec.size = old.size;
+		shadow_record_free(&old);
+		if (skip) {
+			shadow_record_free(&rec);
+			return 0;
+		}
+	} else if (rec.uid <= rp->cur->last_uid) {
+		shadow_record_free(&rec);	/* expunged: ignored */
+		return 0;
+	} else {
+		if (shadow_body_get(s, rec.guid, &body) == 0)
+			rec.size = body.size;	/* the real size */
+		/* Replaying this append will need the body. */
+		shadow_body_need(s, rec.guid);
+	}
+	r = add_uflags(s, rp->cur->uniqueid, rec.flags);
+	if (r == 0)
+		r = shadow_record_put(s, rp->cur->uniqueid, &rec);
+	shadow_record_free(&rec);
+	if (r < 0) {
+		apply_fail(rp->out, r == -EINVAL ? RESULT_PROTOCOL_ERROR :
+		    RESULT_UNKNOWN, "%s: cannot store a record: %s",
+		    rp->name, strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
 static void
-apply_mailbox(struct shadow *s, const struct dlist *e,
+apply_mailbox(struct shadow *s, const struct dlist *e, struct spill *spill,
     const struct apply_ctx *ctx, struct apply_outcome *out)
 {
 	const char *uniqueid = apply_req_str(e, "UNIQUEID");
 	const char *name = apply_req_str(e, "MBOXNAME"), *mbtype = NULL;
 	const char *partition, *acl, *options;
-	const struct dlist *records, *rl;
+	const struct dlist *records;
 	struct shadow_mailbox cur, byid, nmb;
+	struct rec_pass rp = { s, ctx, spill, out, name, &cur, 0, 0 };
 	bool exists, created = false;
 	uint64_t hms, v, since;
-	uint32_t prev_uid = 0;
 	int r;
 
 	memset(&cur, 0, sizeof(cur));
@@ -350,25 +502,8 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 		 * never received; the relay refuses it, and before creating
 		 * anything, so nothing of the refused command is kept.
 		 */
-		for (rl = records->head; rl != NULL; rl = rl->next) {
-			struct shadow_record rec;
-			struct shadow_body body;
-			bool missing;
-
-			if (record_from_dlist(rl, &rec) < 0) {
-				shadow_record_free(&rec);
-				continue;	/* refused below, as Cyrus does */
-			}
-			missing = !rec.expunged &&
-			    shadow_body_get(s, rec.guid, &body) != 0;
-			if (missing)
-				apply_fail(out, RESULT_PROTOCOL_ERROR, "%s: UID %u "
-				    "needs message %s, which was never uploaded",
-				    name, rec.uid, rec.guid);
-			shadow_record_free(&rec);
-			if (missing)
-				return;
-		}
+		if (each_record(records, &rp, pass_missing_body) != 0)
+			return;
 	}
 	if (!exists) {
 		if (shadow_mailbox_by_uniqueid(s, uniqueid, &byid) == 0) {
@@ -424,47 +559,9 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 		goto done;
 	}
 	/* Dry run over the records. */
-	for (rl = records->head; rl != NULL; rl = rl->next) {
-		struct shadow_record rec, old;
-		struct shadow_body body;
-		enum result_code bad = RESULT_OK;
-
-		if (record_from_dlist(rl, &rec) < 0 || rec.uid <= prev_uid) {
-			shadow_record_free(&rec);
-			apply_fail(out, RESULT_PROTOCOL_ERROR, "%s: bad or "
-			    "unordered RECORD after UID %u", name, prev_uid);
-			goto done;
-		}
-		prev_uid = rec.uid;
-		if (shadow_record_get(s, cur.uniqueid, rec.uid, &old) == 0) {
-			if (!(old.expunged && rec.expunged)) {
-				if (strcmp(old.guid, rec.guid) != 0 ||
-				    (old.modseq > rec.modseq && !ctx->force &&
-				    !ctx->replay) ||
-				    (old.expunged && !rec.expunged))
-					bad = RESULT_SYNC_CHECKSUM;
-			}
-			shadow_record_free(&old);
-		} else if (rec.uid <= cur.last_uid) {
-			if (!rec.expunged)
-				bad = RESULT_SYNC_CHECKSUM;
-		} else if (rec.uid > apply_opt_num(e, "LAST_UID")) {
-			bad = RESULT_PROTOCOL_ERROR;
-		} else if (!rec.expunged && !ctx->replay &&
-		    shadow_body_get(s, rec.guid, &body) != 0) {
-			apply_fail(out, RESULT_PROTOCOL_ERROR, "%s: UID %u needs "
-			    "message %s, which was never uploaded", name,
-			    rec.uid, rec.guid);
-			shadow_record_free(&rec);
-			goto done;
-		}
-		shadow_record_free(&rec);
-		if (bad != RESULT_OK) {
-			apply_fail(out, bad, "%s: record UID %u disagrees with "
-			    "ours", name, prev_uid);
-			goto done;
-		}
-	}
+	rp.last_uid = apply_opt_num(e, "LAST_UID");
+	if (each_record(records, &rp, pass_check) != 0)
+		goto done;
 	/* From here on, changes stand even if the final check fails. */
 	out->changed = true;
 	nmb = cur;
@@ -477,41 +574,8 @@ apply_mailbox(struct shadow *s, const struct dlist *e,
 		apply_storage_error(out, s, r);
 		goto done;
 	}
-	for (rl = records->head; rl != NULL; rl = rl->next) {
-		struct shadow_record rec, old;
-		struct shadow_body body;
-
-		record_from_dlist(rl, &rec);
-		if (shadow_record_get(s, cur.uniqueid, rec.uid, &old) == 0) {
-			bool skip = old.expunged && rec.expunged;
-
-			/* An update keeps our GUID and size. */
-			rec.size = old.size;
-			shadow_record_free(&old);
-			if (skip) {
-				shadow_record_free(&rec);
-				continue;
-			}
-		} else if (rec.uid <= cur.last_uid) {
-			shadow_record_free(&rec);	/* expunged: ignored */
-			continue;
-		} else {
-			if (shadow_body_get(s, rec.guid, &body) == 0)
-				rec.size = body.size;	/* the real size */
-			/* Replaying this append will need the body. */
-			shadow_body_need(s, rec.guid);
-		}
-		r = add_uflags(s, cur.uniqueid, rec.flags);
-		if (r == 0)
-			r = shadow_record_put(s, cur.uniqueid, &rec);
-		shadow_record_free(&rec);
-		if (r < 0) {
-			apply_fail(out, r == -EINVAL ? RESULT_PROTOCOL_ERROR :
-			    RESULT_UNKNOWN, "%s: cannot store a record: %s",
-			    name, strerror(-r));
-			goto done;
-		}
-	}
+	if (each_record(records, &rp, pass_store) != 0)
+		goto done;
 	/* The final CRC check, against what we now hold. */
 	shadow_mailbox_free(&cur);
 	if ((r = shadow_mailbox_by_name(s, name, &cur)) < 0) {
@@ -794,8 +858,8 @@ apply_unuser(struct shadow *s, const struct dlist *e, struct apply_outcome *out)
 	out->changed = true;
 }
 
-void
-apply_command(struct shadow *s, const struct dlist *e,
+static void
+apply_any(struct shadow *s, const struct dlist *e, struct spill *spill,
     const struct apply_ctx *ctx, struct apply_outcome *out)
 {
 	const char *sub = e->key ? e->key : "";
@@ -818,7 +882,7 @@ apply_command(struct shadow *s, const struct dlist *e,
 	if (i == sizeof(known) / sizeof(known[0]))
 		apply_fail(out, RESULT_PROTOCOL_ERROR, "unknown APPLY %s", sub);
 	else if (strcmp(sub, "MAILBOX") == 0 && e->type == DL_KVLIST)
-		apply_mailbox(s, e, ctx, out);
+		apply_mailbox(s, e, spill, ctx, out);
 	else if (strcmp(sub, "MAILBOX") == 0)
 		apply_fail(out, RESULT_PROTOCOL_BAD_PARAMETERS, "MAILBOX needs a "
 		    "kvlist");
@@ -854,4 +918,19 @@ apply_command(struct shadow *s, const struct dlist *e,
 		apply_unuser(s, e, out);
 	else
 		apply_fail(out, RESULT_PROTOCOL_ERROR, "unknown APPLY %s", sub);
+}
+
+void
+apply_command(struct shadow *s, const struct dlist *e,
+    const struct apply_ctx *ctx, struct apply_outcome *out)
+{
+	apply_any(s, e, NULL, ctx, out);
+}
+
+void
+apply_command_spilled(struct shadow *s, const struct dlist *e,
+    struct spill *records, const struct apply_ctx *ctx,
+    struct apply_outcome *out)
+{
+	apply_any(s, e, records, ctx, out);
 }

@@ -21,6 +21,8 @@
 #include "protocol/result.h"
 #include "storage/shadow.h"
 
+struct spill;
+
 struct apply_ctx {
 	bool force;		/* APPLY FORCE was sent on the connection */
 	bool sieve_mailbox;	/* SIEVE-MAILBOX is enabled */
@@ -43,5 +45,14 @@ bool apply_changes_state(const char *sub);
  */
 void apply_command(struct shadow *s, const struct dlist *entry,
     const struct apply_ctx *ctx, struct apply_outcome *out);
+/*
+ * The same for a big APPLY MAILBOX whose RECORD elements were taken out
+ * of entry (its RECORD list is empty) into records (storage/spill.h):
+ * they are read back one at a time, with the same checks in the same
+ * order.  Any other entry is applied as by apply_command().
+ */
+void apply_command_spilled(struct shadow *s, const struct dlist *entry,
+    struct spill *records, const struct apply_ctx *ctx,
+    struct apply_outcome *out);
 
 #endif

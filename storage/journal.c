@@ -39,68 +39,9 @@
 #include "lib/util.h"
 #include "lib/xmalloc.h"
 #include "storage/journal.h"
+#include "storage/journal_int.h"
 #include "storage/segment.h"
 #include "storage/workpool.h"
-
-enum op_kind {
-	OP_RECORD, OP_BODY_BEGIN, OP_BODY_DATA, OP_BODY_END, OP_BODY_ABORT,
-	OP_FLUSH, OP_ROLL, OP_IDLE,
-};
-
-struct jop {
-	enum op_kind kind;
-	uint8_t type;
-	struct buf data;
-	uint8_t guid[20];
-	uint64_t size;
-	uint64_t time_us;
-	journal_done_fn *done;
-	void *arg;
-	uint64_t lsn;
-	int err;
-	struct jop *next;
-};
-
-struct journal_body {
-	struct journal *j;
-};
-
-struct journal {
-	char *dir;
-	struct journal_opts opts;
-	const struct fileops *fo;
-
-	/* Shared between the owner and the writer, under lock. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct jop *q_head, *q_tail;
-	struct jop *done_head, *done_tail;
-	uint64_t pending_bytes;
-	int error;
-	uint64_t durable_lsn;
-	uint64_t *segs;		/* first LSN of each segment, ascending */
-	size_t nsegs;
-	uint64_t fsyncs, records;
-	uint64_t fsync_buckets[JOURNAL_FSYNC_BUCKETS];	/* cumulative */
-	double fsync_seconds_sum;
-	struct workpool_task task;	/* first: the pool hands it back */
-	bool busy;		/* a batch is queued in the pool or runs */
-
-	/* The writer's own state. */
-	int fd;			/* newest segment, or -1 */
-	bool idle_closed;	/* fd closed while idle: reopen to append */
-	uint64_t seg_size;	/* its length = the next write offset */
-	uint64_t next_lsn;
-	bool dir_dirty;		/* a segment was created: fsync the dir */
-	ZSTD_CCtx *cctx;
-	struct buf out;
-	bool in_body;
-	int body_err;
-	uint64_t body_start, body_in, body_out, body_size;
-	uint32_t body_crc;
-	uint8_t body_guid[20];
-	EVP_MD_CTX *sha;
-};
 
 const double journal_fsync_bounds[JOURNAL_FSYNC_BUCKETS] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -144,58 +85,6 @@ now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-void
-journal_guid_hex(const uint8_t guid[20], char out[41])
-{
-	static const char hex[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < 20; i++) {
-		out[2 * i] = hex[guid[i] >> 4];
-		out[2 * i + 1] = hex[guid[i] & 15];
-	}
-	out[40] = '\0';
-}
-
-int
-journal_guid_parse(const char *s, uint8_t guid[20])
-{
-	int i;
-
-	if (strlen(s) != 40 || !is_hex(s, 40))
-		return -EINVAL;
-	for (i = 0; i < 20; i++) {
-		char b[3] = { s[2 * i], s[2 * i + 1], 0 };
-
-		guid[i] = (uint8_t)strtoul(b, NULL, 16);
-	}
-	return 0;
-}
-
-/*
- * The compression context and the output buffer, made on first use.  A
- * used zstd context keeps a workspace sized for the largest input it saw
- * (~150 KB after 4 KB messages, megabytes after large ones at level 3),
- * and the output buffer its largest size (256 KB once a body streamed
- * through it).  With 200 stores that was most of an idle daemon's memory
- * (bench/bench_scale.py), so the writer drops both when its owner says
- * the journal is idle (journal_idle()), closes the segment, and asks
- * glibc to hand the freed pages back (they sit in the writer threads'
- * malloc arenas, between other stores' allocations, where free() alone
- * does not trim).
- */
-static int
-writer_cctx(struct journal *j)
-{
-	if (j->cctx != NULL)
-		return 0;
-	if ((j->cctx = ZSTD_createCCtx()) == NULL)
-		return -ENOMEM;
-	ZSTD_CCtx_setParameter(j->cctx, ZSTD_c_compressionLevel,
-	    j->opts.zstd_level);
-	ZSTD_CCtx_setParameter(j->cctx, ZSTD_c_checksumFlag, 0);
-	return 0;
-}
 
 /* Idle: give back the context and the buffer (never inside a body). */
 static void
@@ -218,6 +107,7 @@ op_new(enum op_kind kind)
 	struct jop *op = xcalloc(1, sizeof(*op));
 
 	op->kind = kind;
+	op->fd = -1;
 	buf_init(&op->data, 0);
 	return op;
 }
@@ -226,6 +116,8 @@ static void
 op_free(struct jop *op)
 {
 	buf_free(&op->data);
+	if (op->fd >= 0)
+		close(op->fd);
 	free(op);
 }
 
@@ -254,6 +146,26 @@ journal_append(struct journal *j, enum journal_type type, const void *raw,
 
 	op->type = (uint8_t)type;
 	if (buf_append(&op->data, raw, len) < 0)
+		op->err = -EFBIG;
+	op->time_us = now_us();
+	op->done = done;
+	op->arg = arg;
+	enqueue(j, op);
+}
+
+void
+journal_append_file(struct journal *j, enum journal_type type,
+    const struct buf *head, int fd, uint64_t len, const struct buf *tail,
+    journal_done_fn *done, void *arg)
+{
+	struct jop *op = op_new(OP_RECORD);
+
+	op->type = (uint8_t)type;
+	op->head_len = head->len;
+	op->size = len;
+	if (buf_append(&op->data, head->s, head->len) < 0 ||
+	    buf_append(&op->data, tail->s, tail->len) < 0 ||
+	    (op->fd = dup(fd)) < 0)
 		op->err = -EFBIG;
 	op->time_us = now_us();
 	op->done = done;
@@ -487,55 +399,6 @@ journal_drop_before(struct journal *j, uint64_t lsn)
 
 /* ---- the writer thread ------------------------------------------------ */
 
-/* Makes sure a segment with room is open; rolls to a new one if full. */
-static int
-ensure_segment(struct journal *j)
-{
-	char path[4096];
-	uint8_t hdr[SEG_HDR_SIZE];
-	int fd, r;
-
-	if (j->fd < 0 && j->idle_closed) {
-		/* The newest segment, closed while idle: append to it again
-		 * (retention never drops the newest). */
-		pthread_mutex_lock(&j->lock);
-		seg_path(path, sizeof(path), j->dir, j->segs[j->nsegs - 1]);
-		pthread_mutex_unlock(&j->lock);
-		if ((fd = j->fo->open(j->fo->ctx, path, O_RDWR, 0)) < 0)
-			return -errno;
-		j->fd = fd;
-		j->idle_closed = false;
-	}
-	if (j->fd >= 0 && (j->seg_size < j->opts.segment_bytes ||
-	    j->seg_size == SEG_HDR_SIZE))
-		return 0;
-	if (j->fd >= 0) {
-		/* The full segment's last records must be durable too. */
-		if (j->fo->fdatasync(j->fo->ctx, j->fd) < 0)
-			return -errno;
-		j->fo->close(j->fo->ctx, j->fd);
-		j->fd = -1;
-	}
-	seg_path(path, sizeof(path), j->dir, j->next_lsn);
-	fd = j->fo->open(j->fo->ctx, path, O_RDWR | O_CREAT | O_TRUNC, 0640);
-	if (fd < 0)
-		return -errno;
-	seg_header_encode(hdr, j->next_lsn, now_us());
-	if ((r = fileops_pwrite_all(j->fo, fd, hdr, sizeof(hdr), 0)) < 0) {
-		j->fo->close(j->fo->ctx, fd);
-		return r;
-	}
-	j->fd = fd;
-	j->seg_size = SEG_HDR_SIZE;
-	j->dir_dirty = true;
-	pthread_mutex_lock(&j->lock);
-	if (j->nsegs == 0 || j->segs[j->nsegs - 1] != j->next_lsn) {
-		j->segs = xreallocarray(j->segs, j->nsegs + 1, sizeof(*j->segs));
-		j->segs[j->nsegs++] = j->next_lsn;
-	}
-	pthread_mutex_unlock(&j->lock);
-	return 0;
-}
 
 static int
 write_record(struct journal *j, struct jop *op)
@@ -546,7 +409,7 @@ write_record(struct journal *j, struct jop *op)
 
 	if (op->data.len > UINT32_MAX)
 		return -EFBIG;
-	if ((r = ensure_segment(j)) < 0 || (r = writer_cctx(j)) < 0)
+	if ((r = journal_ensure_segment(j)) < 0 || (r = journal_writer_cctx(j)) < 0)
 		return r;
 	bound = ZSTD_compressBound(op->data.len);
 	buf_reset(&j->out);
@@ -573,140 +436,6 @@ write_record(struct journal *j, struct jop *op)
 	return 0;
 }
 
-/* Compresses and writes body bytes (or, with end, the frame's end). */
-static int
-body_compress(struct journal *j, const void *p, size_t n, bool end)
-{
-	ZSTD_inBuffer in = { p, n, 0 };
-	size_t cap = ZSTD_CStreamOutSize(), rem;
-	int r;
-
-	if (buf_reserve(&j->out, cap) < 0)
-		return -ENOMEM;
-	do {
-		ZSTD_outBuffer o = { j->out.s, cap, 0 };
-
-		rem = ZSTD_compressStream2(j->cctx, &o, &in,
-		    end ? ZSTD_e_end : ZSTD_e_continue);
-		if (ZSTD_isError(rem))
-			return -EIO;
-		if (o.pos > 0) {
-			r = fileops_pwrite_all(j->fo, j->fd, o.dst, o.pos,
-			    (off_t)j->seg_size);
-			if (r < 0)
-				return r;
-			j->body_crc = crc32c_update(j->body_crc, o.dst, o.pos);
-			j->seg_size += o.pos;
-			j->body_out += o.pos;
-		}
-	} while (in.pos < in.size || (end && rem != 0));
-	return 0;
-}
-
-/* Drops a body being written: cut the segment back to where it began. */
-static int
-body_cut(struct journal *j)
-{
-	j->in_body = false;
-	if (j->fd >= 0 && j->seg_size != j->body_start) {
-		if (j->fo->ftruncate(j->fo->ctx, j->fd, (off_t)j->body_start) < 0)
-			return -errno;
-		j->seg_size = j->body_start;
-	}
-	return 0;
-}
-
-static int
-body_begin(struct journal *j, struct jop *op)
-{
-	int r;
-
-	if (j->in_body && (r = body_cut(j)) < 0)
-		return r;
-	if (op->err) {
-		/* A bad GUID: swallow the data, fail the end. */
-		j->in_body = true;
-		j->body_err = op->err;
-		j->body_start = j->seg_size;
-		return 0;
-	}
-	if ((r = ensure_segment(j)) < 0 || (r = writer_cctx(j)) < 0)
-		return r;
-	j->in_body = true;
-	j->body_err = 0;
-	j->body_start = j->seg_size;
-	/* The header slot stays unwritten (zero) until the body is whole. */
-	j->seg_size += REC_HDR_SIZE;
-	j->body_in = j->body_out = 0;
-	j->body_size = op->size;
-	j->body_crc = 0;
-	memcpy(j->body_guid, op->guid, 20);
-	ZSTD_CCtx_reset(j->cctx, ZSTD_reset_session_only);
-	ZSTD_CCtx_setPledgedSrcSize(j->cctx, op->size);
-	if (EVP_DigestInit_ex(j->sha, EVP_sha1(), NULL) != 1)
-		return -ENOMEM;
-	return 0;
-}
-
-static int
-body_data(struct journal *j, struct jop *op)
-{
-	if (!j->in_body || j->body_err)
-		return 0;
-	if (op->err || j->body_in + op->data.len > j->body_size) {
-		j->body_err = -EBADMSG;
-		return 0;
-	}
-	EVP_DigestUpdate(j->sha, op->data.s, op->data.len);
-	j->body_in += op->data.len;
-	return body_compress(j, op->data.s, op->data.len, false);
-}
-
-/* Returns a write error (sticky), or sets op->err for a bad body. */
-static int
-body_end(struct journal *j, struct jop *op)
-{
-	struct journal_record rec;
-	uint8_t hdr[REC_HDR_SIZE], digest[EVP_MAX_MD_SIZE];
-	unsigned dlen = 0;
-	int r;
-
-	if (!j->in_body) {
-		op->err = -EINVAL;
-		return 0;
-	}
-	if (!j->body_err && j->body_in != j->body_size)
-		j->body_err = -EBADMSG;
-	if (!j->body_err) {
-		EVP_DigestFinal_ex(j->sha, digest, &dlen);
-		if (dlen != 20 || memcmp(digest, j->body_guid, 20) != 0)
-			j->body_err = -EBADMSG;
-	}
-	if (!j->body_err && (r = body_compress(j, NULL, 0, true)) < 0)
-		return r;
-	if (!j->body_err && j->body_out > UINT32_MAX)
-		j->body_err = -EFBIG;
-	if (j->body_err) {
-		op->err = j->body_err;
-		return body_cut(j);
-	}
-	memset(&rec, 0, sizeof(rec));
-	rec.lsn = j->next_lsn;
-	rec.time_us = op->time_us;
-	rec.type = JOURNAL_BODY;
-	rec.payload_len = (uint32_t)j->body_out;
-	rec.raw_len = (uint32_t)j->body_size;
-	memcpy(rec.guid, j->body_guid, 20);
-	rec_header_encode(hdr, &rec, j->body_crc);
-	r = fileops_pwrite_all(j->fo, j->fd, hdr, sizeof(hdr),
-	    (off_t)j->body_start);
-	if (r < 0)
-		return r;
-	j->in_body = false;
-	op->lsn = j->next_lsn++;
-	return 0;
-}
-
 /* Runs one operation; returns a write error, which becomes sticky. */
 static int
 process(struct journal *j, struct jop *op, bool *wrote)
@@ -717,22 +446,23 @@ process(struct journal *j, struct jop *op, bool *wrote)
 	case OP_RECORD:
 		if (op->err)
 			return 0;
-		r = write_record(j, op);
-		*wrote = *wrote || r == 0;
+		r = op->fd >= 0 ? journal_stream_file(j, op) :
+		    write_record(j, op);
+		*wrote = *wrote || (r == 0 && op->err == 0);
 		break;
 	case OP_BODY_BEGIN:
-		r = body_begin(j, op);
+		r = journal_stream_begin(j, op);
 		break;
 	case OP_BODY_DATA:
-		r = body_data(j, op);
+		r = journal_stream_data(j, op);
 		break;
 	case OP_BODY_END:
-		r = body_end(j, op);
+		r = journal_stream_end(j, op);
 		*wrote = *wrote || (r == 0 && op->err == 0);
 		break;
 	case OP_BODY_ABORT:
 		if (j->in_body)
-			r = body_cut(j);
+			r = journal_stream_cut(j);
 		break;
 	case OP_FLUSH:
 		break;
@@ -756,7 +486,7 @@ process(struct journal *j, struct jop *op, bool *wrote)
 		if (j->fd < 0) {
 			/* Closed while idle, and durable then: just go on. */
 			j->idle_closed = false;
-			r = ensure_segment(j);
+			r = journal_ensure_segment(j);
 			*wrote = *wrote || r == 0;
 			break;
 		}
@@ -764,7 +494,7 @@ process(struct journal *j, struct jop *op, bool *wrote)
 			return -errno;
 		j->fo->close(j->fo->ctx, j->fd);
 		j->fd = -1;
-		r = ensure_segment(j);
+		r = journal_ensure_segment(j);
 		*wrote = *wrote || r == 0;
 		break;
 	}
@@ -1130,7 +860,7 @@ journal_recover(struct journal *j, char *err, size_t err_len)
 	writer_drain(j);
 	journal_collect(j);
 	if (j->in_body)
-		body_cut(j);
+		journal_stream_cut(j);
 	if (j->fd >= 0)
 		j->fo->close(j->fo->ctx, j->fd);
 	j->fd = -1;
@@ -1167,7 +897,7 @@ journal_close(struct journal **jp)
 	writer_drain(j);
 	journal_collect(j);
 	if (j->in_body)
-		body_cut(j);
+		journal_stream_cut(j);
 	if (j->fd >= 0)
 		j->fo->close(j->fo->ctx, j->fd);
 	ZSTD_freeCCtx(j->cctx);

@@ -104,6 +104,17 @@ void journal_close(struct journal **jp);
 /* Queues a record of len raw bytes (copied). */
 void journal_append(struct journal *j, enum journal_type type,
     const void *raw, size_t len, journal_done_fn *done, void *arg);
+/*
+ * Queues a command record whose raw text is head, then the first len
+ * bytes of the file fd (dup'ed: the caller may close its own at once),
+ * then tail: the writer reads the file in bounded pieces, so a command
+ * of any size (a huge APPLY MAILBOX's records, relay/ingest/bigbox.c)
+ * is journaled in bounded memory.  As journal_append(), but done gets
+ * -EIO (and nothing is kept) if the file is shorter than len.
+ */
+void journal_append_file(struct journal *j, enum journal_type type,
+    const struct buf *head, int fd, uint64_t len, const struct buf *tail,
+    journal_done_fn *done, void *arg);
 /* Starts a body record for guid (40 hex digits) of size bytes. */
 struct journal_body *journal_body_begin(struct journal *j, const char *guid,
     uint64_t size);

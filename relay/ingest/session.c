@@ -40,6 +40,7 @@
 #include "protocol/result.h"
 #include "protocol/saslsrv.h"
 #include "relay/conn.h"
+#include "relay/ingest/bigbox.h"
 #include "relay/getcmd.h"
 #include "relay/getcmd_full.h"
 #include "relay/getpump.h"
@@ -99,6 +100,7 @@ struct session {
 	struct usersync usync;		/* a user-level sync in progress */
 	struct dlist *seed_get;		/* a GET waiting for relay/ingest/seed.c */
 	struct dlist *queued;		/* a GET or APPLY waiting its turn */
+	struct bigbox big;		/* a huge APPLY MAILBOX's records */
 	char queued_verb[8];
 };
 
@@ -439,6 +441,7 @@ auth_finish(struct session *s)
 	shadow_forget_complete(st->shadow);
 	st->on_progress = store_progress;
 	st->master_quiet = sessions_quiet;
+	bigbox_init(&s->big, s->reader, st->dir, st->name);
 	csync_reader_set_limits(s->reader, &s->params->limits);
 	csync_reader_set_preauth(s->reader, false);
 	guard_login(&s->ge);
@@ -591,10 +594,8 @@ apply_reserve(struct session *s, const struct dlist *e)
 static void
 apply_change(struct session *s, const struct dlist *e)
 {
-	struct dlist_printer pr = { DLIST_PRINT_CLIENT, NULL, NULL };
 	struct store *st = s->store;
 	struct cmd_op *op;
-	struct buf text = BUF_INIT;
 	const char *why;
 
 	if ((why = diskguard_refusal(st, e->key)) != NULL) {
@@ -622,7 +623,7 @@ apply_change(struct session *s, const struct dlist *e)
 		free(op);
 		return;
 	}
-	apply_command(st->shadow, e, &s->ctx, &op->out);
+	apply_command_spilled(st->shadow, e, s->big.spill, &s->ctx, &op->out);
 	if (!op->out.changed) {
 		shadow_rollback(st->shadow);
 		if (op->out.code != RESULT_OK)
@@ -634,15 +635,10 @@ apply_change(struct session *s, const struct dlist *e)
 		return;
 	}
 	/* Journal it; the reply waits until it is durable. */
-	csync_print_command(&text, "APPLY", e, &pr);
-	text.len -= 2;
-	op->len = text.len;
 	s->busy = true;
 	s->pending++;
 	order_hold(st, s);	/* until cmd_done: the transaction is open */
-	journal_append(st->journal, JOURNAL_COMMAND, text.s, text.len,
-	    cmd_done, op);
-	buf_free(&text);
+	op->len = (size_t)bigbox_journal(&s->big, st->journal, e, cmd_done, op);
 }
 
 static void
@@ -944,6 +940,7 @@ run_queued(void *member)
 	s->queued = NULL;
 	s->busy = false;
 	run_command(s, s->queued_verb, &entry);
+	bigbox_done(&s->big);
 	dlist_free(&entry);
 	if (!s->busy)
 		unbusy(s);
@@ -958,6 +955,7 @@ handle_line(struct session *s)
 	char *k;
 	bool preauth = s->store == NULL && !s->sasl_stepping;
 
+	bigbox_line_end(&s->big, entry);	/* its records back, if few */
 	/* Sub-command names are case-insensitive, as Cyrus's ucase(). */
 	for (k = entry ? entry->key : NULL; k && *k; k++)
 		*k = (char)toupper((unsigned char)*k);
@@ -1019,6 +1017,8 @@ handle_line(struct session *s)
 		send_line(s, "BAD", "IMAP_PROTOCOL_ERROR Unrecognized command");
 	}
 	dlist_free(&entry);
+	if (s->queued == NULL)
+		bigbox_done(&s->big);
 	if (preauth && !s->gone)
 		guard_after_line(s->ge, s->reader, verb, text);
 	if (s->store != NULL)
@@ -1061,6 +1061,7 @@ handle_bad_line(struct session *s)
 	/* Bodies that arrived whole before the line failed are stored
 	 * (harmlessly: nothing refers to them); their replies are not. */
 	s->message_done = false;
+	bigbox_done(&s->big);
 	if (s->store != NULL)
 		s->store->master_last_command = ev_now(s->store->loop);
 }
@@ -1135,6 +1136,7 @@ session_maybe_free(struct session *s)
 	buf_free(&s->reply);
 	free(s->user);
 	usersync_free(&s->usync);
+	bigbox_free(&s->big);
 	dlist_free(&s->queued);
 	free(s->sasl_local);
 	free(s->sasl_remote);
