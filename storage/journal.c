@@ -138,6 +138,41 @@ enqueue(struct journal *j, struct jop *op)
 	pthread_mutex_unlock(&j->lock);
 }
 
+/*
+ * Everything but the streaming body's own operations: queued, or kept
+ * until that body ends (the writer must not put a record inside its
+ * region).  Their order among themselves is kept.
+ */
+static void
+submit(struct journal *j, struct jop *op)
+{
+	if (j->streaming == NULL) {
+		enqueue(j, op);
+		return;
+	}
+	if (j->defer_tail)
+		j->defer_tail->next = op;
+	else
+		j->defer_head = op;
+	j->defer_tail = op;
+}
+
+/* The streaming body ended (or was dropped): what waited goes on. */
+static void
+stream_over(struct journal *j)
+{
+	struct jop *op, *next;
+
+	j->streaming = NULL;
+	op = j->defer_head;
+	j->defer_head = j->defer_tail = NULL;
+	for (; op != NULL; op = next) {
+		next = op->next;
+		op->next = NULL;
+		enqueue(j, op);
+	}
+}
+
 void
 journal_append(struct journal *j, enum journal_type type, const void *raw,
     size_t len, journal_done_fn *done, void *arg)
@@ -150,7 +185,7 @@ journal_append(struct journal *j, enum journal_type type, const void *raw,
 	op->time_us = now_us();
 	op->done = done;
 	op->arg = arg;
-	enqueue(j, op);
+	submit(j, op);
 }
 
 void
@@ -170,49 +205,121 @@ journal_append_file(struct journal *j, enum journal_type type,
 	op->time_us = now_us();
 	op->done = done;
 	op->arg = arg;
-	enqueue(j, op);
+	submit(j, op);
+}
+
+/* An unlinked file for a body that cannot stream yet (-1, errno). */
+static int
+body_file(const struct journal *j)
+{
+	char path[4096];
+	int fd;
+
+	fd = open(j->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+	    errno != EINVAL))
+		return fd;
+	snprintf(path, sizeof(path), "%s/body.XXXXXX", j->dir);
+	if ((fd = mkstemp(path)) >= 0)
+		unlink(path);
+	return fd;
 }
 
 struct journal_body *
 journal_body_begin(struct journal *j, const char *guid, uint64_t size)
 {
 	struct journal_body *b = xcalloc(1, sizeof(*b));
-	struct jop *op = op_new(OP_BODY_BEGIN);
+	struct jop *op;
 
 	b->j = j;
-	if (journal_guid_parse(guid, op->guid) < 0)
-		op->err = -EINVAL;
-	op->size = size;
-	enqueue(j, op);
+	b->size = size;
+	b->fd = -1;
+	if (journal_guid_parse(guid, b->guid) < 0)
+		b->err = -EINVAL;
+	if (j->streaming == NULL) {
+		/* Straight to the writer as it arrives. */
+		b->direct = true;
+		j->streaming = b;
+		op = op_new(OP_BODY_BEGIN);
+		op->err = b->err;
+		memcpy(op->guid, b->guid, 20);
+		op->size = size;
+		enqueue(j, op);
+		return b;
+	}
+	/* Another session's body streams: keep this one aside. */
+	if (b->err == 0 && (b->fd = body_file(j)) < 0)
+		b->err = -errno;
 	return b;
 }
 
 void
 journal_body_write(struct journal_body *b, const void *p, size_t n)
 {
-	struct jop *op = op_new(OP_BODY_DATA);
+	struct jop *op;
+	ssize_t w;
 
-	if (buf_append(&op->data, p, n) < 0)
-		op->err = -EFBIG;
-	enqueue(b->j, op);
+	if (b->direct) {
+		op = op_new(OP_BODY_DATA);
+		if (buf_append(&op->data, p, n) < 0)
+			op->err = -EFBIG;
+		enqueue(b->j, op);
+		return;
+	}
+	if (b->err)
+		return;
+	if (b->have + n > b->size) {
+		b->err = -EBADMSG;	/* longer than it said */
+		return;
+	}
+	while (n > 0) {
+		if ((w = write(b->fd, p, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			b->err = -errno;
+			return;
+		}
+		p = (const char *)p + w;
+		n -= (size_t)w;
+		b->have += (uint64_t)w;
+	}
 }
 
 void
 journal_body_end(struct journal_body *b, journal_done_fn *done, void *arg)
 {
+	struct journal *j = b->j;
 	struct jop *op = op_new(OP_BODY_END);
 
 	op->time_us = now_us();
 	op->done = done;
 	op->arg = arg;
-	enqueue(b->j, op);
+	if (b->direct) {
+		enqueue(j, op);
+		stream_over(j);
+	} else {
+		/* The whole body from its file, checked by the writer. */
+		memcpy(op->guid, b->guid, 20);
+		op->size = b->size;
+		op->err = b->err;
+		if (op->err == 0 && b->have != b->size)
+			op->err = -EBADMSG;
+		op->fd = b->fd;
+		b->fd = -1;
+		submit(j, op);
+	}
 	free(b);
 }
 
 void
 journal_body_abort(struct journal_body *b)
 {
-	enqueue(b->j, op_new(OP_BODY_ABORT));
+	if (b->direct) {
+		enqueue(b->j, op_new(OP_BODY_ABORT));
+		stream_over(b->j);
+	} else if (b->fd >= 0) {
+		close(b->fd);
+	}
 	free(b);
 }
 
@@ -225,7 +332,7 @@ enqueue_done(struct journal *j, enum op_kind kind, journal_done_fn *done,
 
 	op->done = done;
 	op->arg = arg;
-	enqueue(j, op);
+	submit(j, op);
 }
 
 void
@@ -457,7 +564,10 @@ process(struct journal *j, struct jop *op, bool *wrote)
 		r = journal_stream_data(j, op);
 		break;
 	case OP_BODY_END:
-		r = journal_stream_end(j, op);
+		if (op->fd >= 0 && op->err)
+			break;		/* refused before the writer saw it */
+		r = op->fd >= 0 ? journal_stream_body_file(j, op) :
+		    journal_stream_end(j, op);
 		*wrote = *wrote || (r == 0 && op->err == 0);
 		break;
 	case OP_BODY_ABORT:
@@ -632,7 +742,7 @@ writer_drain(struct journal *j)
 void
 journal_idle(struct journal *j)
 {
-	enqueue(j, op_new(OP_IDLE));
+	submit(j, op_new(OP_IDLE));
 }
 
 /* ---- opening and recovery --------------------------------------------- */
@@ -894,6 +1004,13 @@ journal_close(struct journal **jp)
 
 	if (j == NULL)
 		return;
+	if (j->streaming != NULL) {
+		/* Closed in the middle of a body: drop it, write the rest. */
+		j->streaming->direct = false;
+		j->streaming->err = -ECANCELED;
+		enqueue(j, op_new(OP_BODY_ABORT));
+		stream_over(j);
+	}
 	writer_drain(j);
 	journal_collect(j);
 	if (j->in_body)

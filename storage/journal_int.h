@@ -36,12 +36,26 @@ struct jop {
 	uint64_t lsn;
 	int err;
 	int fd;			/* OP_RECORD from a file, or -1 */
-	size_t head_len;	/* ... data holds the text before it */
+	size_t head_len;	/* ... data holds the text before it;
+				 * OP_BODY_END with fd: the whole body */
 	struct jop *next;
 };
 
+/*
+ * A body being journaled as it arrives.  Only one at a time streams
+ * straight to the writer (its region is written header last, so nothing
+ * else may be written into the segment meanwhile); a body another
+ * session begins while one streams is kept in an unlinked file until
+ * its end, then queued whole (an OP_BODY_END with fd).  Records queued
+ * while one streams wait in the journal's deferred list.
+ */
 struct journal_body {
 	struct journal *j;
+	bool direct;		/* its ops go to the writer as they come */
+	int fd;			/* else its bytes so far (-1: none made) */
+	int err;		/* the first error keeping it */
+	uint8_t guid[20];
+	uint64_t size, have;	/* declared, received */
 };
 
 struct journal {
@@ -63,6 +77,10 @@ struct journal {
 	uint64_t fsync_buckets[JOURNAL_FSYNC_BUCKETS];	/* cumulative */
 	double fsync_seconds_sum;
 	struct workpool_task task;	/* first: the pool hands it back */
+
+	/* The owner's own: the body streaming, what waits for its end. */
+	struct journal_body *streaming;
+	struct jop *defer_head, *defer_tail;
 	bool busy;		/* a batch is queued in the pool or runs */
 
 	/* The writer's own state. */
@@ -101,5 +119,6 @@ int journal_stream_cut(struct journal *j);
 /* A whole command record from op's head, file and tail (OP_RECORD with
  * op->fd >= 0), header last. */
 int journal_stream_file(struct journal *j, struct jop *op);
+int journal_stream_body_file(struct journal *j, struct jop *op);
 
 #endif

@@ -277,5 +277,66 @@ def two_sessions_change_one_user_and_the_shadow_stays_the_fold():
         path.stop()
 
 
+def body(n, seed):
+    """n bytes of message-like text and its GUID (SHA-1)."""
+    import hashlib
+    import random as rnd
+    r = rnd.Random(seed)
+    data = "".join(r.choice("abcdefgh ijklmnop\r\n") for _ in range(n))
+    data = data.encode()
+    return data, hashlib.sha1(data).hexdigest()
+
+
+def message_line(guid, size):
+    return ("APPLY MESSAGE (%%{default %s %d}\r\n" % (guid, size)).encode()
+
+
+@test
+def bodies_of_two_sessions_interleaved_are_both_kept():
+    """One session's body arrives over several reads while another session
+    of the store sends a whole body and a change: both bodies and the
+    change are journaled whole (before, the second body's start cut the
+    first, whose APPLY MESSAGE got a NO, and a record could be written
+    inside a body still arriving), and the journal verifies."""
+    relay = sasl_relay({"repl": "replpw"}, STORE)
+    try:
+        a = authed_client(relay.port, "repl", "replpw")
+        b = authed_client(relay.port, "repl", "replpw")
+        big, gbig = body(600000, 1)
+        small, gsmall = body(50000, 2)
+        a.send(message_line(gbig, len(big)) + big[:300000])
+        time.sleep(0.5)        # the relay has begun journaling A's body
+        b.send(message_line(gsmall, len(small)) + small + b")\r\n")
+        b.send(INBOX.encode())
+        time.sleep(0.5)
+        a.send(big[300000:] + b")\r\n")
+        for c in (a, b):
+            c.sock.settimeout(30)
+        eq(a.line(), "OK success")
+        eq(b.line(), "OK success")
+        eq(b.line(), "OK success")
+        for c in (a, b):
+            eq(c.cmd("EXIT\r\n"), "OK Finished")
+            c.close()
+        relay.stop()
+        jdir = os.path.join(relay.dir, "data", "s1", "journal")
+        v = run_tool("verify", jdir)
+        eq(v.returncode, 0)
+        dump = run_tool("dump", jdir).stdout
+        for g, n in ((gbig, len(big)), (gsmall, len(small))):
+            check(re.search(r"BODY.*%s" % g, dump, re.I), dump[:2000])
+        check("user.bob" in dump, dump[:2000])
+    finally:
+        relay.stop()
+
+
+def run_tool(*args):
+    import subprocess
+    from harness import BUILDDIR
+    return subprocess.run([os.path.join(BUILDDIR, "syncrelay-journal")] +
+                          list(args), capture_output=True, text=True,
+                          timeout=60)
+
+
 if __name__ == "__main__":
     run("test_concurrent", teardown=stop_paths)
