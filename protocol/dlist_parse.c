@@ -20,6 +20,11 @@
  * Invariants: a byte is consumed exactly once; containers are on an
  * explicit stack never deeper than max_depth; no token, literal or entry
  * grows past its limit; file-literal bytes only ever go to the sink.
+ *
+ * The record hook: every place a value ends calls value_done(), which,
+ * when that value is an element of the hooked list, pops it off the list
+ * (it is the list's only child: each earlier one was popped as it ended)
+ * and hands it over.  items and line_bytes count it all the same.
  */
 #include "autoconf.h"
 
@@ -103,6 +108,17 @@ struct dlist_parser {
 	enum dlist_parse_error err;
 	enum state err_resume;	/* where skip_line() starts */
 	char errstr[256];
+
+	/* the record hook (see dlist_parse.h) */
+	char *hook_key;		/* NULL: no hook */
+	int (*hook_fn)(void *, struct dlist *, size_t);
+	void *hook_arg;
+	unsigned hook_depth;	/* the open hooked list is stack[this - 1] */
+	int64_t hook_offset;	/* its "(" from the entry's start, or -1 */
+	size_t hook_count;	/* elements handed over in this entry */
+	uint64_t fed;		/* bytes consumed before this feed() call */
+	uint64_t entry_start;	/* fed-stream position of the entry */
+	size_t at;		/* index of the byte being read in feed() */
 };
 
 static bool
@@ -157,6 +173,7 @@ dlist_parser_free(struct dlist_parser **pp)
 	dlist_parser_reset(p);
 	buf_free(&p->tok);
 	free(p->stack);
+	free(p->hook_key);
 	free(p);
 	*pp = NULL;
 }
@@ -176,6 +193,37 @@ dlist_parser_reset(struct dlist_parser *p)
 	p->remaining = 0;
 	p->err = DLIST_E_NONE;
 	p->errstr[0] = '\0';
+	p->hook_depth = 0;
+	p->hook_offset = -1;
+	p->hook_count = 0;
+}
+
+void
+dlist_parser_set_record_hook(struct dlist_parser *p,
+    const struct dlist_record_hook *hook)
+{
+	free(p->hook_key);
+	p->hook_key = NULL;
+	p->hook_fn = NULL;
+	p->hook_arg = NULL;
+	p->hook_depth = 0;
+	if (hook == NULL || hook->key == NULL || hook->record == NULL)
+		return;
+	p->hook_key = xstrdup(hook->key);
+	p->hook_fn = hook->record;
+	p->hook_arg = hook->arg;
+}
+
+int64_t
+dlist_parser_record_offset(const struct dlist_parser *p)
+{
+	return p->hook_offset;
+}
+
+size_t
+dlist_parser_record_count(const struct dlist_parser *p)
+{
+	return p->hook_count;
 }
 
 struct dlist *
@@ -249,6 +297,7 @@ dlist_parser_skip_line(struct dlist_parser *p)
 	free(p->pending_key);
 	p->pending_key = NULL;
 	p->depth = 0;
+	p->hook_depth = 0;
 	buf_reset(&p->tok);
 	p->state = p->err_resume;
 }
@@ -275,6 +324,33 @@ items_error(struct dlist_parser *p)
 {
 	return fail(p, DLIST_E_ITEMS, ST_SKIP, "more than %zu items",
 	    p->lim.max_items);
+}
+
+/*
+ * A value has just ended (the state moves past it): if it is an element
+ * of the hooked list, hand it over.  Called with depth already lowered
+ * when the value was a container.
+ */
+static enum dlist_parse_status
+value_done(struct dlist_parser *p)
+{
+	struct dlist *elem;
+	size_t index;
+
+	if (p->hook_depth == 0)
+		return DLIST_NEED_MORE;
+	if (p->depth < p->hook_depth) {
+		p->hook_depth = 0;	/* the hooked list itself ended */
+		return DLIST_NEED_MORE;
+	}
+	if (p->depth != p->hook_depth)
+		return DLIST_NEED_MORE;
+	elem = dlist_pop_first(p->stack[p->depth - 1]);
+	index = p->hook_count++;
+	if (p->hook_fn(p->hook_arg, elem, index) != 0)
+		return fail(p, DLIST_E_HOOK, ST_SKIP,
+		    "record %zu refused", index);
+	return DLIST_NEED_MORE;
 }
 
 /* A string token is complete: it becomes a key or a value node. */
@@ -308,20 +384,29 @@ finish_string(struct dlist_parser *p, enum origin origin)
 	if (attach(p, dl) < 0)
 		return items_error(p);
 	p->state = ST_AFTER_VALUE;
-	return DLIST_NEED_MORE;
+	return value_done(p);
 }
 
 static enum dlist_parse_status
 open_container(struct dlist_parser *p, enum dlist_type type)
 {
 	struct dlist *dl;
+	bool hooked;
 
 	if (p->depth >= p->lim.max_depth)
 		return fail(p, DLIST_E_DEPTH, ST_SKIP,
 		    "nesting deeper than %u", p->lim.max_depth);
+	/* Only the first such list of an entry is hooked. */
+	hooked = p->hook_key != NULL && type == DL_LIST && p->depth == 1 &&
+	    p->stack[0]->type == DL_KVLIST && p->hook_offset < 0 &&
+	    p->pending_key != NULL && strcmp(p->pending_key, p->hook_key) == 0;
 	dl = type == DL_LIST ? dlist_new_list(NULL) : dlist_new_kvlist(NULL);
 	if (attach(p, dl) < 0)
 		return items_error(p);
+	if (hooked) {
+		p->hook_depth = p->depth + 1;
+		p->hook_offset = (int64_t)(p->fed + p->at - p->entry_start);
+	}
 	p->stack[p->depth++] = dl;
 	p->state = ST_ITEM_START;
 	return DLIST_NEED_MORE;
@@ -447,6 +532,7 @@ file_begin(struct dlist_parser *p)
 			return fail(p, DLIST_E_SINK, ST_SKIP,
 			    "file literal %s refused", dl->guid);
 		p->state = ST_AFTER_VALUE;
+		return value_done(p);
 	} else {
 		p->state = ST_FILE_DATA;
 	}
@@ -570,9 +656,21 @@ skip_byte(struct dlist_parser *p, char c)
 	}
 }
 
+static enum dlist_parse_status feed(struct dlist_parser *p,
+    const char *data, size_t n, size_t *used);
+
 enum dlist_parse_status
 dlist_parser_feed(struct dlist_parser *p, const char *data, size_t n,
     size_t *used)
+{
+	enum dlist_parse_status st = feed(p, data, n, used);
+
+	p->fed += *used;
+	return st;
+}
+
+static enum dlist_parse_status
+feed(struct dlist_parser *p, const char *data, size_t n, size_t *used)
 {
 	enum dlist_parse_status st = DLIST_NEED_MORE;
 	size_t i = 0;
@@ -621,6 +719,9 @@ dlist_parser_feed(struct dlist_parser *p, const char *data, size_t n,
 				    "file literal body refused");
 			}
 			p->state = ST_AFTER_VALUE;
+			st = value_done(p);
+			if (st == DLIST_ERROR)
+				goto out;
 			continue;
 		}
 		if (p->state == ST_LIT_DATA) {
@@ -696,6 +797,7 @@ dlist_parser_feed(struct dlist_parser *p, const char *data, size_t n,
 		}
 
 		consumed = true;
+		p->at = i;
 		switch (p->state) {
 		case ST_KEY_START:
 			if (c == '\r' || c == '\n' || c == ' ' || c == '(' ||
@@ -708,6 +810,10 @@ dlist_parser_feed(struct dlist_parser *p, const char *data, size_t n,
 				    "missing key");
 			}
 			dlist_free(&p->result);	/* never taken */
+			p->entry_start = p->fed + i;
+			p->hook_depth = 0;
+			p->hook_offset = -1;
+			p->hook_count = 0;
 			p->want_key = true;
 			st = start_value(p, c, &consumed);
 			break;
@@ -733,6 +839,7 @@ dlist_parser_feed(struct dlist_parser *p, const char *data, size_t n,
 			if (c == ')') {
 				p->depth--;
 				p->state = ST_AFTER_VALUE;
+				st = value_done(p);
 				break;
 			}
 			p->want_key = p->stack[p->depth - 1]->type == DL_KVLIST;
@@ -895,6 +1002,7 @@ dlist_parser_feed(struct dlist_parser *p, const char *data, size_t n,
 					p->state = ST_ITEM_START;
 				} else if (c == ')') {
 					p->depth--;
+					st = value_done(p);
 				} else {
 					i++;
 					p->line_bytes++;

@@ -15,6 +15,11 @@
  * feeding: the rest of the bad line is then discarded -- including the
  * payloads of literals and file literals in it -- and feed() returns
  * DLIST_DONE at its end, so the stream stays in step.
+ *
+ * A record hook (dlist_parser_set_record_hook) takes the elements of one
+ * list out of the tree as they complete -- the RECORD list of an APPLY
+ * MAILBOX, say -- so that a caller can handle a list of any length one
+ * element at a time.  Limits are counted exactly as without the hook.
  */
 #ifndef SR_DLIST_PARSE_H
 #define SR_DLIST_PARSE_H
@@ -63,6 +68,7 @@ enum dlist_parse_error {
 	DLIST_E_DEPTH,		/* nesting deeper than max_depth */
 	DLIST_E_ITEMS,		/* more than max_items nodes */
 	DLIST_E_SINK,		/* the file sink refused */
+	DLIST_E_HOOK,		/* the record hook refused */
 };
 
 struct dlist_parser;
@@ -100,5 +106,40 @@ enum dlist_parse_error dlist_parser_error(const struct dlist_parser *p);
 const char *dlist_parser_errstr(const struct dlist_parser *p);
 /* Bytes of the current entry consumed so far (file bodies excluded). */
 size_t dlist_parser_line_bytes(const struct dlist_parser *p);
+
+/*
+ * The record hook.  The hooked list is a list (not a kvlist) under key
+ * `key` directly inside a top-level kvlist: RECORD in
+ * "MAILBOX %(UNIQUEID x ... RECORD (%(UID 1 ...) %(UID 2 ...)))".
+ * Each element of that list is passed to record() the moment its last
+ * byte is read, in order (index counts from 0 within the entry), and is
+ * not appended to the list: the entry handed out by take() holds the
+ * list, empty.  record() always takes ownership of elem (free it with
+ * dlist_free(), refusing or not).  Non-zero from record() refuses the
+ * entry: feed() returns DLIST_ERROR with DLIST_E_HOOK, and
+ * dlist_parser_skip_line() works as after any other error.  Elements
+ * handed out still count towards max_items and max_line, so an entry is
+ * refused at the same byte with or without the hook.
+ */
+struct dlist_record_hook {
+	const char *key;	/* copied; e.g. "RECORD" */
+	int (*record)(void *arg, struct dlist *elem, size_t index);
+	void *arg;
+};
+
+/* Sets the hook for the next entries; NULL removes it. */
+void dlist_parser_set_record_hook(struct dlist_parser *p,
+    const struct dlist_record_hook *hook);
+/*
+ * In the current entry, or the one just DONE: the offset of the hooked
+ * list's "(" counted in bytes fed since the entry's first byte (every
+ * byte: literal and file-literal payloads included), or -1 if no hooked
+ * list was opened.  With "APPLY " stripped by the caller as the csync
+ * reader does, "MAILBOX %(A 1 RECORD (" gives 20: the entry's header
+ * is the bytes before it.
+ */
+int64_t dlist_parser_record_offset(const struct dlist_parser *p);
+/* Elements handed to the hook in the current (or just DONE) entry. */
+size_t dlist_parser_record_count(const struct dlist_parser *p);
 
 #endif
