@@ -706,6 +706,7 @@ link_replay_next(struct link *l)
 	    l->state == LINK_FAILED || l->state == LINK_LOGIN ||
 	    l->replica_died)
 		return;
+	link_big_free(&l->big);		/* no command: none of its text */
 	if (l->needs_resync) {
 		link_fail(l, "needs a full resync");	/* link_fail() says the rest */
 		return;
