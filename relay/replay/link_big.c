@@ -51,6 +51,7 @@ struct link_big {
 	struct dlist *batch;
 	uint32_t above_uid;
 	bool scan_done;
+	unsigned batches;		/* staged so far */
 	/* Sending. */
 	struct journal_body_stream *ts;
 	uint64_t pos;			/* text bytes read so far */
@@ -330,6 +331,7 @@ link_big_next_batch(const char *storedir, struct link_big *b,
 			return 0;
 	}
 	*batch = b->batch;
+	b->batches++;
 	return 1;
 }
 
@@ -371,8 +373,9 @@ link_big_send(struct link *l, struct link_big *b, struct dlist *cmd,
 	text.len -= 3;
 	buf_puts(&text, " RECORD ");
 	log_info("store=%s replica=%s event=big_command lsn=%llu bytes=%u "
-	    "note=\"streamed from the journal\"", l->st->name, l->rc.name,
-	    (unsigned long long)b->rec.lsn, b->rec.raw_len);
+	    "batches=%u note=\"streamed from the journal\"", l->st->name,
+	    l->rc.name, (unsigned long long)b->rec.lsn, b->rec.raw_len,
+	    b->batches);
 	link_send_text(l, text.s, text.len);
 	buf_free(&text);
 	link_big_pump(l);
@@ -405,10 +408,15 @@ link_big_pump(struct link *l)
 			return;
 		}
 		if (got == 0) {
+			/* b goes with the connection if the write kills it. */
+			void (*k)(struct link *, const char *, const char *) =
+			    b->k;
+
 			journal_body_stream_free(&b->ts);
 			buf_free(&b->chunk);
 			link_send_text(l, "\r\n", 2);
-			l->on_reply = b->k;
+			if (l->conn != NULL)
+				l->on_reply = k;
 			return;
 		}
 		if (b->pos < b->list_off)
