@@ -27,7 +27,9 @@ reconstruct, which is much faster than delivering them), and a real
            its shadow; VmHWM over the fresh process's idle VmRSS
 
 The ingest and replay VmHWM are the relay's peak since it started, so
-each line says whether that step raised it.  The replay gives up after REPLAY_TIMEOUT
+each line says whether that step raised it.  BIGBOX_FRESH_REPLAY=1
+(environment) restarts the relay between ingest and replay, so that the
+replay's peak is measured apart from what ingest left.  The replay gives up after REPLAY_TIMEOUT
 seconds (environment, 600): past 65,536 bodies it is quadratic (see
 docs/scale.md).
 """
@@ -162,6 +164,19 @@ def main():
               "VmHWM %.1f MiB (+%.1f over idle), VmRSS after %.1f MiB"
               % (t, st["VmHWM"], st["VmHWM"] - idle, st["VmRSS"]),
               flush=True)
+        if os.environ.get("BIGBOX_FRESH_REPLAY"):
+            # The replay's own peak, apart from what ingest left: a new
+            # relay process on the same journal (r1's pause is kept).
+            pk.stop.set()
+            relay.stop(60)
+            relay.start()
+            pid = relay.proc.pid
+            time.sleep(2)
+            idle = status(pid)["VmRSS"]
+            print("  relay   restarted, r1 still paused: idle VmRSS %.1f "
+                  "MiB" % idle, flush=True)
+            pk = Peak(pid)
+            pk.start()
         t0 = time.time()
         relay.ctl("resume", "s1", "r1")
         try:

@@ -189,6 +189,12 @@ void journal_reader_free(struct journal_reader **rp);
 /* Moves the reader's upper bound (a live reader follows the durable LSN). */
 void journal_reader_set_upto(struct journal_reader *r, uint64_t upto);
 /*
+ * From now on next() leaves the text of a command record over max bytes
+ * (rec->raw_len) unread: raw comes back empty, and the caller reads the
+ * text in pieces with journal_text_stream_open_at().  0: no limit.
+ */
+void journal_reader_set_max_text(struct journal_reader *r, size_t max);
+/*
  * Reads the next record into rec.  For records other than bodies the
  * decompressed bytes replace raw's contents.  Returns 1, 0 at the end,
  * or a negative errno (-EBADMSG: a record failed its checksum), with a
@@ -231,6 +237,14 @@ struct journal_body_stream *journal_body_stream_open(const char *dir,
  * pass its checks and be the body at lsn, or the open fails.
  */
 struct journal_body_stream *journal_body_stream_open_at(const char *dir,
+    const struct fileops *fops, uint64_t lsn, uint64_t segment,
+    uint64_t offset, struct journal_record *rec, char *err, size_t err_len);
+/*
+ * The same for the command record at lsn: read() yields its text (what
+ * next() would have put in raw) in pieces, and fails with -EBADMSG if it
+ * does not come to rec->raw_len bytes.
+ */
+struct journal_body_stream *journal_text_stream_open_at(const char *dir,
     const struct fileops *fops, uint64_t lsn, uint64_t segment,
     uint64_t offset, struct journal_record *rec, char *err, size_t err_len);
 ssize_t journal_body_stream_read(struct journal_body_stream *bs,

@@ -36,6 +36,7 @@ struct journal_reader {
 	bool trimmed;		/* fd closed by trim: reopen at off */
 	uint64_t off;		/* next record's offset */
 	uint64_t from, upto;
+	size_t max_text;	/* 0, or leave command texts over it unread */
 	uint64_t last;		/* LSN of the last record seen */
 	uint64_t torn_seg, torn_off, torn_bytes;	/* a torn tail seen */
 	const char *torn_why;
@@ -133,6 +134,12 @@ void
 journal_reader_set_upto(struct journal_reader *r, uint64_t upto)
 {
 	r->upto = upto;
+}
+
+void
+journal_reader_set_max_text(struct journal_reader *r, size_t max)
+{
+	r->max_text = max;
 }
 
 const char *
@@ -252,6 +259,12 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 			r->last = rec->lsn;
 			if (rec->lsn < r->from)
 				continue;
+			if (rec->type != JOURNAL_BODY && raw != NULL &&
+			    r->max_text && rec->raw_len > r->max_text) {
+				/* Too big to hold: the caller streams it. */
+				buf_reset(raw);
+				return 1;
+			}
 			if (rec->type != JOURNAL_BODY && raw != NULL &&
 			    (e = decompress(r, rec, raw)) < 0)
 				return e;
@@ -377,11 +390,12 @@ journal_reader_torn_tail(const struct journal_reader *r, uint64_t *segment,
 	return 1;
 }
 
-/* ---- a body, piece by piece ------------------------------------------- */
+/* ---- a body (or a command's text), piece by piece --------------------- */
 
 struct journal_body_stream {
 	struct journal_reader *r;
 	struct journal_record rec;
+	uint8_t type;		/* of the record streamed */
 	uint64_t done_in;	/* payload bytes read */
 	uint64_t total_out;	/* decompressed bytes produced */
 	uint8_t in[65536];
@@ -399,14 +413,16 @@ journal_body_stream_open(const char *dir, const struct fileops *fops,
 	    err_len);
 }
 
-struct journal_body_stream *
-journal_body_stream_open_at(const char *dir, const struct fileops *fops,
+/* Opens the record at lsn, of type type, for journal_body_stream_read(). */
+static struct journal_body_stream *
+stream_open(const char *dir, const struct fileops *fops, uint8_t type,
     uint64_t lsn, uint64_t segment, uint64_t offset,
     struct journal_record *rec, char *err, size_t err_len)
 {
 	struct journal_body_stream *bs = xcalloc(1, sizeof(*bs));
 	int e;
 
+	bs->type = type;
 	bs->r = journal_reader_new(dir, fops, lsn, lsn, err, err_len);
 	if (bs->r == NULL) {
 		free(bs);
@@ -424,8 +440,9 @@ journal_body_stream_open_at(const char *dir, const struct fileops *fops,
 		bs->r->off = offset;
 	}
 	if (journal_reader_next(bs->r, &bs->rec, NULL) != 1 ||
-	    bs->rec.lsn != lsn || bs->rec.type != JOURNAL_BODY) {
-		snprintf(err, err_len, "no body record at LSN %llu",
+	    bs->rec.lsn != lsn || bs->rec.type != type) {
+		snprintf(err, err_len, "no %s record at LSN %llu",
+		    type == JOURNAL_BODY ? "body" : "command",
 		    (unsigned long long)lsn);
 		journal_body_stream_free(&bs);
 		return NULL;
@@ -440,6 +457,24 @@ journal_body_stream_open_at(const char *dir, const struct fileops *fops,
 	EVP_DigestInit_ex(bs->sha, EVP_sha1(), NULL);
 	*rec = bs->rec;
 	return bs;
+}
+
+struct journal_body_stream *
+journal_body_stream_open_at(const char *dir, const struct fileops *fops,
+    uint64_t lsn, uint64_t segment, uint64_t offset,
+    struct journal_record *rec, char *err, size_t err_len)
+{
+	return stream_open(dir, fops, JOURNAL_BODY, lsn, segment, offset, rec,
+	    err, err_len);
+}
+
+struct journal_body_stream *
+journal_text_stream_open_at(const char *dir, const struct fileops *fops,
+    uint64_t lsn, uint64_t segment, uint64_t offset,
+    struct journal_record *rec, char *err, size_t err_len)
+{
+	return stream_open(dir, fops, JOURNAL_COMMAND, lsn, segment, offset,
+	    rec, err, err_len);
 }
 
 ssize_t
@@ -481,7 +516,8 @@ journal_body_stream_read(struct journal_body_stream *bs, struct buf *out,
 		bs->in_pos = ib.pos;
 		if (ret == 0)
 			bs->frame_done = true;
-		EVP_DigestUpdate(bs->sha, out->s + out->len, ob.pos);
+		if (bs->type == JOURNAL_BODY)
+			EVP_DigestUpdate(bs->sha, out->s + out->len, ob.pos);
 		out->len += ob.pos;
 		out->s[out->len] = '\0';
 		produced += ob.pos;
@@ -494,8 +530,11 @@ journal_body_stream_read(struct journal_body_stream *bs, struct buf *out,
 
 			EVP_DigestFinal_ex(bs->sha, d, &dl);
 			bs->finished = true;
-			if (!bs->frame_done || bs->total_out != bs->rec.raw_len ||
-			    dl != 20 || memcmp(d, bs->rec.guid, 20) != 0)
+			if (!bs->frame_done || bs->total_out != bs->rec.raw_len)
+				return -EBADMSG;
+			/* A command has no GUID: its CRC was checked. */
+			if (bs->type == JOURNAL_BODY && (dl != 20 ||
+			    memcmp(d, bs->rec.guid, 20) != 0))
 				return -EBADMSG;
 		}
 	}

@@ -31,6 +31,7 @@
 #include "protocol/saslcli.h"
 #include "protocol/tlsctx.h"
 #include "relay/conn.h"
+#include "relay/replay/link_big.h"
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
 
@@ -75,6 +76,8 @@ link_reset_session(struct link *l)
 	link_whole_end(l);
 	dlist_free(&l->pending);
 	l->pending_seed = false;
+	link_big_free(&l->big);
+	link_big_free(&l->pending_big);
 	link_forget_bodies(l);
 	dlist_free(&l->missing);
 	journal_body_stream_free(&l->bs);

@@ -155,6 +155,8 @@ struct link {
 	struct dlist *cmd;		/* its APPLY entry */
 	struct dlist *pending;		/* read ahead, not folded into cmd */
 	bool pending_seed;		/* it is a seed record: not sent */
+	/* cmd's (pending's) text when too big to hold: link_big.h */
+	struct link_big *big, *pending_big;
 	struct seen_body *seen;		/* bodies replay passed, newest last */
 	size_t nseen, seen_alloc;
 	uint32_t *seen_hash;		/* open addressing: index + 1 in seen */

@@ -32,6 +32,7 @@
 #include "protocol/result.h"
 #include "relay/conn.h"
 #include "relay/getcmd_full.h"
+#include "relay/replay/link_big.h"
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
 #include "storage/fold.h"
@@ -46,6 +47,15 @@ static void mailbox_state_reply(struct link *l, const char *verb,
     const char *text);
 static void other_reply(struct link *l, const char *verb, const char *text);
 static void skip_to(struct link *l, uint64_t lsn);
+static void reserve_batch(struct link *l);
+
+/* l->cmd is a big journal record's header, its text in l->big (a repair
+ * or a retry sends what the shadow holds instead). */
+static bool
+big_active(const struct link *l)
+{
+	return l->big != NULL && !l->repairing;
+}
 
 /*
  * The replica refused l->cmd's mailbox and nothing here can fix it: park
@@ -96,7 +106,8 @@ link_kick(struct link *l)
 {
 	if (l->conn == NULL)
 		return;
-	if (l->bs != NULL || l->stream_fd >= 0 || (l->missing != NULL &&
+	if (l->bs != NULL || l->stream_fd >= 0 || link_big_sending(l) ||
+	    (l->missing != NULL &&
 	    l->on_reply == NULL && l->next_file != NULL))
 		link_pump_files(l);
 	else
@@ -124,6 +135,7 @@ link_advance(struct link *l)
 	dlist_free(&l->repair_queue);
 	dlist_free(&l->cmd);
 	link_whole_end(l);
+	link_big_free(&l->big);
 	dlist_free(&l->missing);
 	/*
 	 * The replica keeps every body staged on this connection until
@@ -227,7 +239,6 @@ mailbox_reply(struct link *l, const char *verb, const char *text)
 	park_mailbox(l, false, "APPLY MAILBOX: %s %s", verb, text);
 }
 
-static void stage(struct link *l);
 
 /* A mailbox sent whole: the next page to stage, else the text. */
 static void
@@ -241,7 +252,7 @@ send_whole(struct link *l)
 			link_fail(l, "sending a mailbox whole: %s", why);
 			return;
 		}
-		stage(l);
+		reserve_batch(l);
 		return;
 	}
 	l->on_reply = mailbox_reply;
@@ -252,11 +263,22 @@ send_whole(struct link *l)
 static void
 send_mailbox(struct link *l)
 {
-	if (l->whole != NULL) {
+	if (l->whole != NULL)
 		send_whole(l);
-		return;
-	}
-	link_send_cmd(l, "APPLY", l->cmd, mailbox_reply);
+	else if (big_active(l))
+		link_big_send(l, l->big, l->cmd, mailbox_reply);
+	else
+		link_send_cmd(l, "APPLY", l->cmd, mailbox_reply);
+}
+
+/* The bodies of a batch are staged: the next batch, or the command. */
+static void
+staged(struct link *l)
+{
+	if (big_active(l))
+		reserve_batch(l);
+	else
+		send_mailbox(l);
 }
 
 static void
@@ -270,7 +292,7 @@ message_reply(struct link *l, const char *verb, const char *text)
 		link_pump_files(l);		/* the next batch */
 		return;
 	}
-	send_mailbox(l);
+	staged(l);
 }
 
 /*
@@ -283,7 +305,8 @@ message_reply(struct link *l, const char *verb, const char *text)
 static int
 fetch_body(struct link *l, const char *guid)
 {
-	const struct dlist *recs = dlist_get(l->cmd, "RECORD"), *e;
+	const struct dlist *recs = big_active(l) ? link_big_batch(l->big) :
+	    dlist_get(l->cmd, "RECORD"), *e;
 	const char *name = NULL, *uniqueid = NULL, *part = NULL;
 	struct dlist *get;
 	uint64_t uid = 0;
@@ -328,7 +351,10 @@ link_pump_files(struct link *l)
 			link_fail(l, "sending a mailbox whole: %s", why);
 		return;
 	}
-
+	if (link_big_sending(l)) {
+		link_big_pump(l);
+		return;
+	}
 	while (l->conn && l->on_reply == NULL &&
 	    conn_out_pending(l->conn) < CONN_OUT_HIGH) {
 		if (l->bytes_bucket.rate > 0 && link_throttled(l)) {
@@ -495,7 +521,7 @@ reserve_reply(struct link *l, const char *verb, const char *text)
 					dlist_add_atom(l->missing, NULL, g->s);
 		}
 	if (l->missing->nchildren == 0) {
-		send_mailbox(l);
+		staged(l);
 		return;
 	}
 	l->next_file = l->missing->head;
@@ -575,25 +601,17 @@ mailbox_state_reply(struct link *l, const char *verb, const char *text)
 		send_whole(l);
 		return;
 	}
-	stage(l);
+	reserve_batch(l);
 }
 
-/*
- * Stages the body of every record of l->cmd above the replica's
- * LAST_UID: the replica parses new records' files even when they
- * arrive already expunged.  An expunged record whose body the master
- * never sent (it was unlinked there) goes without.  Then the command.
- */
-static void
-stage(struct link *l)
+/* The GUIDs of records above the replica's LAST_UID, as a new list. */
+static struct dlist *
+guids_to_stage(struct link *l, const struct dlist *records)
 {
-	const struct dlist *records, *r;
-	struct dlist *reserve, *guids;
-	const char *name = NULL;
+	const struct dlist *r;
+	struct dlist *guids = dlist_new_list("GUID");
 	uint64_t v;
 
-	guids = dlist_new_list("GUID");
-	records = dlist_get(l->cmd, "RECORD");
 	for (r = records ? records->head : NULL; r; r = r->next) {
 		const struct dlist *fl = dlist_get(r, "FLAGS"), *f;
 		struct shadow_body b;
@@ -608,6 +626,45 @@ stage(struct link *l)
 				expunged = true;
 		if (!expunged || shadow_body_get(l->st->shadow, g, &b) == 0)
 			dlist_add_atom(guids, NULL, g);
+	}
+	return guids;
+}
+
+/*
+ * Stage the body of every record above the replica's LAST_UID: the
+ * replica parses new records' files even when they arrive already
+ * expunged.  An expunged record whose body the master never sent (it
+ * was unlinked there) goes without.  A big command's records come a
+ * batch at a time (link_big.c), each batch staged before the next.
+ */
+static void
+reserve_batch(struct link *l)
+{
+	const struct dlist *records;
+	struct dlist *reserve, *guids;
+	const char *name = NULL;
+	char err[256];
+
+	for (;;) {
+		int e = 1;
+
+		if (big_active(l))
+			e = link_big_next_batch(l->st->dir, l->big,
+			    l->r_last_uid, &records, err, sizeof(err));
+		else
+			records = dlist_get(l->cmd, "RECORD");
+		if (e < 0) {
+			link_fail(l, "reading the journal: %s", err);
+			return;
+		}
+		if (e == 0) {
+			send_mailbox(l);
+			return;
+		}
+		guids = guids_to_stage(l, records);
+		if (guids->nchildren > 0 || !big_active(l))
+			break;
+		dlist_free(&guids);
 	}
 	if (guids->nchildren == 0) {
 		dlist_free(&guids);
@@ -705,6 +762,7 @@ link_replay_next(struct link *l)
 	    l->state == LINK_FAILED || l->state == LINK_LOGIN ||
 	    l->replica_died)
 		return;
+	link_big_free(&l->big);		/* no command: none of its text */
 	if (l->needs_resync) {
 		link_fail(l, "needs a full resync");	/* link_fail() says the rest */
 		return;
@@ -733,6 +791,7 @@ link_replay_next(struct link *l)
 			link_fail(l, "%s", err);
 			return;
 		}
+		journal_reader_set_max_text(l->jr, link_big_threshold());
 	}
 	journal_reader_set_upto(l->jr, journal_durable_lsn(l->st->journal));
 	/* A parked entry due for a retry goes first (the cursor stays). */
@@ -758,11 +817,15 @@ link_replay_next(struct link *l)
 		l->cmd = l->pending;
 		l->lsn = l->pending_lsn;
 		l->pending = NULL;
+		link_big_free(&l->big);
+		l->big = l->pending_big;
+		l->pending_big = NULL;
 		if (l->pending_seed || (link_is_mailbox_update(l->cmd) &&
 		    repaired_since(l, l->cmd, l->lsn)) ||
 		    link_park_skips(l, l->cmd)) {
 			l->pending_seed = false;
 			dlist_free(&l->cmd);
+			link_big_free(&l->big);
 			skip_to(l, l->lsn);
 		}
 	}
@@ -773,9 +836,11 @@ link_replay_next(struct link *l)
 	 * command that does not fold waits in l->pending.
 	 */
 	while (l->cmd == NULL || (link_is_mailbox_update(l->cmd) &&
-	    folded < MAX_FOLD && (l->records_bucket.rate <= 0 ||
+	    l->big == NULL && folded < MAX_FOLD &&
+	    (l->records_bucket.rate <= 0 ||
 	    (double)folded + 1 < l->records_bucket.tokens))) {
-		struct dlist *next;
+		struct dlist *next = NULL;
+		struct link_big *big = NULL;
 
 		e = journal_reader_next(l->jr, &rec, &raw);
 		if (e <= 0)
@@ -790,7 +855,25 @@ link_replay_next(struct link *l)
 			link_remember_body(l, &rec);
 			continue;
 		}
-		next = fold_parse_record(raw.s, raw.len, &seed);
+		seed = false;
+		if (raw.len != rec.raw_len) {
+			/* Too big to hold whole: read in pieces (link_big.c),
+			 * or whole if it is not an APPLY MAILBOX. */
+			e = link_big_open(l->st->dir, &rec, &next, &big, err,
+			    sizeof(err));
+			if (e == 0)
+				e = link_big_read_whole(l->st->dir, &rec, &raw,
+				    err, sizeof(err));
+			if (e < 0) {
+				buf_free(&raw);
+				dlist_free(&l->cmd);
+				link_fail(l, "reading the journal: %s", err);
+				return;
+			}
+			e = 1;
+		}
+		if (big == NULL)
+			next = fold_parse_record(raw.s, raw.len, &seed);
 		if (next == NULL) {
 			buf_free(&raw);
 			dlist_free(&l->cmd);
@@ -817,6 +900,7 @@ link_replay_next(struct link *l)
 			/* Already there (a repair sent a later state), or
 			 * parked (a retry will send it whole). */
 			dlist_free(&next);
+			link_big_free(&big);
 			skip_to(l, rec.lsn);
 			if (++skipped < MAX_SKIP)
 				continue;
@@ -830,9 +914,10 @@ link_replay_next(struct link *l)
 		if (l->cmd == NULL) {
 			l->cmd = next;
 			l->lsn = rec.lsn;
+			l->big = big;		/* then nothing folds into it */
 			continue;
 		}
-		if (link_is_mailbox_update(next) &&
+		if (big == NULL && link_is_mailbox_update(next) &&
 		    link_same_str(next, l->cmd, "UNIQUEID") &&
 		    link_same_str(next, l->cmd, "MBOXNAME")) {
 			link_fold_mailbox(next, l->cmd);
@@ -844,6 +929,7 @@ link_replay_next(struct link *l)
 		}
 		l->pending = next;
 		l->pending_lsn = rec.lsn;
+		l->pending_big = big;
 		break;
 	}
 	buf_free(&raw);
