@@ -10,6 +10,11 @@ passed=0
 failed=0
 for t in "$@"; do
 	name=$(basename "$t")
+	if [ -f "$t" ] && [ ! -x "$t" ]; then
+		echo "FAIL $name: not executable (chmod +x it)"
+		failed=$((failed + 1))
+		continue
+	fi
 	out=$(mktemp)
 	if [ -x "$t" ]; then
 		cmd="$t"
