@@ -17,6 +17,12 @@ reconstruct, which is much faster than delivering them), and a real
            after (the peak above idle is what the mailbox cost)
   replay   r1 resumed (the replica emptied with APPLY UNUSER first):
            until r1's cursor reaches the journal's end; VmHWM again
+  audit    the relay restarted, idle; on the replica, behind the
+           relay's back, flags changed on 5 messages and one expunged
+           over IMAP; syncrelayctl audit s1 r1: the replica's GET
+           FULLMAILBOX answer compared record by record as it arrives
+           (relay/ops/audit_rec.c); time, what it named, and VmHWM
+           over that idle
   get      the relay restarted (a fresh process: what ingest and
            replay left in its heap does not hide what comes next), idle
            again; GET FULLMAILBOX user.big asked of it and read: time,
@@ -26,6 +32,8 @@ reconstruct, which is much faster than delivering them), and a real
            the relay finds the mailbox missing and sends it whole from
            its shadow; VmHWM over the fresh process's idle VmRSS
 
+BIGBOX_UNTIL=audit (environment) stops after the audit step.
+
 The ingest and replay VmHWM are the relay's peak since it started, so
 each line says whether that step raised it.  BIGBOX_FRESH_REPLAY=1
 (environment) restarts the relay between ingest and replay, so that the
@@ -33,6 +41,7 @@ replay's peak is measured apart from what ingest left.  The replay gives up afte
 seconds (environment, 600): past 65,536 bodies it is quadratic (see
 docs/scale.md).
 """
+import json
 import os
 import re
 import shutil
@@ -48,8 +57,8 @@ sys.path.insert(0, os.path.join(SRCDIR, "tests/integration"))
 
 import cyrus  # noqa: E402
 from harness import authed_client  # noqa: E402
-from relaytest import (CyrusPath, cursor_lsn, relay_lsn,  # noqa: E402
-                       wait_caught_up)
+from relaytest import (CyrusPath, cursor_lsn, imap_steps,  # noqa: E402
+                       relay_lsn, wait_caught_up)
 
 REPLAY_TIMEOUT = int(os.environ.get("REPLAY_TIMEOUT", "600"))
 
@@ -194,6 +203,35 @@ def main():
                                      st["VmHWM"] - idle), flush=True)
         pk.stop.set()
         print("  largest VmRSS polled: %.1f MiB" % pk.peak)
+        relay.stop(60)
+        relay.start()
+        pid = relay.proc.pid
+        wait_caught_up(relay, timeout=REPLAY_TIMEOUT)
+        time.sleep(2)
+        idle3 = status(pid)["VmRSS"]
+        uids = [u for u in (10, n // 4, n // 2, 3 * n // 4, n - 5) if u > 0]
+        imap_steps(replica, "big", ("select", ("INBOX",)),
+                   ("uid", ("STORE", ",".join(map(str, uids)), "+FLAGS",
+                            r"(\Answered)")),
+                   ("uid", ("STORE", "77", "+FLAGS", r"(\Deleted)")),
+                   ("expunge", ()))
+        t0 = time.time()
+        r = relay.ctl("audit", "s1", "r1", "--json", "--timeout", "1500",
+                      timeout=1800)
+        took = time.time() - t0
+        st = status(pid)
+        try:
+            what = "; ".join(d["what"] for d in json.loads(
+                r.stdout)["audits"][0]["mailboxes_differing"])
+        except (ValueError, KeyError, IndexError):
+            what = (r.stdout + r.stderr)[-300:]
+        print("  audit   relay restarted, idle VmRSS %.1f MiB; syncrelayctl "
+              "audit (exit %d): %.1f s; VmHWM %.1f MiB (+%.1f over idle)"
+              "\n          named: %s" % (idle3, r.returncode, took,
+                                        st["VmHWM"], st["VmHWM"] - idle3,
+                                        what), flush=True)
+        if os.environ.get("BIGBOX_UNTIL") == "audit":
+            return 0
         relay.stop(60)
         relay.start()
         pid = relay.proc.pid

@@ -48,6 +48,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "protocol/dlist.h"
+#include "protocol/dlist_parse.h"
 #include "relay/ops/audit.h"
 #include "relay/ops/audit_int.h"
 #include "relay/replay/link.h"
@@ -83,6 +84,8 @@ struct audit {
 	size_t nasked;		/* shared names in that MAILBOXES */
 	char op_key[32];	/* the user-state APPLY in flight */
 	answer_fn *on_answer;	/* what the answer in flight is for */
+	struct audit_rec *rec;	/* a FULLMAILBOX answer's records, merged
+				 * with the shadow as they come */
 	audit_done_fn done;
 	void *arg;
 };
@@ -155,6 +158,7 @@ answered(struct audit *a, struct dlist *untagged)
 	struct audit *self = a;
 
 	dlist_free(&untagged);
+	audit_rec_free(&a->rec);
 	a->in_flight = false;
 	if (a->abandoned) {
 		a->abandoned = false;
@@ -195,6 +199,36 @@ ask(struct audit *a, struct link *l, const char *verb,
 	if (rc == 0) {
 		a->on_answer = fn;
 		a->in_flight = true;
+	}
+	return rc;
+}
+
+/*
+ * Sends GET FULLMAILBOX for d's mailbox through l, its records compared
+ * with the shadow as they arrive (lacking: see audit_rec_new()), its
+ * answer to fn: 0, or -EBUSY.
+ */
+static int
+ask_full(struct audit *a, struct link *l, const struct diff *d,
+    bool lacking, answer_fn *fn)
+{
+	struct store *st = store_by_name(a->store);
+	struct dlist_record_hook hook = { "RECORD", audit_rec_record, NULL };
+	struct dlist *get;
+	int rc;
+
+	if (st == NULL)
+		return -ENOENT;
+	a->rec = audit_rec_new(st->shadow, d->uniqueid, lacking);
+	hook.arg = a->rec;
+	get = dlist_new_atom("FULLMAILBOX", d->name, strlen(d->name));
+	rc = link_command_records(l, "GET", get, &hook, reply_cb, a);
+	dlist_free(&get);
+	if (rc == 0) {
+		a->on_answer = fn;
+		a->in_flight = true;
+	} else {
+		audit_rec_free(&a->rec);
 	}
 	return rc;
 }
@@ -265,8 +299,7 @@ full_reply(struct audit *a, struct run *r, const char *verb,
 		r->d[a->asked].records = false;
 		r->next_full = a->asked + 1;
 	} else if (shadow_still(a)) {
-		audit_compare_records(store_by_name(a->store)->shadow,
-		    &r->d[a->asked], untagged);
+		audit_rec_finish(a->rec, &r->d[a->asked], untagged);
 		r->next_full = a->asked + 1;
 	}
 }
@@ -479,8 +512,7 @@ source_reply(struct audit *a, struct run *r, const char *verb,
 	} else if (strcmp(verb, "OK") != 0) {
 		why = xasprintf("%s answered GET FULLMAILBOX with %s %s",
 		    d->src, verb, text);
-	} else if ((n = audit_bodies_lacking(store_by_name(a->store)->shadow,
-	    d->uniqueid, untagged)) != 0) {
+	} else if ((n = audit_rec_lacking(a->rec, untagged)) != 0) {
 		why = n == UINT32_MAX ? xasprintf("%s lacks the mailbox",
 		    d->src) : xasprintf("%s lacks %u of them", d->src, n);
 	} else {
@@ -506,7 +538,6 @@ check_source(struct audit *a, struct run *r, size_t i)
 {
 	struct diff *d = &r->d[i];
 	struct link *o;
-	struct dlist *get;
 	bool waiting;
 
 	if (d->src_asked)
@@ -532,15 +563,13 @@ check_source(struct audit *a, struct run *r, size_t i)
 	}
 	if (!link_may_ask(o))
 		return false;
-	get = dlist_new_atom("FULLMAILBOX", d->name, strlen(d->name));
 	a->asked = i;
-	if (ask(a, o, "GET", get, source_reply) == 0) {
+	if (ask_full(a, o, d, true, source_reply) == 0) {
 		d->src_asked = true;
 		free(d->src);
 		d->src = xstrdup(link_name(o));
 		src_try(d, d->src);
 	}
-	dlist_free(&get);
 	return false;
 }
 
@@ -689,7 +718,7 @@ step(struct audit *a)
 	struct store *st = store_by_name(a->store);
 	struct run *r;
 	struct link *l;
-	struct dlist *get;
+	struct dlist *get = NULL;
 	bool late = ev_now(a->loop) > a->deadline;
 
 	if (a->cur >= a->nruns) {
@@ -765,11 +794,8 @@ step(struct audit *a)
 		a->nasked = i - r->next_shared;
 		ask(a, l, "GET", get, shared_reply);
 	} else {
-		const char *n = r->d[r->next_full].name;
-
 		a->asked = r->next_full;
-		get = dlist_new_atom("FULLMAILBOX", n, strlen(n));
-		ask(a, l, "GET", get, full_reply);
+		ask_full(a, l, &r->d[r->next_full], false, full_reply);
 	}
 	dlist_free(&get);
 }

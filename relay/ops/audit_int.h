@@ -83,13 +83,27 @@ struct diff *audit_compare_mailbox(struct shadow *sh, struct run *r,
  */
 void audit_compare_user(struct shadow *sh, struct run *r, const char *user,
     const struct dlist *rmbs);
-/* Compares GET FULLMAILBOX's answer (list) with d's mailbox's records. */
-void audit_compare_records(struct shadow *sh, struct diff *d,
+/*
+ * A GET FULLMAILBOX answer compared with the shadow record by record as
+ * it arrives (audit_rec.c), in bounded memory.  audit_rec_new() takes a
+ * snapshot of sh for the mailbox uniqueid when the question goes out
+ * (lacking: count the bodies another replica lacks rather than compare);
+ * audit_rec_record() is the link reader's record hook (arg: the
+ * audit_rec; it takes elem); after the reply, audit_rec_finish() adds
+ * what differs to d (as the answer list's MAILBOX entry, its RECORD
+ * list emptied by the hook, allows), or audit_rec_lacking() returns how
+ * many live shadow records have no body in the journal and are not
+ * (same UID and GUID) on that replica, UINT32_MAX if it lacks the
+ * mailbox.  At most MAX_NOTES (6) record differences are spelled out,
+ * the others counted.
+ */
+struct audit_rec;
+struct audit_rec *audit_rec_new(struct shadow *sh, const char *uniqueid,
+    bool lacking);
+void audit_rec_free(struct audit_rec **arp);
+int audit_rec_record(void *arg, struct dlist *elem, size_t index);
+void audit_rec_finish(struct audit_rec *ar, struct diff *d,
     const struct dlist *list);
-/* How many live shadow records of the mailbox have no body in the journal
- * and are not (same UID and GUID) in another replica's GET FULLMAILBOX
- * answer list; UINT32_MAX if the answer lacks the mailbox. */
-unsigned audit_bodies_lacking(struct shadow *sh, const char *uniqueid,
-    const struct dlist *list);
+unsigned audit_rec_lacking(struct audit_rec *ar, const struct dlist *list);
 
 #endif

@@ -18,6 +18,8 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "protocol/csync.h"
+#include "protocol/dlist_parse.h"
 #include "protocol/tlsctx.h"
 #include "relay/conn.h"
 #include "relay/replay/link_int.h"
@@ -529,6 +531,8 @@ query_reply(struct link *l, const char *verb, const char *text)
 	l->untagged = NULL;
 	l->query_cb = NULL;
 	l->fetch_sink_fd = -1;
+	if (l->reader)
+		csync_reader_set_record_hook(l->reader, NULL);
 	cb(l->query_arg, verb, text, untagged);
 	if (l->conn != NULL && l->on_reply == NULL)
 		link_replay_next(l);
@@ -551,6 +555,20 @@ link_command(struct link *l, const char *verb, const struct dlist *entry,
 	l->query_arg = arg;
 	link_send_cmd(l, verb, entry, query_reply);
 	return 0;
+}
+
+int
+link_command_records(struct link *l, const char *verb,
+    const struct dlist *entry, const struct dlist_record_hook *hook,
+    link_query_cb cb, void *arg)
+{
+	int r = link_command(l, verb, entry, cb, arg);
+
+	/* The reader is new with each connection: a lost one takes the
+	 * hook with it (cb is then called with "NO"). */
+	if (r == 0 && l->reader)
+		csync_reader_set_record_hook(l->reader, hook);
+	return r;
 }
 
 bool

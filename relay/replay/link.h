@@ -104,6 +104,17 @@ int link_query(struct link *l, const struct dlist *entry, link_query_cb cb,
  */
 int link_command(struct link *l, const char *verb, const struct dlist *entry,
     link_query_cb cb, void *arg);
+/*
+ * As link_command(), with hook set on the reply's reader until the reply
+ * (protocol/dlist_parse.h): each RECORD of a GET FULLMAILBOX answer goes
+ * to hook->record as it arrives, and the untagged MAILBOX entry handed
+ * to cb holds the RECORD list empty -- an answer of any size read in
+ * bounded memory.  hook->arg must live until cb is called.
+ */
+struct dlist_record_hook;
+int link_command_records(struct link *l, const char *verb,
+    const struct dlist *entry, const struct dlist_record_hook *hook,
+    link_query_cb cb, void *arg);
 bool link_caught_up(const struct link *l);
 /*
  * May the audit ask the replica one question now, within the link's

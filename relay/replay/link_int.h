@@ -168,6 +168,8 @@ struct link {
 	struct dlist *repair_ops;	/* APPLY RENAME/UNMAILBOX to send */
 	struct dlist *repair_queue;	/* full APPLY MAILBOX to send */
 	char repair_why[300];
+	char diag_reason[300];		/* a second refusal: the first record
+					 * the replica changed (link_repair.c) */
 	/* Mailboxes sent whole from the shadow: older records are moot.
 	 * MAX_REPAIRED entries, allocated at the first (4.6 KB an idle
 	 * link does not hold). */

@@ -13,7 +13,9 @@
  * record names is touched and every other difference is logged
  * (event=repair_left) and shown in status.  What only the master could
  * fix (records newer or extra on the replica) is looked into with GET
- * FULLMAILBOX and stops the link with the reason and the remedy.
+ * FULLMAILBOX and stops the link with the reason and the remedy; the
+ * answer's records are compared as they are read (the reader's record
+ * hook), so a mailbox of any size is looked into in bounded memory.
  *
  * The replay reaches this file only through link_repair_ops; it calls
  * the replay to send mailboxes and to go on.
@@ -26,19 +28,14 @@
 
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "protocol/csync.h"
+#include "protocol/dlist_parse.h"
 #include "protocol/result.h"
 #include "relay/getcmd_full.h"
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
 #include "storage/mboxname.h"
 #include "storage/shadow.h"
-
-struct diag {
-	struct link *l;
-	const struct dlist *rrecords;	/* the replica's RECORD list */
-	const struct dlist *r;		/* walks rrecords in UID order */
-	char *reason;
-};
 
 struct user_scan {
 	struct link *l;
@@ -108,33 +105,45 @@ repair_mailbox(struct link *l, const char *why)
 	link_ask_mailbox_state(l);
 }
 
+/*
+ * A record of the replica's GET FULLMAILBOX answer, handed over as it
+ * is read (the reader's record hook): compared with the shadow's record
+ * of its UID, and the first that only the master could fix is kept in
+ * l->diag_reason.  Nothing else is kept: an answer of any size is read
+ * in bounded memory.
+ */
 static int
-diag_record(void *arg, const struct shadow_record *m)
+diag_record(void *arg, struct dlist *r, size_t index)
 {
-	struct diag *d = arg;
+	struct link *l = arg;
+	struct shadow_record m;
+	const char *uniqueid = NULL;
 	uint64_t uid = 0, modseq = 0;
 	char g[41];
 
-	for (; d->r; d->r = d->r->next) {
-		if (dlist_get_num(d->r, "UID", &uid) < 0 || uid >= m->uid)
-			break;
+	(void)index;
+	if (l->diag_reason[0] == '\0' && l->cmd != NULL &&
+	    dlist_get_str(l->cmd, "UNIQUEID", &uniqueid) == 0 && uniqueid &&
+	    dlist_get_num(r, "UID", &uid) == 0 && uid <= UINT32_MAX &&
+	    shadow_record_get(l->st->shadow, uniqueid, (uint32_t)uid,
+	    &m) == 0) {
+		if (dlist_guid(dlist_get(r, "GUID"), g) == 0 &&
+		    strcmp(g, m.guid) != 0)
+			snprintf(l->diag_reason, sizeof(l->diag_reason),
+			    "UID %u holds another message on the replica "
+			    "(GUID %s, the master's is %s), so mail was "
+			    "delivered to the replica directly", m.uid, g,
+			    m.guid);
+		else if (dlist_get_num(r, "MODSEQ", &modseq) == 0 &&
+		    modseq > m.modseq)
+			snprintf(l->diag_reason, sizeof(l->diag_reason),
+			    "UID %u was changed on the replica (MODSEQ %llu "
+			    "there, %llu on the master)", m.uid,
+			    (unsigned long long)modseq,
+			    (unsigned long long)m.modseq);
+		shadow_record_free(&m);
 	}
-	if (d->r == NULL || uid != m->uid)
-		return 0;
-	if (dlist_guid(dlist_get(d->r, "GUID"), g) == 0 &&
-	    strcmp(g, m->guid) != 0) {
-		d->reason = xasprintf("UID %u holds another message on the "
-		    "replica (GUID %s, the master's is %s), so mail was "
-		    "delivered to the replica directly", m->uid, g, m->guid);
-		return 1;
-	}
-	if (dlist_get_num(d->r, "MODSEQ", &modseq) == 0 &&
-	    modseq > m->modseq) {
-		d->reason = xasprintf("UID %u was changed on the replica "
-		    "(MODSEQ %llu there, %llu on the master)", m->uid,
-		    (unsigned long long)modseq, (unsigned long long)m->modseq);
-		return 1;
-	}
+	dlist_free(&r);
 	return 0;
 }
 
@@ -145,9 +154,12 @@ diagnose_reply(struct link *l, const char *verb, const char *text)
 	struct shadow_mailbox mb;
 	const char *name = NULL, *uniqueid = NULL;
 	char user[256];
-	struct diag d = { l, NULL, NULL, NULL };
+	char *reason = NULL;
 	uint64_t r_last = 0, r_hms = 0;
 	bool parked;
+
+	if (l->reader)
+		csync_reader_set_record_hook(l->reader, NULL);
 
 	dlist_get_str(l->cmd, "MBOXNAME", &name);
 	dlist_get_str(l->cmd, "UNIQUEID", &uniqueid);
@@ -164,35 +176,34 @@ diagnose_reply(struct link *l, const char *verb, const char *text)
 	dlist_get_num(rmb, "LAST_UID", &r_last);
 	dlist_get_num(rmb, "HIGHESTMODSEQ", &r_hms);
 	if (r_last > mb.last_uid) {
-		d.reason = xasprintf("the replica holds UIDs up to %llu, the "
+		reason = xasprintf("the replica holds UIDs up to %llu, the "
 		    "master only up to %u, so mail was delivered to the "
 		    "replica directly", (unsigned long long)r_last,
 		    mb.last_uid);
 	} else {
-		d.rrecords = dlist_get(rmb, "RECORD");
-		d.r = d.rrecords ? d.rrecords->head : NULL;
-		shadow_record_each(l->st->shadow, uniqueid, 1, diag_record, &d);
-		if (d.reason == NULL && r_hms > mb.highestmodseq)
-			d.reason = xasprintf("the replica's HIGHESTMODSEQ %llu "
+		if (l->diag_reason[0] != '\0')
+			reason = xstrdup(l->diag_reason);
+		if (reason == NULL && r_hms > mb.highestmodseq)
+			reason = xasprintf("the replica's HIGHESTMODSEQ %llu "
 			    "is above the master's %llu, so it was changed "
 			    "directly", (unsigned long long)r_hms,
 			    (unsigned long long)mb.highestmodseq);
 	}
 	if (mboxname_userid(name ? name : "", user, sizeof(user)) < 0)
 		snprintf(user, sizeof(user), "?");
-	if (d.reason != NULL)
+	if (reason != NULL)
 		parked = link_park_mailbox(l, uniqueid, name, "repairing %s "
 		    "failed: %s; %s: resync it from the master (sync_client "
 		    "-u %s straight to the replica, which copies what only the "
 		    "replica has back to the master), then syncrelayctl retry "
-		    "%s %s", name ? name : "?", l->repair_why, d.reason, user,
+		    "%s %s", name ? name : "?", l->repair_why, reason, user,
 		    l->st->name, l->rc.name);
 	else
 		parked = link_park_mailbox(l, uniqueid, name, "repairing %s "
 		    "failed: %s (the replica's copy differs from the master's "
 		    "in a way the relay cannot tell)", name ? name : "?",
 		    l->repair_why);
-	free(d.reason);
+	free(reason);
 	shadow_mailbox_free(&mb);
 	if (parked)
 		repair_parked(l);
@@ -204,13 +215,20 @@ diagnose(struct link *l, const char *why)
 {
 	struct dlist *get;
 	const char *name = NULL;
+	struct dlist_record_hook hook = { "RECORD", diag_record, NULL };
 
 	snprintf(l->repair_why, sizeof(l->repair_why), "%s", why);
+	l->diag_reason[0] = '\0';
 	dlist_get_str(l->cmd, "MBOXNAME", &name);
 	get = dlist_new_atom("FULLMAILBOX", name ? name : "",
 	    strlen(name ? name : ""));
 	link_send_cmd(l, "GET", get, diagnose_reply);
 	dlist_free(&get);
+	/* Its records are compared as they come (diag_record()); a lost
+	 * connection takes the hook with its reader. */
+	hook.arg = l;
+	if (l->reader)
+		csync_reader_set_record_hook(l->reader, &hook);
 }
 
 static bool
