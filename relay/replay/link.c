@@ -148,6 +148,12 @@ link_free(struct link **lp)
 	link_park_free(l);
 	free(l->parked_path);
 	free(l->paused_path);
+	free(l->why);
+	free(l->last_error);
+	free(l->left_alone);
+	free(l->check_why);
+	free(l->banner);
+	free(l->needs_seed);
 	tlsctx_free(&l->tls_ctx);
 	buf_free(&l->mechs);
 	link_forget_bodies(l);
@@ -176,7 +182,7 @@ unfail(struct link *l)
 	if (l->state != LINK_FAILED)
 		return;
 	l->state = LINK_DOWN;
-	l->why[0] = '\0';
+	link_text_set(&l->why, LINK_WHY_MAX, "%s", "");
 	/* A parked list that could not be read must be, before replay. */
 	if (l->park_unread)
 		link_park_load(l);
@@ -371,20 +377,22 @@ link_stats(struct link *l, struct stats_link *out)
 	snprintf(out->state, sizeof(out->state), "%s", link_state_name(l->state));
 	out->paused = l->paused;
 	if (l->state == LINK_FAILED)
-		snprintf(out->reason, sizeof(out->reason), "%s", l->why);
+		snprintf(out->reason, sizeof(out->reason), "%s",
+		    LINK_TEXT(l->why));
 	else if (l->state == LINK_DOWN || l->state == LINK_CONNECTING)
 		snprintf(out->reason, sizeof(out->reason), "%s",
-		    l->last_error);
+		    LINK_TEXT(l->last_error));
 	snprintf(out->last_error, sizeof(out->last_error), "%s",
-	    l->last_error);
+	    LINK_TEXT(l->last_error));
 	out->last_error_time = l->last_error_time;
 	out->left_alone = l->nleft_alone;
 	out->audit_mismatched = l->audit_mismatched;
 	out->audit_time = l->audit_time;
 	out->checking = l->check_pending || l->check_running;
-	snprintf(out->check_why, sizeof(out->check_why), "%s", l->check_why);
+	snprintf(out->check_why, sizeof(out->check_why), "%s",
+	    LINK_TEXT(l->check_why));
 	snprintf(out->needs_seed, sizeof(out->needs_seed), "%s",
-	    l->needs_seed);
+	    LINK_TEXT(l->needs_seed));
 	out->seeding = l->seeding;
 	if (l->seeding) {
 		out->seed_total = l->seed_total;
@@ -414,7 +422,7 @@ link_stats(struct link *l, struct stats_link *out)
 			p->next_try = 0;
 	}
 	snprintf(out->left_alone_names, sizeof(out->left_alone_names), "%s",
-	    l->left_alone);
+	    LINK_TEXT(l->left_alone));
 	out->cursor_lsn = l->acked;
 	out->lag_records = head > l->acked ? head - l->acked : 0;
 	out->replay_rate = l->rate;
@@ -593,11 +601,11 @@ link_note_audit(struct link *l, uint64_t mismatched)
 	l->audit_time = ev_time();
 	l->audit_due_from = ev_now(l->loop);
 	l->audit_mismatched = mismatched;
-	if (mismatched == 0 && *l->needs_seed) {
+	if (mismatched == 0 && l->needs_seed != NULL) {
 		log_info("store=%s replica=%s event=seed_not_needed "
 		    "note=\"an audit found nothing differing\"", l->st->name,
 		    l->rc.name);
-		l->needs_seed[0] = '\0';
+		link_text_set(&l->needs_seed, LINK_SEED_MAX, "%s", "");
 	}
 }
 
@@ -628,8 +636,8 @@ link_seed(struct link *l, const char *from, char *err, size_t err_len)
 	l->seed_start = ev_time();
 	l->seed_total = l->seed_done = 0;
 	l->seed_bytes0 = l->replayed_bytes;
-	l->needs_seed[0] = '\0';
-	snprintf(l->check_why, sizeof(l->check_why), "seeding from the "
+	link_text_set(&l->needs_seed, LINK_SEED_MAX, "%s", "");
+	link_text_set(&l->check_why, LINK_LINE_MAX, "seeding from the "
 	    "shadow (syncrelayctl seed)");
 	l->check_pending = true;
 	log_warnx("store=%s replica=%s event=seed_start lsn=%llu from=%s",
@@ -659,7 +667,7 @@ const char *
 link_check_due(const struct link *l)
 {
 	return l->check_pending && !l->check_running && link_caught_up(l) ?
-	    l->check_why : NULL;
+	    LINK_TEXT(l->check_why) : NULL;
 }
 
 void
@@ -676,7 +684,7 @@ link_check_started(struct link *l)
 	l->check_running = true;
 	l->check_gen = l->seed_gen;
 	log_info("store=%s replica=%s event=check_start reason=\"%s\"",
-	    l->st->name, l->rc.name, l->check_why);
+	    l->st->name, l->rc.name, LINK_TEXT(l->check_why));
 }
 
 void
@@ -690,7 +698,7 @@ link_check_done(struct link *l, const char *why)
 		    l->st->name, l->rc.name);
 		return;
 	}
-	snprintf(l->needs_seed, sizeof(l->needs_seed), "%s", why);
+	link_text_set(&l->needs_seed, LINK_SEED_MAX, "%s", why);
 	log_warnx("store=%s replica=%s event=needs_seed reason=\"%s\"",
 	    l->st->name, l->rc.name, why);
 	link_note_error(l, "needs_seed", "needs a seed: %s", why);

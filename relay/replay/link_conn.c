@@ -270,11 +270,11 @@ on_input(struct conn *c, void *arg, const char *data, size_t n)
 			else if (text && strcmp(text, "STARTTLS") == 0)
 				l->offers_starttls = true;
 			else if (text && strncmp(text, "OK", 2) == 0) {
-				if (*l->banner && strcmp(l->banner, text) != 0)
+				if (l->banner && strcmp(l->banner, text) != 0)
 					link_check_needed(l, "the replica's "
 					    "banner changed (\"%s\", was "
 					    "\"%s\")", text, l->banner);
-				snprintf(l->banner, sizeof(l->banner), "%s",
+				link_text_set(&l->banner, LINK_LINE_MAX, "%s",
 				    text);
 				l->in_banner = false;
 				csync_reader_set_banner(l->reader, false);
@@ -360,7 +360,7 @@ tls_done(struct conn *c, void *arg, const char *err)
 
 	if (err != NULL) {
 		l->tls_failed = true;	/* retried with the backoff */
-		snprintf(l->why, sizeof(l->why), "%s", err);
+		link_text_set(&l->why, LINK_WHY_MAX, "%s", err);
 		log_warnx("store=%s replica=%s event=tls_failed addr=%s:%u "
 		    "error=\"%s\"", l->st->name, l->rc.name, l->rc.host,
 		    l->rc.port, err);
@@ -696,10 +696,11 @@ starttls_reply(struct link *l, const char *verb, const char *text)
 {
 	if (strcmp(verb, "OK") != 0) {
 		/* The replica could not set up TLS: maybe later. */
-		snprintf(l->why, sizeof(l->why), "STARTTLS: %s %s", verb, text);
+		link_text_set(&l->why, LINK_WHY_MAX, "STARTTLS: %s %s", verb,
+		    text);
 		log_warnx("store=%s replica=%s event=tls_failed addr=%s:%u "
 		    "error=\"%s\"", l->st->name, l->rc.name, l->rc.host,
-		    l->rc.port, l->why);
+		    l->rc.port, LINK_TEXT(l->why));
 		link_drop(l, "STARTTLS refused");
 		return;
 	}

@@ -9,9 +9,11 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/xmalloc.h"
 #include "protocol/csync.h"
 #include "relay/conn.h"
 #include "relay/replay/link_int.h"
@@ -27,6 +29,39 @@ link_state_name(enum link_state st)
 	return state_names[st];
 }
 
+void
+link_text_vset(char **text, size_t max, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	char *s;
+	int n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > max - 1)
+		n = (int)(max - 1);
+	s = NULL;
+	if (n > 0) {
+		s = xmalloc((size_t)n + 1);
+		vsnprintf(s, (size_t)n + 1, fmt, ap);
+	}
+	free(*text);
+	*text = s;
+}
+
+void
+link_text_set(char **text, size_t max, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	link_text_vset(text, max, fmt, ap);
+	va_end(ap);
+}
+
 /* Remembers the last error for status, and counts it by code. */
 void
 link_note_error(struct link *l, const char *code, const char *fmt, ...)
@@ -34,7 +69,7 @@ link_note_error(struct link *l, const char *code, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(l->last_error, sizeof(l->last_error), fmt, ap);
+	link_text_vset(&l->last_error, LINK_WHY_MAX, fmt, ap);
 	va_end(ap);
 	l->last_error_time = ev_now(l->loop);
 	stats_count_code(l->errors, &l->nerrors, code);
@@ -48,12 +83,12 @@ link_check_needed(struct link *l, const char *fmt, ...)
 	if (l->check_pending && !l->check_running)
 		return;		/* the first reason stands */
 	va_start(ap, fmt);
-	vsnprintf(l->check_why, sizeof(l->check_why), fmt, ap);
+	link_text_vset(&l->check_why, LINK_LINE_MAX, fmt, ap);
 	va_end(ap);
 	/* One running now started before this outage: check again. */
 	l->check_pending = true;
 	log_info("store=%s replica=%s event=check_needed reason=\"%s\"",
-	    l->st->name, l->rc.name, l->check_why);
+	    l->st->name, l->rc.name, LINK_TEXT(l->check_why));
 }
 
 void
@@ -119,19 +154,20 @@ link_fail(struct link *l, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(l->why, sizeof(l->why), fmt, ap);
+	link_text_vset(&l->why, LINK_WHY_MAX, fmt, ap);
 	va_end(ap);
 	/* A command cut short by retention fails for that reason. */
 	if (l->needs_resync)
-		snprintf(l->why, sizeof(l->why), "needs a full resync: the "
+		link_text_set(&l->why, LINK_WHY_MAX, "needs a full resync: the "
 		    "journal's size cap (journal_max_bytes) dropped records it "
 		    "never received; note the store's head LSN, run "
 		    "sync_client -A from the master straight to the replica, "
 		    "then syncrelayctl reset %s %s LSN", l->st->name,
 		    l->rc.name);
 	log_error("store=%s replica=%s event=link_failed lsn=%llu reason=\"%s\"",
-	    l->st->name, l->rc.name, (unsigned long long)l->lsn, l->why);
-	link_note_error(l, "link_failed", "%s", l->why);
+	    l->st->name, l->rc.name, (unsigned long long)l->lsn,
+	    LINK_TEXT(l->why));
+	link_note_error(l, "link_failed", "%s", LINK_TEXT(l->why));
 	link_set_state(l, LINK_FAILED);
 	link_drop(l, "link failed");
 }

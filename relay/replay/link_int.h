@@ -23,6 +23,7 @@
 #ifndef SR_LINK_INT_H
 #define SR_LINK_INT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -111,7 +112,13 @@ struct link {
 	char *password;
 	struct cursor *cursor;
 	enum link_state state;
-	char why[1024];
+	/*
+	 * Texts most links never hold, on the heap at their size (NULL:
+	 * none; read them through LINK_TEXT()): as 1 KB arrays they were
+	 * most of an idle link's 7.9 KB (issue 17).  At most the bytes of
+	 * the LINK_*_MAX below, the former arrays' sizes, are kept.
+	 */
+	char *why;			/* LINK_WHY_MAX */
 
 	int fd;
 	ev_io connect_w;
@@ -201,13 +208,13 @@ struct link {
 	double rate;			/* records/s acknowledged, smoothed */
 	double rate_t;			/* ev_now() of the last sample */
 	uint64_t rate_acked;
-	char last_error[1024];
+	char *last_error;		/* LINK_WHY_MAX */
 	double last_error_time;
 	struct stats_code_count errors[STATS_MAX_CODES];
 	size_t nerrors;
 	/* What the last user-level repair left alone: differences between
 	 * the replica and a partial shadow, which prove nothing. */
-	char left_alone[1024];
+	char *left_alone;		/* LINK_WHY_MAX */
 	unsigned nleft_alone;
 	/* Parked: what the replica refused and repair could not fix. */
 	struct link_parked *parked;
@@ -244,9 +251,9 @@ struct link {
 	 */
 	bool check_pending, check_running;
 	bool dropped;			/* the link itself closed (link_drop) */
-	char check_why[300];
-	char banner[300];		/* the last session's, to compare */
-	char needs_seed[600];		/* what the check could not repair */
+	char *check_why;		/* LINK_LINE_MAX */
+	char *banner;			/* the last session's, to compare */
+	char *needs_seed;		/* what the check could not repair */
 	/* syncrelayctl seed: the replica filled from the shadow (an audit
 	 * with repair after the cursor went to the head). */
 	bool seeding, seed_audited;
@@ -275,7 +282,21 @@ struct link {
 	uint64_t fetch_sink_size;
 };
 
+/* The texts of struct link (NULL: ""), and their sizes. */
+#define LINK_TEXT(s) ((s) != NULL ? (const char *)(s) : "")
+#define LINK_WHY_MAX 1024
+#define LINK_LINE_MAX 300	/* check_why, banner */
+#define LINK_SEED_MAX 600	/* needs_seed */
+
 /* link_core.c: state, errors and sending. */
+/*
+ * Sets *text to fmt's output cut to max - 1 bytes, allocated to its size
+ * (an empty one frees it: NULL); fmt may read the old *text.
+ */
+void link_text_set(char **text, size_t max, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void link_text_vset(char **text, size_t max, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 void link_note_error(struct link *l, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void link_set_state(struct link *l, enum link_state st);

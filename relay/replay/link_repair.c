@@ -309,15 +309,15 @@ replica_mailbox(const struct dlist *rmbs, const char *key, const char *v)
 static void
 leave_alone(struct link *l, const char *name, const char *what)
 {
-	size_t n = strlen(l->left_alone);
+	size_t n = strlen(LINK_TEXT(l->left_alone));
 
 	log_warnx("store=%s replica=%s event=repair_left mailbox=%s "
 	    "reason=\"%s; the relay has no complete list from the master "
 	    "for this user\"", l->st->name, l->rc.name, name, what);
 	if (l->nleft_alone++ < 8 && n + strlen(name) + 3 <
-	    sizeof(l->left_alone))
-		snprintf(l->left_alone + n, sizeof(l->left_alone) - n,
-		    "%s%s", n ? ", " : "", name);
+	    LINK_WHY_MAX)
+		link_text_set(&l->left_alone, LINK_WHY_MAX, "%s%s%s",
+		    LINK_TEXT(l->left_alone), n ? ", " : "", name);
 }
 
 /*
@@ -403,7 +403,7 @@ user_state_reply(struct link *l, const char *verb, const char *text)
 	l->repair_upto = shadow_lsn(l->st->shadow);
 	l->repair_ops = dlist_new_list(NULL);
 	l->repair_queue = dlist_new_list(NULL);
-	l->left_alone[0] = '\0';
+	link_text_set(&l->left_alone, LINK_WHY_MAX, "%s", "");
 	l->nleft_alone = 0;
 	/*
 	 * What the replica has and the master has not goes, as sync_client
@@ -455,7 +455,7 @@ user_state_reply(struct link *l, const char *verb, const char *text)
 	if (l->nleft_alone)
 		link_note_error(l, "repair_left", "repaired user %s: %s; left alone "
 		    "(no complete list from the master): %s%s", user,
-		    l->repair_why, l->left_alone, l->nleft_alone > 8 ?
+		    l->repair_why, LINK_TEXT(l->left_alone), l->nleft_alone > 8 ?
 		    ", ..." : "");
 	next_repair_step(l);
 }
