@@ -10,7 +10,10 @@ so that real Cyrus with a few hundred messages takes the big path: a
 one-shot sync_client -u, rolling changes of flags and expunges, replay to
 a real replica, which must end up identical to the master, a journal that
 verifies, and a big command refused mid-way (records out of UID order:
-nothing applied, nothing journaled, the next command fine).
+nothing applied, nothing journaled, the next command fine).  And a
+relay that lost its disk seeding a mailbox of a few hundred messages
+from the replica's GET FULLMAILBOX answer (relay/ingest/seed.c), its
+records spilled the same way (event=big_seed).
 """
 import os
 import re
