@@ -111,10 +111,9 @@ clean_tmpdir(const char *dir)
 }
 
 void
-bigbox_init(struct bigbox *b, struct csync_reader *r, const char *dir,
-    const char *store)
+bigbox_setup(struct bigbox *b, const char *dir, const char *store,
+    struct dlist_record_hook *hook)
 {
-	struct dlist_record_hook hook = { "RECORD", on_record, b };
 	size_t n = strlen(dir) + sizeof("/tmp");
 
 	memset(b, 0, sizeof(*b));
@@ -123,6 +122,18 @@ bigbox_init(struct bigbox *b, struct csync_reader *r, const char *dir,
 	snprintf(b->tmpdir, n, "%s/tmp", dir);
 	b->threshold = threshold();
 	b->held = dlist_new_list(NULL);
+	hook->key = "RECORD";
+	hook->record = on_record;
+	hook->arg = b;
+}
+
+void
+bigbox_init(struct bigbox *b, struct csync_reader *r, const char *dir,
+    const char *store)
+{
+	struct dlist_record_hook hook;
+
+	bigbox_setup(b, dir, store, &hook);
 	clean_tmpdir(b->tmpdir);
 	csync_reader_set_record_hook(r, &hook);
 }
@@ -174,23 +185,31 @@ uint64_t
 bigbox_journal(struct bigbox *b, struct journal *j, const struct dlist *entry,
     journal_done_fn *done, void *arg)
 {
+	return bigbox_journal_as(b, "APPLY", j, entry, done, arg);
+}
+
+uint64_t
+bigbox_journal_as(struct bigbox *b, const char *verb, struct journal *j,
+    const struct dlist *entry, journal_done_fn *done, void *arg)
+{
 	struct dlist_printer pr = { DLIST_PRINT_CLIENT, NULL, NULL };
 	struct buf head = BUF_INIT, tail = BUF_INIT;
 	uint64_t len;
 	bool bad;
 
 	if (b->spill == NULL) {
-		csync_print_command(&head, "APPLY", entry, &pr);
+		csync_print_command(&head, verb, entry, &pr);
 		head.len -= 2;
 		len = head.len;
 		journal_append(j, JOURNAL_COMMAND, head.s, head.len, done, arg);
 		buf_free(&head);
 		return len;
 	}
-	bad = spill_print_around("APPLY", entry, &head, &tail) < 0 ||
+	bad = spill_print_around(verb, entry, &head, &tail) < 0 ||
 	    spill_flush(b->spill) < 0;
 	len = head.len + spill_bytes(b->spill) + tail.len;
-	log_info("store=%s event=big_apply records=%zu bytes=%llu", b->store,
+	log_info("store=%s event=big_%s records=%zu bytes=%llu", b->store,
+	    strcmp(verb, "SEED") == 0 ? "seed" : "apply",
 	    spill_count(b->spill), (unsigned long long)len);
 	/* If it went wrong, announce one byte more than the file has: the
 	 * journal fails the record (-EIO) and keeps nothing of it. */

@@ -31,6 +31,7 @@
 #define BIGBOX_RECORDS 2000
 
 struct spill;
+struct dlist_record_hook;
 
 struct bigbox {
 	char *tmpdir;		/* <store dir>/tmp */
@@ -45,6 +46,13 @@ struct bigbox {
  * dir; logs store=NAME event=big_apply for each big command journaled. */
 void bigbox_init(struct bigbox *b, struct csync_reader *r, const char *dir,
     const char *store);
+/*
+ * As bigbox_init() for a reader set up elsewhere (a link's reply to a
+ * seed's GET FULLMAILBOX, seed.c): fills *hook, to be set on that
+ * reader, and leaves <dir>/tmp alone.
+ */
+void bigbox_setup(struct bigbox *b, const char *dir, const char *store,
+    struct dlist_record_hook *hook);
 /* Frees what b holds (not b); NULL-safe fields. */
 void bigbox_free(struct bigbox *b);
 /*
@@ -63,5 +71,10 @@ void bigbox_done(struct bigbox *b);
  */
 uint64_t bigbox_journal(struct bigbox *b, struct journal *j,
     const struct dlist *entry, journal_done_fn *done, void *arg);
+/* As bigbox_journal() for a command of another verb ("SEED": logged as
+ * event=big_seed). */
+uint64_t bigbox_journal_as(struct bigbox *b, const char *verb,
+    struct journal *j, const struct dlist *entry, journal_done_fn *done,
+    void *arg);
 
 #endif

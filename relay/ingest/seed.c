@@ -12,6 +12,12 @@
  * SEED_TIMEOUT ends the seed; the master then gets the shadow's answer
  * as it stands, which is always correct (it just makes the master send
  * more).
+ *
+ * A replica's answer to GET FULLMAILBOX is read as bigbox.c reads a
+ * master's APPLY MAILBOX: its records come one by one through the link
+ * reader's record hook (link_command_records()); a mailbox with more
+ * than BIGBOX_RECORDS of them is spilled to a file, applied from it and
+ * journaled from it, so a seed of any size takes bounded memory.
  */
 #include "autoconf.h"
 
@@ -25,7 +31,9 @@
 #include "lib/strset.h"
 #include "lib/xmalloc.h"
 #include "protocol/csync.h"
+#include "protocol/dlist_parse.h"
 #include "relay/replay/link.h"
+#include "relay/ingest/bigbox.h"
 #include "relay/ingest/seed.h"
 #include "relay/store.h"
 #include "storage/apply.h"
@@ -43,6 +51,8 @@ struct seed {
 	struct dlist *todo;		/* mailbox names to fetch whole */
 	struct dlist *extra;		/* SUB and QUOTA entries to take */
 	unsigned mailboxes, others;	/* taken so far */
+	struct bigbox big;		/* a FULLMAILBOX answer's records */
+	struct dlist_record_hook hook;	/* big's, for the link's reader */
 	ev_timer timer;
 	bool waiting;			/* a question is out */
 	bool abandoned;			/* timed out: the answer is moot */
@@ -51,6 +61,13 @@ struct seed {
 };
 
 static void next_step(struct seed *sd);
+
+static void
+seed_free(struct seed *sd)
+{
+	bigbox_free(&sd->big);
+	free(sd);
+}
 
 static const char *
 replica_name(const struct seed *sd)
@@ -75,7 +92,7 @@ finish(struct seed *sd, const char *why)
 	dlist_free(&sd->extra);
 	sd->done(sd->arg);
 	if (!sd->waiting)
-		free(sd);
+		seed_free(sd);
 	else
 		sd->abandoned = true;	/* freed when the answer comes */
 }
@@ -98,8 +115,10 @@ ask(struct seed *sd, const struct dlist *get)
 {
 	struct store *st = sd->st;
 
+	bigbox_done(&sd->big);
 	if (sd->li >= st->nlinks || st->links[sd->li] == NULL ||
-	    link_query(st->links[sd->li], get, on_answer, sd) < 0) {
+	    link_command_records(st->links[sd->li], "GET", get, &sd->hook,
+	    on_answer, sd) < 0) {
 		finish(sd, "the replica's link is busy or gone");
 		return;
 	}
@@ -216,15 +235,14 @@ static bool
 take(struct seed *sd, const struct dlist *e)
 {
 	static const struct apply_ctx replay = { true, true, true, true };
-	struct dlist_printer pr = { DLIST_PRINT_CLIENT, NULL, NULL };
 	struct store *st = sd->st;
 	struct apply_outcome out;
-	struct buf text = BUF_INIT;
 
 	if (journal_error(st->journal) != 0 || st->refuse_writes ||
 	    st->disk_full || shadow_begin(st->shadow) < 0)
 		return false;
-	apply_command(st->shadow, e, &replay, &out);
+	/* sd->big.spill: the records of a big FULLMAILBOX answer's e. */
+	apply_command_spilled(st->shadow, e, sd->big.spill, &replay, &out);
 	if (!out.changed) {
 		shadow_rollback(st->shadow);
 		log_info("store=%s event=seed_skipped sub=%s code=%s "
@@ -236,11 +254,8 @@ take(struct seed *sd, const struct dlist *e)
 		sd->mailboxes++;
 	else
 		sd->others++;
-	csync_print_command(&text, "SEED", e, &pr);
-	text.len -= 2;		/* the CRLF */
-	journal_append(st->journal, JOURNAL_COMMAND, text.s, text.len,
-	    written, sd);
-	buf_free(&text);
+	/* The journal dups the spill's fd: on_answer drops the spill. */
+	bigbox_journal_as(&sd->big, "SEED", st->journal, e, written, sd);
 	return true;
 }
 
@@ -264,13 +279,13 @@ on_answer(void *arg, const char *verb, const char *text,
     struct dlist *untagged)
 {
 	struct seed *sd = arg;
-	const struct dlist *e;
+	struct dlist *e, *last = NULL;
 	bool wrote = false;
 
 	sd->waiting = false;
 	if (sd->abandoned) {
 		dlist_free(&untagged);
-		free(sd);
+		seed_free(sd);
 		return;
 	}
 	ev_timer_stop(sd->st->loop, &sd->timer);
@@ -299,12 +314,22 @@ on_answer(void *arg, const char *verb, const char *text,
 		sd->extra = dlist_new_list(NULL);
 		take_listing(sd, untagged);
 	} else {
-		/* A GET FULLMAILBOX: the mailbox with every record. */
+		/* A GET FULLMAILBOX: the mailbox with every record.  The
+		 * records the hook took belong to the answer's MAILBOX
+		 * (Cyrus sends one): back into it if few, else spilled. */
+		for (e = untagged ? untagged->head : NULL; e; e = e->next)
+			if (e->key && strcmp(e->key, "MAILBOX") == 0)
+				last = e;
+		bigbox_line_end(&sd->big, last);
+		if (last == NULL)
+			bigbox_done(&sd->big);
 		for (e = untagged ? untagged->head : NULL; e && !wrote;
 		    e = e->next)
-			if (strcmp(e->key, "MAILBOX") == 0)
+			if (e->key && strcmp(e->key, "MAILBOX") == 0 &&
+			    (sd->big.spill == NULL || e == last))
 				wrote = take(sd, e);
 	}
+	bigbox_done(&sd->big);
 	dlist_free(&untagged);
 	if (!wrote)
 		next_step(sd);
@@ -468,13 +493,14 @@ seed_start(struct store *st, const struct dlist *entry,
 		snprintf(sd->user, sizeof(sd->user), "%s", get->s);
 	sd->done = done;
 	sd->arg = arg;
+	bigbox_setup(&sd->big, st->dir, st->name, &sd->hook);
 	ev_init(&sd->timer, timeout_cb);
 	sd->timer.data = sd;
 	if (li != (size_t)-1 && start_asking(sd, li) == 0)
 		return true;
 	if (!later) {
 		dlist_free(&sd->get);
-		free(sd);
+		seed_free(sd);
 		return false;
 	}
 	/* A replica that can be asked is still replaying what the master

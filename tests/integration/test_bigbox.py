@@ -10,12 +10,17 @@ so that real Cyrus with a few hundred messages takes the big path: a
 one-shot sync_client -u, rolling changes of flags and expunges, replay to
 a real replica, which must end up identical to the master, a journal that
 verifies, and a big command refused mid-way (records out of UID order:
-nothing applied, nothing journaled, the next command fine).
+nothing applied, nothing journaled, the next command fine).  And a
+relay that lost its disk seeding a mailbox of a few hundred messages
+from the replica's GET FULLMAILBOX answer (relay/ingest/seed.c), its
+records spilled the same way (event=big_seed).
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -175,6 +180,62 @@ def refused_big_command_leaves_nothing():
         wait_caught_up(relay)
         identical(master, replica, ["alice"])
         verify(relay)
+    finally:
+        path.stop()
+
+
+@test
+def a_big_mailbox_seeded_from_the_replica_is_spilled():
+    """A relay that lost its disk meets a pair whose replica holds the
+    mailbox: the master's rolling change asks about it, the relay seeds
+    it from the replica's GET FULLMAILBOX answer, records spilled past
+    the threshold (event=big_seed), and the replica ends identical."""
+    path = CyrusPath("syncrelay-bigbox-seed-", users=("alice",))
+    try:
+        log, relay, master, replica = (path.log, path.relay, path.master,
+                                       path.replica)
+        master.create_user("alice")
+        deliver_many(master, "alice", 300)
+        sync_user(master, "alice")
+        wait_caught_up(relay)
+        relay.stop()
+        shutil.rmtree(os.path.join(relay.dir, "data"))
+        relay.start()
+        mark = log.mark()
+        master.start_rolling()
+        try:
+            m = master.imap("alice")
+            try:
+                m.select("INBOX")
+                cyrus.imap_ok(*m.uid("STORE", "1:200", "+FLAGS",
+                                     r"(\Seen)"))
+            finally:
+                m.logout()
+            deliver_many(master, "alice", 5, first=300)
+            relay.wait_log("event=seeded", timeout=60)
+            time.sleep(2)
+        finally:
+            master.stop_rolling()
+        sync_user(master, "alice")      # what the rolling client left
+        seeds = [int(n) for n in re.findall(
+            r"event=big_seed records=(\d+) bytes=\d+", relay.logtext())]
+        check(seeds and max(seeds) >= 300, relay.logtext())
+        wait_caught_up(relay)
+        state = identical(master, replica, ["alice"])
+        eq(len(state["alice"]["mailboxes"]["INBOX"]["messages"]), 305)
+        # The shadow holds every record the replica sent.
+        c = authed_client(relay.port, "repl", cyrus.REPL_PASSWORD)
+        try:
+            c.send("GET FULLMAILBOX user.alice\r\n")
+            reply = read_reply(c)
+            check(reply[-1].startswith("OK"), reply[-1])
+            eq(len(re.findall(r"%\(UID \d+ ", reply[0])), 305)
+        finally:
+            c.close()
+        verify(relay)
+        no_errors(log, mark, relay)
+        check(not os.listdir(os.path.join(relay.dir, "data", "s1", "tmp")),
+              "a spill file was left behind")
     finally:
         path.stop()
 
