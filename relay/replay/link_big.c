@@ -190,9 +190,16 @@ link_big_open(const char *storedir, const struct journal_record *rec,
 	*out = NULL;
 	if ((ts = open_text(storedir, rec, err, err_len)) == NULL)
 		return -EBADMSG;
-	/* Only "APPLY MAILBOX": a seed or any other command goes whole. */
-	if (journal_body_stream_read(ts, &head, 16) < 0 || head.len < 16 ||
-	    memcmp(head.s, VERB "MAILBOX ", 14) != 0) {
+	/* A seed is never sent: known as one, it need not be read. */
+	if (journal_body_stream_read(ts, &head, 16) >= 0 && head.len >= 5 &&
+	    memcmp(head.s, "SEED ", 5) == 0) {
+		journal_body_stream_free(&ts);
+		buf_free(&head);
+		*hdr = dlist_new_kvlist("SEED");
+		return 2;
+	}
+	/* Only "APPLY MAILBOX": any other command goes whole. */
+	if (head.len < 16 || memcmp(head.s, VERB "MAILBOX ", 14) != 0) {
 		journal_body_stream_free(&ts);
 		buf_free(&head);
 		return 0;

@@ -33,8 +33,9 @@ size_t link_big_threshold(void);
  * last item gives 1: *hdr is the entry with RECORD empty (what the
  * SINCE guards and folding look at; the caller owns it: never to be
  * sent as it is, only by link_big_send()) and *out the state
- * the other calls need.  Any other command gives 0 (the caller reads it
- * whole, as a small one).  A damaged record gives a negative errno with
+ * the other calls need.  A SEED (state taken from a replica, never
+ * sent) gives 2 without being read: *hdr is an empty placeholder.  Any
+ * other command gives 0 (the caller reads it whole, as a small one).  A damaged record gives a negative errno with
  * err set.
  */
 int link_big_open(const char *storedir, const struct journal_record *rec,

@@ -861,6 +861,7 @@ link_replay_next(struct link *l)
 			 * or whole if it is not an APPLY MAILBOX. */
 			e = link_big_open(l->st->dir, &rec, &next, &big, err,
 			    sizeof(err));
+			seed = e == 2;	/* not read: a seed is never sent */
 			if (e == 0)
 				e = link_big_read_whole(l->st->dir, &rec, &raw,
 				    err, sizeof(err));
@@ -872,7 +873,7 @@ link_replay_next(struct link *l)
 			}
 			e = 1;
 		}
-		if (big == NULL)
+		if (big == NULL && !seed)
 			next = fold_parse_record(raw.s, raw.len, &seed);
 		if (next == NULL) {
 			buf_free(&raw);
