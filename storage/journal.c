@@ -564,8 +564,9 @@ process(struct journal *j, struct jop *op, bool *wrote)
 		r = journal_stream_data(j, op);
 		break;
 	case OP_BODY_END:
-		if (op->fd >= 0 && op->err)
-			break;		/* refused before the writer saw it */
+		if (op->err)
+			break;	/* a body kept aside, refused before the
+				 * writer saw it: its own error stands */
 		r = op->fd >= 0 ? journal_stream_body_file(j, op) :
 		    journal_stream_end(j, op);
 		*wrote = *wrote || (r == 0 && op->err == 0);
