@@ -80,12 +80,12 @@ shadow_uflag_each(struct shadow *s, const char *uniqueid,
 	return r;
 }
 
-int
-shadow_owner_each(struct shadow *s, int (*fn)(void *arg, const char *userid),
-    void *arg)
+/* Calls fn with the one text column of each row of sql, until non-zero. */
+static int
+text_each(struct shadow *s, const char *sql,
+    int (*fn)(void *arg, const char *text), void *arg)
 {
-	sqlite3_stmt *st = shadow_prep(s, "SELECT DISTINCT owner FROM mailbox "
-	    "WHERE owner IS NOT NULL ORDER BY owner");
+	sqlite3_stmt *st = shadow_prep(s, sql);
 	int r = 0, rc;
 
 	if (st == NULL)
@@ -97,17 +97,17 @@ shadow_owner_each(struct shadow *s, int (*fn)(void *arg, const char *userid),
 }
 
 int
+shadow_owner_each(struct shadow *s, int (*fn)(void *arg, const char *userid),
+    void *arg)
+{
+	return text_each(s, "SELECT DISTINCT owner FROM mailbox WHERE owner "
+	    "IS NOT NULL ORDER BY owner", fn, arg);
+}
+
+int
 shadow_shared_each(struct shadow *s, int (*fn)(void *arg, const char *name),
     void *arg)
 {
-	sqlite3_stmt *st = shadow_prep(s, "SELECT name FROM mailbox "
-	    "WHERE owner IS NULL ORDER BY name");
-	int r = 0, rc;
-
-	if (st == NULL)
-		return shadow_sqerr(s);
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		r = fn(arg, (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	return r;
+	return text_each(s, "SELECT name FROM mailbox WHERE owner IS NULL "
+	    "ORDER BY name", fn, arg);
 }
