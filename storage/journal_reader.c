@@ -194,12 +194,19 @@ journal_reader_trim(struct journal_reader *r)
 	}
 }
 
+/*
+ * The record's text.  The output grows as the frame yields it (from
+ * 64 KB, doubling, up to raw_len): a damaged header that passed its
+ * checksum (a forged one, as the fuzzer makes) cannot make the reader
+ * allocate the 4 GB a raw_len can claim before a byte decodes.
+ */
 static int
 decompress(struct journal_reader *r, const struct journal_record *rec,
     struct buf *raw)
 {
+	ZSTD_inBuffer in;
+	size_t want, ret = 1;
 	ssize_t n;
-	size_t got;
 
 	buf_reset(&r->payload);
 	if (buf_reserve(&r->payload, rec->payload_len) < 0)
@@ -212,19 +219,38 @@ decompress(struct journal_reader *r, const struct journal_record *rec,
 	if ((size_t)n != rec->payload_len)
 		return rfail(r, -EBADMSG, "record %llu cut short",
 		    (unsigned long long)rec->lsn);
-	buf_reset(raw);
-	if (buf_reserve(raw, rec->raw_len) < 0)
-		return rfail(r, -EFBIG, "record %llu too large",
-		    (unsigned long long)rec->lsn);
 	if (dctx(r) == NULL)
 		return rfail(r, -ENOMEM, "no memory for zstd");
-	got = ZSTD_decompressDCtx(r->dctx, raw->s, rec->raw_len, r->payload.s,
-	    rec->payload_len);
-	if (ZSTD_isError(got) || got != rec->raw_len)
+	ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_only);
+	in.src = r->payload.s;
+	in.size = rec->payload_len;
+	in.pos = 0;
+	buf_reset(raw);
+	want = rec->raw_len < (64 << 10) ? rec->raw_len : (64 << 10);
+	for (;;) {
+		ZSTD_outBuffer out;
+
+		if (raw->len == want)	/* full: grow; past raw_len by one
+					 * byte only, to see it overlong */
+			want = want == rec->raw_len ? want + 1 :
+			    want > rec->raw_len / 2 ? rec->raw_len : want * 2;
+		if (buf_reserve(raw, want - raw->len) < 0)
+			return rfail(r, -EFBIG, "record %llu too large",
+			    (unsigned long long)rec->lsn);
+		out.dst = raw->s;
+		out.size = want;
+		out.pos = raw->len;
+		ret = ZSTD_decompressStream(r->dctx, &out, &in);
+		raw->len = out.pos;
+		if (ZSTD_isError(ret) || ret == 0 || raw->len > rec->raw_len ||
+		    (raw->len < want && in.pos == in.size))
+			break;		/* done, damaged, or cut short */
+	}
+	if (ZSTD_isError(ret) || ret != 0 || in.pos != in.size ||
+	    raw->len != rec->raw_len)
 		return rfail(r, -EBADMSG, "record %llu does not decompress to "
 		    "its %u bytes", (unsigned long long)rec->lsn, rec->raw_len);
-	raw->len = got;
-	raw->s[got] = '\0';
+	raw->s[raw->len] = '\0';
 	return 0;
 }
 
@@ -232,6 +258,8 @@ int
 journal_reader_next(struct journal_reader *r, struct journal_record *rec,
     struct buf *raw)
 {
+	uint64_t cur = 0;	/* the segment whose end was just relisted */
+
 	for (;;) {
 		struct stat sb;
 		const char *why = NULL;
@@ -254,6 +282,13 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 		if (e == SEG_RECORD_OK) {
 			if (r->upto && rec->lsn > r->upto)
 				return 0;
+			if (r->last && rec->lsn != r->last + 1)
+				return rfail(r, -EBADMSG, "segment %016llx "
+				    "offset %llu: LSN %llu after %llu",
+				    (unsigned long long)r->segs[r->idx],
+				    (unsigned long long)r->off,
+				    (unsigned long long)rec->lsn,
+				    (unsigned long long)r->last);
 			rec->segment = r->segs[r->idx];
 			r->off += REC_HDR_SIZE + (uint64_t)rec->payload_len;
 			r->last = rec->lsn;
@@ -272,7 +307,8 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 		}
 		if (e != SEG_END && e != SEG_TORN)
 			return rfail(r, e, "read: %s", strerror(-e));
-		if (r->idx + 1 >= r->nsegs && !more_segments(r)) {
+		if (r->idx + 1 >= r->nsegs && (cur = r->segs[r->idx],
+		    !more_segments(r))) {
 			/*
 			 * The end of the newest segment.  A torn record here
 			 * may be one still being written -- unless a valid
@@ -295,12 +331,25 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 			}
 			return 0;
 		}
+		if (cur != 0 && r->idx < r->nsegs && r->segs[r->idx] == cur) {
+			/*
+			 * A newer segment appeared after this one's end was
+			 * read: the writer may have finished the record seen
+			 * unfinished, or appended more, before it rolled (it
+			 * starts a segment only once the last is whole and
+			 * durable).  Read this end again, now final: a torn
+			 * record is damage, and nothing is skipped.
+			 */
+			cur = 0;
+			continue;
+		}
 		if (e == SEG_TORN)
 			return rfail(r, -EBADMSG, "segment %016llx offset %llu: "
 			    "%s", (unsigned long long)r->segs[r->idx],
 			    (unsigned long long)r->off, why);
 		close_segment(r);
 		r->idx++;
+		cur = 0;
 	}
 }
 

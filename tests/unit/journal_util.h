@@ -16,6 +16,20 @@
 #include "lib/buf.h"
 #include "storage/journal.h"
 
+/* Opens the journal in dir (NULL, and the reason printed, on failure). */
+static inline struct journal *
+open_j(const char *dir, const struct journal_opts *o)
+{
+	struct journal *j = NULL;
+	char err[512];
+
+	if (journal_open(dir, o, &j, err, sizeof(err)) < 0) {
+		fprintf(stderr, "journal_open: %s\n", err);
+		return NULL;
+	}
+	return j;
+}
+
 /* Completion results, indexed by the order of appends. */
 struct acks {
 	size_t n;

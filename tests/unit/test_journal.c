@@ -9,24 +9,12 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "lib/crc32c.h"
 #include "storage/fault.h"
 #include "storage/segment.h"
 #include "storage/workpool.h"
 #include "tests/unit/journal_util.h"
 #include "tests/unit/test.h"
-
-static struct journal *
-open_j(const char *dir, const struct journal_opts *o)
-{
-	struct journal *j = NULL;
-	char err[512];
-
-	if (journal_open(dir, o, &j, err, sizeof(err)) < 0) {
-		fprintf(stderr, "journal_open: %s\n", err);
-		return NULL;
-	}
-	return j;
-}
 
 /* Reads every record; checks payloads; returns the count (-1 on error). */
 static long
@@ -902,10 +890,61 @@ roll_starts_an_empty_segment(void)
 	free(dir);
 }
 
+/*
+ * A record whose header claims a text of 900 MB, with a checksum that
+ * matches (forged, as fuzz_journal makes them), over a frame of a few
+ * bytes: the reader refuses it without allocating what it claims (the
+ * text grows only as the frame yields it).
+ */
+static void
+forged_length_allocates_nothing(void)
+{
+	char *dir = make_tmpdir(), path[4096], err[256];
+	struct journal *j = open_j(dir, NULL);
+	struct journal_reader *r;
+	struct journal_record rec;
+	struct acks acks = { 0 };
+	struct buf raw = BUF_INIT, payload = BUF_INIT;
+	uint8_t hdr[REC_HDR_SIZE];
+	uint32_t stored;
+	int fd;
+
+	journal_append(j, JOURNAL_COMMAND, "APPLY RESERVE", 13, ack_cb, &acks);
+	test_assert_int(wait_acks(j, &acks, 1), 0);
+	journal_close(&j);
+	seg_path(path, sizeof(path), dir, 1);
+	fd = open(path, O_RDWR);
+	test_assert(fd >= 0);
+	test_assert_int(pread(fd, hdr, sizeof(hdr), SEG_HDR_SIZE),
+	    REC_HDR_SIZE);
+	test_assert_int(rec_header_decode(hdr, &rec, &stored), 0);
+	test_assert_int(buf_reserve(&payload, rec.payload_len), 0);
+	test_assert_int(pread(fd, payload.s, rec.payload_len, SEG_HDR_SIZE +
+	    REC_HDR_SIZE), (ssize_t)rec.payload_len);
+	rec.raw_len = 900u << 20;
+	rec_header_encode(hdr, &rec, crc32c_update(0, payload.s,
+	    rec.payload_len));
+	test_assert_int(pwrite(fd, hdr, sizeof(hdr), SEG_HDR_SIZE),
+	    REC_HDR_SIZE);
+	close(fd);
+	r = journal_reader_new(dir, NULL, 1, 0, err, sizeof(err));
+	test_assert(r != NULL);
+	test_assert_int(journal_reader_next(r, &rec, &raw), -EBADMSG);
+	test_assert(strstr(journal_reader_errstr(r), "does not decompress") !=
+	    NULL);
+	/* The text's buffer, still held, is small. */
+	test_assert(raw.cap < (1u << 20));
+	journal_reader_free(&r);
+	buf_free(&raw);
+	buf_free(&payload);
+	rm_rf(dir);
+	free(dir);
+}
+
 TEST_MAIN(T(append_read_reopen), T(bodies), T(body_stream_at_position),
     T(text_stream_big_command),
     T(idle_release), T(many_journals_share_the_pool),
     T(segments_roll_and_drop),
     T(torn_tails_are_cut), T(corruption_is_refused_unless_repair),
     T(fault_injection), T(recovers_after_enospc),
-    T(roll_starts_an_empty_segment))
+    T(roll_starts_an_empty_segment), T(forged_length_allocates_nothing))

@@ -18,19 +18,6 @@
 #include "tests/unit/journal_util.h"
 #include "tests/unit/test.h"
 
-static struct journal *
-open_j(const char *dir, const struct journal_opts *o)
-{
-	struct journal *j = NULL;
-	char err[512];
-
-	if (journal_open(dir, o, &j, err, sizeof(err)) < 0) {
-		fprintf(stderr, "journal_open: %s\n", err);
-		return NULL;
-	}
-	return j;
-}
-
 /* A file of n bytes of record-like text, incompressible enough to take
  * many writes; returns its fd (unlinked) and the bytes in *text. */
 static int

@@ -16,19 +16,6 @@
 #include "tests/unit/journal_util.h"
 #include "tests/unit/test.h"
 
-static struct journal *
-open_j(const char *dir)
-{
-	struct journal *j = NULL;
-	char err[512];
-
-	if (journal_open(dir, NULL, &j, err, sizeof(err)) < 0) {
-		fprintf(stderr, "journal_open: %s\n", err);
-		return NULL;
-	}
-	return j;
-}
-
 static char *
 make_body(size_t n, unsigned seed, char guid[41])
 {
@@ -116,7 +103,7 @@ static void
 body_and_record_inside_another_body(void)
 {
 	char *dir = make_tmpdir();
-	struct journal *j = open_j(dir);
+	struct journal *j = open_j(dir, NULL);
 	static const char cmd[] = "APPLY MAILBOX %(UNIQUEID x MBOXNAME y)";
 	char guids[2][41];
 	size_t sizes[2] = { 300000, 100000 };
@@ -148,7 +135,7 @@ body_and_record_inside_another_body(void)
 	    3);
 	test_assert_int(ncmds, 1);
 	/* And again after a reopen (recovery must keep all three). */
-	j = open_j(dir);
+	j = open_j(dir, NULL);
 	test_assert(j != NULL);
 	journal_close(&j);
 	test_assert_int(check_all(dir, bodies, sizes, guids, 2, cmd, &ncmds),
@@ -165,7 +152,7 @@ static void
 abort_of_the_outer_body_keeps_the_inner_one(void)
 {
 	char *dir = make_tmpdir();
-	struct journal *j = open_j(dir);
+	struct journal *j = open_j(dir, NULL);
 	static const char cmd[] = "APPLY MAILBOX %(UNIQUEID z MBOXNAME w)";
 	char guids[2][41];
 	size_t sizes[2] = { 200000, 50000 };
@@ -205,7 +192,7 @@ static void
 bodies_kept_aside_are_checked(void)
 {
 	char *dir = make_tmpdir();
-	struct journal *j = open_j(dir);
+	struct journal *j = open_j(dir, NULL);
 	static const char cmd[] = "APPLY RESERVE %(PARTITION default)";
 	char guids[2][41], wrong[41];
 	size_t sizes[2] = { 150000, 40000 };
