@@ -43,9 +43,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Mended records decode to at most this (see mend()). */
-#define MEND_RAW_MAX ((uint32_t)1 << 20)
-
 static char dir[256], seg[300];
 
 static int
@@ -165,15 +162,6 @@ mend(uint8_t *seg_bytes, size_t size)
 			break;
 		if (how & 2)
 			put_le64(h + 8, lsn++);
-		/*
-		 * The reader reserves raw_len bytes before decoding: with
-		 * mutated lengths of up to 1 GB (a buf's limit), page faults
-		 * and ASan's memsets took 80% of the time and the target ran
-		 * at a sixth of its speed.  Lengths below this cover the same
-		 * paths (a frame that decodes to another length).
-		 */
-		if (rec.raw_len > MEND_RAW_MAX)
-			put_le32(h + 28, rec.raw_len % MEND_RAW_MAX);
 		if (how & 1)
 			put_le32(h + 52, rec_checksum(crc32c_update(0,
 			    h + REC_HDR_SIZE, rec.payload_len), h));
