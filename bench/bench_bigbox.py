@@ -17,6 +17,11 @@ reconstruct, which is much faster than delivering them), and a real
            after (the peak above idle is what the mailbox cost)
   replay   r1 resumed (the replica emptied with APPLY UNUSER first):
            until r1's cursor reaches the journal's end; VmHWM again
+  fold     the relay restarted without its shadow (as after losing
+           it): rebuilt from the journal at startup, first with the big
+           record read whole (SYNCRELAY_BIG_TEXT above it: the former
+           way), then in pieces (storage/fold.c); time, and VmHWM over
+           ingest's idle
   audit    the relay restarted, idle; on the replica, behind the
            relay's back, flags changed on 5 messages and one expunged
            over IMAP; syncrelayctl audit s1 r1: the replica's GET
@@ -32,7 +37,7 @@ reconstruct, which is much faster than delivering them), and a real
            the relay finds the mailbox missing and sends it whole from
            its shadow; VmHWM over the fresh process's idle VmRSS
 
-BIGBOX_UNTIL=audit (environment) stops after the audit step.
+BIGBOX_UNTIL=fold or audit (environment) stops after that step.
 
 The ingest and replay VmHWM are the relay's peak since it started, so
 each line says whether that step raised it.  BIGBOX_FRESH_REPLAY=1
@@ -203,6 +208,33 @@ def main():
                                      st["VmHWM"] - idle), flush=True)
         pk.stop.set()
         print("  largest VmRSS polled: %.1f MiB" % pk.peak)
+        # Twice: the big record read whole (as before fold.c read it in
+        # pieces: a threshold no text reaches), then in pieces.
+        shadow = os.path.join(relay.dir, "data", "s1", "shadow.db")
+        for how, big in (("whole", "4000000000"), ("in pieces", None)):
+            relay.stop(60)
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(shadow + suffix):
+                    os.unlink(shadow + suffix)
+            mark = len(relay.logtext())
+            if big:
+                os.environ["SYNCRELAY_BIG_TEXT"] = big
+            t0 = time.time()
+            try:
+                relay.start(timeout=3600)
+            finally:
+                os.environ.pop("SYNCRELAY_BIG_TEXT", None)
+            st = status(relay.proc.pid)
+            folds = re.findall(r"event=fold_big records=(\d+)",
+                               relay.logtext()[mark:])
+            print("  fold    relay restarted without its shadow, rebuilt "
+                  "from the journal, the big record %s (%s logged): %.1f "
+                  "s; VmHWM %.1f MiB (+%.1f over the first idle)"
+                  % (how, "fold_big records=" + "/".join(folds) if folds
+                     else "no fold_big", time.time() - t0, st["VmHWM"],
+                     st["VmHWM"] - idle), flush=True)
+        if os.environ.get("BIGBOX_UNTIL") == "fold":
+            return 0
         relay.stop(60)
         relay.start()
         pid = relay.proc.pid

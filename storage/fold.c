@@ -10,6 +10,13 @@
  * state taken from a replica for what the master never sent) folds
  * like the APPLY it stands for, but makes no parents (the replica
  * reported those it has).
+ *
+ * A command whose text is too big to hold (a one-shot sync of a
+ * mailbox of 100,000 messages: 20 MB of text, 170 MB as a tree) is read
+ * in pieces (jtext.c), its RECORD elements spilled to a file as they
+ * are parsed (spill.c) and applied from there one at a time, as the
+ * master's session applied them (apply_command_spilled()): a fold after
+ * a crash takes no more memory than the session that journaled it.
  */
 #include "autoconf.h"
 
@@ -23,6 +30,8 @@
 #include "storage/apply.h"
 #include "storage/fold.h"
 #include "storage/journal.h"
+#include "storage/jtext.h"
+#include "storage/spill.h"
 
 #define FOLD_BATCH 256
 
@@ -60,12 +69,13 @@ fold_parse_command(const char *text, size_t len)
 	return fold_parse_record(text, len, &seed);
 }
 
+static const struct apply_ctx replay = { true, true, true, false };
+static const struct apply_ctx seeded = { true, true, true, true };
+
 int
 fold_command_text(struct shadow *s, const char *text, size_t len,
     struct apply_outcome *out)
 {
-	static const struct apply_ctx replay = { true, true, true, false };
-	static const struct apply_ctx seeded = { true, true, true, true };
 	bool seed;
 	struct dlist *e = fold_parse_record(text, len, &seed);
 
@@ -76,6 +86,98 @@ fold_command_text(struct shadow *s, const char *text, size_t len,
 	return 0;
 }
 
+static int
+spill_record(void *arg, struct dlist *elem, size_t index)
+{
+	int r = spill_add(arg, elem);
+
+	(void)index;
+	dlist_free(&elem);
+	return r < 0 ? -1 : 0;
+}
+
+/*
+ * Applies the big command record rec of the journal in dir, read in
+ * pieces, its RECORD elements spilled to a file in dir's sibling tmp/
+ * (where the sessions spill theirs).  0, or a negative errno with err
+ * set: the record cannot be read or parsed (-EBADMSG), or no spill file
+ * can be made.
+ */
+static int
+fold_big(struct shadow *s, const char *dir, const struct journal_record *rec,
+    struct apply_outcome *out, char *err, size_t err_len)
+{
+	struct dlist_record_hook hook = { "RECORD", spill_record, NULL };
+	struct journal_record r2;
+	struct journal_body_stream *ts;
+	struct dlist_parser *p = NULL;
+	struct dlist *e = NULL;
+	struct spill *sp = NULL;
+	struct buf head = BUF_INIT;
+	char tmp[4096];
+	uint64_t pos = 0;
+	size_t verb = 0;
+	const char *slash;
+	int r;
+
+	ts = journal_text_stream_open_at(dir, NULL, rec->lsn, rec->segment,
+	    rec->offset, &r2, err, err_len);
+	if (ts == NULL)
+		return -EBADMSG;
+	if (journal_body_stream_read(ts, &head, 6) >= 0 && head.len == 6)
+		verb = memcmp(head.s, "APPLY ", 6) == 0 ? 6 :
+		    memcmp(head.s, "SEED ", 5) == 0 ? 5 : 0;
+	journal_body_stream_free(&ts);
+	if (verb == 0) {
+		buf_free(&head);
+		out->code = RESULT_PROTOCOL_ERROR;
+		snprintf(out->why, sizeof(out->why), "not an APPLY command");
+		return 0;
+	}
+	slash = strrchr(dir, '/');
+	snprintf(tmp, sizeof(tmp), "%.*s/tmp", slash ? (int)(slash - dir) : 1,
+	    slash ? dir : ".");
+	if ((sp = spill_new(tmp)) == NULL) {
+		r = -errno;
+		snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	hook.arg = sp;
+	ts = journal_text_stream_open_at(dir, NULL, rec->lsn, rec->segment,
+	    rec->offset, &r2, err, err_len);
+	if (ts == NULL) {
+		r = -EBADMSG;
+		goto out;
+	}
+	p = jtext_parser(&hook);
+	r = jtext_feed(ts, p, &pos, rec->raw_len, verb, 64 << 10, NULL, NULL,
+	    err, err_len);
+	if (r == 1 && (e = dlist_parser_take(p)) == NULL)
+		r = 0;
+	if (r == 0) {
+		snprintf(err, err_len, "journal record %llu: no entry",
+		    (unsigned long long)rec->lsn);
+		r = -EBADMSG;
+	} else if (r == 1) {
+		if ((r = spill_flush(sp)) < 0)
+			snprintf(err, err_len, "%s: %s", tmp, strerror(-r));
+		else {
+			log_info("shadow=fold lsn=%llu event=fold_big "
+			    "records=%zu bytes=%u", (unsigned long long)
+			    rec->lsn, spill_count(sp), rec->raw_len);
+			apply_command_spilled(s, e, sp, verb == 5 ? &seeded :
+			    &replay, out);
+		}
+	}
+out:
+	dlist_free(&e);
+	dlist_parser_free(&p);
+	journal_body_stream_free(&ts);
+	spill_free(&sp);
+	buf_free(&head);
+	return r < 0 ? r : 0;
+}
+
 long
 fold_journal(struct shadow *s, const char *dir, uint64_t upto, char *err,
     size_t err_len)
@@ -84,12 +186,15 @@ fold_journal(struct shadow *s, const char *dir, uint64_t upto, char *err,
 	struct journal_record rec;
 	struct buf raw = BUF_INIT;
 	uint64_t from = shadow_lsn(s) + 1, last = 0;
+	size_t big = jtext_big();
+	bool err_set = false;
 	long n = 0;
 	int e, pending = 0;
 
 	r = journal_reader_new(dir, NULL, from, upto, err, err_len);
 	if (r == NULL)
 		return -EIO;
+	journal_reader_set_max_text(r, big);
 	while ((e = journal_reader_next(r, &rec, &raw)) == 1) {
 		if (pending == 0 && (e = shadow_begin(s)) < 0)
 			break;
@@ -105,7 +210,17 @@ fold_journal(struct shadow *s, const char *dir, uint64_t upto, char *err,
 			struct apply_outcome out = { RESULT_PROTOCOL_ERROR,
 				false, "not an APPLY command" };
 
-			if (fold_command_text(s, raw.s, raw.len, &out) == 0 &&
+			if (rec.raw_len > big) {
+				/* Left unread by the reader: too big to hold. */
+				if ((e = fold_big(s, dir, &rec, &out, err,
+				    err_len)) < 0) {
+					err_set = true;
+					break;
+				}
+				if ((e = shadow_body_needed_by(s, rec.lsn)) < 0)
+					break;
+			} else if (fold_command_text(s, raw.s, raw.len,
+			    &out) == 0 &&
 			    (e = shadow_body_needed_by(s, rec.lsn)) < 0)
 				break;
 			if (!out.changed && out.code != RESULT_OK)
@@ -123,8 +238,10 @@ fold_journal(struct shadow *s, const char *dir, uint64_t upto, char *err,
 		}
 	}
 	if (e < 0) {
-		snprintf(err, err_len, "%s", e == -EBADMSG || e == -EIO ?
-		    journal_reader_errstr(r) : shadow_errmsg(s));
+		if (!err_set)
+			snprintf(err, err_len, "%s", e == -EBADMSG ||
+			    e == -EIO ? journal_reader_errstr(r) :
+			    shadow_errmsg(s));
 		shadow_rollback(s);
 		n = e;
 	} else if (pending && (e = shadow_commit(s, last)) < 0) {

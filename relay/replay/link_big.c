@@ -3,8 +3,9 @@
  * of text, 170 MB as a tree) replayed without holding it whole.
  *
  * The record's text is read from the journal three times, each time in
- * pieces (journal_text_stream_open_at()) through a dlist parser whose
- * record hook hands over one RECORD element at a time:
+ * pieces (journal_text_stream_open_at(), storage/jtext.c) through a
+ * dlist parser whose record hook hands over one RECORD element at a
+ * time:
  *   1. link_big_open(): the header (every item but RECORD) for the
  *      SINCE guards, folding and parking; where RECORD's "(" is.
  *   2. link_big_next_batch(): the records above the replica's LAST_UID,
@@ -35,6 +36,7 @@
 #include "relay/replay/link_big.h"
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
+#include "storage/jtext.h"
 
 #define CHUNK ((size_t)64 << 10)	/* bytes decompressed at a time */
 #define BATCH 2048			/* records staged at a time, about */
@@ -59,22 +61,6 @@ struct link_big {
 	struct buf chunk;
 };
 
-size_t
-link_big_threshold(void)
-{
-	const char *v = getenv("SYNCRELAY_BIG_TEXT");
-	unsigned long long n;
-	char *end;
-
-	if (v == NULL || *v == '\0')
-		return LINK_BIG_TEXT;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n < 64)
-		return LINK_BIG_TEXT;
-	return (size_t)n;
-}
-
 static struct journal_body_stream *
 open_text(const char *storedir, const struct journal_record *rec, char *err,
     size_t err_len)
@@ -85,85 +71,6 @@ open_text(const char *storedir, const struct journal_record *rec, char *err,
 	snprintf(path, sizeof(path), "%s/journal", storedir);
 	return journal_text_stream_open_at(path, NULL, rec->lsn, rec->segment,
 	    rec->offset, &r2, err, err_len);
-}
-
-/* A parser for a trusted journal text: no line or item cap. */
-static struct dlist_parser *
-text_parser(const struct dlist_record_hook *hook)
-{
-	struct dlist_limits lim = dlist_limits_default;
-	struct dlist_parser *p;
-
-	lim.max_line = SIZE_MAX;
-	lim.max_items = SIZE_MAX;
-	p = dlist_parser_new(&lim, NULL);
-	dlist_parser_set_record_hook(p, hook);
-	return p;
-}
-
-/*
- * Feeds the text after "APPLY " (and the CRLF the journal leaves out) to
- * p, from stream ts, *pos bytes read so far.  stop, if set, says when to
- * pause after a chunk.  Returns 1 when the entry is done, 0 when paused,
- * or a negative errno.
- */
-static int
-feed_text(struct journal_body_stream *ts, struct dlist_parser *p,
-    uint64_t *pos, uint64_t raw_len, size_t chunk_max, bool (*stop)(void *),
-    void *arg, char *err, size_t err_len)
-{
-	struct buf chunk = BUF_INIT;
-	enum dlist_parse_status st = DLIST_NEED_MORE;
-	int e = 0;
-
-	while (st == DLIST_NEED_MORE) {
-		const char *s;
-		size_t n, used, skip = 0;
-		ssize_t got;
-
-		if (stop != NULL && stop(arg))
-			break;
-		buf_reset(&chunk);
-		got = journal_body_stream_read(ts, &chunk, chunk_max);
-		if (got < 0) {
-			snprintf(err, err_len, "journal record damaged: %s",
-			    strerror((int)-got));
-			e = (int)got;
-			break;
-		}
-		if (*pos < strlen(VERB))
-			skip = strlen(VERB) - (size_t)*pos;
-		if (skip > chunk.len)
-			skip = chunk.len;
-		*pos += chunk.len;
-		s = chunk.s + skip;
-		n = chunk.len - skip;
-		if (got == 0) {
-			if (*pos != raw_len) {
-				snprintf(err, err_len, "journal record cut");
-				e = -EBADMSG;
-				break;
-			}
-			s = "\r\n";
-			n = 2;
-		}
-		st = dlist_parser_feed(p, s, n, &used);
-		if (st == DLIST_ERROR || (st == DLIST_DONE && got != 0)) {
-			snprintf(err, err_len, "a journal record does not "
-			    "parse: %s", dlist_parser_errstr(p));
-			e = -EBADMSG;
-			break;
-		}
-		if (got == 0 && st != DLIST_DONE) {
-			snprintf(err, err_len, "journal record ends early");
-			e = -EBADMSG;
-			break;
-		}
-	}
-	buf_free(&chunk);
-	if (e < 0)
-		return e;
-	return st == DLIST_DONE ? 1 : 0;
 }
 
 static int
@@ -208,9 +115,9 @@ link_big_open(const char *storedir, const struct journal_record *rec,
 	buf_free(&head);
 	if ((ts = open_text(storedir, rec, err, err_len)) == NULL)
 		return -EBADMSG;
-	p = text_parser(&hook);
-	r = feed_text(ts, p, &pos, rec->raw_len, CHUNK, NULL, NULL, err,
-	    err_len);
+	p = jtext_parser(&hook);
+	r = jtext_feed(ts, p, &pos, rec->raw_len, strlen(VERB), CHUNK, NULL,
+	    NULL, err, err_len);
 	off = dlist_parser_record_offset(p);
 	if (r == 1)
 		e = dlist_parser_take(p);
@@ -232,11 +139,11 @@ link_big_open(const char *storedir, const struct journal_record *rec,
 	(*out)->rec = *rec;
 	/* A threshold lowered for the tests scales these down too, so that
 	 * a mailbox of a few hundred records sees several of each. */
-	(*out)->chunk_max = link_big_threshold() < CHUNK ?
-	    link_big_threshold() : CHUNK;
-	(*out)->batch_max = link_big_threshold() / 512 < 64 ? 64 :
-	    link_big_threshold() / 512 > BATCH ? BATCH :
-	    link_big_threshold() / 512;
+	(*out)->chunk_max = jtext_big() < CHUNK ?
+	    jtext_big() : CHUNK;
+	(*out)->batch_max = jtext_big() / 512 < 64 ? 64 :
+	    jtext_big() / 512 > BATCH ? BATCH :
+	    jtext_big() / 512;
 	(*out)->list_off = strlen(VERB) + (uint64_t)off;
 	return 1;
 }
@@ -317,13 +224,13 @@ link_big_next_batch(const char *storedir, struct link_big *b,
 		if ((b->scan = open_text(storedir, &b->rec, err,
 		    err_len)) == NULL)
 			return -EBADMSG;
-		b->sp = text_parser(&hook);
+		b->sp = jtext_parser(&hook);
 		b->pos = 0;
 	}
 	b->above_uid = above_uid;
 	b->batch = dlist_new_list("RECORD");
-	r = feed_text(b->scan, b->sp, &b->pos, b->rec.raw_len, b->chunk_max,
-	    batch_full, b, err, err_len);
+	r = jtext_feed(b->scan, b->sp, &b->pos, b->rec.raw_len, strlen(VERB),
+	    b->chunk_max, batch_full, b, err, err_len);
 	if (r < 0)
 		return r;
 	if (r == 1) {

@@ -17,15 +17,6 @@
 struct link;
 struct link_big;
 
-/* Command texts over this many bytes take the big path. */
-#define LINK_BIG_TEXT ((size_t)1 << 20)
-
-/*
- * The threshold in force: LINK_BIG_TEXT, or SYNCRELAY_BIG_TEXT from the
- * environment (bytes, at least 64; undocumented: for the tests, so that
- * small mailboxes take the big path against a real replica).
- */
-size_t link_big_threshold(void);
 
 /*
  * Reads command record rec (of the journal in storedir/journal) through

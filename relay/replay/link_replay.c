@@ -33,6 +33,7 @@
 #include "relay/conn.h"
 #include "relay/getcmd_full.h"
 #include "relay/replay/link_big.h"
+#include "storage/jtext.h"
 #include "relay/replay/link_int.h"
 #include "relay/store.h"
 #include "storage/fold.h"
@@ -791,7 +792,7 @@ link_replay_next(struct link *l)
 			link_fail(l, "%s", err);
 			return;
 		}
-		journal_reader_set_max_text(l->jr, link_big_threshold());
+		journal_reader_set_max_text(l->jr, jtext_big());
 	}
 	journal_reader_set_upto(l->jr, journal_durable_lsn(l->st->journal));
 	/* A parked entry due for a retry goes first (the cursor stays). */
