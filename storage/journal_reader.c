@@ -34,6 +34,7 @@ struct journal_reader {
 	size_t idx;		/* current segment */
 	int fd;
 	bool trimmed;		/* fd closed by trim: reopen at off */
+	bool resumed;		/* went on past a segment dropped meanwhile */
 	uint64_t off;		/* next record's offset */
 	uint64_t from, upto;
 	size_t max_text;	/* 0, or leave command texts over it unread */
@@ -273,6 +274,21 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 				return 0;
 			r->idx = 0;
 		}
+		if (r->fd < 0 && r->trimmed && (e = open_segment(r)) ==
+		    -ENOENT) {
+			/*
+			 * Closed while idle and dropped meanwhile: retention
+			 * drops only what every replica has, so this reader
+			 * had read it to its end.  Go on in the next segment;
+			 * the LSN check below says if anything was missed.
+			 */
+			r->trimmed = false;
+			r->resumed = true;
+			if (!more_segments(r))
+				return e;
+			r->idx++;
+			continue;
+		}
 		if (r->fd < 0 && (e = open_segment(r)) < 0)
 			return e;
 		if (fstat(r->fd, &sb) < 0)
@@ -282,7 +298,8 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 		if (e == SEG_RECORD_OK) {
 			if (r->upto && rec->lsn > r->upto)
 				return 0;
-			if (r->last && rec->lsn != r->last + 1)
+			if ((r->last && rec->lsn != r->last + 1) ||
+			    (!r->last && r->resumed && rec->lsn > r->from))
 				return rfail(r, -EBADMSG, "segment %016llx "
 				    "offset %llu: LSN %llu after %llu",
 				    (unsigned long long)r->segs[r->idx],

@@ -221,5 +221,58 @@ a_gap_in_the_lsns_is_reported(void)
 	free(dir);
 }
 
+/*
+ * A link idle at the end of a segment closes its descriptor (trim) and
+ * keeps its place.  Meanwhile the segment is rolled and, every replica
+ * having it, dropped by retention (what the disk guard does under
+ * pressure).  The reader must go on in the next segment, not fail on
+ * the missing file.
+ */
+static void
+a_trimmed_reader_goes_on_after_its_segment_is_dropped(void)
+{
+	char *dir = make_tmpdir();
+	struct journal *j;
+	struct journal_reader *r;
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	struct acks acks = { 0 };
+	static const char cmd[] = "APPLY RESERVE %(PARTITION default)";
+	char err[256];
+	int i;
+
+	j = open_j(dir, NULL);
+	test_assert(j != NULL);
+	for (i = 0; i < 2; i++)
+		journal_append(j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb,
+		    &acks);
+	test_assert_int(wait_acks(j, &acks, 2), 0);
+	r = journal_reader_new(dir, NULL, 1, 2, err, sizeof(err));
+	test_assert(r != NULL);
+	test_assert_int(journal_reader_next(r, &rec, &raw), 1);
+	test_assert_int(journal_reader_next(r, &rec, &raw), 1);
+	test_assert_int(rec.lsn, 2);
+	test_assert_int(journal_reader_next(r, &rec, &raw), 0);
+	journal_reader_trim(r);
+	journal_roll(j, ack_cb, &acks);
+	test_assert_int(wait_acks(j, &acks, 3), 0);
+	test_assert_int(journal_drop_before(j, 3), 1);
+	journal_append(j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb, &acks);
+	test_assert_int(wait_acks(j, &acks, 4), 0);
+	test_assert_int(acks.lsn[3], 3);
+	journal_reader_set_upto(r, 3);
+	i = journal_reader_next(r, &rec, &raw);
+	if (i < 0)
+		fprintf(stderr, "reader: %s\n", journal_reader_errstr(r));
+	test_assert_int(i, 1);
+	test_assert_int(rec.lsn, 3);
+	journal_reader_free(&r);
+	journal_close(&j);
+	buf_free(&raw);
+	rm_rf(dir);
+	free(dir);
+}
+
 TEST_MAIN(T(a_body_finished_while_the_reader_looked_is_read),
-    T(a_gap_in_the_lsns_is_reported))
+    T(a_gap_in_the_lsns_is_reported),
+    T(a_trimmed_reader_goes_on_after_its_segment_is_dropped))
