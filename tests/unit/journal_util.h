@@ -102,6 +102,28 @@ sha1_hex(const void *p, size_t n, char out[41])
 	journal_guid_hex(d, out);
 }
 
+/*
+ * n bytes made from seed (malloc'd; the caller frees), drawn from
+ * alphabet (a body of lines: some compression) or, NULL, from all 256
+ * byte values (incompressible); their SHA-1 in hex, a body's GUID, in
+ * guid.
+ */
+static inline char *
+seeded_body(size_t n, unsigned seed, const char *alphabet, char guid[41])
+{
+	char *p = malloc(n);
+	size_t i, na = alphabet ? strlen(alphabet) : 256;
+	uint64_t x = seed;
+
+	for (i = 0; i < n; i++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		p[i] = alphabet ? alphabet[(x >> 33) % na] :
+		    (char)((x >> 33) & 0xff);
+	}
+	sha1_hex(p, n, guid);
+	return p;
+}
+
 static inline char *
 make_tmpdir(void)
 {

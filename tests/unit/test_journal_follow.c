@@ -60,21 +60,6 @@ hook_init(void)
 	hook_fops.pread = hook_pread;
 }
 
-static char *
-make_body(size_t n, unsigned seed, char guid[41])
-{
-	char *p = malloc(n);
-	uint64_t x = seed;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-		p[i] = (char)((x >> 33) & 0xff);	/* incompressible */
-	}
-	sha1_hex(p, n, guid);
-	return p;
-}
-
 /* Size of the newest segment file of dir (first LSN first). */
 static uint64_t
 seg_bytes(const char *dir, uint64_t first)
@@ -129,7 +114,7 @@ a_body_finished_while_the_reader_looked_is_read(void)
 	slot = seg_bytes(dir, 1);
 	/* Past zstd's 128 KB block, so some of it is written. */
 	follow.size = 400000;
-	follow.text = make_body(follow.size, 7, guid);
+	follow.text = seeded_body(follow.size, 7, NULL, guid);
 	follow.body = journal_body_begin(follow.j, guid, follow.size);
 	follow.sent = 300000;
 	journal_body_write(follow.body, follow.text, follow.sent);
@@ -189,7 +174,7 @@ a_gap_in_the_lsns_is_reported(void)
 	uint64_t k, cut = 0;
 	int i;
 
-	big.s = make_body(2500, 9, guid);	/* incompressible */
+	big.s = seeded_body(2500, 9, NULL, guid);	/* incompressible */
 	big.len = 2500;
 	j = open_j(dir, &o);
 	test_assert(j != NULL);

@@ -16,20 +16,8 @@
 #include "tests/unit/journal_util.h"
 #include "tests/unit/test.h"
 
-static char *
-make_body(size_t n, unsigned seed, char guid[41])
-{
-	char *p = malloc(n);
-	uint64_t x = seed;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-		p[i] = (char)("abcdefgh\r\nijklmnop"[(x >> 33) % 18]);
-	}
-	sha1_hex(p, n, guid);
-	return p;
-}
+/* The bodies' bytes: lines of text. */
+#define LINES "abcdefgh\r\nijklmnop"
 
 struct sink_buf {
 	struct buf b;
@@ -112,8 +100,8 @@ body_and_record_inside_another_body(void)
 	struct acks acks = { 0 };
 	int ncmds = 0, i;
 
-	bodies[0] = make_body(sizes[0], 1, guids[0]);
-	bodies[1] = make_body(sizes[1], 2, guids[1]);
+	bodies[0] = seeded_body(sizes[0], 1, LINES, guids[0]);
+	bodies[1] = seeded_body(sizes[1], 2, LINES, guids[1]);
 	a = journal_body_begin(j, guids[0], sizes[0]);
 	write_chunks(a, bodies[0], 0, sizes[0] / 2);
 	b = journal_body_begin(j, guids[1], sizes[1]);
@@ -161,8 +149,8 @@ abort_of_the_outer_body_keeps_the_inner_one(void)
 	struct acks acks = { 0 };
 	int ncmds = 0;
 
-	bodies[0] = make_body(sizes[0], 3, guids[0]);
-	bodies[1] = make_body(sizes[1], 4, guids[1]);
+	bodies[0] = seeded_body(sizes[0], 3, LINES, guids[0]);
+	bodies[1] = seeded_body(sizes[1], 4, LINES, guids[1]);
 	a = journal_body_begin(j, guids[0], sizes[0]);
 	write_chunks(a, bodies[0], 0, 70000);
 	b = journal_body_begin(j, guids[1], sizes[1]);
@@ -201,8 +189,8 @@ bodies_kept_aside_are_checked(void)
 	struct acks acks = { 0 };
 	int ncmds = 0;
 
-	bodies[0] = make_body(sizes[0], 5, guids[0]);
-	bodies[1] = make_body(sizes[1], 6, guids[1]);
+	bodies[0] = seeded_body(sizes[0], 5, LINES, guids[0]);
+	bodies[1] = seeded_body(sizes[1], 6, LINES, guids[1]);
 	sha1_hex("something else", 14, wrong);
 	a = journal_body_begin(j, guids[0], sizes[0]);
 	write_chunks(a, bodies[0], 0, 1000);
