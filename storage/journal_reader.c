@@ -310,6 +310,7 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
     struct buf *raw)
 {
 	uint64_t cur = 0;	/* the segment whose end was just relisted */
+	bool recheck = false;	/* a torn record followed by a valid one */
 
 	for (;;) {
 		struct stat sb;
@@ -395,11 +396,21 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 			 * The end of the newest segment.  A torn record here
 			 * may be one still being written -- unless a valid
 			 * record follows it (corruption), or records up to
-			 * upto were promised durable and this is one.
+			 * upto were promised durable and this is one.  But
+			 * the writer may have cut a body being written here
+			 * and written records in its place since it was
+			 * read: then one is found following.  Read there once
+			 * more before calling it damage.
 			 */
-			if (e == SEG_TORN &&
-			    (seg_valid_record_follows(r->fo, r->fd, r->off,
-			    (uint64_t)sb.st_size) || (r->upto &&
+			if (e == SEG_TORN && !recheck &&
+			    seg_valid_record_follows(r->fo, r->fd, r->off,
+			    (uint64_t)sb.st_size)) {
+				recheck = true;
+				continue;
+			}
+			if (e == SEG_TORN && ((recheck &&
+			    seg_valid_record_follows(r->fo, r->fd, r->off,
+			    (uint64_t)sb.st_size)) || (r->upto &&
 			    r->last < r->upto)))
 				return rfail(r, -EBADMSG, "segment %016llx "
 				    "offset %llu: %s",

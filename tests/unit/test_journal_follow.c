@@ -171,6 +171,87 @@ a_body_finished_while_the_reader_looked_is_read(void)
 	free(dir);
 }
 
+/* The writer's steps: the body is dropped (the master went away), the
+ * segment cut back to its zero slot, and two records written there. */
+static void
+abort_and_write_on(struct follow *f)
+{
+	static const char cmd[] = "APPLY MAILBOX %(UNIQUEID u MBOXNAME n)";
+
+	journal_body_abort(f->body);
+	journal_append(f->j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb,
+	    &f->acks);
+	journal_append(f->j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb,
+	    &f->acks);
+	test_assert_int(wait_acks(f->j, &f->acks, 3), 0);
+}
+
+/*
+ * The reader meets the zero header slot of a body being streamed; the
+ * body is dropped and two records are written over where it was before
+ * the reader, still holding the file's old (larger) size, checks
+ * whether a valid record follows the slot (which would make it damage).
+ * It finds the new records there: it must read them, not call the
+ * journal corrupt.
+ */
+static void
+a_body_cut_while_the_reader_looked_is_not_damage(void)
+{
+	char *dir = make_tmpdir();
+	struct journal_reader *r;
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	static const char cmd[] = "APPLY RESERVE %(PARTITION default)";
+	char guid[41], err[256];
+	uint64_t slot;
+	int i;
+
+	hook_init();
+	memset(&follow, 0, sizeof(follow));
+	follow.j = open_j(dir, NULL);
+	test_assert(follow.j != NULL);
+	journal_append(follow.j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb,
+	    &follow.acks);
+	test_assert_int(wait_acks(follow.j, &follow.acks, 1), 0);
+	slot = seg_bytes(dir, 1);
+	follow.size = 400000;
+	follow.text = make_body(follow.size, 11, guid);
+	follow.body = journal_body_begin(follow.j, guid, follow.size);
+	journal_body_write(follow.body, follow.text, 300000);
+	for (i = 0; i < 5000 && seg_bytes(dir, 1) < slot + REC_HDR_SIZE +
+	    1000; i++)
+		usleep(1000);
+	test_assert(seg_bytes(dir, 1) >= slot + REC_HDR_SIZE + 1000);
+	follow.watch_off = slot;
+	follow.step = abort_and_write_on;
+
+	r = journal_reader_new(dir, &hook_fops, 1, 1, err, sizeof(err));
+	test_assert(r != NULL);
+	test_assert_int(journal_reader_next(r, &rec, &raw), 1);
+	test_assert_int(rec.lsn, 1);
+	/* Here the body is cut and records 2 and 3 written in its place. */
+	i = journal_reader_next(r, &rec, &raw);
+	if (i < 0)
+		fprintf(stderr, "reader: %s\n", journal_reader_errstr(r));
+	test_assert_int(i, 0);
+	test_assert(follow.fired);
+	test_assert_int(follow.acks.lsn[1], 2);
+	test_assert_int(follow.acks.lsn[2], 3);
+	journal_reader_set_upto(r, 3);
+	for (i = 2; i <= 3; i++) {
+		test_assert_int(journal_reader_next(r, &rec, &raw), 1);
+		test_assert_int(rec.lsn, i);
+		test_assert_int(rec.offset, i == 2 ? slot : rec.offset);
+	}
+	test_assert_int(journal_reader_next(r, &rec, &raw), 0);
+	journal_reader_free(&r);
+	journal_close(&follow.j);
+	buf_free(&raw);
+	free(follow.text);
+	rm_rf(dir);
+	free(dir);
+}
+
 /*
  * Were records ever skipped (a segment's end read too early, then the
  * next segment), the LSNs would jump: the reader says so instead of
@@ -472,6 +553,7 @@ a_segment_whose_header_failed_is_waited_for(void)
 }
 
 TEST_MAIN(T(a_body_finished_while_the_reader_looked_is_read),
+    T(a_body_cut_while_the_reader_looked_is_not_damage),
     T(a_gap_in_the_lsns_is_reported),
     T(a_trimmed_reader_goes_on_after_its_segment_is_dropped),
     T(a_segment_without_its_header_yet_is_waited_for),
