@@ -19,8 +19,9 @@
  * journal_reader up to the durable LSN, reads every body through
  * journal_reader_body (its SHA-1 checked against its GUID), trims the
  * reader at random when it is at the end, and sleeps a little now and
- * then inside its reads, as the writer does between creating a segment
- * and writing its header, to widen the windows.  It checks every LSN is
+ * then inside its reads (longer after reading a body's zero header
+ * slot), as the writer does between creating a segment and writing its
+ * header and the driver before dropping a body, to widen the windows.  It checks every LSN is
  * seen once, in order, with the right bytes; at the end every LSN the
  * writer acknowledged must have been read with what was written.
  * Not a test (not in CI): run it by hand; it prints what it did and
@@ -53,7 +54,7 @@ static struct journal *J;
 static int fail_header;			/* the next segment header: ENOSPC */
 static unsigned long long n_fail_header, n_trim, n_drop, n_dropped,
     n_roll, n_idle, n_recover, n_abort, n_badbody, n_bodies, n_cmds,
-    n_kept_failed, n_reads_zero;
+    n_kept_failed, n_reads_zero, n_slot_waits;
 
 static double
 now(void)
@@ -98,7 +99,12 @@ r_pread(void *ctx, int fd, void *p, size_t n, off_t off)
 	ssize_t got = pread(fd, p, n, off);
 
 	(void)ctx;
-	if (rand_r(&rd_seed) % 16 == 0)
+	if (got == REC_HDR_SIZE && ((const uint8_t *)p)[0] == 0 &&
+	    rand_r(&rd_seed) % 2 == 0) {
+		n_slot_waits++;
+		usleep((useconds_t)(rand_r(&rd_seed) % 2000));	/* a slot */
+	}
+	else if (rand_r(&rd_seed) % 16 == 0)
 		usleep((useconds_t)(rand_r(&rd_seed) % 200));
 	return got;
 }
@@ -303,6 +309,11 @@ main(int argc, char **argv)
 			struct journal_body *jb;
 			int how = rand() % 20;	/* 0 abort, 1 bad GUID */
 
+			if (how == 0) {		/* big enough to be on disk */
+				free(b);
+				n = 150000 + (size_t)rand() % 250000;
+				b = body_bytes(k, n);
+			}
 			sha1_hex(b, n, guid);
 			if (how == 1)
 				guid[0] = guid[0] == '0' ? '1' : '0';
@@ -314,10 +325,16 @@ main(int argc, char **argv)
 					piece = n - sent;
 				journal_body_write(jb, b + sent, piece);
 				sent += piece;
-				if (how == 0 && rand() % 3 == 0)
+				if (how == 0 && sent > 140000 && rand() % 2)
 					break;
 			}
 			if (how == 0) {
+				/* Let the follower reach the slot first. */
+				for (int w = 0; w < 100 && __atomic_load_n(
+				    &seen_lsn, __ATOMIC_SEQ_CST) <
+				    journal_durable_lsn(J); w++)
+					usleep(200);
+				usleep((useconds_t)(rand() % 2000));
 				journal_body_abort(jb);
 				n_abort++;
 			} else {
@@ -366,11 +383,12 @@ main(int argc, char **argv)
 	    "bodies=%llu bad_bodies=%llu aborted=%llu rolls=%llu idles=%llu "
 	    "drops=%llu segments_dropped=%llu header_enospc=%llu "
 	    "recoveries=%llu kept_despite_failed_ack=%llu trims=%llu "
-	    "reads_at_end=%llu result=%s\n", seed, now() - t0,
+	    "reads_at_end=%llu slot_waits=%llu result=%s\n", seed, now() - t0,
 	    (unsigned long long)journal_durable_lsn(J),
 	    (unsigned long long)nread, n_cmds, n_bodies, n_badbody, n_abort,
 	    n_roll, n_idle, n_drop, n_dropped, n_fail_header, n_recover,
-	    n_kept_failed, n_trim, n_reads_zero, failed ? "FAIL" : "ok");
+	    n_kept_failed, n_trim, n_reads_zero, n_slot_waits,
+	    failed ? "FAIL" : "ok");
 	journal_close(&J);
 	buf_free(&cmd);
 	rm_rf(dir);
