@@ -67,13 +67,17 @@ open_segment(struct journal_reader *r)
 	char path[4096];
 	uint8_t sh[SEG_HDR_SIZE];
 	uint64_t first;
+	ssize_t n;
 
 	seg_path(path, sizeof(path), r->dir, r->segs[r->idx]);
 	r->fd = r->fo->open(r->fo->ctx, path, O_RDONLY, 0);
 	if (r->fd < 0)
 		return rfail(r, -errno, "%s: %s", path, strerror(errno));
-	if (fileops_pread_all(r->fo, r->fd, sh, sizeof(sh), 0) !=
-	    SEG_HDR_SIZE || seg_header_decode(sh, &first) < 0 ||
+	n = fileops_pread_all(r->fo, r->fd, sh, sizeof(sh), 0);
+	if (n >= 0 && n < SEG_HDR_SIZE)
+		return rfail(r, -EAGAIN, "%s: segment header incomplete",
+		    path);
+	if (n != SEG_HDR_SIZE || seg_header_decode(sh, &first) < 0 ||
 	    first != r->segs[r->idx])
 		return rfail(r, -EBADMSG, "%s: bad segment header", path);
 	if (!r->trimmed)
@@ -171,6 +175,52 @@ more_segments(struct journal_reader *r)
 	return true;
 }
 
+/*
+ * The writer starts a segment by creating its file, then writing its
+ * header; if that write fails (a full disk), journal_recover() removes
+ * the file and the writer creates it again, under the same name, on
+ * its next append.  So the newest segment known may have no header yet,
+ * or be gone for a while: it is not there yet (true), not damage.
+ */
+static bool
+not_there_yet(const struct journal_reader *r, int e)
+{
+	return (e == -EAGAIN || e == -ENOENT) && r->idx + 1 == r->nsegs;
+}
+
+/*
+ * Past the end of the current segment (final: a newer one exists), into
+ * the next.  Returns 1, or 0 when the next is not there yet: then the
+ * reader stays at this end, and one gone is forgotten (listed again
+ * once it comes back).
+ */
+static int
+next_segment(struct journal_reader *r)
+{
+	int fd = r->fd, e;
+	uint64_t off = r->off;
+
+	r->fd = -1;
+	r->idx++;
+	if ((e = open_segment(r)) == 0) {
+		if (fd >= 0)
+			r->fo->close(r->fo->ctx, fd);
+		return 1;
+	}
+	if (!not_there_yet(r, e)) {
+		if (fd >= 0)
+			r->fo->close(r->fo->ctx, fd);
+		return e;
+	}
+	close_segment(r);
+	if (e == -ENOENT)
+		r->nsegs--;
+	r->idx--;
+	r->fd = fd;
+	r->off = off;
+	return 0;
+}
+
 /* The decompression context, made when first needed (or again after
  * journal_reader_trim()). */
 static ZSTD_DCtx *
@@ -260,6 +310,7 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
     struct buf *raw)
 {
 	uint64_t cur = 0;	/* the segment whose end was just relisted */
+	bool recheck = false;	/* a torn record followed by a valid one */
 
 	for (;;) {
 		struct stat sb;
@@ -289,8 +340,23 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 			r->idx++;
 			continue;
 		}
-		if (r->fd < 0 && (e = open_segment(r)) < 0)
-			return e;
+		if (r->fd < 0 && (e = open_segment(r)) < 0) {
+			if (!not_there_yet(r, e))
+				return e;
+			/*
+			 * A reader new at the newest segment, not there yet:
+			 * what it wants may yet go into the one before, if
+			 * this one is removed; read that one from its start.
+			 */
+			close_segment(r);
+			if (r->idx == 0) {
+				if (e == -ENOENT)
+					r->nsegs = 0;	/* list again */
+				return 0;
+			}
+			r->idx--;
+			continue;
+		}
 		if (fstat(r->fd, &sb) < 0)
 			return rfail(r, -errno, "stat: %s", strerror(errno));
 		e = seg_check_record(r->fo, r->fd, r->off, (uint64_t)sb.st_size,
@@ -330,11 +396,21 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 			 * The end of the newest segment.  A torn record here
 			 * may be one still being written -- unless a valid
 			 * record follows it (corruption), or records up to
-			 * upto were promised durable and this is one.
+			 * upto were promised durable and this is one.  But
+			 * the writer may have cut a body being written here
+			 * and written records in its place since it was
+			 * read: then one is found following.  Read there once
+			 * more before calling it damage.
 			 */
-			if (e == SEG_TORN &&
-			    (seg_valid_record_follows(r->fo, r->fd, r->off,
-			    (uint64_t)sb.st_size) || (r->upto &&
+			if (e == SEG_TORN && !recheck &&
+			    seg_valid_record_follows(r->fo, r->fd, r->off,
+			    (uint64_t)sb.st_size)) {
+				recheck = true;
+				continue;
+			}
+			if (e == SEG_TORN && ((recheck &&
+			    seg_valid_record_follows(r->fo, r->fd, r->off,
+			    (uint64_t)sb.st_size)) || (r->upto &&
 			    r->last < r->upto)))
 				return rfail(r, -EBADMSG, "segment %016llx "
 				    "offset %llu: %s",
@@ -364,8 +440,8 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 			return rfail(r, -EBADMSG, "segment %016llx offset %llu: "
 			    "%s", (unsigned long long)r->segs[r->idx],
 			    (unsigned long long)r->off, why);
-		close_segment(r);
-		r->idx++;
+		if ((e = next_segment(r)) <= 0)
+			return e;
 		cur = 0;
 	}
 }

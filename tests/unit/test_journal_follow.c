@@ -16,6 +16,7 @@
  */
 #include "autoconf.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "storage/fileops.h"
@@ -155,6 +156,87 @@ a_body_finished_while_the_reader_looked_is_read(void)
 	free(dir);
 }
 
+/* The writer's steps: the body is dropped (the master went away), the
+ * segment cut back to its zero slot, and two records written there. */
+static void
+abort_and_write_on(struct follow *f)
+{
+	static const char cmd[] = "APPLY MAILBOX %(UNIQUEID u MBOXNAME n)";
+
+	journal_body_abort(f->body);
+	journal_append(f->j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb,
+	    &f->acks);
+	journal_append(f->j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb,
+	    &f->acks);
+	test_assert_int(wait_acks(f->j, &f->acks, 3), 0);
+}
+
+/*
+ * The reader meets the zero header slot of a body being streamed; the
+ * body is dropped and two records are written over where it was before
+ * the reader, still holding the file's old (larger) size, checks
+ * whether a valid record follows the slot (which would make it damage).
+ * It finds the new records there: it must read them, not call the
+ * journal corrupt.
+ */
+static void
+a_body_cut_while_the_reader_looked_is_not_damage(void)
+{
+	char *dir = make_tmpdir();
+	struct journal_reader *r;
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	static const char cmd[] = "APPLY RESERVE %(PARTITION default)";
+	char guid[41], err[256];
+	uint64_t slot;
+	int i;
+
+	hook_init();
+	memset(&follow, 0, sizeof(follow));
+	follow.j = open_j(dir, NULL);
+	test_assert(follow.j != NULL);
+	journal_append(follow.j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb,
+	    &follow.acks);
+	test_assert_int(wait_acks(follow.j, &follow.acks, 1), 0);
+	slot = seg_bytes(dir, 1);
+	follow.size = 400000;
+	follow.text = make_body(follow.size, 11, guid);
+	follow.body = journal_body_begin(follow.j, guid, follow.size);
+	journal_body_write(follow.body, follow.text, 300000);
+	for (i = 0; i < 5000 && seg_bytes(dir, 1) < slot + REC_HDR_SIZE +
+	    1000; i++)
+		usleep(1000);
+	test_assert(seg_bytes(dir, 1) >= slot + REC_HDR_SIZE + 1000);
+	follow.watch_off = slot;
+	follow.step = abort_and_write_on;
+
+	r = journal_reader_new(dir, &hook_fops, 1, 1, err, sizeof(err));
+	test_assert(r != NULL);
+	test_assert_int(journal_reader_next(r, &rec, &raw), 1);
+	test_assert_int(rec.lsn, 1);
+	/* Here the body is cut and records 2 and 3 written in its place. */
+	i = journal_reader_next(r, &rec, &raw);
+	if (i < 0)
+		fprintf(stderr, "reader: %s\n", journal_reader_errstr(r));
+	test_assert_int(i, 0);
+	test_assert(follow.fired);
+	test_assert_int(follow.acks.lsn[1], 2);
+	test_assert_int(follow.acks.lsn[2], 3);
+	journal_reader_set_upto(r, 3);
+	for (i = 2; i <= 3; i++) {
+		test_assert_int(journal_reader_next(r, &rec, &raw), 1);
+		test_assert_int(rec.lsn, i);
+		test_assert_int(rec.offset, i == 2 ? slot : rec.offset);
+	}
+	test_assert_int(journal_reader_next(r, &rec, &raw), 0);
+	journal_reader_free(&r);
+	journal_close(&follow.j);
+	buf_free(&raw);
+	free(follow.text);
+	rm_rf(dir);
+	free(dir);
+}
+
 /*
  * Were records ever skipped (a segment's end read too early, then the
  * next segment), the LSNs would jump: the reader says so instead of
@@ -258,6 +340,206 @@ a_trimmed_reader_goes_on_after_its_segment_is_dropped(void)
 	free(dir);
 }
 
+/*
+ * The writer starts a segment in two steps: it creates the file, then
+ * writes its header.  A reader at the end of the newest segment that
+ * lists the directory between the two finds a file with no header yet.
+ * The writer's own file operations run the reader's steps right after
+ * the create.  If the header write then fails (a full disk), the disk
+ * guard's journal_recover() removes the headerless file and the writer
+ * creates it again on its next append.  Through all of it the reader
+ * must wait, not fail, and then read on without a gap.
+ */
+struct newseg {
+	struct journal_reader *r;
+	bool armed, fired, fail_header;
+	int got;		/* what the reader's next returned there */
+	char why[512];
+};
+
+static struct newseg newseg;
+
+static int
+ns_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+	int fd = open(path, flags, mode);
+
+	(void)ctx;
+	if (fd >= 0 && (flags & O_CREAT) && newseg.armed) {
+		struct journal_record rec;
+		struct buf raw = BUF_INIT;
+
+		newseg.armed = false;
+		newseg.fired = true;
+		newseg.got = journal_reader_next(newseg.r, &rec, &raw);
+		snprintf(newseg.why, sizeof(newseg.why), "%s",
+		    journal_reader_errstr(newseg.r));
+		buf_free(&raw);
+	}
+	return fd;
+}
+
+static ssize_t
+ns_pwrite(void *ctx, int fd, const void *p, size_t n, off_t off)
+{
+	(void)ctx;
+	if (newseg.fail_header && off == 0 && n == SEG_HDR_SIZE) {
+		newseg.fail_header = false;
+		errno = ENOSPC;
+		return -1;
+	}
+	return pwrite(fd, p, n, off);
+}
+
+static struct fileops ns_fops;
+
+/* A journal whose segment 1 holds records 1 and 2, the reader past both. */
+static struct journal *
+ns_setup(const char *dir, struct acks *acks)
+{
+	static const char cmd[] = "APPLY RESERVE %(PARTITION default)";
+	struct journal_opts o = { .fops = &ns_fops };
+	struct journal *j;
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	char err[256];
+	int i;
+
+	memset(&newseg, 0, sizeof(newseg));
+	ns_fops = fileops_posix;
+	ns_fops.open = ns_open;
+	ns_fops.pwrite = ns_pwrite;
+	j = open_j(dir, &o);
+	test_assert(j != NULL);
+	for (i = 0; i < 2; i++)
+		journal_append(j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb,
+		    acks);
+	test_assert_int(wait_acks(j, acks, 2), 0);
+	newseg.r = journal_reader_new(dir, NULL, 1, 2, err, sizeof(err));
+	test_assert(newseg.r != NULL);
+	for (i = 1; i <= 2; i++) {
+		test_assert_int(journal_reader_next(newseg.r, &rec, &raw), 1);
+		test_assert_int(rec.lsn, i);
+	}
+	test_assert_int(journal_reader_next(newseg.r, &rec, &raw), 0);
+	buf_free(&raw);
+	return j;
+}
+
+/* Appends one record and expects the reader to return it as lsn. */
+static void
+ns_append_and_read(struct journal *j, struct acks *acks, uint64_t lsn)
+{
+	static const char cmd[] = "APPLY RESERVE %(PARTITION other)";
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	int i;
+
+	journal_append(j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb, acks);
+	test_assert_int(wait_acks(j, acks, acks->n + 1), 0);
+	test_assert_int(acks->err[acks->n - 1], 0);
+	test_assert_int(acks->lsn[acks->n - 1], lsn);
+	journal_reader_set_upto(newseg.r, lsn);
+	i = journal_reader_next(newseg.r, &rec, &raw);
+	if (i < 0)
+		fprintf(stderr, "reader: %s\n",
+		    journal_reader_errstr(newseg.r));
+	test_assert_int(i, 1);
+	test_assert_int(rec.lsn, lsn);
+	test_assert_str(raw.s, cmd);
+	test_assert_int(journal_reader_next(newseg.r, &rec, &raw), 0);
+	buf_free(&raw);
+}
+
+static void
+a_segment_without_its_header_yet_is_waited_for(void)
+{
+	char *dir = make_tmpdir();
+	struct acks acks = { 0 };
+	struct journal *j = ns_setup(dir, &acks);
+
+	newseg.armed = true;
+	journal_roll(j, ack_cb, &acks);
+	test_assert_int(wait_acks(j, &acks, 3), 0);
+	test_assert(newseg.fired);
+	if (newseg.got < 0)
+		fprintf(stderr, "reader: %s\n", newseg.why);
+	test_assert_int(newseg.got, 0);
+	test_assert_int(acks.err[2], 0);
+	test_assert(seg_bytes(dir, 3) == SEG_HDR_SIZE);	/* it did roll */
+	ns_append_and_read(j, &acks, 3);
+	ns_append_and_read(j, &acks, 4);
+	journal_reader_free(&newseg.r);
+	journal_close(&j);
+	rm_rf(dir);
+	free(dir);
+}
+
+static void
+a_segment_whose_header_failed_is_waited_for(void)
+{
+	char *dir = make_tmpdir();
+	struct acks acks = { 0 };
+	struct journal *j = ns_setup(dir, &acks);
+	struct journal_reader *fresh;
+	struct journal_record rec;
+	struct buf raw = BUF_INIT;
+	char err[256], path[4096];
+	struct stat sb;
+	int i;
+
+	newseg.fail_header = true;
+	journal_roll(j, ack_cb, &acks);
+	test_assert_int(wait_acks(j, &acks, 3), 0);
+	test_assert_int(acks.err[2], -ENOSPC);
+	seg_path(path, sizeof(path), dir, 3);
+	test_assert_int(stat(path, &sb), 0);
+	test_assert_int(sb.st_size, 0);		/* created, no header */
+	/* A follower at segment 1's end, and one starting at LSN 3. */
+	i = journal_reader_next(newseg.r, &rec, &raw);
+	if (i < 0)
+		fprintf(stderr, "reader: %s\n",
+		    journal_reader_errstr(newseg.r));
+	test_assert_int(i, 0);
+	fresh = journal_reader_new(dir, NULL, 3, 2, err, sizeof(err));
+	test_assert(fresh != NULL);
+	i = journal_reader_next(fresh, &rec, &raw);
+	if (i < 0)
+		fprintf(stderr, "fresh reader: %s\n",
+		    journal_reader_errstr(fresh));
+	test_assert_int(i, 0);
+	/* The disk guard recovers: the headerless segment goes. */
+	test_assert_int(journal_recover(j, err, sizeof(err)), 0);
+	test_assert(stat(path, &sb) < 0);
+	i = journal_reader_next(newseg.r, &rec, &raw);
+	if (i < 0)
+		fprintf(stderr, "reader: %s\n",
+		    journal_reader_errstr(newseg.r));
+	test_assert_int(i, 0);
+	test_assert_int(journal_reader_next(fresh, &rec, &raw), 0);
+	/* The writer goes on; both readers read on, nothing missed. */
+	ns_append_and_read(j, &acks, 3);
+	journal_reader_set_upto(fresh, 3);
+	i = journal_reader_next(fresh, &rec, &raw);
+	if (i < 0)
+		fprintf(stderr, "fresh reader: %s\n",
+		    journal_reader_errstr(fresh));
+	test_assert_int(i, 1);
+	test_assert_int(rec.lsn, 3);
+	journal_roll(j, ack_cb, &acks);
+	test_assert_int(wait_acks(j, &acks, acks.n + 1), 0);
+	ns_append_and_read(j, &acks, 4);
+	journal_reader_free(&fresh);
+	journal_reader_free(&newseg.r);
+	journal_close(&j);
+	buf_free(&raw);
+	rm_rf(dir);
+	free(dir);
+}
+
 TEST_MAIN(T(a_body_finished_while_the_reader_looked_is_read),
+    T(a_body_cut_while_the_reader_looked_is_not_damage),
     T(a_gap_in_the_lsns_is_reported),
-    T(a_trimmed_reader_goes_on_after_its_segment_is_dropped))
+    T(a_trimmed_reader_goes_on_after_its_segment_is_dropped),
+    T(a_segment_without_its_header_yet_is_waited_for),
+    T(a_segment_whose_header_failed_is_waited_for))
