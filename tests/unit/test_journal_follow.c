@@ -200,7 +200,7 @@ a_body_cut_while_the_reader_looked_is_not_damage(void)
 	test_assert_int(wait_acks(follow.j, &follow.acks, 1), 0);
 	slot = seg_bytes(dir, 1);
 	follow.size = 400000;
-	follow.text = make_body(follow.size, 11, guid);
+	follow.text = seeded_body(follow.size, 11, NULL, guid);
 	follow.body = journal_body_begin(follow.j, guid, follow.size);
 	journal_body_write(follow.body, follow.text, 300000);
 	for (i = 0; i < 5000 && seg_bytes(dir, 1) < slot + REC_HDR_SIZE +
