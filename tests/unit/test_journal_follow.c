@@ -72,6 +72,41 @@ seg_bytes(const char *dir, uint64_t first)
 	return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 }
 
+/*
+ * The journal in dir opened afresh (follow.j) with one record (LSN 1),
+ * then a body of 400,000 bytes begun and 300,000 of it written: past
+ * zstd's 128 KB block, so part of it is on disk after its zero header
+ * slot, whose offset is returned and watched (follow.watch_off).
+ */
+static uint64_t
+half_a_body(const char *dir, const struct journal_opts *o, unsigned seed)
+{
+	static const char cmd[] = "APPLY RESERVE %(PARTITION default)";
+	char guid[41];
+	uint64_t slot;
+	int i;
+
+	hook_init();
+	memset(&follow, 0, sizeof(follow));
+	follow.j = open_j(dir, o);
+	test_assert(follow.j != NULL);
+	journal_append(follow.j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb,
+	    &follow.acks);
+	test_assert_int(wait_acks(follow.j, &follow.acks, 1), 0);
+	slot = seg_bytes(dir, 1);
+	follow.size = 400000;
+	follow.text = seeded_body(follow.size, seed, NULL, guid);
+	follow.body = journal_body_begin(follow.j, guid, follow.size);
+	follow.sent = 300000;
+	journal_body_write(follow.body, follow.text, follow.sent);
+	for (i = 0; i < 5000 && seg_bytes(dir, 1) < slot + REC_HDR_SIZE +
+	    1000; i++)
+		usleep(1000);
+	test_assert(seg_bytes(dir, 1) >= slot + REC_HDR_SIZE + 1000);
+	follow.watch_off = slot;
+	return slot;
+}
+
 /* The writer's steps: the body's rest and end, then a record that rolls
  * to a new segment (the first is past segment_bytes); all durable. */
 static void
@@ -100,31 +135,10 @@ a_body_finished_while_the_reader_looked_is_read(void)
 	struct journal_reader *r;
 	struct journal_record rec;
 	struct buf raw = BUF_INIT;
-	static const char cmd[] = "APPLY RESERVE %(PARTITION default)";
-	char guid[41], err[256];
-	uint64_t slot;
+	char err[256];
 	int i;
 
-	hook_init();
-	memset(&follow, 0, sizeof(follow));
-	follow.j = open_j(dir, &o);
-	test_assert(follow.j != NULL);
-	journal_append(follow.j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb,
-	    &follow.acks);
-	test_assert_int(wait_acks(follow.j, &follow.acks, 1), 0);
-	slot = seg_bytes(dir, 1);
-	/* Past zstd's 128 KB block, so some of it is written. */
-	follow.size = 400000;
-	follow.text = seeded_body(follow.size, 7, NULL, guid);
-	follow.body = journal_body_begin(follow.j, guid, follow.size);
-	follow.sent = 300000;
-	journal_body_write(follow.body, follow.text, follow.sent);
-	/* The writer has the first part on disk after a zero slot. */
-	for (i = 0; i < 5000 && seg_bytes(dir, 1) < slot + REC_HDR_SIZE +
-	    1000; i++)
-		usleep(1000);
-	test_assert(seg_bytes(dir, 1) >= slot + REC_HDR_SIZE + 1000);
-	follow.watch_off = slot;
+	half_a_body(dir, &o, 7);
 	follow.step = finish_and_roll;
 
 	r = journal_reader_new(dir, &hook_fops, 1, 1, err, sizeof(err));
@@ -186,28 +200,11 @@ a_body_cut_while_the_reader_looked_is_not_damage(void)
 	struct journal_reader *r;
 	struct journal_record rec;
 	struct buf raw = BUF_INIT;
-	static const char cmd[] = "APPLY RESERVE %(PARTITION default)";
-	char guid[41], err[256];
+	char err[256];
 	uint64_t slot;
 	int i;
 
-	hook_init();
-	memset(&follow, 0, sizeof(follow));
-	follow.j = open_j(dir, NULL);
-	test_assert(follow.j != NULL);
-	journal_append(follow.j, JOURNAL_COMMAND, cmd, strlen(cmd), ack_cb,
-	    &follow.acks);
-	test_assert_int(wait_acks(follow.j, &follow.acks, 1), 0);
-	slot = seg_bytes(dir, 1);
-	follow.size = 400000;
-	follow.text = seeded_body(follow.size, 11, NULL, guid);
-	follow.body = journal_body_begin(follow.j, guid, follow.size);
-	journal_body_write(follow.body, follow.text, 300000);
-	for (i = 0; i < 5000 && seg_bytes(dir, 1) < slot + REC_HDR_SIZE +
-	    1000; i++)
-		usleep(1000);
-	test_assert(seg_bytes(dir, 1) >= slot + REC_HDR_SIZE + 1000);
-	follow.watch_off = slot;
+	slot = half_a_body(dir, NULL, 11);
 	follow.step = abort_and_write_on;
 
 	r = journal_reader_new(dir, &hook_fops, 1, 1, err, sizeof(err));
