@@ -18,16 +18,8 @@
 #include <time.h>
 
 #include "lib/buf.h"
+#include "lib/util.h"
 #include "protocol/csync.h"
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 make_mailbox(struct buf *b, int records)
@@ -89,7 +81,7 @@ parse_rate(const struct buf *in, int iters, size_t chunk, size_t *nodes)
 {
 	size_t body = 0;
 	struct dlist_file_sink sink = { sink_begin, sink_data, sink_end, &body };
-	double t0 = now();
+	double t0 = mono_seconds();
 	int it;
 
 	for (it = 0; it < iters; it++) {
@@ -118,7 +110,7 @@ parse_rate(const struct buf *in, int iters, size_t chunk, size_t *nodes)
 		}
 		csync_reader_free(&r);
 	}
-	return (double)in->len * iters / (now() - t0) / 1e6;
+	return (double)in->len * iters / (mono_seconds() - t0) / 1e6;
 }
 
 int
@@ -148,13 +140,13 @@ main(int argc, char **argv)
 
 		csync_reader_feed(r, mbox.s, mbox.len, &used);
 		e = csync_reader_take_entry(r);
-		t0 = now();
+		t0 = mono_seconds();
 		for (it = 0; it < iters; it++) {
 			buf_reset(&out);
 			csync_print_command(&out, "APPLY", e, &pr);
 		}
 		printf("APPLY MAILBOX, 8192 records: print %.0f MB/s\n",
-		    (double)out.len * iters / (now() - t0) / 1e6);
+		    (double)out.len * iters / (mono_seconds() - t0) / 1e6);
 		dlist_free(&e);
 		csync_reader_free(&r);
 	}

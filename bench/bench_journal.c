@@ -32,16 +32,8 @@
 #include <openssl/evp.h>
 
 #include "bench/mailgen.h"
+#include "lib/util.h"
 #include "storage/journal.h"
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int completed, failed;
 
@@ -132,7 +124,7 @@ throughput(const char *base)
 
 	mailgen_init(&g, 1);
 	completed = failed = 0;
-	t0 = now();
+	t0 = mono_seconds();
 	for (i = 0; i < 2200; i++) {
 		mailgen_message(&g, &m, (uint64_t)i, i < 2000 ? 4096 : 200000,
 		    true);
@@ -158,7 +150,7 @@ throughput(const char *base)
 		wait_for(j, 0, (uint64_t)64 << 20);
 	}
 	wait_for(j, appended, 0);
-	t = now() - t0;
+	t = mono_seconds() - t0;
 	journal_get_stats(j, &st);
 	printf("append: %d records (%d bodies of 4 KB and 200 KB, mixed mail), "
 	    "%.1f MB payload in %.2f s: %.0f records/s, %.1f MB/s; "
@@ -189,9 +181,9 @@ serial_latency(const char *base)
 	int i;
 
 	completed = failed = 0;
-	t0 = now();
+	t0 = mono_seconds();
 	for (i = 0; i < 2000; i++) {
-		double t = now();
+		double t = mono_seconds();
 
 		buf_reset(&cmd);
 		buf_printf(&cmd, "APPLY MAILBOX %%(UNIQUEID x MBOXNAME user.b%d "
@@ -200,9 +192,9 @@ serial_latency(const char *base)
 		    i + 2, i);
 		journal_append(j, JOURNAL_COMMAND, cmd.s, cmd.len, done, NULL);
 		wait_for(j, i + 1, 0);
-		lat[i] = now() - t;
+		lat[i] = mono_seconds() - t;
 	}
-	total = now() - t0;
+	total = mono_seconds() - t0;
 	qsort(lat, 2000, sizeof(lat[0]), cmp_double);
 	printf("serial commands: 2000 appended one at a time in %.2f s: "
 	    "%.0f records/s; append-to-durable latency p50 %.2f ms, p99 "
@@ -280,7 +272,7 @@ huge_message(const char *base)
 	memcpy(g, d, 20);
 	journal_guid_hex(g, guid);
 	completed = failed = 0;
-	t0 = now();
+	t0 = mono_seconds();
 	b = journal_body_begin(j, guid, size);
 	for (i = 0; i < 100; i++) {
 		size_t off;
@@ -296,7 +288,7 @@ huge_message(const char *base)
 	wait_for(j, 1, 0);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("huge message: %.1f MB stored in %.2f s (%s); peak RSS of the "
-	    "whole process %.1f MiB\n", (double)size / 1e6, now() - t0,
+	    "whole process %.1f MiB\n", (double)size / 1e6, mono_seconds() - t0,
 	    failed ? "FAILED" : "ok", (double)ru.ru_maxrss / 1024.0);
 	EVP_MD_CTX_free(sha);
 	buf_free(&piece);

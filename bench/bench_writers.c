@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/util.h"
 #include "storage/journal.h"
 #include "storage/shadow.h"
 #include "storage/workpool.h"
@@ -39,15 +40,6 @@
 #define BUSY_INFLIGHT (4 * 1024 * 1024)
 #define A_EVERY 0.020
 #define MAXLAT 100000
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct busy {
 	struct journal *j;
@@ -67,7 +59,7 @@ a_done(void *arg, uint64_t lsn, int err)
 	if (err)
 		failed++;
 	if (nlat < MAXLAT)
-		lat[nlat++] = now() - a_t0;
+		lat[nlat++] = mono_seconds() - a_t0;
 	a_waiting = 0;
 }
 
@@ -102,17 +94,16 @@ pct(double p)
 	return lat[i >= nlat ? nlat - 1 : i];
 }
 
+/* The journal base/name, opened (open_j() says why if not: exit). */
 static struct journal *
-open_j(const char *base, const char *name)
+open_named(const char *base, const char *name)
 {
-	char dir[4096], err[512];
-	struct journal *j = NULL;
+	char dir[4096];
+	struct journal *j;
 
 	snprintf(dir, sizeof(dir), "%s/%s", base, name);
-	if (journal_open(dir, NULL, &j, err, sizeof(err)) < 0) {
-		fprintf(stderr, "journal_open %s: %s\n", dir, err);
+	if ((j = open_j(dir, NULL)) == NULL)
 		exit(1);
-	}
 	return j;
 }
 
@@ -128,27 +119,27 @@ run(const char *label, const char *base, int nbusy, double secs,
 	int i;
 
 	snprintf(name, sizeof(name), "%s-a", label);
-	a = open_j(base, name);
+	a = open_named(base, name);
 	for (i = 0; i < nbusy; i++) {
 		snprintf(name, sizeof(name), "%s-b%d", label, i);
-		b[i].j = open_j(base, name);
+		b[i].j = open_named(base, name);
 	}
 	nlat = 0;
-	t0 = now();
+	t0 = mono_seconds();
 	next = t0;
 	end = t0 + secs;
-	while (now() < end || a_waiting) {
+	while (mono_seconds() < end || a_waiting) {
 		journal_collect(a);
 		for (i = 0; i < nbusy; i++)
 			journal_collect(b[i].j);
-		if (!a_waiting && now() >= next && now() < end) {
+		if (!a_waiting && mono_seconds() >= next && mono_seconds() < end) {
 			a_waiting = 1;
-			a_t0 = now();
+			a_t0 = mono_seconds();
 			journal_append(a, JOURNAL_COMMAND, arec, 300, a_done,
 			    NULL);
 			next += A_EVERY;
 		}
-		for (i = 0; i < nbusy && now() < end; i++)
+		for (i = 0; i < nbusy && mono_seconds() < end; i++)
 			while (b[i].inflight + BUSY_REC <= BUSY_INFLIGHT) {
 				b[i].inflight += BUSY_REC;
 				journal_append(b[i].j, JOURNAL_COMMAND, brec,
@@ -214,14 +205,14 @@ reopen(const char *base)
 		shadow_idle(sh[i]);
 	}
 	for (i = 0; i < NREOPEN; i++) {
-		t = now();
+		t = mono_seconds();
 		if (shadow_mailbox_by_name(sh[i], "user.bench", &mb) == 0)
 			shadow_mailbox_free(&mb);
-		cold[i] = now() - t;
-		t = now();
+		cold[i] = mono_seconds() - t;
+		t = mono_seconds();
 		if (shadow_mailbox_by_name(sh[i], "user.bench", &mb) == 0)
 			shadow_mailbox_free(&mb);
-		warm[i] = now() - t;
+		warm[i] = mono_seconds() - t;
 	}
 	stats("shadow, first query after idle", cold, NREOPEN);
 	stats("shadow, next query (open)", warm, NREOPEN);
@@ -229,7 +220,7 @@ reopen(const char *base)
 		shadow_close(&sh[i]);
 	for (i = 0; i < NREOPEN; i++) {
 		snprintf(name, sizeof(name), "rj%d", i);
-		js[i] = open_j(base, name);
+		js[i] = open_named(base, name);
 		a_waiting = 1;
 		journal_append(js[i], JOURNAL_COMMAND, "x", 1, a_done, NULL);
 		while (a_waiting)
@@ -240,14 +231,14 @@ reopen(const char *base)
 	for (i = 0; i < NREOPEN; i++) {
 		nlat = 0;
 		a_waiting = 1;
-		a_t0 = now();
+		a_t0 = mono_seconds();
 		journal_append(js[i], JOURNAL_COMMAND, "y", 1, a_done, NULL);
 		while (a_waiting)
 			journal_collect(js[i]);
 		cold[i] = lat[0];
 		nlat = 0;
 		a_waiting = 1;
-		a_t0 = now();
+		a_t0 = mono_seconds();
 		journal_append(js[i], JOURNAL_COMMAND, "z", 1, a_done, NULL);
 		while (a_waiting)
 			journal_collect(js[i]);

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/util.h"
 #include "storage/fileops.h"
 #include "storage/journal.h"
 #include "storage/segment.h"
@@ -55,15 +56,6 @@ static int fail_header;			/* the next segment header: ENOSPC */
 static unsigned long long n_fail_header, n_trim, n_drop, n_dropped,
     n_roll, n_idle, n_recover, n_abort, n_badbody, n_bodies, n_cmds,
     n_kept_failed, n_reads_zero, n_slot_waits;
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static ssize_t
 w_pwrite(void *ctx, int fd, const void *p, size_t n, off_t off)
@@ -279,8 +271,8 @@ main(int argc, char **argv)
 	if ((J = open_j(dir, &o)) == NULL)
 		return 2;
 	pthread_create(&th, NULL, follower, NULL);
-	t0 = now();
-	while (now() - t0 < secs && !failed && k + 64 < MAXLSN) {
+	t0 = mono_seconds();
+	while (mono_seconds() - t0 < secs && !failed && k + 64 < MAXLSN) {
 		int dice = rand() % 100;
 
 		journal_collect(J);
@@ -383,7 +375,7 @@ main(int argc, char **argv)
 	    "bodies=%llu bad_bodies=%llu aborted=%llu rolls=%llu idles=%llu "
 	    "drops=%llu segments_dropped=%llu header_enospc=%llu "
 	    "recoveries=%llu kept_despite_failed_ack=%llu trims=%llu "
-	    "reads_at_end=%llu slot_waits=%llu result=%s\n", seed, now() - t0,
+	    "reads_at_end=%llu slot_waits=%llu result=%s\n", seed, mono_seconds() - t0,
 	    (unsigned long long)journal_durable_lsn(J),
 	    (unsigned long long)nread, n_cmds, n_bodies, n_badbody, n_abort,
 	    n_roll, n_idle, n_drop, n_dropped, n_fail_header, n_recover,

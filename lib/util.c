@@ -1,10 +1,12 @@
 /*
- * util.c -- strict number parsing and small string helpers.
+ * util.c -- strict number parsing, small string helpers, the monotonic
+ * clock in seconds.
  */
 #include "autoconf.h"
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/util.h"
 
@@ -63,4 +65,13 @@ str_trim(char *s)
 	    s[n - 1] == '\r' || s[n - 1] == '\n'))
 		s[--n] = '\0';
 	return s;
+}
+
+double
+mono_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

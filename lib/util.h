@@ -1,5 +1,6 @@
 /*
- * util.h -- strict number parsing and small string helpers.
+ * util.h -- strict number parsing, small string helpers, the monotonic
+ * clock in seconds.
  */
 #ifndef SR_UTIL_H
 #define SR_UTIL_H
@@ -23,5 +24,7 @@ bool is_hex(const char *s, size_t n);
 bool str_has_prefix(const char *s, const char *prefix);
 /* Returns s with leading and trailing ASCII whitespace removed, in place. */
 char *str_trim(char *s);
+/* Seconds on the monotonic clock (for timing; the origin means nothing). */
+double mono_seconds(void);
 
 #endif

@@ -53,16 +53,6 @@ const double journal_fsync_bounds[JOURNAL_FSYNC_BUCKETS] = {
 /* A journal with no more than this queued is urgent in the pool. */
 #define URGENT_BYTES ((uint64_t)64 << 10)
 
-/* Seconds on the monotonic clock, for timing. */
-static double
-mono_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Counts one group commit's fdatasync that took secs; under j->lock. */
 static void
 fsync_observe(struct journal *j, double secs)
