@@ -74,12 +74,16 @@ open_segment(struct journal_reader *r)
 	if (r->fd < 0)
 		return rfail(r, -errno, "%s: %s", path, strerror(errno));
 	n = fileops_pread_all(r->fo, r->fd, sh, sizeof(sh), 0);
-	if (n >= 0 && n < SEG_HDR_SIZE)
-		return rfail(r, -EAGAIN, "%s: segment header incomplete",
-		    path);
 	if (n != SEG_HDR_SIZE || seg_header_decode(sh, &first) < 0 ||
-	    first != r->segs[r->idx])
+	    first != r->segs[r->idx]) {
+		/* No descriptor is kept on a segment that cannot be read. */
+		r->fo->close(r->fo->ctx, r->fd);
+		r->fd = -1;
+		if (n >= 0 && n < SEG_HDR_SIZE)
+			return rfail(r, -EAGAIN, "%s: segment header "
+			    "incomplete", path);
 		return rfail(r, -EBADMSG, "%s: bad segment header", path);
+	}
 	if (!r->trimmed)
 		r->off = SEG_HDR_SIZE;
 	r->trimmed = false;
@@ -325,22 +329,22 @@ journal_reader_next(struct journal_reader *r, struct journal_record *rec,
 				return 0;
 			r->idx = 0;
 		}
-		if (r->fd < 0 && r->trimmed && (e = open_segment(r)) ==
-		    -ENOENT) {
-			/*
-			 * Closed while idle and dropped meanwhile: retention
-			 * drops only what every replica has, so this reader
-			 * had read it to its end.  Go on in the next segment;
-			 * the LSN check below says if anything was missed.
-			 */
-			r->trimmed = false;
-			r->resumed = true;
-			if (!more_segments(r))
-				return e;
-			r->idx++;
-			continue;
-		}
 		if (r->fd < 0 && (e = open_segment(r)) < 0) {
+			if (e == -ENOENT && r->trimmed) {
+				/*
+				 * Closed while idle and dropped meanwhile:
+				 * retention drops only what every replica
+				 * has, so this reader had read it to its end.
+				 * Go on in the next segment; the LSN check
+				 * below says if anything was missed.
+				 */
+				r->trimmed = false;
+				r->resumed = true;
+				if (!more_segments(r))
+					return e;
+				r->idx++;
+				continue;
+			}
 			if (!not_there_yet(r, e))
 				return e;
 			/*
