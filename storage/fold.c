@@ -124,11 +124,13 @@ fold_big(struct shadow *s, const char *dir, const struct journal_record *rec,
 	    rec->offset, &r2, err, err_len);
 	if (ts == NULL)
 		return -EBADMSG;
-	if (journal_body_stream_read(ts, &head, 6) >= 0 && head.len == 6)
-		verb = memcmp(head.s, "APPLY ", 6) == 0 ? 6 :
+	/* The verb's first 5 bytes; jtext_feed() skips the rest of it. */
+	if (journal_body_stream_read(ts, &head, 5) >= 0 && head.len == 5)
+		verb = memcmp(head.s, "APPLY", 5) == 0 ? 6 :
 		    memcmp(head.s, "SEED ", 5) == 0 ? 5 : 0;
-	journal_body_stream_free(&ts);
+	pos = head.len;
 	if (verb == 0) {
+		journal_body_stream_free(&ts);
 		buf_free(&head);
 		out->code = RESULT_PROTOCOL_ERROR;
 		snprintf(out->why, sizeof(out->why), "not an APPLY command");
@@ -143,12 +145,6 @@ fold_big(struct shadow *s, const char *dir, const struct journal_record *rec,
 		goto out;
 	}
 	hook.arg = sp;
-	ts = journal_text_stream_open_at(dir, NULL, rec->lsn, rec->segment,
-	    rec->offset, &r2, err, err_len);
-	if (ts == NULL) {
-		r = -EBADMSG;
-		goto out;
-	}
 	p = jtext_parser(&hook);
 	r = jtext_feed(ts, p, &pos, rec->raw_len, verb, 64 << 10, NULL, NULL,
 	    err, err_len);

@@ -85,6 +85,7 @@ link_big_open(const char *storedir, const struct journal_record *rec,
     struct dlist **hdr, struct link_big **out, char *err, size_t err_len)
 {
 	struct dlist_record_hook hook = { "RECORD", drop_record, NULL };
+	size_t big = jtext_big();
 	struct journal_body_stream *ts;
 	struct dlist_parser *p;
 	struct dlist *e = NULL;
@@ -139,11 +140,9 @@ link_big_open(const char *storedir, const struct journal_record *rec,
 	(*out)->rec = *rec;
 	/* A threshold lowered for the tests scales these down too, so that
 	 * a mailbox of a few hundred records sees several of each. */
-	(*out)->chunk_max = jtext_big() < CHUNK ?
-	    jtext_big() : CHUNK;
-	(*out)->batch_max = jtext_big() / 512 < 64 ? 64 :
-	    jtext_big() / 512 > BATCH ? BATCH :
-	    jtext_big() / 512;
+	(*out)->chunk_max = big < CHUNK ? big : CHUNK;
+	(*out)->batch_max = big / 512 < 64 ? 64 : big / 512 > BATCH ? BATCH :
+	    big / 512;
 	(*out)->list_off = strlen(VERB) + (uint64_t)off;
 	return 1;
 }
