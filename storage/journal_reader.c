@@ -19,6 +19,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <pthread.h>
+#include <stddef.h>
+
 #include <openssl/evp.h>
 #include <zstd.h>
 
@@ -59,6 +62,58 @@ rfail(struct journal_reader *r, int err, const char *fmt, ...)
 	vsnprintf(r->errstr, sizeof(r->errstr), fmt, ap);
 	va_end(ap);
 	return err;
+}
+
+/*
+ * Making a zstd decompression context costs more than decoding a small
+ * message (a link opens a body stream, with its own reader, per message
+ * it sends), so each thread keeps one spare: a reader freed or trimmed
+ * leaves its context there and the next reader made on that thread
+ * takes it.  The key's destructor frees it when the thread ends.
+ */
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void
+spare_destroy(void *p)
+{
+	ZSTD_freeDCtx(p);
+}
+
+static void
+spare_init(void)
+{
+	if (pthread_key_create(&spare_key, spare_destroy) != 0)
+		abort();
+}
+
+static void
+dctx_put(ZSTD_DCtx *d)
+{
+	if (d == NULL)
+		return;
+	pthread_once(&spare_once, spare_init);
+	ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
+	if (pthread_getspecific(spare_key) == NULL &&
+	    pthread_setspecific(spare_key, d) == 0)
+		return;
+	ZSTD_freeDCtx(d);
+}
+
+/* The decompression context, taken when first needed (or again after
+ * journal_reader_trim()).  Callers reset it before each frame. */
+static ZSTD_DCtx *
+dctx(struct journal_reader *r)
+{
+	if (r->dctx != NULL)
+		return r->dctx;
+	pthread_once(&spare_once, spare_init);
+	r->dctx = pthread_getspecific(spare_key);
+	if (r->dctx != NULL)
+		pthread_setspecific(spare_key, NULL);
+	else
+		r->dctx = ZSTD_createDCtx();
+	return r->dctx;
 }
 
 static int
@@ -131,7 +186,7 @@ journal_reader_free(struct journal_reader **rp)
 	if (r == NULL)
 		return;
 	close_segment(r);
-	ZSTD_freeDCtx(r->dctx);
+	dctx_put(r->dctx);
 	buf_free(&r->payload);
 	free(r->segs);
 	free(r->dir);
@@ -225,20 +280,10 @@ next_segment(struct journal_reader *r)
 	return 0;
 }
 
-/* The decompression context, made when first needed (or again after
- * journal_reader_trim()). */
-static ZSTD_DCtx *
-dctx(struct journal_reader *r)
-{
-	if (r->dctx == NULL)
-		r->dctx = ZSTD_createDCtx();
-	return r->dctx;
-}
-
 void
 journal_reader_trim(struct journal_reader *r)
 {
-	ZSTD_freeDCtx(r->dctx);
+	dctx_put(r->dctx);
 	r->dctx = NULL;
 	buf_free(&r->payload);
 	/* The segment too: an idle store holds no descriptor on it.  The
@@ -544,11 +589,11 @@ struct journal_body_stream {
 	uint8_t type;		/* of the record streamed */
 	uint64_t done_in;	/* payload bytes read */
 	uint64_t total_out;	/* decompressed bytes produced */
-	uint8_t in[65536];
 	size_t in_len, in_pos;
 	EVP_MD_CTX *sha;
 	bool frame_done;	/* zstd said the frame is complete */
 	bool finished;
+	uint8_t in[65536];	/* last: not cleared when opened */
 };
 
 struct journal_body_stream *
@@ -565,9 +610,10 @@ stream_open(const char *dir, const struct fileops *fops, uint8_t type,
     uint64_t lsn, uint64_t segment, uint64_t offset,
     struct journal_record *rec, char *err, size_t err_len)
 {
-	struct journal_body_stream *bs = xcalloc(1, sizeof(*bs));
+	struct journal_body_stream *bs = xmalloc(sizeof(*bs));
 	int e;
 
+	memset(bs, 0, offsetof(struct journal_body_stream, in));
 	bs->type = type;
 	bs->r = journal_reader_new(dir, fops, lsn, lsn, err, err_len);
 	if (bs->r == NULL) {
