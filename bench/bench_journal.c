@@ -16,6 +16,11 @@
  * 3. Memory: one 100 MB message streamed in 64 KB pieces (generated
  *    twice, once for its SHA-1 and once to store it), keeping at most
  *    8 MB queued; prints the process's peak RSS.
+ * 4. Reading back (`bench_journal DIR read`): 5,000 messages of ~4 KB
+ *    stored, then each opened as a body stream at its segment and
+ *    offset, read whole (size and SHA-1 checked) and closed, one after
+ *    the other, as a replica link sends MESSAGEs: bodies/s.  This is
+ *    the cost per message of the replay's reading, without the network.
  *
  * Targets (issue 3): >= 100 MB/s of payload, <= 0.4 bytes stored per
  * byte of text mail, peak RSS <= 64 MiB.
@@ -159,6 +164,75 @@ throughput(const char *base)
 	    (unsigned long long)st.fsyncs, failed);
 	buf_free(&m);
 	buf_free(&cmd);
+	remove_journal(j);
+}
+
+/* Each body opened at its place, read whole and closed, as a link does. */
+static void
+read_back(const char *base)
+{
+	enum { N = 5000 };
+	struct journal *j = open_fresh(base, "read");
+	static struct journal_record recs[N];
+	struct journal_record rec;
+	struct journal_reader *r;
+	struct mailgen g;
+	struct buf m = BUF_INIT, out = BUF_INIT;
+	char err[512];
+	uint64_t bytes = 0;
+	double t0, t;
+	int i, n = 0, pass;
+
+	mailgen_init(&g, 3);
+	completed = failed = 0;
+	for (i = 0; i < N; i++) {
+		mailgen_message(&g, &m, (uint64_t)i, 4096, false);
+		append_body(j, &m);
+		wait_for(j, 0, (uint64_t)16 << 20);
+	}
+	wait_for(j, N, 0);
+	r = journal_reader_new(journal_dir(j), NULL, 1, UINT64_MAX, err,
+	    sizeof(err));
+	while (r != NULL && n < N && journal_reader_next(r, &rec, &out) == 1)
+		recs[n++] = rec;
+	journal_reader_free(&r);
+	if (n != N || failed) {
+		fprintf(stderr, "read: %d of %d records stored\n", n, N);
+		exit(1);
+	}
+	/* Twice: the first pass warms the page cache; the second is timed. */
+	for (pass = 0; pass < 2; pass++) {
+		bytes = 0;
+		t0 = mono_seconds();
+		for (i = 0; i < N; i++) {
+			struct journal_body_stream *bs;
+			ssize_t got;
+
+			bs = journal_body_stream_open_at(journal_dir(j), NULL,
+			    recs[i].lsn, recs[i].segment, recs[i].offset, &rec,
+			    err, sizeof(err));
+			if (bs == NULL) {
+				fprintf(stderr, "read: %s\n", err);
+				exit(1);
+			}
+			do {
+				buf_reset(&out);
+				got = journal_body_stream_read(bs, &out, 65536);
+				bytes += got > 0 ? (uint64_t)got : 0;
+			} while (got > 0);
+			journal_body_stream_free(&bs);
+			if (got < 0) {
+				fprintf(stderr, "read: body %d failed\n", i);
+				exit(1);
+			}
+		}
+		t = mono_seconds() - t0;
+	}
+	printf("read back: %d bodies of ~4 KB (%.1f MB) opened at their "
+	    "place, read and checked one by one in %.3f s: %.0f bodies/s, "
+	    "%.1f us each\n", N, (double)bytes / 1e6, t, N / t, t / N * 1e6);
+	buf_free(&m);
+	buf_free(&out);
 	remove_journal(j);
 }
 
@@ -308,6 +382,8 @@ main(int argc, char **argv)
 		throughput(base);
 	if (!strcmp(what, "all") || !strcmp(what, "serial"))
 		serial_latency(base);
+	if (!strcmp(what, "all") || !strcmp(what, "read"))
+		read_back(base);
 	if (!strcmp(what, "all") || !strcmp(what, "ratio")) {
 		ratio(base, false, "text mail");
 		ratio(base, true, "mixed mail (a third with HTML + a base64 "
