@@ -471,11 +471,22 @@ file_header(struct dlist_parser *p)
 	    memchr(hdr, '\0', p->tok.len) != NULL)
 		return fail(p, DLIST_E_FILE, resume,
 		    "file literal header is not %%{partition guid size}");
-	for (size_t i = 0; hdr + i < sp1; i++) {
+	/*
+	 * Cyrus reads the partition as an astring and prints it as one: an
+	 * atom, or quoted where it is not one (a partition named NIL).  A
+	 * partition is a configured name: printable, no specials, so that
+	 * it always prints back the same way.
+	 */
+	if (hdr[0] == '"') {
+		if (sp1 - hdr < 3 || sp1[-1] != '"')
+			return fail(p, DLIST_E_FILE, resume,
+			    "bad partition name in file literal");
+		hdr++;
+		sp1[-1] = '\0';
+	}
+	for (size_t i = 0; hdr + i < sp1 && hdr[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)hdr[i];
 
-		/* A partition is a configured name: printable, no specials,
-		 * so that it always prints back as an atom. */
 		if (c <= ' ' || c >= 0x7f || strchr("(){}\"%*\\", c) != NULL)
 			return fail(p, DLIST_E_FILE, resume,
 			    "bad partition name in file literal");

@@ -320,6 +320,38 @@ file_literals_stream_to_sink(void)
 	}
 }
 
+/*
+ * Cyrus reads a file literal's partition as an astring and prints one
+ * named NIL quoted (prot_printastring), so "%{"NIL" ...}" is what a
+ * master with that partition sends: it parses, names the partition
+ * NIL and prints back the same.  (Found by fuzz_dlist: the printer
+ * quoted NIL, the parser refused the quotes.)
+ */
+static void
+quoted_partition_as_cyrus_prints_it(void)
+{
+	static const char in[] = "MESSAGE (%{\"NIL\" "
+	    "85ad4a82f0ac38cf6696948ca6d8e98d10b5337e 3}\r\nabc "
+	    "%{\"default\" 85ad4a82f0ac38cf6696948ca6d8e98d10b5337e 0}\r\n)"
+	    "\r\n";
+	struct result r;
+	char *out;
+
+	parse_all_ways(NULL, in, sizeof(in) - 1, &r);
+	test_assert_int(r.status, DLIST_DONE);
+	test_assert_str(buf_cstring(&r.cap.log),
+	    "begin(NIL 85ad4a82f0ac38cf6696948ca6d8e98d10b5337e 3)end(3)"
+	    "begin(default 85ad4a82f0ac38cf6696948ca6d8e98d10b5337e 0)end(0)");
+	if (r.dl == NULL)
+		return;
+	test_assert_str(r.dl->head->s, "NIL");
+	out = print_entry(r.dl, DLIST_PRINT_SERVER, &r.cap);
+	test_assert(out != NULL && strstr(out, "(%{\"NIL\" 85ad") != NULL &&
+	    strstr(out, " %{default 85ad") != NULL);
+	free(out);
+	result_free(&r);
+}
+
 static void
 top_level_shapes(void)
 {
@@ -657,6 +689,12 @@ malformed_input(void)
 		    "abc)\r\n", 0, DLIST_E_FILE, "bad partition name" },
 		{ "K %{a\"b 85ad4a82f0ac38cf6696948ca6d8e98d10b5337e 3}\r\n"
 		    "abc)\r\n", 0, DLIST_E_FILE, "bad partition name" },
+		{ "K %{\"\" 85ad4a82f0ac38cf6696948ca6d8e98d10b5337e 3}\r\n"
+		    "abc)\r\n", 0, DLIST_E_FILE, "bad partition name" },
+		{ "K %{\"NIL 85ad4a82f0ac38cf6696948ca6d8e98d10b5337e 3}\r\n"
+		    "abc)\r\n", 0, DLIST_E_FILE, "bad partition name" },
+		{ "K %{\"a\"b\" 85ad4a82f0ac38cf6696948ca6d8e98d10b5337e 3}\r\n"
+		    "abc)\r\n", 0, DLIST_E_FILE, "bad partition name" },
 		{ "K %{default 5}\r\n", 0, DLIST_E_FILE,
 		    "not %{partition guid size}" },
 		{ "K %{default 85ad4a82f0ac38cf6696948ca6d8e98d10b5337e x}\r\n",
@@ -781,7 +819,8 @@ accessors(void)
 }
 
 TEST_MAIN(T(atoms_and_strings), T(lists_and_nesting),
-    T(file_literals_stream_to_sink), T(top_level_shapes),
+    T(file_literals_stream_to_sink), T(quoted_partition_as_cyrus_prints_it),
+    T(top_level_shapes),
     T(several_entries_in_one_stream), T(printer_astring_rules),
     T(printer_types), T(round_trips), T(malformed_input), T(limits),
     T(sink_refusal_keeps_stream_in_step), T(accessors))
