@@ -107,6 +107,19 @@ half_a_body(const char *dir, const struct journal_opts *o, unsigned seed)
 	return slot;
 }
 
+/* What a test of the half-written body leaves: its reader, the
+ * journal, the text and the directory. */
+static void
+follow_end(struct journal_reader **r, struct buf *raw, char *dir)
+{
+	journal_reader_free(r);
+	journal_close(&follow.j);
+	buf_free(raw);
+	free(follow.text);
+	rm_rf(dir);
+	free(dir);
+}
+
 /* The writer's steps: the body's rest and end, then a record that rolls
  * to a new segment (the first is past segment_bytes); all durable. */
 static void
@@ -162,12 +175,7 @@ a_body_finished_while_the_reader_looked_is_read(void)
 	test_assert_int(journal_reader_next(r, &rec, &raw), 1);
 	test_assert_int(rec.lsn, 3);
 	test_assert_int(journal_reader_next(r, &rec, &raw), 0);
-	journal_reader_free(&r);
-	journal_close(&follow.j);
-	buf_free(&raw);
-	free(follow.text);
-	rm_rf(dir);
-	free(dir);
+	follow_end(&r, &raw, dir);
 }
 
 /* The writer's steps: the body is dropped (the master went away), the
@@ -226,12 +234,7 @@ a_body_cut_while_the_reader_looked_is_not_damage(void)
 		test_assert_int(rec.offset, i == 2 ? slot : rec.offset);
 	}
 	test_assert_int(journal_reader_next(r, &rec, &raw), 0);
-	journal_reader_free(&r);
-	journal_close(&follow.j);
-	buf_free(&raw);
-	free(follow.text);
-	rm_rf(dir);
-	free(dir);
+	follow_end(&r, &raw, dir);
 }
 
 /*
